@@ -1,0 +1,153 @@
+package db
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/tenantseal/tenantseal/internal/ctxtoken"
+)
+
+// Defaults and bounds of [Config].
+const (
+	DefaultRolePrefix     = "tenantseal"
+	DefaultTokenTTL       = time.Minute
+	MaxTokenTTL           = 5 * time.Minute
+	DefaultMaxElevation   = time.Hour
+	DefaultElevationRole  = "support"
+	DefaultConnectTimeout = 10 * time.Second
+)
+
+// ContextKey is a secret that signs tenant context tokens. The database holds only values derived from
+// it in a table that the app role cannot read. String never prints the secret.
+type ContextKey struct {
+	ID     string // [a-z0-9-]{1,32}; names the key in tenantseal.context_keys
+	Secret []byte // at least 32 bytes
+}
+
+// String names the key without revealing the secret.
+func (k ContextKey) String() string { return fmt.Sprintf("ContextKey(%s)", k.ID) }
+
+// GoString hides the secret from %#v too.
+func (k ContextKey) GoString() string { return k.String() }
+
+// ParseContextKey parses the "<id>:<hex secret>" form that bootstrap writes.
+func ParseContextKey(s string) (ContextKey, error) {
+	id, hexSecret, ok := strings.Cut(strings.TrimSpace(s), ":")
+	if !ok {
+		return ContextKey{}, errors.New("db: context key must have the form <id>:<hex secret>")
+	}
+	if !ctxtoken.ValidKeyID(id) {
+		return ContextKey{}, errors.New("db: context key id must match [a-z0-9-]{1,32}")
+	}
+	secret, err := hex.DecodeString(hexSecret)
+	if err != nil {
+		return ContextKey{}, errors.New("db: context key secret is not hex")
+	}
+	if len(secret) < 32 {
+		return ContextKey{}, errors.New("db: context key secret is shorter than 32 bytes")
+	}
+	return ContextKey{ID: id, Secret: secret}, nil
+}
+
+// Config configures a [Pool]. Build it with [ParseConfig], adjust fields, then call [Open].
+type Config struct {
+	// PoolConfig is the pgxpool configuration: connection string, pool size, hooks. Under pgbouncer in
+	// transaction pooling mode set PoolConfig.ConnConfig.DefaultQueryExecMode to
+	// pgx.QueryExecModeCacheDescribe (or Exec, or SimpleProtocol): the default statement cache fails there.
+	PoolConfig *pgxpool.Config
+
+	// SigningKey signs every tenant context token. Required unless Unsigned is set.
+	SigningKey ContextKey
+
+	// Unsigned sends plain tenant ids instead of signed tokens. The database refuses them unless an owner
+	// has set tenantseal.settings.allow_unsigned. It exists for engines that cannot run the verifier and for
+	// measuring the verifier's cost; anyone who can run SQL as the app role can then claim any tenant.
+	Unsigned bool
+
+	// TokenTTL bounds how long a signed token stays valid, and so how long a captured token can be
+	// replayed. Default DefaultTokenTTL; at most MaxTokenTTL.
+	TokenTTL time.Duration
+
+	// RolePrefix names the deployment's roles: <prefix>_owner, <prefix>_app, <prefix>_auditor. Open refuses
+	// to serve as a member of the owner role. Default DefaultRolePrefix.
+	RolePrefix string
+
+	// ElevationRole is the Principal role that [Elevate] requires. Default DefaultElevationRole.
+	ElevationRole string
+	// MaxElevation caps the TTL of an elevation. Default DefaultMaxElevation.
+	MaxElevation time.Duration
+	// OnElevatedUse, if set, is called before every statement or transaction that runs elevated, with the
+	// elevation's reason. The audit package records these.
+	OnElevatedUse func(ctx context.Context, p Principal, reason string, until time.Time)
+
+	// Now returns the current time; tests may replace it. Default time.Now.
+	Now func() time.Time
+}
+
+// ParseConfig parses a pgx connection string into a Config with defaults set. A connect timeout of
+// DefaultConnectTimeout applies unless the string sets connect_timeout.
+func ParseConfig(connString string) (*Config, error) {
+	pc, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("db: parse connection string: %w", err)
+	}
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	return &Config{PoolConfig: pc}, nil
+}
+
+// RoleNames are the three roles of a deployment.
+type RoleNames struct {
+	Owner, App, Auditor string
+}
+
+// Roles returns the role names for prefix, or for DefaultRolePrefix when prefix is empty.
+func Roles(prefix string) RoleNames {
+	if prefix == "" {
+		prefix = DefaultRolePrefix
+	}
+	return RoleNames{Owner: prefix + "_owner", App: prefix + "_app", Auditor: prefix + "_auditor"}
+}
+
+// validate fills defaults and checks the configuration.
+func (c *Config) validate() error {
+	if c.PoolConfig == nil {
+		return errors.New("db: Config.PoolConfig is nil: build the Config with ParseConfig")
+	}
+	if !c.Unsigned {
+		if c.SigningKey.ID == "" {
+			return errors.New("db: Config.SigningKey is required (or set Unsigned explicitly)")
+		}
+		if !ctxtoken.ValidKeyID(c.SigningKey.ID) || len(c.SigningKey.Secret) < 32 {
+			return errors.New("db: Config.SigningKey needs an id matching [a-z0-9-]{1,32} and a secret of at least 32 bytes")
+		}
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = DefaultTokenTTL
+	}
+	if c.TokenTTL < time.Second || c.TokenTTL > MaxTokenTTL {
+		return fmt.Errorf("db: Config.TokenTTL %v outside [1s, %v]", c.TokenTTL, MaxTokenTTL)
+	}
+	if c.RolePrefix == "" {
+		c.RolePrefix = DefaultRolePrefix
+	}
+	if c.ElevationRole == "" {
+		c.ElevationRole = DefaultElevationRole
+	}
+	if c.MaxElevation == 0 {
+		c.MaxElevation = DefaultMaxElevation
+	}
+	if c.MaxElevation < 0 {
+		return errors.New("db: Config.MaxElevation is negative")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package db_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/integration"
+)
+
+func TestMain(m *testing.M) { integration.Main(m) }
+
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// queryCounter counts statements sent on the pool's connections.
+type queryCounter struct{ n atomic.Int64 }
+
+func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	q.n.Add(1)
+	return ctx
+}
+func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (q *queryCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	q.n.Add(1)
+	return ctx
+}
+func (q *queryCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (q *queryCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+func mustConfig(t testing.TB, d *integration.Database, dsn string) *db.Config {
+	t.Helper()
+	cfg, err := db.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SigningKey = d.ContextKey
+	cfg.RolePrefix = d.Roles.Owner[:len(d.Roles.Owner)-len("_owner")]
+	return cfg
+}
+
+func mustOpen(t testing.TB, cfg *db.Config) *db.Pool {
+	t.Helper()
+	p, err := db.Open(testContext(t), cfg)
+	if err != nil {
+		t.Fatalf("db.Open: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func mustConn(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	ctx := testContext(t)
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func mustExec(t testing.TB, c *pgx.Conn, sql string, args ...any) {
+	t.Helper()
+	if _, err := c.Exec(testContext(t), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// mustTenant creates a tenant as the owner, as `tenantseal tenants create` does.
+func mustTenant(t testing.TB, d *integration.Database, name string) db.TenantID {
+	t.Helper()
+	var id db.TenantID
+	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t), "INSERT INTO tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func as(ctx context.Context, tenant db.TenantID, subject string, roles ...string) context.Context {
+	return db.WithPrincipal(ctx, db.Principal{Tenant: tenant, Subject: subject, Roles: roles})
+}

@@ -1,0 +1,133 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/tenantseal/tenantseal/internal/ctxtoken"
+)
+
+// Pool is a pgx connection pool whose every statement runs under the tenant context of the Principal in
+// its context.Context. Open it with the app role's connection string.
+type Pool struct {
+	pool *pgxpool.Pool
+	cfg  Config
+}
+
+// Open connects, checks that the connected role cannot bypass row-level security, and returns the pool.
+// It fails with a [*RoleError] (errors.Is(err, ErrUnsafeRole)) when the role is a superuser, has
+// BYPASSRLS, is a member of the owner role or owns a table, and within the connect timeout when the
+// server cannot be reached.
+func Open(ctx context.Context, cfg *Config) (*Pool, error) {
+	if cfg == nil {
+		return nil, errors.New("db: nil Config")
+	}
+	c := *cfg
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, c.PoolConfig)
+	if err != nil {
+		return nil, fmt.Errorf("db: open pool: %w", err)
+	}
+	if err := checkRole(ctx, pool, Roles(c.RolePrefix).Owner); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Pool{pool: pool, cfg: c}, nil
+}
+
+// Close closes every connection of the pool.
+func (p *Pool) Close() { p.pool.Close() }
+
+// Stat returns the pool's statistics.
+func (p *Pool) Stat() *pgxpool.Stat { return p.pool.Stat() }
+
+// checkRole refuses roles for which row-level security would silently not apply.
+func checkRole(ctx context.Context, pool *pgxpool.Pool, ownerRole string) error {
+	const q = `
+SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+       coalesce((SELECT pg_has_role(r.oid, o.oid, 'MEMBER') FROM pg_roles o WHERE o.rolname = $1), false),
+       coalesce((SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY n.nspname, c.relname)
+                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                    AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'), '')
+  FROM pg_roles r WHERE r.rolname = current_user`
+	var (
+		role                       string
+		super, bypass, ownerMember bool
+		owned                      string
+	)
+	err := pool.QueryRow(ctx, q, ownerRole).Scan(&role, &super, &bypass, &ownerMember, &owned)
+	if err != nil {
+		return fmt.Errorf("db: check connected role: %w", err)
+	}
+	switch {
+	case super:
+		return &RoleError{Role: role, Problem: "is a superuser",
+			Fix: "connect as the app role that bootstrap created (NOSUPERUSER)"}
+	case bypass:
+		return &RoleError{Role: role, Problem: "has BYPASSRLS",
+			Fix: fmt.Sprintf("run ALTER ROLE %s NOBYPASSRLS or connect as the app role", pgx.Identifier{role}.Sanitize())}
+	case ownerMember:
+		return &RoleError{Role: role, Problem: fmt.Sprintf("is a member of the owner role %q", ownerRole),
+			Fix: fmt.Sprintf("run REVOKE %s FROM %s", pgx.Identifier{ownerRole}.Sanitize(), pgx.Identifier{role}.Sanitize())}
+	case owned != "":
+		return &RoleError{Role: role, Problem: "owns tables (" + owned + ")",
+			Fix: fmt.Sprintf("run ALTER TABLE ... OWNER TO %s for each: the app role must own nothing", pgx.Identifier{ownerRole}.Sanitize())}
+	}
+	return nil
+}
+
+// token returns the tenant context token for the Principal in ctx, or ErrNoTenant before any SQL is sent.
+func (p *Pool) token(ctx context.Context) (tok string, elevated bool, err error) {
+	pr, ok := PrincipalFrom(ctx)
+	if !ok || pr.Tenant.IsZero() {
+		return "", false, ErrNoTenant
+	}
+	now := p.cfg.Now()
+	claims := ctxtoken.Claims{Tenant: pr.Tenant, Subject: pr.Subject, Expires: now.Add(p.cfg.TokenTTL)}
+	if reason, until, ok := ElevationFrom(ctx); ok {
+		e := ctx.Value(elevationKey{}).(elevation)
+		switch {
+		case p.cfg.Unsigned:
+			return "", false, fmt.Errorf("%w: elevation needs signed tokens", ErrElevation)
+		case !pr.HasRole(p.cfg.ElevationRole):
+			return "", false, fmt.Errorf("%w: principal lacks the %q role", ErrElevation, p.cfg.ElevationRole)
+		case e.ttl > p.cfg.MaxElevation:
+			return "", false, fmt.Errorf("%w: ttl %v exceeds the maximum %v", ErrElevation, e.ttl, p.cfg.MaxElevation)
+		case !now.Before(until.Truncate(time.Second)):
+			return "", false, fmt.Errorf("%w: expired at %s", ErrElevation, until.UTC().Format(time.RFC3339))
+		}
+		if until.Before(claims.Expires) {
+			claims.Expires = until
+		}
+		claims.Elevated = true
+		if p.cfg.OnElevatedUse != nil {
+			p.cfg.OnElevatedUse(ctx, pr, reason, until)
+		}
+	}
+	if p.cfg.Unsigned {
+		return ctxtoken.Unsigned(pr.Tenant), false, nil
+	}
+	tok, err = ctxtoken.Sign(p.cfg.SigningKey.ID, p.cfg.SigningKey.Secret, claims)
+	if err != nil {
+		return "", false, fmt.Errorf("db: sign tenant context: %w", err)
+	}
+	return tok, claims.Elevated, nil
+}
+
+// Ping checks that the server answers.
+func (p *Pool) Ping(ctx context.Context) error { return p.pool.Ping(ctx) }
+
+var _ interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
+} = (*Pool)(nil)

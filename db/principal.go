@@ -1,0 +1,79 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/tenantseal/tenantseal/internal/ctxtoken"
+)
+
+// TenantID identifies a tenant. It encodes to and from a Postgres uuid.
+type TenantID [16]byte
+
+// ParseTenantID parses the canonical 8-4-4-4-12 UUID form.
+func ParseTenantID(s string) (TenantID, error) {
+	u, err := ctxtoken.ParseUUID(s)
+	if err != nil {
+		return TenantID{}, fmt.Errorf("db: tenant id %q: %w", s, err)
+	}
+	return TenantID(u), nil
+}
+
+// String returns the canonical lower-case UUID form.
+func (id TenantID) String() string { return ctxtoken.UUIDString(id) }
+
+// IsZero reports whether id is the zero UUID, which never names a tenant.
+func (id TenantID) IsZero() bool { return id == TenantID{} }
+
+// UUIDValue lets pgx encode a TenantID as a uuid parameter.
+func (id TenantID) UUIDValue() (pgtype.UUID, error) { return pgtype.UUID{Bytes: id, Valid: true}, nil }
+
+// ScanUUID lets pgx scan a uuid column into a TenantID. A NULL is an error: no row belongs to no tenant.
+func (id *TenantID) ScanUUID(v pgtype.UUID) error {
+	if !v.Valid {
+		return fmt.Errorf("db: cannot scan NULL into TenantID")
+	}
+	*id = v.Bytes
+	return nil
+}
+
+// Principal is the authenticated caller on whose behalf statements run. The application's authentication
+// code builds it from verified credentials and stores it with [WithPrincipal]; tenantseal never takes a
+// tenant id from anywhere else.
+type Principal struct {
+	// Tenant is the tenant the caller belongs to. It must not be zero.
+	Tenant TenantID
+	// Subject names the caller (a user id, a service name); it is signed into the tenant context and
+	// recorded by audit. At most 256 bytes.
+	Subject string
+	// Roles are the caller's application roles. [Elevate] requires the pool's ElevationRole among them.
+	Roles []string
+}
+
+// HasRole reports whether p has role r.
+func (p Principal) HasRole(r string) bool { return slices.Contains(p.Roles, r) }
+
+type principalKey struct{}
+
+// WithPrincipal returns a copy of ctx that carries p. Call it in authentication middleware, once the
+// caller's credentials have been verified.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the Principal in ctx, if any.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// TenantFrom returns the tenant of the Principal in ctx, or [ErrNoTenant].
+func TenantFrom(ctx context.Context) (TenantID, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok || p.Tenant.IsZero() {
+		return TenantID{}, ErrNoTenant
+	}
+	return p.Tenant, nil
+}

@@ -1,0 +1,174 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/migrations"
+)
+
+// Cluster is a bootstrapped, migrated template database on a [Server], from which each test gets its own
+// copy.
+type Cluster struct {
+	Server   *Server
+	Template *migrations.BootstrapResult
+	prefix   string
+	seq      atomic.Int64
+}
+
+// NewCluster bootstraps roles with a prefix unique to this process and a migrated template database.
+func NewCluster(ctx context.Context, s *Server) (*Cluster, error) {
+	prefix := "ts" + randomHex(3)
+	res, err := migrations.Bootstrap(ctx, s.SuperDSN, migrations.BootstrapOptions{
+		Database:   prefix + "_template",
+		RolePrefix: prefix,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("integration: bootstrap template: %w", err)
+	}
+	return &Cluster{Server: s, Template: res, prefix: prefix}, nil
+}
+
+// Database is one test's own migrated database and the connection strings of its roles.
+type Database struct {
+	Name       string
+	Roles      db.RoleNames
+	SuperDSN   string // superuser, connected to this database
+	OwnerDSN   string
+	AppDSN     string
+	AuditorDSN string
+	// ContextKey signs tenant context tokens that this database accepts.
+	ContextKey db.ContextKey
+}
+
+// CreateDatabase clones the template into a new database.
+func (c *Cluster) CreateDatabase(ctx context.Context) (*Database, error) {
+	name := fmt.Sprintf("%s_t%d", c.prefix, c.seq.Add(1))
+	conn, err := pgx.Connect(ctx, c.Server.SuperDSN)
+	if err != nil {
+		return nil, fmt.Errorf("integration: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	sql := fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s OWNER %s",
+		pgx.Identifier{name}.Sanitize(), pgx.Identifier{c.Template.Database}.Sanitize(), pgx.Identifier{c.Template.Roles.Owner}.Sanitize())
+	// Clones of one template may collide briefly ("source database is being accessed"): retry.
+	for attempt := 0; ; attempt++ {
+		_, err = conn.Exec(ctx, sql)
+		if err == nil || attempt == 20 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("integration: create %s: %w", name, err)
+	}
+	for _, stmt := range []string{
+		fmt.Sprintf("ALTER DATABASE %s SET tenantseal.role_prefix = '%s'", pgx.Identifier{name}.Sanitize(), c.prefix),
+		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s, %s", pgx.Identifier{name}.Sanitize(),
+			pgx.Identifier{c.Template.Roles.App}.Sanitize(), pgx.Identifier{c.Template.Roles.Auditor}.Sanitize()),
+	} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("integration: %w", err)
+		}
+	}
+	return &Database{
+		Name:       name,
+		Roles:      c.Template.Roles,
+		SuperDSN:   withDatabase(c.Server.SuperDSN, name),
+		OwnerDSN:   withDatabase(c.Template.OwnerDSN, name),
+		AppDSN:     withDatabase(c.Template.AppDSN, name),
+		AuditorDSN: withDatabase(c.Template.AuditorDSN, name),
+		ContextKey: c.Template.ContextKey,
+	}, nil
+}
+
+// DropDatabase removes a database made by CreateDatabase, disconnecting its sessions.
+func (c *Cluster) DropDatabase(ctx context.Context, name string) error {
+	conn, err := pgx.Connect(ctx, c.Server.SuperDSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pgx.Identifier{name}.Sanitize()))
+	return err
+}
+
+// Close drops the template and the roles of this cluster. It matters only on a shared server
+// (TENANTSEAL_TEST_DSN): a container goes away whole.
+func (c *Cluster) Close(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, c.Server.SuperDSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE $1", c.prefix+"\\_%")
+	if err != nil {
+		return err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP DATABASE %s WITH (FORCE)", pgx.Identifier{n}.Sanitize())); err != nil {
+			return err
+		}
+	}
+	r := c.Template.Roles
+	for _, role := range []string{r.App, r.Auditor, r.Owner} {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP OWNED BY %s; DROP ROLE %s", pgx.Identifier{role}.Sanitize(), pgx.Identifier{role}.Sanitize())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func withDatabase(dsn, name string) string {
+	u := *mustURL(dsn)
+	u.Path = "/" + name
+	return u.String()
+}
+
+var (
+	shared   *Cluster
+	sharedMu sync.Mutex
+)
+
+// NewDatabase gives t its own migrated database on the process's shared cluster (see [Main]) and drops
+// it when t ends, whether it passed or not.
+func NewDatabase(t testing.TB) *Database {
+	t.Helper()
+	sharedMu.Lock()
+	c := shared
+	sharedMu.Unlock()
+	if c == nil {
+		t.Fatal("integration: no cluster: call integration.Main(m) from TestMain")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d, err := c.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.DropDatabase(ctx, d.Name); err != nil {
+			t.Errorf("integration: drop %s: %v", d.Name, err)
+		}
+	})
+	return d
+}
+
+// SharedCluster returns the cluster that [Main] started.
+func SharedCluster() *Cluster {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	return shared
+}

@@ -1,0 +1,218 @@
+package migrations
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+
+	"github.com/golang-migrate/migrate/v4"
+	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+//go:embed sql/*.sql
+var files embed.FS
+
+// FS returns the migration files, named NNNN_name.up.sql and NNNN_name.down.sql as golang-migrate
+// expects. The same files run with the stock migrate CLI:
+//
+//	migrate -source file://migrations/sql -database "pgx5://<owner>@host/db" up
+func FS() fs.FS {
+	sub, err := fs.Sub(files, "sql")
+	if err != nil {
+		panic(err) // the embedded directory is fixed at build time
+	}
+	return sub
+}
+
+// DirtyError reports a migration that failed part-way and left the schema_migrations table dirty.
+type DirtyError struct {
+	Version int
+}
+
+func (e *DirtyError) Error() string {
+	last := e.Version - 1
+	return fmt.Sprintf("migrations: database is dirty at version %d (a migration failed part-way): repair the schema, then run `tenantseal migrate force %d` to mark the last good version and migrate again", e.Version, last)
+}
+
+// Options configure a [Migrator].
+type Options struct {
+	// RolePrefix names the roles that grants and policies refer to. Empty: the database's
+	// tenantseal.role_prefix setting (bootstrap stores it), else the owner's name without "_owner".
+	RolePrefix string
+}
+
+// Migrator applies the embedded migrations. Connect as the owner role.
+type Migrator struct {
+	m   *migrate.Migrate
+	src source.Driver
+}
+
+// New connects to ownerDSN and prepares the migrations. Close it when done.
+func New(ctx context.Context, ownerDSN string, opts Options) (*Migrator, error) {
+	cc, err := pgx.ParseConfig(ownerDSN)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: parse connection string: %w", err)
+	}
+	if opts.RolePrefix != "" {
+		cc.RuntimeParams["tenantseal.role_prefix"] = opts.RolePrefix
+	}
+	sqlDB := stdlib.OpenDB(*cc)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("migrations: connect: %w", err)
+	}
+	drv, err := pgxmigrate.WithInstance(sqlDB, &pgxmigrate.Config{})
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	src, err := iofs.New(files, "sql")
+	if err != nil {
+		drv.Close()
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
+	if err != nil {
+		drv.Close()
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	src2, _ := iofs.New(files, "sql")
+	return &Migrator{m: m, src: src2}, nil
+}
+
+// Close releases the connection.
+func (mg *Migrator) Close() error {
+	srcErr, dbErr := mg.m.Close()
+	return errors.Join(srcErr, dbErr)
+}
+
+// run runs f, asking golang-migrate to stop after the current migration when ctx is done.
+func (mg *Migrator) run(ctx context.Context, f func() error) error {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			select {
+			case mg.m.GracefulStop <- true:
+			default:
+			}
+		case <-done:
+		}
+	}()
+	err := f()
+	if errors.Is(err, migrate.ErrNoChange) {
+		return nil
+	}
+	var dirty migrate.ErrDirty
+	if errors.As(err, &dirty) {
+		return &DirtyError{Version: dirty.Version}
+	}
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	return ctx.Err()
+}
+
+// Up applies every pending migration.
+func (mg *Migrator) Up(ctx context.Context) error { return mg.run(ctx, mg.m.Up) }
+
+// Down reverts n migrations; n <= 0 reverts all.
+func (mg *Migrator) Down(ctx context.Context, n int) error {
+	if n <= 0 {
+		return mg.run(ctx, mg.m.Down)
+	}
+	return mg.run(ctx, func() error { return mg.m.Steps(-n) })
+}
+
+// Steps applies n migrations up, or -n down when n is negative.
+func (mg *Migrator) Steps(ctx context.Context, n int) error {
+	return mg.run(ctx, func() error { return mg.m.Steps(n) })
+}
+
+// Goto migrates up or down to version v.
+func (mg *Migrator) Goto(ctx context.Context, v uint) error {
+	if _, _, err := mg.src.ReadUp(v); err != nil && v != 0 {
+		return fmt.Errorf("migrations: no migration with version %d", v)
+	}
+	return mg.run(ctx, func() error { return mg.m.Migrate(v) })
+}
+
+// Force marks version v as applied and clean without running anything: the repair step after a dirty
+// failure. v = -1 means no migration applied.
+func (mg *Migrator) Force(ctx context.Context, v int) error {
+	if v < -1 {
+		return fmt.Errorf("migrations: cannot force version %d", v)
+	}
+	if v > 0 {
+		if _, _, err := mg.src.ReadUp(uint(v)); err != nil {
+			return fmt.Errorf("migrations: no migration with version %d", v)
+		}
+	}
+	return mg.run(ctx, func() error { return mg.m.Force(v) })
+}
+
+// Version returns the applied version (0 when none) and whether it is dirty.
+func (mg *Migrator) Version() (version uint, dirty bool, err error) {
+	v, d, err := mg.m.Version()
+	if errors.Is(err, migrate.ErrNilVersion) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("migrations: %w", err)
+	}
+	return v, d, nil
+}
+
+// Migration is one migration and whether it is applied.
+type Migration struct {
+	Version uint
+	Name    string
+	Applied bool
+}
+
+// Status lists every embedded migration with whether it is applied.
+func (mg *Migrator) Status() ([]Migration, bool, error) {
+	cur, dirty, err := mg.Version()
+	if err != nil {
+		return nil, false, err
+	}
+	return List(cur), dirty, nil
+}
+
+// List returns the embedded migrations, marking as applied those at or below version.
+func List(version uint) []Migration {
+	var out []Migration
+	entries, _ := fs.ReadDir(FS(), ".")
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".up.sql")
+		if !ok {
+			continue
+		}
+		num, title, _ := strings.Cut(name, "_")
+		v, err := strconv.ParseUint(num, 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, Migration{Version: uint(v), Name: title, Applied: uint(v) <= version})
+	}
+	return out
+}
+
+// Latest returns the highest embedded version.
+func Latest() uint {
+	l := List(0)
+	if len(l) == 0 {
+		return 0
+	}
+	return l[len(l)-1].Version
+}
+

@@ -1,0 +1,2 @@
+DROP TABLE public.tenants;
+DROP SCHEMA tenantseal CASCADE;

@@ -1,0 +1,3 @@
+DROP TABLE public.documents;
+DROP TABLE public.invoices;
+DROP TABLE public.customers;
