@@ -280,4 +280,3 @@ func roleDSN(cfg *pgx.ConnConfig, original, user, password, database string) str
 	}
 	return u.String()
 }
-

@@ -215,4 +215,3 @@ func Latest() uint {
 	}
 	return l[len(l)-1].Version
 }
-
