@@ -72,8 +72,17 @@ func (p *Pool) send(ctx context.Context, sql string, args []any) (pgx.BatchResul
 	return br, nil
 }
 
-// Exec runs one statement under the tenant context in a single round trip.
+// Exec runs one statement under the tenant context in a single round trip. Under an elevation it runs in
+// a read-only transaction instead.
 func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if _, _, ok := ElevationFrom(ctx); ok {
+		var tag pgconn.CommandTag
+		err := p.TxWith(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) (err error) {
+			tag, err = tx.Exec(ctx, sql, args...)
+			return err
+		})
+		return tag, err
+	}
 	br, err := p.send(ctx, sql, args)
 	if err != nil {
 		return pgconn.CommandTag{}, err

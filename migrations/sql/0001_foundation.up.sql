@@ -85,7 +85,8 @@ BEGIN
     IF cardinality(p) <> 7 OR p[1] <> 'v1'
        OR p[3] !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
        OR p[4] !~ '^[0-9]{1,12}$' OR p[5] !~ '^[a-z]{0,8}$'
-       OR p[6] !~ '^([0-9a-f]{2}){0,256}$' OR p[7] !~ '^[0-9a-f]{64}$' THEN
+       OR p[6] !~ '^[0-9a-f]*$' OR length(p[6]) > 512 OR length(p[6]) % 2 = 1
+       OR p[7] !~ '^[0-9a-f]{64}$' THEN
         RAISE EXCEPTION 'tenantseal: malformed tenant context' USING ERRCODE = 'TS401';
     END IF;
     SELECT ipad, opad INTO k FROM tenantseal.context_keys
