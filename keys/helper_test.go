@@ -1,0 +1,122 @@
+package keys_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+func TestMain(m *testing.M) { integration.Main(m) }
+
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustKEK(t testing.TB) *keys.KEK {
+	t.Helper()
+	uri, err := keys.InitLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := keys.OpenKEK(testContext(t), uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func mustConn(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(testContext(t), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func mustPool(t testing.TB, d *integration.Database) *db.Pool {
+	t.Helper()
+	cfg, err := db.ParseConfig(d.AppDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SigningKey = d.ContextKey
+	cfg.RolePrefix = strings.TrimSuffix(d.Roles.Owner, "_owner")
+	p, err := db.Open(testContext(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func mustKeyring(t testing.TB, p *db.Pool, kek *keys.KEK) *keys.Keyring {
+	t.Helper()
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(p)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+// env is a migrated database with an owner-side Admin, the app pool and a Keyring.
+type env struct {
+	d     *integration.Database
+	admin *keys.Admin
+	pool  *db.Pool
+	kr    *keys.Keyring
+	kek   *keys.KEK
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	d := integration.NewDatabase(t)
+	kek := mustKEK(t)
+	p := mustPool(t, d)
+	return &env{d: d, admin: &keys.Admin{DB: mustConn(t, d.OwnerDSN), KEK: kek}, pool: p, kr: mustKeyring(t, p, kek), kek: kek}
+}
+
+func (e *env) tenant(t *testing.T, name string) (db.TenantID, context.Context) {
+	t.Helper()
+	id, err := e.admin.CreateTenant(testContext(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, db.WithPrincipal(testContext(t), db.Principal{Tenant: id, Subject: name + "-user"})
+}
+
+func sqlState(err error) string {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code
+	}
+	return ""
+}
+
+func newAEAD(t testing.TB) tink.AEAD {
+	t.Helper()
+	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := aead.New(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

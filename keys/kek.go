@@ -1,0 +1,128 @@
+package keys
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/core/registry"
+	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+// LocalKEKScheme prefixes the URI of a development KEK kept in a local keyset file.
+const LocalKEKScheme = "local-keyset://"
+
+// KEK is the key-encryption key that wraps every tenant keyset. It never lives in the database: it is a
+// local keyset file (development) or a key in a KMS reached through Tink's KMS client registry. String
+// prints only its fingerprint.
+type KEK struct {
+	// ID fingerprints the KEK's URI; stored beside each wrapped keyset. Not secret.
+	ID   string
+	aead tink.AEAD
+}
+
+func (k *KEK) String() string { return "KEK(" + k.ID + ")" }
+
+// OpenKEK opens the KEK named by uri: "local-keyset://<path>" for a keyset file written by
+// [InitLocalKEK], or any URI a registered Tink KMS client supports (gcp-kms://, aws-kms://, hcvault://,
+// fake-kms:// in tests). It does not contact the database; see [CheckKEK].
+func OpenKEK(ctx context.Context, uri string) (*KEK, error) {
+	if uri == "" {
+		return nil, fmt.Errorf("%w: no KEK URI configured (set --kek or TENANTSEAL_KEK_URI)", ErrKEK)
+	}
+	id := kekID(uri)
+	if path, ok := strings.CutPrefix(uri, LocalKEKScheme); ok {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: read local KEK: %w", ErrKEK, err)
+		}
+		h, err := insecurecleartextkeyset.Read(keyset.NewJSONReader(bytes.NewReader(raw)))
+		if err != nil {
+			return nil, fmt.Errorf("%w: local KEK file %s is not a Tink keyset", ErrKEK, path)
+		}
+		a, err := aead.New(h)
+		if err != nil {
+			return nil, fmt.Errorf("%w: local KEK file %s is not an AEAD keyset", ErrKEK, path)
+		}
+		return &KEK{ID: id, aead: a}, nil
+	}
+	client, err := registry.GetKMSClient(uri)
+	if err != nil {
+		return nil, fmt.Errorf("%w: no KMS client registered for %s", ErrKEK, redactURI(uri))
+	}
+	a, err := client.GetAEAD(uri)
+	if err != nil {
+		return nil, fmt.Errorf("%w: KMS: %w", ErrKEK, err)
+	}
+	return &KEK{ID: id, aead: a}, nil
+}
+
+// NewKEK wraps an AEAD the caller already holds (a KMS AEAD built elsewhere, a test key) as a KEK named
+// by id.
+func NewKEK(id string, a tink.AEAD) *KEK { return &KEK{ID: id, aead: a} }
+
+// InitLocalKEK writes a new AES-256-GCM keyset to path with mode 0600 and returns its URI. It refuses to
+// overwrite an existing file. For development only: the key sits in clear on disk.
+func InitLocalKEK(path string) (string, error) {
+	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		return "", fmt.Errorf("keys: new KEK: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := insecurecleartextkeyset.Write(h, keyset.NewJSONWriter(&buf)); err != nil {
+		return "", fmt.Errorf("keys: encode KEK: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("keys: %s exists: refusing to overwrite a KEK (every keyset it wraps would be lost)", path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("keys: write KEK: %w", err)
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return "", fmt.Errorf("keys: write KEK: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("keys: write KEK: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	return LocalKEKScheme + abs, nil
+}
+
+func kekID(uri string) string {
+	sum := sha256.Sum256([]byte(uri))
+	return "kek-" + hex.EncodeToString(sum[:8])
+}
+
+// redactURI keeps the scheme and drops the rest: KMS URIs name accounts and key paths.
+func redactURI(uri string) string {
+	if scheme, _, ok := strings.Cut(uri, "://"); ok {
+		return scheme + "://…"
+	}
+	return "(not a URI)"
+}
+
+var canaryAD = []byte("tenantseal/kek-canary/v1")
+
+const canaryPlain = "tenantseal kek canary"
+
+func (k *KEK) canary() ([]byte, error) { return k.aead.Encrypt([]byte(canaryPlain), canaryAD) }
+
+func (k *KEK) checkCanary(ct []byte) bool {
+	pt, err := k.aead.Decrypt(ct, canaryAD)
+	return err == nil && string(pt) == canaryPlain
+}

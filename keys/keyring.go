@@ -1,0 +1,326 @@
+package keys
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/prf"
+	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+// Defaults of [Config].
+const (
+	DefaultCacheEntries = 10_000
+	DefaultCacheTTL     = 5 * time.Minute
+	DefaultMaxFieldSize = 1 << 20
+	// BlindIndexSize is the length of a blind index: a 4-byte key id and 16 bytes of keyed PRF output.
+	BlindIndexSize = 4 + 16
+	tinkPrefixSize = 5
+	// Overhead of a ciphertext over its plaintext: Tink prefix, GCM nonce and tag.
+	ciphertextOverhead = tinkPrefixSize + 12 + 16
+)
+
+// Wrapped is a tenant's keysets as stored: encrypted by the KEK.
+type Wrapped struct {
+	AEAD, PRF []byte
+	// KEKID fingerprints the KEK that wrapped them.
+	KEKID string
+	// Canary is the database's KEK canary, to tell a wrong KEK from a tampered keyset.
+	Canary []byte
+}
+
+// Loader fetches a tenant's wrapped keysets. The context carries the Principal: a loader that reads
+// through row-level security returns [ErrNoKeyset] for any tenant but the Principal's (or any, under
+// elevation).
+type Loader interface {
+	LoadKeysets(ctx context.Context, tenant db.TenantID) (Wrapped, error)
+}
+
+// Config configures a [Keyring].
+type Config struct {
+	// KEK unwraps tenant keysets. Required.
+	KEK *KEK
+	// Loader fetches wrapped keysets; usually [PoolLoader] over the app's *db.Pool. Required.
+	Loader Loader
+	// CacheEntries bounds how many tenants' opened keysets stay in memory. Default DefaultCacheEntries.
+	CacheEntries int
+	// CacheTTL bounds how long an opened keyset is used before it is read again: how long a rotation or a
+	// shred takes to reach this process. Default DefaultCacheTTL.
+	CacheTTL time.Duration
+	// MaxFieldSize bounds a plaintext, in bytes. Default DefaultMaxFieldSize.
+	MaxFieldSize int
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+// Keyring encrypts and decrypts fields and computes blind indexes with each tenant's own keysets.
+// It is safe for concurrent use. Nothing of a keyset appears in its String output or its errors.
+type Keyring struct {
+	kek   *KEK
+	load  Loader
+	cache *cache
+	max   int
+}
+
+// tenantKeys are one tenant's opened keysets.
+type tenantKeys struct {
+	aead        tink.AEAD
+	aeadPrimary uint32
+	aeadEnabled map[uint32]bool
+	prf         *prf.Set
+}
+
+// NewKeyring returns a Keyring.
+func NewKeyring(cfg Config) (*Keyring, error) {
+	if cfg.KEK == nil {
+		return nil, fmt.Errorf("%w: Config.KEK is nil", ErrKEK)
+	}
+	if cfg.Loader == nil {
+		return nil, errors.New("keys: Config.Loader is nil")
+	}
+	if cfg.CacheEntries == 0 {
+		cfg.CacheEntries = DefaultCacheEntries
+	}
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = DefaultCacheTTL
+	}
+	if cfg.MaxFieldSize == 0 {
+		cfg.MaxFieldSize = DefaultMaxFieldSize
+	}
+	if cfg.CacheEntries < 0 || cfg.CacheTTL < 0 || cfg.MaxFieldSize < 0 {
+		return nil, errors.New("keys: negative CacheEntries, CacheTTL or MaxFieldSize")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Keyring{kek: cfg.KEK, load: cfg.Loader, cache: newCache(cfg.CacheEntries, cfg.CacheTTL, cfg.Now), max: cfg.MaxFieldSize}, nil
+}
+
+func (k *Keyring) String() string { return fmt.Sprintf("Keyring(%s, %d tenants cached)", k.kek, k.cache.len()) }
+
+// CacheStats reports cache hits, misses and keyset loads since the Keyring was made.
+type CacheStats struct {
+	Hits, Misses, Loads int64
+	Entries             int
+}
+
+// Stats returns the cache counters.
+func (k *Keyring) Stats() CacheStats {
+	return CacheStats{Hits: k.cache.hits.Load(), Misses: k.cache.misses.Load(), Loads: k.cache.loads.Load(), Entries: k.cache.len()}
+}
+
+// Invalidate drops the tenant's opened keysets: the next use reads them again.
+func (k *Keyring) Invalidate(tenant db.TenantID) { k.cache.invalidate(tenant) }
+
+func (k *Keyring) keys(ctx context.Context, tenant db.TenantID) (*tenantKeys, error) {
+	if tenant.IsZero() {
+		return nil, db.ErrNoTenant
+	}
+	return k.cache.get(ctx, tenant, func(ctx context.Context) (*tenantKeys, error) {
+		w, err := k.load.LoadKeysets(ctx, tenant)
+		if err != nil {
+			return nil, err
+		}
+		return k.open(tenant, w)
+	})
+}
+
+func (k *Keyring) open(tenant db.TenantID, w Wrapped) (*tenantKeys, error) {
+	if w.KEKID != "" && w.KEKID != k.kek.ID {
+		return nil, fmt.Errorf("%w: tenant %s's keysets are wrapped by %s, this process holds %s", ErrKEK, tenant, w.KEKID, k.kek.ID)
+	}
+	ah, err := unwrap(k.kek, w.AEAD, tenant, PurposeAEAD)
+	if err == nil {
+		var ph *keyset.Handle
+		if ph, err = unwrap(k.kek, w.PRF, tenant, PurposePRF); err == nil {
+			return build(ah, ph)
+		}
+	}
+	if w.Canary != nil && !k.kek.checkCanary(w.Canary) {
+		return nil, fmt.Errorf("%w: it does not open the database's KEK canary", ErrKEK)
+	}
+	return nil, err
+}
+
+func build(ah, ph *keyset.Handle) (*tenantKeys, error) {
+	a, err := aead.New(ah)
+	if err != nil {
+		return nil, fmt.Errorf("keys: build AEAD: %w", err)
+	}
+	p, err := prf.NewPRFSet(ph)
+	if err != nil {
+		return nil, fmt.Errorf("keys: build PRF: %w", err)
+	}
+	info := ah.KeysetInfo()
+	t := &tenantKeys{aead: a, aeadPrimary: info.GetPrimaryKeyId(), aeadEnabled: map[uint32]bool{}, prf: p}
+	for _, ki := range info.GetKeyInfo() {
+		if ki.GetStatus() == tinkpb.KeyStatusType_ENABLED {
+			t.aeadEnabled[ki.GetKeyId()] = true
+		}
+	}
+	return t, nil
+}
+
+// Encrypt encrypts plaintext for field of tenant under the tenant's primary key.
+func (k *Keyring) Encrypt(ctx context.Context, tenant db.TenantID, f Field, plaintext []byte) ([]byte, error) {
+	if len(plaintext) > k.max {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFieldTooLarge, len(plaintext), k.max)
+	}
+	t, err := k.keys(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := t.aead.Encrypt(plaintext, associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row))
+	if err != nil {
+		return nil, fmt.Errorf("keys: encrypt %s.%s: %w", f.Table, f.Column, err)
+	}
+	return ct, nil
+}
+
+// Decrypt decrypts ciphertext read from field of tenant. A ciphertext that was altered, truncated or
+// copied from another column, row or tenant fails with [ErrTampered]; one naming a key the tenant does
+// not hold (or has retired) with [ErrUnknownKey].
+func (k *Keyring) Decrypt(ctx context.Context, tenant db.TenantID, f Field, ciphertext []byte) ([]byte, error) {
+	if len(ciphertext) > k.max+ciphertextOverhead {
+		return nil, fmt.Errorf("%w: ciphertext of %d bytes in %s.%s", ErrFieldTooLarge, len(ciphertext), f.Table, f.Column)
+	}
+	id, ok := CiphertextKeyID(ciphertext)
+	if !ok || len(ciphertext) < ciphertextOverhead {
+		return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, Reason: ErrTampered, detail: ": malformed ciphertext"}
+	}
+	t, err := k.keys(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if !t.aeadEnabled[id] {
+		return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrUnknownKey, detail: fmt.Sprintf(": key %d", id)}
+	}
+	pt, err := t.aead.Decrypt(ciphertext, associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row))
+	if err != nil {
+		return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrTampered}
+	}
+	return pt, nil
+}
+
+// CiphertextKeyID returns the id of the key that produced a ciphertext, from its Tink prefix.
+func CiphertextKeyID(ciphertext []byte) (uint32, bool) {
+	if len(ciphertext) < tinkPrefixSize || ciphertext[0] != 1 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(ciphertext[1:5]), true
+}
+
+// BlindIndex returns the blind index of value for field (its Row is ignored) under the tenant's primary
+// PRF key: the key id and a truncated HMAC-SHA256 of the normalised value, bound to tenant, table and
+// column. Equal values of one tenant and column have equal indexes; nothing links them across tenants
+// (their keys differ) or columns.
+func (k *Keyring) BlindIndex(ctx context.Context, tenant db.TenantID, f Field, value string, norm Normalizer) ([]byte, error) {
+	t, err := k.keys(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return blindIndex(t.prf, t.prf.PrimaryID, tenant, f, value, norm)
+}
+
+// BlindIndexes returns the value's blind index under every enabled PRF key, the primary first: a lookup
+// matches rows written before a rotation too, until they are re-encrypted.
+func (k *Keyring) BlindIndexes(ctx context.Context, tenant db.TenantID, f Field, value string, norm Normalizer) ([][]byte, error) {
+	t, err := k.keys(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, 0, len(t.prf.PRFs))
+	first, err := blindIndex(t.prf, t.prf.PrimaryID, tenant, f, value, norm)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, first)
+	for id := range t.prf.PRFs {
+		if id == t.prf.PrimaryID {
+			continue
+		}
+		b, err := blindIndex(t.prf, id, tenant, f, value, norm)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func blindIndex(set *prf.Set, id uint32, tenant db.TenantID, f Field, value string, norm Normalizer) ([]byte, error) {
+	if norm != nil {
+		value = norm(value)
+	}
+	p, ok := set.PRFs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: PRF key %d", ErrUnknownKey, id)
+	}
+	out, err := p.ComputePRF(associatedData(bidxDomain, tenant, f.Table, f.Column, value), 16)
+	if err != nil {
+		return nil, fmt.Errorf("keys: blind index %s.%s: %w", f.Table, f.Column, err)
+	}
+	b := make([]byte, BlindIndexSize)
+	binary.BigEndian.PutUint32(b, id)
+	copy(b[4:], out)
+	return b, nil
+}
+
+// PrimaryKeyIDs returns the ids of the tenant's primary AEAD and PRF keys, as the Keyring holds them.
+func (k *Keyring) PrimaryKeyIDs(ctx context.Context, tenant db.TenantID) (aeadID, prfID uint32, err error) {
+	t, err := k.keys(ctx, tenant)
+	if err != nil {
+		return 0, 0, err
+	}
+	return t.aeadPrimary, t.prf.PrimaryID, nil
+}
+
+// Querier runs a query; *db.Pool satisfies it (so do *pgx.Conn and pgxpool.Pool for owner-side tools).
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+type poolLoader struct{ q Querier }
+
+// PoolLoader reads wrapped keysets through q, which for the app is its *db.Pool: row-level security then
+// lets each Principal read only its own tenant's keysets.
+func PoolLoader(q Querier) Loader { return poolLoader{q} }
+
+func (l poolLoader) LoadKeysets(ctx context.Context, tenant db.TenantID) (Wrapped, error) {
+	rows, err := l.q.Query(ctx, `SELECT k.purpose, k.wrapped, k.kek_id, (SELECT ciphertext FROM tenantseal.kek_canary)
+		FROM tenantseal.tenant_keysets k WHERE k.tenant_id = $1`, tenant)
+	if err != nil {
+		return Wrapped{}, fmt.Errorf("keys: load keysets: %w", err)
+	}
+	var w Wrapped
+	for rows.Next() {
+		var purpose, kekID string
+		var wrapped, canary []byte
+		if err := rows.Scan(&purpose, &wrapped, &kekID, &canary); err != nil {
+			rows.Close()
+			return Wrapped{}, fmt.Errorf("keys: load keysets: %w", err)
+		}
+		switch purpose {
+		case PurposeAEAD:
+			w.AEAD = wrapped
+		case PurposePRF:
+			w.PRF = wrapped
+		}
+		w.KEKID, w.Canary = kekID, canary
+	}
+	if err := rows.Err(); err != nil {
+		return Wrapped{}, fmt.Errorf("keys: load keysets: %w", err)
+	}
+	if w.AEAD == nil || w.PRF == nil {
+		return Wrapped{}, fmt.Errorf("%w (tenant %s)", ErrNoKeyset, tenant)
+	}
+	return w, nil
+}
