@@ -104,7 +104,9 @@ func NewKeyring(cfg Config) (*Keyring, error) {
 	return &Keyring{kek: cfg.KEK, load: cfg.Loader, cache: newCache(cfg.CacheEntries, cfg.CacheTTL, cfg.Now), max: cfg.MaxFieldSize}, nil
 }
 
-func (k *Keyring) String() string { return fmt.Sprintf("Keyring(%s, %d tenants cached)", k.kek, k.cache.len()) }
+func (k *Keyring) String() string {
+	return fmt.Sprintf("Keyring(%s, %d tenants cached)", k.kek, k.cache.len())
+}
 
 // CacheStats reports cache hits, misses and keyset loads since the Keyring was made.
 type CacheStats struct {
