@@ -1,0 +1,215 @@
+package cli_test
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tenantseal/tenantseal/integration"
+)
+
+func TestConnectionFailures(t *testing.T) {
+	t.Parallel()
+	d := integration.NewDatabase(t)
+	owner, err := url.Parse(d.OwnerDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongPassword := *owner
+	wrongPassword.User = url.UserPassword(d.Roles.Owner, "wr0ng-pa55word")
+	missingDB := *owner
+	missingDB.Path = "/no_such_database"
+	cc, err := pgx.ParseConfig(d.OwnerDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keywordWrong := fmt.Sprintf("host=%s port=%d user=%s password=wr0ng-pa55word dbname=%s sslmode=disable", cc.Host, cc.Port, cc.User, cc.Database)
+	hostPort := fmt.Sprintf("%s:%d", cc.Host, cc.Port)
+	silent := silentServer(t)
+
+	tests := []struct {
+		name   string
+		args   []string
+		within time.Duration
+		want   []string
+	}{
+		{"unreachable, timeout in the DSN", []string{"migrate", "version", "--dsn", "postgres://u:s3cret-pw@127.0.0.1:1/x?connect_timeout=2"},
+			5 * time.Second, []string{"cannot connect to 127.0.0.1:1", `user "u"`, "connection refused"}},
+		{"unreachable, --connect-timeout", []string{"tenants", "list", "--connect-timeout", "2s", "--dsn", "postgres://u:s3cret-pw@127.0.0.1:1/x"},
+			5 * time.Second, []string{"cannot connect to 127.0.0.1:1"}},
+		{"unreachable bootstrap", []string{"bootstrap", "--out", filepath.Join(t.TempDir(), "s.env"), "--connect-timeout", "2s", "--dsn", "postgres://u:s3cret-pw@127.0.0.1:1/x"},
+			5 * time.Second, []string{"cannot connect to 127.0.0.1:1"}},
+		// A server that accepts and never answers: the connect timeout, not the kernel, ends the attempt.
+		{"silent server, --connect-timeout", []string{"migrate", "version", "--connect-timeout", "1s", "--dsn", "postgres://u:s3cret-pw@" + silent + "/x"},
+			4 * time.Second, []string{"cannot connect to " + silent, "timed out after 1s"}},
+		{"silent server, timeout in the DSN", []string{"tenants", "list", "--dsn", "postgres://u:s3cret-pw@" + silent + "/x?connect_timeout=1"},
+			4 * time.Second, []string{"cannot connect to " + silent, "timed out after 1s"}},
+		{"wrong password", []string{"migrate", "version", "--dsn", wrongPassword.String()},
+			10 * time.Second, []string{"cannot connect to " + hostPort, fmt.Sprintf("as user %q", d.Roles.Owner), "password authentication failed"}},
+		{"wrong password, keyword/value DSN", []string{"tenants", "list", "--dsn", keywordWrong},
+			10 * time.Second, []string{"password authentication failed"}},
+		{"missing database", []string{"migrate", "status", "--dsn", missingDB.String()},
+			10 * time.Second, []string{`database "no_such_database" does not exist`}},
+		{"bootstrap as a non-superuser", []string{"bootstrap", "--out", filepath.Join(t.TempDir(), "s.env"), "--dsn", d.OwnerDSN},
+			10 * time.Second, []string{"must be a superuser"}},
+		{"context-key rotate as the app role", []string{"context-key", "rotate", "--print", "--dsn", d.AppDSN},
+			10 * time.Second, []string{"connect as the owner role"}},
+		{"malformed DSN", []string{"migrate", "version", "--dsn", "postgres://u:s3cret-pw@h:port/x"},
+			time.Second, []string{"cannot parse", "invalid port"}},
+		{"secrets file named but absent", []string{"migrate", "version", "--secrets", filepath.Join(t.TempDir(), "absent.env")},
+			10 * time.Second, []string{"absent.env", "no such file"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.name == "secrets file named but absent" && os.Getenv("TENANTSEAL_OWNER_DSN") != "" {
+				t.Skip("TENANTSEAL_OWNER_DSN is set")
+			}
+			start := time.Now()
+			r := run(t, tc.args...)
+			if el := time.Since(start); el > tc.within {
+				t.Errorf("took %v, want at most %v", el, tc.within)
+			}
+			t.Logf("stderr: %s", r.stderr)
+			wantFailure(t, r, 1, tc.want...)
+			for _, secret := range []string{"s3cret-pw", "wr0ng-pa55word"} {
+				if strings.Contains(r.stderr, secret) {
+					t.Errorf("stderr %q reveals the password", r.stderr)
+				}
+			}
+			if r.stdout != "" {
+				t.Errorf("got stdout %q, want none", r.stdout)
+			}
+		})
+	}
+}
+
+// silentServer accepts TCP connections and never says a word, like a hung server or a firewall that
+// swallows packets after the handshake.
+func silentServer(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "missing command"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"help", "frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"migrate"}, "missing subcommand"},
+		{[]string{"migrate", "sideways"}, `unknown subcommand "sideways"`},
+		{[]string{"migrate", "force"}, "needs exactly one version"},
+		{[]string{"migrate", "goto", "-1"}, "version must be"},
+		{[]string{"migrate", "force", "x"}, "version must be"},
+		{[]string{"migrate", "down", "x"}, "N must be a positive number"},
+		{[]string{"migrate", "down", "1", "--all"}, "not both"},
+		{[]string{"migrate", "up", "--all"}, "--all goes with down only"},
+		{[]string{"migrate", "up", "extra"}, `unexpected argument "extra"`},
+		{[]string{"migrate", "--bogus", "up"}, "flag provided but not defined: -bogus"},
+		{[]string{"migrate", "--connect-timeout", "soon", "up"}, "invalid value"},
+		{[]string{"tenants"}, "missing subcommand"},
+		{[]string{"tenants", "create"}, "--name NAME is required"},
+		{[]string{"tenants", "list", "--name", "x"}, "--name goes with create only"},
+		{[]string{"context-key"}, "missing subcommand"},
+		{[]string{"context-key", "rotate", "--overlap", "0s"}, "--overlap must be at least 1s"},
+		{[]string{"bootstrap"}, "--dsn <superuser connection string> is required"},
+		{[]string{"bootstrap", "--dsn", "postgres://x:s3cret@h/db", "extra"}, `unexpected argument "extra"`},
+		{[]string{"demo", "extra"}, `unexpected argument "extra"`},
+		{[]string{"version", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := run(t, tc.args...)
+			wantFailure(t, r, 2, tc.want)
+			if strings.Contains(r.stderr, "s3cret") {
+				t.Errorf("stderr %q reveals the password", r.stderr)
+			}
+		})
+	}
+}
+
+// Not parallel: it clears an environment variable.
+func TestNoOwnerDSN(t *testing.T) {
+	t.Setenv("TENANTSEAL_OWNER_DSN", "")
+	t.Chdir(t.TempDir()) // no tenantseal-secrets.env here
+	r := run(t, "migrate", "version")
+	wantFailure(t, r, 2, "no owner connection string", "--dsn", "TENANTSEAL_OWNER_DSN", "tenantseal bootstrap")
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	r := mustRun(t, "help")
+	for _, name := range []string{"bootstrap", "migrate", "tenants", "context-key", "demo", "version"} {
+		wantContains(t, "help", r.stdout, "\t"+name+" ")
+	}
+	if r2 := mustRun(t, "-h"); r2.stdout != r.stdout {
+		t.Errorf("-h: got %q, want the same as help", r2.stdout)
+	}
+
+	tests := []struct {
+		command string
+		want    []string
+	}{
+		{"bootstrap", []string{"Usage: tenantseal bootstrap", "-reset-passwords", "-no-migrate", "-print", "0600"}},
+		{"migrate", []string{"Usage: tenantseal migrate", "force V", "-dsn", "-secrets", "-connect-timeout"}},
+		{"tenants", []string{"create --name NAME", "list"}},
+		{"context-key", []string{"rotate", "-overlap", "restart every one of them", "TS401"}},
+		{"demo", []string{"-dsn", "-prefix", "-database"}},
+		{"version", []string{"Usage: tenantseal version"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.command, func(t *testing.T) {
+			r := mustRun(t, "help", tc.command)
+			wantContains(t, "stdout", r.stdout, tc.want...)
+			// -h prints the same usage, on stderr, and succeeds.
+			h := mustRun(t, tc.command, "-h")
+			if h.stderr != r.stdout || h.stdout != "" {
+				t.Errorf("%s -h: got %v, want the usage of help %s on stderr", tc.command, h, tc.command)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := mustRun(t, "version")
+	if !strings.HasPrefix(r.stdout, "tenantseal ") || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("got %q, want one line starting with \"tenantseal \"", r.stdout)
+	}
+}

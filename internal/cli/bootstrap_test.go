@@ -1,0 +1,166 @@
+package cli_test
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/migrations"
+)
+
+func TestBootstrap(t *testing.T) {
+	t.Parallel()
+	prefix, database := freshNames(t)
+	out := filepath.Join(t.TempDir(), "secrets.env")
+	args := []string{"bootstrap", "--dsn", superDSN(), "--prefix", prefix, "--database", database, "--out", out}
+	roles := db.Roles(prefix)
+
+	r := mustRun(t, args...)
+	wantContains(t, "stdout", r.stdout,
+		"created role "+roles.Owner, "created role "+roles.App, "created role "+roles.Auditor,
+		"created database "+database, fmt.Sprintf("migrated from version 0 to %d", migrations.Latest()), "created context signing key", "wrote "+out)
+	if r.stderr != "" {
+		t.Errorf("got stderr %q, want none", r.stderr)
+	}
+	first := mustRead(t, out)
+	if !strings.HasPrefix(first, "# tenantseal secrets: keep out of version control\n") {
+		t.Errorf("got file starting %q, want the header comment", first[:min(60, len(first))])
+	}
+	env := readSecretsFile(t, out)
+	for _, k := range []string{"TENANTSEAL_OWNER_DSN", "TENANTSEAL_APP_DSN", "TENANTSEAL_AUDITOR_DSN", "TENANTSEAL_CONTEXT_KEY"} {
+		if env[k] == "" {
+			t.Fatalf("secrets file has no %s line:\n%s", k, first)
+		}
+	}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		for _, secret := range []string{env["TENANTSEAL_APP_DSN"], strings.SplitN(env["TENANTSEAL_CONTEXT_KEY"], ":", 2)[1]} {
+			if strings.Contains(line, secret) {
+				t.Errorf("stdout line %q reveals a secret", line)
+			}
+		}
+	}
+
+	// The file is enough to run the application: the app role under the key sees its tenant's rows.
+	key, err := db.ParseContextKey(env["TENANTSEAL_CONTEXT_KEY"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := mustTenant(t, env["TENANTSEAL_OWNER_DSN"], "acme")
+	pool := mustPool(t, env["TENANTSEAL_APP_DSN"], prefix, key)
+	var name string
+	if err := pool.QueryRow(as(testContext(t), tenant), "SELECT name FROM tenants").Scan(&name); err != nil || name != "acme" {
+		t.Errorf("app pool with the written key: got %q, %v, want \"acme\"", name, err)
+	}
+	mustConn(t, env["TENANTSEAL_AUDITOR_DSN"])
+
+	t.Run("second run changes nothing", func(t *testing.T) {
+		r := mustRun(t, args...)
+		wantContains(t, "stdout", r.stdout, "nothing to do", out+" is up to date")
+		if got := mustRead(t, out); got != first {
+			t.Errorf("got file\n%s\nwant it unchanged:\n%s", got, first)
+		}
+	})
+
+	t.Run("print writes nothing", func(t *testing.T) {
+		before, err := os.Stat(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := mustRun(t, append(args, "--print")...)
+		if r.stdout != first {
+			t.Errorf("got stdout\n%s\nwant the secrets file\n%s", r.stdout, first)
+		}
+		wantContains(t, "stderr", r.stderr, "nothing to do")
+		after, err := os.Stat(out)
+		if err != nil || !after.ModTime().Equal(before.ModTime()) {
+			t.Errorf("--print touched the file: %v", err)
+		}
+		wantOnlyFiles(t, filepath.Dir(out), "secrets.env")
+	})
+
+	t.Run("loose mode is tightened and other lines kept", func(t *testing.T) {
+		mustWrite(t, out, first+"MY_SETTING=1\n")
+		if err := os.Chmod(out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mustRun(t, args...)
+		env := readSecretsFile(t, out) // checks 0600
+		if env["MY_SETTING"] != "1" {
+			t.Errorf("got MY_SETTING=%q, want the line kept", env["MY_SETTING"])
+		}
+		mustWrite(t, out, first)
+	})
+
+	t.Run("unknown passwords need --reset-passwords", func(t *testing.T) {
+		other := filepath.Join(t.TempDir(), "other.env")
+		r := run(t, "bootstrap", "--dsn", superDSN(), "--prefix", prefix, "--database", database, "--out", other)
+		wantFailure(t, r, 1, "role "+roles.Owner+" exists", "--reset-passwords")
+		if _, err := os.Stat(other); !os.IsNotExist(err) {
+			t.Errorf("a failed bootstrap left %s behind: %v", other, err)
+		}
+		wantOnlyFiles(t, filepath.Dir(other))
+	})
+
+	t.Run("a wrong password in the file is reported, then reset", func(t *testing.T) {
+		u, err := url.Parse(env["TENANTSEAL_APP_DSN"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.User = url.UserPassword(roles.App, "not-the-password")
+		mustWrite(t, out, strings.Replace(first, env["TENANTSEAL_APP_DSN"], u.String(), 1))
+		r := run(t, args...)
+		wantFailure(t, r, 1, "role "+roles.App, "--reset-passwords")
+		if strings.Contains(r.stderr, "not-the-password") {
+			t.Errorf("stderr %q reveals the password", r.stderr)
+		}
+
+		r = mustRun(t, append(args, "--reset-passwords")...)
+		wantContains(t, "stdout", r.stdout, "reset the password of role "+roles.App, "wrote "+out)
+		env := readSecretsFile(t, out)
+		if env["TENANTSEAL_APP_DSN"] == u.String() || env["TENANTSEAL_APP_DSN"] == "" {
+			t.Fatalf("got app DSN unchanged after --reset-passwords")
+		}
+		for _, k := range []string{"TENANTSEAL_OWNER_DSN", "TENANTSEAL_APP_DSN", "TENANTSEAL_AUDITOR_DSN"} {
+			mustConn(t, env[k])
+		}
+		if env["TENANTSEAL_CONTEXT_KEY"] != strings.TrimSpace(strings.Split(strings.Split(first, "TENANTSEAL_CONTEXT_KEY=")[1], "\n")[0]) {
+			t.Errorf("--reset-passwords changed the context key")
+		}
+	})
+}
+
+func TestBootstrapPrintWritesNothing(t *testing.T) {
+	t.Parallel()
+	prefix, database := freshNames(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "secrets.env")
+	r := mustRun(t, "bootstrap", "--dsn", superDSN(), "--prefix", prefix, "--database", database, "--out", out, "--print")
+	env := parseEnv(t, r.stdout)
+	for _, k := range []string{"TENANTSEAL_OWNER_DSN", "TENANTSEAL_APP_DSN", "TENANTSEAL_AUDITOR_DSN", "TENANTSEAL_CONTEXT_KEY"} {
+		if env[k] == "" {
+			t.Errorf("stdout has no %s line:\n%s", k, r.stdout)
+		}
+	}
+	wantContains(t, "stderr", r.stderr, "created database "+database)
+	wantOnlyFiles(t, dir)
+}
+
+// wantOnlyFiles checks that dir holds exactly names: no temp file is left behind.
+func wantOnlyFiles(t testing.TB, dir string, names ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, ",") != strings.Join(names, ",") {
+		t.Errorf("got files %q in %s, want %q", got, dir, names)
+	}
+}

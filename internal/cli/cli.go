@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// command is one `tenantseal <name>` subcommand.
+type command struct {
+	name    string
+	summary string // one line for `tenantseal help`
+	// run parses args (everything after the command name) and runs the command. `-h` makes it print its
+	// usage and return errHelp.
+	run func(ctx context.Context, s *session, args []string) error
+}
+
+// commands is the command table, in the order `tenantseal help` lists them. A new command is a file that
+// defines a command value and one line here.
+func commands() []command {
+	return []command{
+		bootstrapCommand,
+		migrateCommand,
+		tenantsCommand,
+		contextKeyCommand,
+		demoCommand,
+		versionCommand,
+	}
+}
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// session is what a command runs with: its streams and the secrets to keep out of messages.
+type session struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	secrets        []string
+}
+
+// secret registers s so that no error message prints it.
+func (s *session) secret(v string) {
+	if len(v) >= 3 {
+		s.secrets = append(s.secrets, v)
+	}
+}
+
+func (s *session) printf(format string, a ...any) { fmt.Fprintf(s.stdout, format, a...) }
+
+// Run runs the tenantseal command line args (without the program name) and returns the exit status: 0 on
+// success, 1 on failure, 2 on a usage error. SIGINT and SIGTERM cancel the running command, which then
+// cleans up (the demo removes its container) and fails.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s := &session{stdin: stdin, stdout: stdout, stderr: stderr}
+	defer func() {
+		// A bug must still end in one line, not a stack trace.
+		if r := recover(); r != nil {
+			fmt.Fprintln(stderr, "tenantseal: "+s.redact(oneLine(fmt.Sprintf("internal error: %v", r))))
+			code = 1
+		}
+	}()
+
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "tenantseal: missing command; usage: tenantseal <command> [flags] (see 'tenantseal help')")
+		return 2
+	}
+	name, rest := args[0], args[1:]
+	var err error
+	switch name {
+	case "help", "-h", "-help", "--help":
+		err = help(ctx, s, rest)
+	default:
+		c, ok := lookup(name)
+		if !ok {
+			err = usageErrorf("unknown command %q; usage: tenantseal <command> [flags] (see 'tenantseal help')", name)
+			break
+		}
+		err = c.run(ctx, s, rest)
+	}
+	return s.exit(ctx, err)
+}
+
+// exit prints err as one line and returns the exit status for it.
+func (s *session) exit(ctx context.Context, err error) int {
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errReported):
+		return 1
+	case errors.As(err, &ue):
+		fmt.Fprintln(s.stderr, "tenantseal: "+s.redact(oneLine(ue.msg)))
+		return 2
+	}
+	msg := describe(err)
+	if ctx.Err() != nil {
+		// Whatever failed failed because of the signal; the details are noise.
+		msg = "interrupted"
+	}
+	fmt.Fprintln(s.stderr, "tenantseal: "+s.redact(oneLine(msg)))
+	return 1
+}
+
+const helpText = `tenantseal makes PostgreSQL row-level security enforce tenant isolation.
+
+Usage:
+
+	tenantseal <command> [flags] [arguments]
+
+Commands:
+%s
+Run 'tenantseal help <command>' or 'tenantseal <command> -h' for a command's flags.
+
+Connection strings: commands that act as the owner take --dsn, else $TENANTSEAL_OWNER_DSN, else the
+TENANTSEAL_OWNER_DSN line of the secrets file (--secrets, default tenantseal-secrets.env) that bootstrap
+writes. Keep that file out of version control.
+`
+
+func help(ctx context.Context, s *session, args []string) error {
+	switch len(args) {
+	case 0:
+		var b strings.Builder
+		for _, c := range commands() {
+			fmt.Fprintf(&b, "\t%-12s %s\n", c.name, c.summary)
+		}
+		fmt.Fprintf(s.stdout, helpText, b.String())
+		return nil
+	case 1:
+		c, ok := lookup(args[0])
+		if !ok {
+			return usageErrorf("unknown command %q; see 'tenantseal help'", args[0])
+		}
+		// Every command prints its usage on -h, to stdout when asked for.
+		hs := *s
+		hs.stderr = s.stdout
+		return c.run(ctx, &hs, []string{"-h"})
+	default:
+		return usageErrorf("usage: tenantseal help [command]")
+	}
+}

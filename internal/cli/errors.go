@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+var (
+	// errHelp: the usage was printed on request; exit 0.
+	errHelp = errors.New("help requested")
+	// errReported: the command already said why it failed; exit 1 without another line.
+	errReported = errors.New("failure already reported")
+)
+
+// usageError is a malformed command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, a ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, a...)}
+}
+
+// describe turns err into a message for an operator. Connection failures name the server, the user and
+// the database and say what went wrong, instead of pgx's multi-line account of every address it tried.
+func describe(err error) string {
+	var ce *pgconn.ConnectError
+	if !errors.As(err, &ce) || ce.Config == nil {
+		return err.Error()
+	}
+	cfg := ce.Config
+	where := cfg.Host
+	if !strings.HasPrefix(where, "/") {
+		where = net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+	}
+	var cause string
+	var pe *pgconn.PgError
+	var ne net.Error
+	switch {
+	case errors.As(err, &pe):
+		switch pe.Code {
+		case "28P01":
+			cause = "password authentication failed (wrong password, or no such role)"
+		case "28000":
+			cause = pe.Message + " (check pg_hba.conf and the role's LOGIN attribute)"
+		case "3D000":
+			cause = fmt.Sprintf("database %q does not exist (did 'tenantseal bootstrap' run with this --database?)", cfg.Database)
+		default:
+			cause = fmt.Sprintf("%s (SQLSTATE %s)", pe.Message, pe.Code)
+		}
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		cause = "timed out"
+		if cfg.ConnectTimeout > 0 {
+			cause = "timed out after " + cfg.ConnectTimeout.String()
+		}
+	case errors.Is(err, context.Canceled):
+		cause = "canceled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		cause = "connection refused (is PostgreSQL running and listening there?)"
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		cause = "host unreachable"
+	default:
+		// The innermost distinct message: pgx nests "address (host): dial error: dial tcp ...: reason".
+		cause = err.Error()
+		if i := strings.LastIndex(cause, ": "); i >= 0 {
+			cause = cause[i+2:]
+		}
+	}
+	return fmt.Sprintf("cannot connect to %s as user %q, database %q: %s", where, cfg.User, cfg.Database, cause)
+}
+
+// oneLine folds a message onto one line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.NewReplacer("\r\n", "; ", "\n\t", "; ", "\n", "; ", "\t", " ").Replace(s)
+	return s
+}
+
+var (
+	urlPassword = regexp.MustCompile(`(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@`)
+	kvPassword  = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'"]+)`)
+)
+
+// redact removes passwords and every registered secret from msg.
+func (s *session) redact(msg string) string {
+	msg = urlPassword.ReplaceAllString(msg, "${1}xxxxx@")
+	msg = kvPassword.ReplaceAllString(msg, "${1}xxxxx")
+	for _, sec := range s.secrets {
+		msg = strings.ReplaceAll(msg, sec, "xxxxx")
+		if esc := url.QueryEscape(sec); esc != sec {
+			msg = strings.ReplaceAll(msg, esc, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// dsnCredentials returns the user and password written in dsn, without reading any environment or
+// password file.
+func dsnCredentials(dsn string) (user, password string, ok bool) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil || u.User == nil {
+			return "", "", false
+		}
+		pw, ok := u.User.Password()
+		return u.User.Username(), pw, ok
+	}
+	for _, m := range regexp.MustCompile(`(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`).FindAllStringSubmatch(dsn, -1) {
+		v := m[2]
+		if strings.HasPrefix(v, "'") {
+			v = strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(v[1 : len(v)-1])
+		}
+		switch m[1] {
+		case "user":
+			user = v
+		case "password":
+			password, ok = v, true
+		}
+	}
+	return user, password, ok
+}

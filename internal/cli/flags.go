@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tenantseal/tenantseal/db"
+)
+
+// flags is a command's flag set with its usage text.
+type flags struct {
+	*flag.FlagSet
+	s        *session
+	name     string // command path, e.g. "migrate"
+	synopsis string // arguments after the command path
+	about    string // paragraphs printed after the synopsis
+}
+
+func newFlags(s *session, name, synopsis, about string) *flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	// The flag package would print errors and the whole usage; we print one line instead.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &flags{FlagSet: fs, s: s, name: name, synopsis: synopsis, about: about}
+}
+
+// usage writes the command's usage to w.
+func (f *flags) usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: tenantseal %s %s\n", f.name, f.synopsis)
+	if f.about != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(f.about))
+	}
+	hasFlags := false
+	f.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
+		fmt.Fprint(w, "\nFlags:\n")
+		f.SetOutput(w)
+		f.PrintDefaults()
+		f.SetOutput(io.Discard)
+	}
+}
+
+// parse parses args, accepting flags before, between and after positional arguments (a lone "--" ends
+// the flags), and returns the positional arguments. -h prints the usage and returns errHelp.
+func (f *flags) parse(args []string) ([]string, error) {
+	var pos []string
+	for {
+		err := f.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			f.usage(f.s.stderr)
+			return nil, errHelp
+		}
+		if err != nil {
+			return nil, usageErrorf("%s: %v (see 'tenantseal %s -h')", f.name, err, f.name)
+		}
+		rest := f.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		// Parse stopped at a non-flag. A negative number is an argument too (`migrate force -1`).
+		pos = append(pos, rest[0])
+		args = rest[1:]
+		for len(args) > 0 && isNegativeNumber(args[0]) {
+			pos = append(pos, args[0])
+			args = args[1:]
+		}
+	}
+}
+
+func isNegativeNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil && strings.HasPrefix(s, "-")
+}
+
+// connFlags are the connection flags of the commands that act as the owner.
+type connFlags struct {
+	dsn     string
+	secrets string
+	timeout time.Duration
+	f       *flags
+}
+
+const (
+	envOwnerDSN    = "TENANTSEAL_OWNER_DSN"
+	defaultSecrets = "tenantseal-secrets.env"
+)
+
+func (f *flags) ownerConn() *connFlags {
+	c := &connFlags{f: f}
+	f.StringVar(&c.dsn, "dsn", "", "owner connection string (default $"+envOwnerDSN+", then the secrets file)")
+	f.StringVar(&c.secrets, "secrets", defaultSecrets, "secrets file that bootstrap wrote")
+	f.DurationVar(&c.timeout, "connect-timeout", db.DefaultConnectTimeout, "give up connecting after this long (unless the connection string sets connect_timeout)")
+	return c
+}
+
+func (f *flags) set(name string) bool {
+	set := false
+	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
+}
+
+// ownerDSN resolves the owner connection string: --dsn, $TENANTSEAL_OWNER_DSN, the secrets file.
+func (c *connFlags) ownerDSN() (string, error) {
+	dsn := c.dsn
+	if dsn == "" {
+		dsn = os.Getenv(envOwnerDSN)
+	}
+	if dsn == "" {
+		sf, err := readSecrets(c.secrets)
+		switch {
+		case errors.Is(err, os.ErrNotExist) && !c.f.set("secrets"):
+			return "", usageErrorf("%s: no owner connection string: pass --dsn, set $%s, or run 'tenantseal bootstrap' to write %s", c.f.name, envOwnerDSN, defaultSecrets)
+		case err != nil:
+			return "", err
+		}
+		dsn = sf.get(envOwnerDSN)
+		if dsn == "" {
+			return "", fmt.Errorf("%s has no %s line", c.secrets, envOwnerDSN)
+		}
+	}
+	return c.prepare(dsn)
+}
+
+// prepare registers the password of dsn as a secret and applies the connect timeout.
+func (c *connFlags) prepare(dsn string) (string, error) {
+	return prepareDSN(c.f.s, dsn, c.timeout)
+}
+
+func prepareDSN(s *session, dsn string, timeout time.Duration) (string, error) {
+	if _, pw, ok := dsnCredentials(dsn); ok {
+		s.secret(pw)
+	}
+	if timeout < 0 {
+		return "", usageErrorf("--connect-timeout must not be negative")
+	}
+	return withConnectTimeout(dsn, timeout), nil
+}
+
+// withConnectTimeout adds connect_timeout (whole seconds, at least 1) unless dsn or $PGCONNECT_TIMEOUT
+// sets one.
+func withConnectTimeout(dsn string, d time.Duration) string {
+	if d <= 0 || strings.Contains(dsn, "connect_timeout") || os.Getenv("PGCONNECT_TIMEOUT") != "" {
+		return dsn
+	}
+	secs := strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return dsn // pgx reports the parse error, with the password masked
+		}
+		q := u.Query()
+		q.Set("connect_timeout", secs)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return strings.TrimSpace(dsn) + " connect_timeout=" + secs
+}

@@ -1,0 +1,154 @@
+package cli_test
+
+import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/migrations"
+)
+
+func moved(from, to uint) string { return fmt.Sprintf("migrated from version %d to %d\n", from, to) }
+
+// statusText is what `migrate status` prints at version v.
+func statusText(v uint, dirty string) string {
+	var b strings.Builder
+	for _, m := range migrations.List(v) {
+		mark := " "
+		if m.Applied {
+			mark = "x"
+		}
+		fmt.Fprintf(&b, "[%s] %04d %s\n", mark, m.Version, m.Name)
+	}
+	fmt.Fprintf(&b, "version %d, dirty: %s\n", v, dirty)
+	return b.String()
+}
+
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	prefix, database := freshNames(t)
+	secrets := filepath.Join(t.TempDir(), "secrets.env")
+	boot := []string{"bootstrap", "--dsn", superDSN(), "--prefix", prefix, "--database", database, "--out", secrets}
+	r := mustRun(t, append(boot, "--no-migrate")...)
+	wantContains(t, "stdout", r.stdout, "no context key yet")
+	if env := readSecretsFile(t, secrets); env["TENANTSEAL_CONTEXT_KEY"] != "" {
+		t.Errorf("got a context key after --no-migrate, want none")
+	}
+
+	// No --dsn: the owner connection string comes from the secrets file.
+	l := migrations.Latest()
+	if l < 2 {
+		t.Fatalf("got latest migration %d, this test needs at least 2", l)
+	}
+	steps := []struct {
+		args []string
+		want string // exact stdout
+	}{
+		{[]string{"version"}, "0\n"},
+		{[]string{"status"}, statusText(0, "no")},
+		{[]string{"up"}, moved(0, l)},
+		{[]string{"up"}, fmt.Sprintf("at version %d: nothing to do\n", l)},
+		{[]string{"status"}, statusText(l, "no")},
+		{[]string{"down"}, moved(l, l-1)},
+		{[]string{"status"}, statusText(l-1, "no")},
+		{[]string{"goto", fmt.Sprint(l)}, moved(l-1, l)},
+		{[]string{"down", "--all"}, moved(l, 0)},
+		{[]string{"goto", "1"}, moved(0, 1)},
+		{[]string{"goto", "0"}, moved(1, 0)},
+		{[]string{"up"}, moved(0, l)},
+		{[]string{"down", fmt.Sprint(l)}, moved(l, 0)},
+		{[]string{"force", fmt.Sprint(l)}, fmt.Sprintf("forced version %d (clean); nothing was run\n", l)},
+		{[]string{"version"}, fmt.Sprintf("%d\n", l)},
+		{[]string{"force", "0"}, "forced version 0 (clean); nothing was run\n"},
+		{[]string{"version"}, "0\n"},
+		{[]string{"up", "--secrets", secrets}, moved(0, l)}, // flags after the subcommand
+	}
+	for _, st := range steps {
+		args := append([]string{"migrate", "--secrets", secrets}, st.args...)
+		r := run(t, args...)
+		if r.code != 0 || r.stdout != st.want || r.stderr != "" {
+			t.Fatalf("migrate %s: got %v, want exit 0 and stdout %q", strings.Join(st.args, " "), r, st.want)
+		}
+	}
+	r = run(t, "migrate", "--secrets", secrets, "down", fmt.Sprint(l+1))
+	wantFailure(t, r, 1, fmt.Sprintf("only %d migration(s) applied", l))
+
+	// Bootstrap again, now on a migrated database: it adds the context key and keeps the passwords.
+	before := readSecretsFile(t, secrets)
+	r = mustRun(t, boot...)
+	wantContains(t, "stdout", r.stdout, "created context signing key")
+	after := readSecretsFile(t, secrets)
+	if after["TENANTSEAL_CONTEXT_KEY"] == "" || after["TENANTSEAL_APP_DSN"] != before["TENANTSEAL_APP_DSN"] {
+		t.Errorf("got %q and app DSN changed %v, want a key and the same DSNs", after["TENANTSEAL_CONTEXT_KEY"], after["TENANTSEAL_APP_DSN"] != before["TENANTSEAL_APP_DSN"])
+	}
+}
+
+func TestMigrateDirty(t *testing.T) {
+	t.Parallel()
+	d := integration.NewDatabase(t)
+	mustExec(t, d.OwnerDSN, "UPDATE schema_migrations SET dirty = true")
+	l := migrations.Latest()
+
+	for _, args := range [][]string{{"up"}, {"down"}, {"down", "--all"}, {"goto", "1"}, {"version"}, {"status"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			r := run(t, append([]string{"migrate", "--dsn", d.OwnerDSN}, args...)...)
+			wantFailure(t, r, 1, fmt.Sprintf("dirty at version %d", l), fmt.Sprintf("`tenantseal migrate force %d`", l-1))
+			switch args[0] {
+			case "status":
+				if want := statusText(l, "yes"); r.stdout != want {
+					t.Errorf("got stdout %q, want %q", r.stdout, want)
+				}
+			case "version":
+				if want := fmt.Sprintf("%d (dirty)\n", l); r.stdout != want {
+					t.Errorf("got stdout %q, want %q", r.stdout, want)
+				}
+			}
+		})
+	}
+
+	// The schema is in fact complete: mark it so.
+	mustRun(t, "migrate", "--dsn", d.OwnerDSN, "force", fmt.Sprint(l))
+	if r := mustRun(t, "migrate", "--dsn", d.OwnerDSN, "version"); r.stdout != fmt.Sprintf("%d\n", l) {
+		t.Errorf("after force %d: got version %q", l, r.stdout)
+	}
+}
+
+// A failure in the first migration: the advice is `force 0`, which must leave the database at no
+// migration, from where up works once the schema is repaired.
+func TestMigrateDirtyFirstVersion(t *testing.T) {
+	t.Parallel()
+	d := integration.NewDatabase(t)
+	mustRun(t, "migrate", "--dsn", d.OwnerDSN, "goto", "1")
+	mustExec(t, d.OwnerDSN, "UPDATE schema_migrations SET dirty = true")
+
+	r := run(t, "migrate", "--dsn", d.OwnerDSN, "up")
+	wantFailure(t, r, 1, "dirty at version 1", "`tenantseal migrate force 0`")
+
+	// Repair by hand: undo what the first migration did.
+	down, err := fs.ReadFile(migrations.FS(), "0001_foundation.down.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, d.OwnerDSN, string(down))
+	mustRun(t, "migrate", "--dsn", d.OwnerDSN, "force", "0")
+	if r := mustRun(t, "migrate", "--dsn", d.OwnerDSN, "version"); r.stdout != "0\n" {
+		t.Errorf("after force 0: got version %q, want \"0\\n\"", r.stdout)
+	}
+	if r := mustRun(t, "migrate", "--dsn", d.OwnerDSN, "up"); r.stdout != moved(0, migrations.Latest()) {
+		t.Errorf("up after the repair: got %q", r.stdout)
+	}
+}
+
+// Not parallel: it sets an environment variable.
+func TestMigrateOwnerDSNFromEnvironment(t *testing.T) {
+	d := integration.NewDatabase(t)
+	t.Setenv("TENANTSEAL_OWNER_DSN", d.OwnerDSN)
+	// --secrets names a file that does not exist: the environment wins before it is read.
+	r := mustRun(t, "migrate", "--secrets", filepath.Join(t.TempDir(), "absent.env"), "version")
+	if want := fmt.Sprintf("%d\n", migrations.Latest()); r.stdout != want {
+		t.Errorf("got stdout %q, want %q", r.stdout, want)
+	}
+}
