@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
@@ -59,6 +60,8 @@ func StartServer(ctx context.Context) (*Server, error) {
 		// gateway when it believes it runs inside a container.
 		os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
 	}
+	// Quiet unless something fails: errors carry what matters.
+	tclog.SetDefault(tclog.NewNoopLogger())
 	image, err := chooseImage(ctx)
 	if err != nil {
 		return nil, err

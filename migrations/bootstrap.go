@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -261,11 +262,11 @@ func newSecret(nBytes int) string {
 	return hex.EncodeToString(b)
 }
 
-func quoteLiteral(s string) string {
-	return "'" + regexp.MustCompile(`'`).ReplaceAllString(s, "''") + "'"
-}
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-var sslmodePattern = regexp.MustCompile(`sslmode=([a-z-]+)`)
+// connParams are the connection string settings that carry over from the superuser's connection string
+// to the generated ones (TLS and timeouts), whatever form the original had.
+var connParams = regexp.MustCompile(`(?:^|[?&\s])(sslmode|sslrootcert|sslcert|sslkey|sslsni|connect_timeout|target_session_attrs)=('(?:[^'\\]|\\.)*'|[^&\s]*)`)
 
 // roleDSN builds a URL connection string for role on the server that cfg reached.
 func roleDSN(cfg *pgx.ConnConfig, original, user, password, database string) string {
@@ -275,8 +276,14 @@ func roleDSN(cfg *pgx.ConnConfig, original, user, password, database string) str
 		Host:   net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))),
 		Path:   "/" + database,
 	}
-	if m := sslmodePattern.FindStringSubmatch(original); m != nil {
-		u.RawQuery = "sslmode=" + m[1]
+	q := url.Values{}
+	for _, m := range connParams.FindAllStringSubmatch(original, -1) {
+		v := strings.Trim(m[2], "'")
+		if uv, err := url.QueryUnescape(v); err == nil {
+			v = uv
+		}
+		q.Set(m[1], v)
 	}
+	u.RawQuery = q.Encode()
 	return u.String()
 }

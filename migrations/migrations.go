@@ -138,19 +138,25 @@ func (mg *Migrator) Steps(ctx context.Context, n int) error {
 	return mg.run(ctx, func() error { return mg.m.Steps(n) })
 }
 
-// Goto migrates up or down to version v.
+// Goto migrates up or down to version v; 0 reverts every migration.
 func (mg *Migrator) Goto(ctx context.Context, v uint) error {
-	if _, _, err := mg.src.ReadUp(v); err != nil && v != 0 {
+	if v == 0 {
+		return mg.Down(ctx, 0)
+	}
+	if _, _, err := mg.src.ReadUp(v); err != nil {
 		return fmt.Errorf("migrations: no migration with version %d", v)
 	}
 	return mg.run(ctx, func() error { return mg.m.Migrate(v) })
 }
 
 // Force marks version v as applied and clean without running anything: the repair step after a dirty
-// failure. v = -1 means no migration applied.
+// failure. v = 0 (or -1) means no migration applied.
 func (mg *Migrator) Force(ctx context.Context, v int) error {
 	if v < -1 {
 		return fmt.Errorf("migrations: cannot force version %d", v)
+	}
+	if v == 0 {
+		v = -1 // golang-migrate's "no version"
 	}
 	if v > 0 {
 		if _, _, err := mg.src.ReadUp(uint(v)); err != nil {

@@ -117,10 +117,6 @@ func runMigrate(ctx context.Context, s *session, args []string) error {
 		s.printf("%d\n", before)
 		return nil
 	case "force":
-		if n == 0 {
-			// No migration has version 0: "none applied" is -1 to golang-migrate.
-			n = -1
-		}
 		if err := mg.Force(ctx, n); err != nil {
 			return err
 		}
@@ -140,11 +136,7 @@ func runMigrate(ctx context.Context, s *session, args []string) error {
 		}
 		err = mg.Down(ctx, n)
 	case "goto":
-		if n == 0 {
-			err = mg.Down(ctx, 0)
-		} else {
-			err = mg.Goto(ctx, uint(n))
-		}
+		err = mg.Goto(ctx, uint(n))
 	}
 	if err != nil {
 		return err
