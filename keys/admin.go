@@ -44,13 +44,13 @@ func (a *Admin) createKeysets(ctx context.Context, tx pgx.Tx, tenant db.TenantID
 	if err := a.ensureCanary(ctx, tx); err != nil {
 		return err
 	}
-	for _, purpose := range []string{PurposeAEAD, PurposePRF} {
-		w, err := newWrapped(a.KEK, tenant, purpose)
-		if err != nil {
-			return err
-		}
+	w, err := NewTenantKeysets(a.KEK, tenant)
+	if err != nil {
+		return err
+	}
+	for purpose, wrapped := range map[string][]byte{PurposeAEAD: w.AEAD, PurposePRF: w.PRF} {
 		if _, err := tx.Exec(ctx, `INSERT INTO tenantseal.tenant_keysets (tenant_id, purpose, kek_id, wrapped)
-			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, tenant, purpose, a.KEK.ID, w); err != nil {
+			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, tenant, purpose, a.KEK.ID, wrapped); err != nil {
 			return fmt.Errorf("keys: store %s keyset: %w", purpose, err)
 		}
 	}

@@ -54,3 +54,17 @@ func newWrapped(kek *KEK, tenant db.TenantID, purpose string) ([]byte, error) {
 	}
 	return wrap(kek, h, tenant, purpose)
 }
+
+// NewTenantKeysets creates a tenant's AEAD and PRF keysets, wrapped by kek: what [Admin.CreateTenant]
+// stores, for callers that keep keysets elsewhere and bring their own [Loader].
+func NewTenantKeysets(kek *KEK, tenant db.TenantID) (Wrapped, error) {
+	a, err := newWrapped(kek, tenant, PurposeAEAD)
+	if err != nil {
+		return Wrapped{}, err
+	}
+	p, err := newWrapped(kek, tenant, PurposePRF)
+	if err != nil {
+		return Wrapped{}, err
+	}
+	return Wrapped{AEAD: a, PRF: p, KEKID: kek.ID}, nil
+}

@@ -196,6 +196,9 @@ func reencryptTable(ctx context.Context, pool *db.Pool, kr *Keyring, tenant db.T
 			return nil
 		}
 		after = recs[len(recs)-1].id
+		if testHookAfterRead != nil {
+			testHookAfterRead()
+		}
 
 		b := &pgx.Batch{}
 		for _, r := range recs {
@@ -232,6 +235,9 @@ func reencryptTable(ctx context.Context, pool *db.Pool, kr *Keyring, tenant db.T
 		}
 	}
 }
+
+// testHookAfterRead runs between reading a batch and rewriting it, so that tests can write in that window.
+var testHookAfterRead func()
 
 // rewriteRow returns the SET and compare-and-set clauses, and their arguments (numbered from $3), that
 // move one row's stale ciphertexts and blind indexes under the primary keys; none when it is current.
