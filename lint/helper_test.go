@@ -1,0 +1,94 @@
+package lint_test
+
+import (
+	"cmp"
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/lint"
+)
+
+func TestMain(m *testing.M) { integration.Main(m) }
+
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustConn(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(testContext(t), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func mustExec(t testing.TB, c *pgx.Conn, sql string) {
+	t.Helper()
+	if _, err := c.Exec(testContext(t), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// mustFixture runs the SQL file path as the superuser, with {{app}} and {{owner}} replaced by the
+// database's role names.
+func mustFixture(t testing.TB, d *integration.Database, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sql := strings.NewReplacer(
+		"{{app}}", pgx.Identifier{d.Roles.App}.Sanitize(),
+		"{{owner}}", pgx.Identifier{d.Roles.Owner}.Sanitize(),
+	).Replace(string(b))
+	mustExec(t, mustConn(t, d.SuperDSN), sql)
+}
+
+func options(d *integration.Database) lint.Options {
+	return lint.Options{AppRole: d.Roles.App, OwnerRole: d.Roles.Owner}
+}
+
+// mustRun lints through a new connection to dsn and checks that the findings come sorted.
+func mustRun(t testing.TB, dsn string, opts lint.Options) []lint.Finding {
+	t.Helper()
+	fs, err := lint.Run(testContext(t), mustConn(t, dsn), opts)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	sorted := slices.IsSortedFunc(fs, func(a, b lint.Finding) int {
+		return cmp.Or(cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Object, b.Object), cmp.Compare(a.Message, b.Message))
+	})
+	if !sorted {
+		t.Errorf("findings are not sorted by rule, object, message:\n%s", text(fs))
+	}
+	return fs
+}
+
+// ruleIDs returns the distinct rule ids of fs, sorted; never nil, so that cmp.Diff compares it with a
+// literal.
+func ruleIDs(fs []lint.Finding) []string {
+	ids := []string{}
+	for _, f := range fs {
+		ids = append(ids, f.Rule)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+func text(fs []lint.Finding) string {
+	var b strings.Builder
+	if err := lint.WriteText(&b, fs); err != nil {
+		return err.Error()
+	}
+	return b.String()
+}
