@@ -1,0 +1,30 @@
+package repo_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/tenantseal/tenantseal/repo"
+)
+
+func TestNewIDIncreasesAndIsVersion7(t *testing.T) {
+	prev := repo.NewID()
+	for i := 0; i < 20000; i++ {
+		id := repo.NewID()
+		if bytes.Compare(id[:], prev[:]) <= 0 {
+			t.Fatalf("id %d: %s not after %s", i, id, prev)
+		}
+		if id[6]>>4 != 7 || id[8]>>6 != 2 {
+			t.Fatalf("id %s: not a version 7, variant 10 UUID", id)
+		}
+		prev = id
+	}
+	back, err := repo.ParseID(strings.ToUpper(prev.String()))
+	if err != nil || back != prev {
+		t.Errorf("ParseID(String()) = %v (%v), want %v", back, err, prev)
+	}
+	if _, err := repo.ParseID("nope"); err == nil {
+		t.Error("ParseID(\"nope\"): got no error")
+	}
+}
