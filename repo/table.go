@@ -2,7 +2,7 @@ package repo
 
 import (
 	"context"
-		"errors"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
