@@ -102,9 +102,10 @@ func ParseConfig(connString string) (*Config, error) {
 	return &Config{PoolConfig: pc}, nil
 }
 
-// RoleNames are the three roles of a deployment.
+// RoleNames are the roles of a deployment: the owner, the app, the auditor, and the probe, a NOLOGIN role
+// with BYPASSRLS that owns only tenantseal.exists_elsewhere and reads only tenant_id and id columns.
 type RoleNames struct {
-	Owner, App, Auditor string
+	Owner, App, Auditor, Probe string
 }
 
 // Roles returns the role names for prefix, or for DefaultRolePrefix when prefix is empty.
@@ -112,7 +113,7 @@ func Roles(prefix string) RoleNames {
 	if prefix == "" {
 		prefix = DefaultRolePrefix
 	}
-	return RoleNames{Owner: prefix + "_owner", App: prefix + "_app", Auditor: prefix + "_auditor"}
+	return RoleNames{Owner: prefix + "_owner", App: prefix + "_app", Auditor: prefix + "_auditor", Probe: prefix + "_probe"}
 }
 
 // validate fills defaults and checks the configuration.

@@ -53,6 +53,8 @@ func checkRole(ctx context.Context, pool *pgxpool.Pool, ownerRole string) error 
 	const q = `
 SELECT r.rolname, r.rolsuper, r.rolbypassrls,
        coalesce((SELECT pg_has_role(r.oid, o.oid, 'MEMBER') FROM pg_roles o WHERE o.rolname = $1), false),
+       coalesce((SELECT string_agg(o.rolname, ', ' ORDER BY o.rolname) FROM pg_roles o
+                  WHERE o.oid <> r.oid AND (o.rolsuper OR o.rolbypassrls) AND pg_has_role(r.oid, o.oid, 'MEMBER')), ''),
        coalesce((SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY n.nspname, c.relname)
                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                   WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
@@ -60,11 +62,10 @@ SELECT r.rolname, r.rolsuper, r.rolbypassrls,
                     AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'), '')
   FROM pg_roles r WHERE r.rolname = current_user`
 	var (
-		role                       string
+		role, owned, bypassRoles   string
 		super, bypass, ownerMember bool
-		owned                      string
 	)
-	err := pool.QueryRow(ctx, q, ownerRole).Scan(&role, &super, &bypass, &ownerMember, &owned)
+	err := pool.QueryRow(ctx, q, ownerRole).Scan(&role, &super, &bypass, &ownerMember, &bypassRoles, &owned)
 	if err != nil {
 		return fmt.Errorf("db: check connected role: %w", err)
 	}
@@ -78,6 +79,9 @@ SELECT r.rolname, r.rolsuper, r.rolbypassrls,
 	case ownerMember:
 		return &RoleError{Role: role, Problem: fmt.Sprintf("is a member of the owner role %q", ownerRole),
 			Fix: fmt.Sprintf("run REVOKE %s FROM %s", pgx.Identifier{ownerRole}.Sanitize(), pgx.Identifier{role}.Sanitize())}
+	case bypassRoles != "":
+		return &RoleError{Role: role, Problem: "is a member of roles that bypass row-level security (" + bypassRoles + ")",
+			Fix: fmt.Sprintf("revoke those roles from %s: it could SET ROLE to them", pgx.Identifier{role}.Sanitize())}
 	case owned != "":
 		return &RoleError{Role: role, Problem: "owns tables (" + owned + ")",
 			Fix: fmt.Sprintf("run ALTER TABLE ... OWNER TO %s for each: the app role must own nothing", pgx.Identifier{ownerRole}.Sanitize())}

@@ -121,7 +121,7 @@ func (c *Cluster) Close(ctx context.Context) error {
 		}
 	}
 	r := c.Template.Roles
-	for _, role := range []string{r.App, r.Auditor, r.Owner} {
+	for _, role := range []string{r.App, r.Auditor, r.Probe, r.Owner} {
 		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP OWNED BY %s; DROP ROLE %s", pgx.Identifier{role}.Sanitize(), pgx.Identifier{role}.Sanitize())); err != nil {
 			return err
 		}

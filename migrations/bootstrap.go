@@ -126,14 +126,35 @@ func Bootstrap(ctx context.Context, superDSN string, opts BootstrapOptions) (*Bo
 		}
 		passwords[role.name] = pw
 	}
-	// The app and auditor roles must never hold the owner's privileges.
-	for _, member := range []string{r.App, r.Auditor} {
-		var isMember bool
-		if err := conn.QueryRow(ctx, "SELECT pg_has_role($1, $2, 'MEMBER')", member, r.Owner).Scan(&isMember); err != nil {
-			return nil, fmt.Errorf("bootstrap: %w", err)
+	// The probe owns the one function that looks past row-level security, and nothing else; the owner
+	// is its member so that migrations can give it that function.
+	var probeExists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", r.Probe).Scan(&probeExists); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	probeIdent := pgx.Identifier{r.Probe}.Sanitize()
+	probeAttrs := "NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS NOINHERIT"
+	if !probeExists {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s %s", probeIdent, probeAttrs)); err != nil {
+			return nil, fmt.Errorf("bootstrap: create role %s: %w", r.Probe, err)
 		}
-		if isMember {
-			return nil, fmt.Errorf("bootstrap: role %s is a member of %s: run REVOKE %s FROM %s first", member, r.Owner, r.Owner, member)
+		res.Actions = append(res.Actions, "created role "+r.Probe)
+	} else if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER ROLE %s %s", probeIdent, probeAttrs)); err != nil {
+		return nil, fmt.Errorf("bootstrap: alter role %s: %w", r.Probe, err)
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", probeIdent, pgx.Identifier{r.Owner}.Sanitize())); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	// The app and auditor roles must never hold the owner's or the probe's privileges.
+	for _, member := range []string{r.App, r.Auditor} {
+		for _, of := range []string{r.Owner, r.Probe} {
+			var isMember bool
+			if err := conn.QueryRow(ctx, "SELECT pg_has_role($1, $2, 'MEMBER')", member, of).Scan(&isMember); err != nil {
+				return nil, fmt.Errorf("bootstrap: %w", err)
+			}
+			if isMember {
+				return nil, fmt.Errorf("bootstrap: role %s is a member of %s: run REVOKE %s FROM %s first", member, of, of, member)
+			}
 		}
 	}
 

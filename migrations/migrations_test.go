@@ -24,8 +24,8 @@ SELECT format('rel %s.%s kind=%s rls=%s force=%s acl=%s opts=%s', ns.nspname, c.
               c.relrowsecurity, c.relforcerowsecurity, c.relacl, c.reloptions)
   FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
 UNION ALL
-SELECT format('col %s.%s.%s %s notnull=%s default=%s', ns.nspname, c.relname, a.attname,
-              format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid))
+SELECT format('col %s.%s.%s %s notnull=%s default=%s acl=%s', ns.nspname, c.relname, a.attname,
+              format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attacl)
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns ON ns.oid = c.relnamespace
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
  WHERE a.attnum > 0 AND NOT a.attisdropped
@@ -41,8 +41,11 @@ SELECT format('policy %s on %s cmd=%s permissive=%s roles=%s using=%s check=%s',
               pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
   FROM pg_policy p
 UNION ALL
-SELECT format('function %s acl=%s %s', p.oid::regprocedure, p.proacl, pg_get_functiondef(p.oid))
+SELECT format('function %s owner=%s acl=%s %s', p.oid::regprocedure, p.proowner::regrole, p.proacl, pg_get_functiondef(p.oid))
   FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
+UNION ALL
+SELECT format('trigger %s on %s %s', t.tgname, t.tgrelid::regclass, pg_get_triggerdef(t.oid))
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN ns ON ns.oid = c.relnamespace WHERE NOT t.tgisinternal
 UNION ALL
 SELECT format('type %s.%s', ns.nspname, t.typname)
   FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
