@@ -85,6 +85,10 @@ type Config struct {
 	// elevation's reason. The audit package records these.
 	OnElevatedUse func(ctx context.Context, p Principal, reason string, until time.Time)
 
+	// Recorder receives the cross-tenant attempts the pool detects: statements without a Principal,
+	// writes refused by a policy, tokens the database refuses, elevated uses. See package audit.
+	Recorder Recorder
+
 	// Now returns the current time; tests may replace it. Default time.Now.
 	Now func() time.Time
 }

@@ -90,9 +90,10 @@ SELECT r.rolname, r.rolsuper, r.rolbypassrls,
 }
 
 // token returns the tenant context token for the Principal in ctx, or ErrNoTenant before any SQL is sent.
-func (p *Pool) token(ctx context.Context) (tok string, elevated bool, err error) {
+func (p *Pool) token(ctx context.Context, op string) (tok string, elevated bool, err error) {
 	pr, ok := PrincipalFrom(ctx)
 	if !ok || pr.Tenant.IsZero() {
+		p.Record(ctx, Event{Kind: EventNoTenant, Operation: op})
 		return "", false, ErrNoTenant
 	}
 	now := p.cfg.Now()
@@ -116,6 +117,8 @@ func (p *Pool) token(ctx context.Context) (tok string, elevated bool, err error)
 		if p.cfg.OnElevatedUse != nil {
 			p.cfg.OnElevatedUse(ctx, pr, reason, until)
 		}
+		p.Record(ctx, Event{Kind: EventElevation, Operation: op,
+			Detail: fmt.Sprintf("reason %q, ttl %v, until %s", reason, e.ttl, until.UTC().Format(time.RFC3339))})
 	}
 	if p.cfg.Unsigned {
 		return ctxtoken.Unsigned(pr.Tenant), false, nil

@@ -25,7 +25,7 @@ func (p *Pool) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 
 // TxWith is [Pool.Tx] with transaction options.
 func (p *Pool) TxWith(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) (err error) {
-	tok, elevated, err := p.token(ctx)
+	tok, elevated, err := p.token(ctx, "tx")
 	if err != nil {
 		return err
 	}
@@ -47,17 +47,17 @@ func (p *Pool) TxWith(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) e
 		return fmt.Errorf("db: begin: %w", classify(err))
 	}
 	if err := fn(tx); err != nil {
-		return classify(err)
+		return p.recordFailure(ctx, "tx", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("db: commit: %w", classify(err))
+		return fmt.Errorf("db: commit: %w", p.recordFailure(ctx, "commit", err))
 	}
 	return nil
 }
 
 // send queues the context and then sql in one batch: one round trip, one implicit transaction.
 func (p *Pool) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
-	tok, _, err := p.token(ctx)
+	tok, _, err := p.token(ctx, operation(sql))
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func (p *Pool) send(ctx context.Context, sql string, args []any) (pgx.BatchResul
 	br := p.pool.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		br.Close()
-		return nil, classify(err)
+		return nil, p.recordFailure(ctx, operation(sql), err)
 	}
 	return br, nil
 }
@@ -91,7 +91,7 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	return tag, classify(err)
+	return tag, p.recordFailure(ctx, operation(sql), err)
 }
 
 // Query runs one query under the tenant context in a single round trip. Close the rows (pgx.CollectRows
@@ -104,9 +104,9 @@ func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 	rows, err := br.Query()
 	if err != nil {
 		br.Close()
-		return nil, classify(err)
+		return nil, p.recordFailure(ctx, operation(sql), err)
 	}
-	return &batchRows{Rows: rows, br: br}, nil
+	return &batchRows{Rows: rows, br: br, ctx: ctx, pool: p, op: operation(sql)}, nil
 }
 
 // QueryRow runs a query expected to return at most one row; errors surface at Scan, pgx.ErrNoRows when
@@ -122,6 +122,11 @@ type batchRows struct {
 	br       pgx.BatchResults
 	closed   bool
 	closeErr error
+	// For recording a refusal that surfaces while reading, once.
+	ctx      context.Context
+	pool     *Pool
+	op       string
+	recorded error
 }
 
 func (r *batchRows) Close() {
@@ -134,10 +139,17 @@ func (r *batchRows) Close() {
 }
 
 func (r *batchRows) Err() error {
-	if err := r.Rows.Err(); err != nil {
-		return classify(err)
+	err := r.Rows.Err()
+	if err == nil {
+		err = r.closeErr
 	}
-	return classify(r.closeErr)
+	if err == nil {
+		return nil
+	}
+	if r.recorded == nil {
+		r.recorded = r.pool.recordFailure(r.ctx, r.op, err)
+	}
+	return r.recorded
 }
 
 func (r *batchRows) Next() bool {

@@ -59,6 +59,8 @@ type Config struct {
 	MaxFieldSize int
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// Recorder, if set, receives an event for every ciphertext that fails to decrypt for its row.
+	Recorder db.Recorder
 }
 
 // Keyring encrypts and decrypts fields and computes blind indexes with each tenant's own keysets.
@@ -68,6 +70,7 @@ type Keyring struct {
 	load  Loader
 	cache *cache
 	max   int
+	rec   db.Recorder
 }
 
 // tenantKeys are one tenant's opened keysets.
@@ -101,7 +104,7 @@ func NewKeyring(cfg Config) (*Keyring, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Keyring{kek: cfg.KEK, load: cfg.Loader, cache: newCache(cfg.CacheEntries, cfg.CacheTTL, cfg.Now), max: cfg.MaxFieldSize}, nil
+	return &Keyring{kek: cfg.KEK, load: cfg.Loader, cache: newCache(cfg.CacheEntries, cfg.CacheTTL, cfg.Now), max: cfg.MaxFieldSize, rec: cfg.Recorder}, nil
 }
 
 func (k *Keyring) String() string {
@@ -196,20 +199,29 @@ func (k *Keyring) Decrypt(ctx context.Context, tenant db.TenantID, f Field, ciph
 	}
 	id, ok := CiphertextKeyID(ciphertext)
 	if !ok || len(ciphertext) < ciphertextOverhead {
-		return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, Reason: ErrTampered, detail: ": malformed ciphertext"}
+		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, Reason: ErrTampered, detail: ": malformed ciphertext"})
 	}
 	t, err := k.keys(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
 	if !t.aeadEnabled[id] {
-		return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrUnknownKey, detail: fmt.Sprintf(": key %d", id)}
+		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrUnknownKey, detail: fmt.Sprintf(": key %d", id)})
 	}
 	pt, err := t.aead.Decrypt(ciphertext, associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row))
 	if err != nil {
-		return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrTampered}
+		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrTampered})
 	}
 	return pt, nil
+}
+
+// tampered records e and returns it.
+func (k *Keyring) tampered(ctx context.Context, tenant db.TenantID, e *FieldError) error {
+	if k.rec != nil {
+		k.rec.Record(ctx, db.Event{Kind: db.EventTampered, TargetTenant: tenant, Table: e.Table, Operation: "decrypt",
+			RowKey: e.Row, Detail: fmt.Sprintf("column %s: %v%s", e.Column, e.Reason, e.detail)})
+	}
+	return e
 }
 
 // CiphertextKeyID returns the id of the key that produced a ciphertext, from its Tink prefix.

@@ -91,7 +91,7 @@ func (r *Invoices) GetWithCustomer(ctx context.Context, id ID) (InvoiceWithCusto
 	row := r.q.QueryRow(ctx, sql, tenant, id)
 	err = scanJoined(ctx, row, r.Table, &out.Invoice, r.customers, &out.Customer)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return out, ErrNotFound
+		return out, r.notFound(ctx, "get", id)
 	}
 	return out, wrapErr("get invoice with customer", err)
 }

@@ -18,7 +18,7 @@ import (
 // version, [ErrNotFound] when no row of the tenant has v's id, and [ErrTenantMismatch] (nothing sent)
 // when v names another tenant.
 func (t *Table[T]) Update(ctx context.Context, v *T) error {
-	tenant, err := t.tenantOf(ctx, v)
+	tenant, err := t.tenantOf(ctx, "update", v)
 	if err != nil {
 		return err
 	}
@@ -46,7 +46,7 @@ func (t *Table[T]) Update(ctx context.Context, v *T) error {
 	err = t.q.QueryRow(ctx, t.updateSQL, args...).Scan(dest...)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return ErrNotFound
+		return t.notFound(ctx, "update", id)
 	case err != nil:
 		return wrapErr("update "+t.s.table, err)
 	case !ok:
@@ -71,7 +71,7 @@ func (t *Table[T]) Delete(ctx context.Context, id ID) error {
 		return wrapErr("delete from "+t.s.table, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return ErrNotFound
+		return t.notFound(ctx, "delete", id)
 	}
 	return nil
 }

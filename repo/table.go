@@ -35,9 +35,10 @@ var ErrInvalidCursor = errors.New("tenantseal: invalid cursor")
 // tenant_id predicate besides row-level security. Encrypted fields are encrypted before they leave the
 // process and decrypted after they arrive. A Table is safe for concurrent use.
 type Table[T any] struct {
-	q  DBTX
-	kr *keys.Keyring
-	s  *schema
+	q   DBTX
+	kr  *keys.Keyring
+	s   *schema
+	rec db.Recorder
 
 	cols      string // every mapped column, in field order
 	getSQL    string
@@ -70,7 +71,7 @@ func New[T any](ctx context.Context, pool *db.Pool, kr *keys.Keyring, table stri
 	if rel.Columns["tenant_id"] == "" || s.fields[s.tenant].column != "tenant_id" {
 		return nil, fmt.Errorf("repo: %s: the tenant field must map tenant_id", rel.QualifiedName())
 	}
-	t := &Table[T]{q: pool, kr: kr, s: s}
+	t := &Table[T]{q: pool, kr: kr, s: s, rec: pool}
 	t.prepare()
 	return t, nil
 }
@@ -152,7 +153,7 @@ SELECT false, %[5]s WHERE NOT EXISTS (SELECT 1 FROM u) AND EXISTS (SELECT 1 FROM
 }
 
 // tenantOf returns the Principal's tenant and checks v's tenant field against it, filling it when zero.
-func (t *Table[T]) tenantOf(ctx context.Context, v *T) (db.TenantID, error) {
+func (t *Table[T]) tenantOf(ctx context.Context, op string, v *T) (db.TenantID, error) {
 	tenant, err := db.TenantFrom(ctx)
 	if err != nil {
 		return tenant, err
@@ -166,9 +167,22 @@ func (t *Table[T]) tenantOf(ctx context.Context, v *T) (db.TenantID, error) {
 	case given.IsZero():
 		tf.Set(reflect.ValueOf(tenant))
 	case given != tenant:
+		t.rec.Record(ctx, db.Event{Kind: db.EventTenantMismatch, TargetTenant: given, Table: t.s.table, Operation: op,
+			RowKey: t.idOf(reflect.ValueOf(v).Elem()).String()})
 		return tenant, &MismatchError{Table: t.s.table, Given: given, Principal: tenant}
 	}
 	return tenant, nil
+}
+
+// notFound answers a miss by id with ErrNotFound, first asking the database whether the id belongs to
+// another tenant, and recording the attempt if it does. The caller learns nothing either way.
+func (t *Table[T]) notFound(ctx context.Context, op string, id ID) error {
+	var elsewhere bool
+	err := t.q.QueryRow(ctx, "SELECT tenantseal.exists_elsewhere($1::regclass, $2)", t.s.rel.QualifiedName(), id).Scan(&elsewhere)
+	if err == nil && elsewhere {
+		t.rec.Record(ctx, db.Event{Kind: db.EventForeignID, Table: t.s.table, Operation: op, RowKey: id.String()})
+	}
+	return ErrNotFound
 }
 
 // MismatchError reports a struct whose tenant id differs from the Principal's. It matches
@@ -300,7 +314,7 @@ func (t *Table[T]) Get(ctx context.Context, id ID) (T, error) {
 	}
 	err = t.scan(ctx, t.q.QueryRow(ctx, t.getSQL, tenant, id), &v)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return v, ErrNotFound
+		return v, t.notFound(ctx, "get", id)
 	}
 	return v, wrapErr("get "+t.s.table, err)
 }
@@ -325,7 +339,7 @@ func (t *Table[T]) InsertMany(ctx context.Context, vs []*T) error {
 	var tenant db.TenantID
 	for _, v := range vs {
 		var err error
-		if tenant, err = t.tenantOf(ctx, v); err != nil {
+		if tenant, err = t.tenantOf(ctx, "insert", v); err != nil {
 			return err
 		}
 		rv := reflect.ValueOf(v).Elem()

@@ -146,6 +146,25 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"tenants"}, "missing subcommand"},
 		{[]string{"tenants", "create"}, "--name NAME is required"},
 		{[]string{"tenants", "list", "--name", "x"}, "--name goes with create only"},
+		{[]string{"tenants", "shred"}, "needs exactly one tenant id"},
+		{[]string{"tenants", "shred", "acme", "--confirm", "acme"}, `tenant id "acme" is not a tenant id`},
+		{[]string{"tenants", "create", "--name", "x", "--no-keys", "--kek", "local-keyset:///k.json"}, "--kek or --no-keys, not both"},
+		{[]string{"tenants", "list", "--confirm", "x"}, "--confirm goes with shred only"},
+		{[]string{"tenants", "list", "--no-keys"}, "--no-keys goes with create only"},
+		{[]string{"keys"}, "missing subcommand"},
+		{[]string{"keys", "frobnicate"}, `unknown subcommand "frobnicate"`},
+		{[]string{"keys", "check", "extra"}, `unexpected argument "extra"`},
+		{[]string{"keys", "create"}, "--tenant T is required"},
+		{[]string{"keys", "rotate"}, "give either --tenant T or --all"},
+		{[]string{"keys", "retire", "--all", "--tenant", "00000000-0000-4000-8000-000000000001"}, "give either --tenant T or --all"},
+		{[]string{"keys", "rotate", "--tenant", "acme"}, `--tenant "acme" is not a tenant id`},
+		{[]string{"keys", "rotate", "--tenant", "00000000-0000-0000-0000-000000000000"}, "is not a tenant id"},
+		{[]string{"keys", "reencrypt", "--all", "--batch", "0"}, "--batch must be at least 1"},
+		{[]string{"keys", "check", "--batch", "5"}, "--batch goes with reencrypt only"},
+		{[]string{"keys", "rotate", "--all", "--app-dsn", "postgres://x:s3cret@h/db"}, "--app-dsn goes with reencrypt, retire only"},
+		{[]string{"keys", "init-kek", "--kek", "local-keyset:///k.json"}, "--kek goes with check, create"},
+		{[]string{"keys", "check", "--all"}, "--all goes with rotate, reencrypt, retire only"},
+		{[]string{"keys", "rotate-kek"}, "--new <uri> is required"},
 		{[]string{"context-key"}, "missing subcommand"},
 		{[]string{"context-key", "rotate", "--overlap", "0s"}, "--overlap must be at least 1s"},
 		{[]string{"bootstrap"}, "--dsn <superuser connection string> is required"},
@@ -175,7 +194,7 @@ func TestNoOwnerDSN(t *testing.T) {
 func TestHelp(t *testing.T) {
 	t.Parallel()
 	r := mustRun(t, "help")
-	for _, name := range []string{"bootstrap", "migrate", "tenants", "context-key", "demo", "version"} {
+	for _, name := range []string{"bootstrap", "migrate", "tenants", "keys", "context-key", "demo", "version"} {
 		wantContains(t, "help", r.stdout, "\t"+name+" ")
 	}
 	if r2 := mustRun(t, "-h"); r2.stdout != r.stdout {
@@ -188,7 +207,9 @@ func TestHelp(t *testing.T) {
 	}{
 		{"bootstrap", []string{"Usage: tenantseal bootstrap", "-reset-passwords", "-no-migrate", "-print", "0600"}},
 		{"migrate", []string{"Usage: tenantseal migrate", "force V", "-dsn", "-secrets", "-connect-timeout"}},
-		{"tenants", []string{"create --name NAME", "list"}},
+		{"tenants", []string{"create --name NAME [--no-keys]", "list", "shred T --confirm T", "exit 2", "-kek", "-confirm"}},
+		{"keys", []string{"init-kek", "check", "create --tenant T", "rotate --tenant T | --all", "retire", "rotate-kek --new URI",
+			"Resumable: it skips rows already under the", "keyring cache TTL", "-kek", "-batch", "-app-dsn", "-prefix", "TENANTSEAL_KEK_URI"}},
 		{"context-key", []string{"rotate", "-overlap", "restart every one of them", "TS401"}},
 		{"demo", []string{"-dsn", "-prefix", "-database"}},
 		{"version", []string{"Usage: tenantseal version"}},

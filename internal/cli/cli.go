@@ -27,6 +27,7 @@ func commands() []command {
 		bootstrapCommand,
 		migrateCommand,
 		tenantsCommand,
+		keysCommand,
 		contextKeyCommand,
 		demoCommand,
 		versionCommand,
@@ -105,7 +106,7 @@ func (s *session) exit(ctx context.Context, err error) int {
 		fmt.Fprintln(s.stderr, "tenantseal: "+s.redact(oneLine(ue.msg)))
 		return 2
 	}
-	msg := describe(err)
+	msg := unprefixed(describe(err))
 	if ctx.Err() != nil {
 		// Whatever failed failed because of the signal; the details are noise.
 		msg = "interrupted"
@@ -126,7 +127,8 @@ Run 'tenantseal help <command>' or 'tenantseal <command> -h' for a command's fla
 
 Connection strings: commands that act as the owner take --dsn, else $TENANTSEAL_OWNER_DSN, else the
 TENANTSEAL_OWNER_DSN line of the secrets file (--secrets, default tenantseal-secrets.env) that bootstrap
-writes. Keep that file out of version control.
+writes. Keep that file out of version control. Commands that wrap or unwrap tenant keysets take the
+key-encryption key (KEK) the same way: --kek, else $TENANTSEAL_KEK_URI, else the secrets file.
 `
 
 func help(ctx context.Context, s *session, args []string) error {

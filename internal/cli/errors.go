@@ -78,6 +78,25 @@ func describe(err error) string {
 	return fmt.Sprintf("cannot connect to %s as user %q, database %q: %s", where, cfg.User, cfg.Database, cause)
 }
 
+// ownerError explains the Postgres failures of owner-side commands that an operator can fix.
+func ownerError(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "42P01", "3F000", "42883":
+			return fmt.Errorf("the database lacks the tenantseal schema or part of it: run 'tenantseal migrate up' first (%w)", err)
+		case "42501":
+			return fmt.Errorf("permission denied: connect as the owner role (TENANTSEAL_OWNER_DSN): %w", err)
+		}
+	}
+	return err
+}
+
+// unprefixed drops the "tenantseal: " that library sentinels start with: exit adds its own.
+func unprefixed(msg string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(msg, "tenantseal: "), ": tenantseal: ", ": ")
+}
+
 // oneLine folds a message onto one line.
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)

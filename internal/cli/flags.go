@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -107,6 +108,37 @@ func (f *flags) set(name string) bool {
 	set := false
 	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
 	return set
+}
+
+// subcommand names a subcommand and the flags it accepts, space-separated.
+type subcommand struct {
+	name, flags string
+}
+
+// ownerFlags are the flags of ownerConn, accepted by every subcommand that connects as the owner.
+const ownerFlags = "dsn secrets connect-timeout"
+
+// checkSub fails with a usage error when a flag is set that subcommand sub does not take, naming the
+// subcommands that do.
+func (f *flags) checkSub(subs []subcommand, sub string) error {
+	takes := func(sc subcommand, flag string) bool { return slices.Contains(strings.Fields(sc.flags), flag) }
+	var err error
+	f.Visit(func(fl *flag.Flag) {
+		if err != nil {
+			return
+		}
+		var with []string
+		for _, sc := range subs {
+			if takes(sc, fl.Name) {
+				if sc.name == sub {
+					return
+				}
+				with = append(with, sc.name)
+			}
+		}
+		err = usageErrorf("%s %s: --%s goes with %s only", f.name, sub, fl.Name, strings.Join(with, ", "))
+	})
+	return err
 }
 
 // ownerDSN resolves the owner connection string: --dsn, $TENANTSEAL_OWNER_DSN, the secrets file.

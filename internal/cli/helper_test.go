@@ -209,10 +209,16 @@ func mustPool(t testing.TB, appDSN, prefix string, key db.ContextKey) *db.Pool {
 	return p
 }
 
-// mustTenant creates a tenant with `tenantseal tenants create` and returns its id.
+// mustTenant creates a tenant without keysets with `tenantseal tenants create --no-keys` and returns its
+// id.
 func mustTenant(t testing.TB, ownerDSN, name string) db.TenantID {
 	t.Helper()
-	r := mustRun(t, "tenants", "create", "--dsn", ownerDSN, "--name", name)
+	return parseTenant(t, mustRun(t, "tenants", "create", "--no-keys", "--dsn", ownerDSN, "--name", name))
+}
+
+// parseTenant returns the tenant id that `tenants create` printed.
+func parseTenant(t testing.TB, r result) db.TenantID {
+	t.Helper()
 	id, err := db.ParseTenantID(strings.TrimSpace(r.stdout))
 	if err != nil {
 		t.Fatalf("tenants create: got stdout %q, want a tenant id: %v", r.stdout, err)

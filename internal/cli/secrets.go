@@ -16,6 +16,7 @@ const (
 	keyAppDSN     = "TENANTSEAL_APP_DSN"
 	keyAuditorDSN = "TENANTSEAL_AUDITOR_DSN"
 	keyContextKey = "TENANTSEAL_CONTEXT_KEY"
+	keyKEKURI     = "TENANTSEAL_KEK_URI"
 )
 
 const secretsHeader = "# tenantseal secrets: keep out of version control"
@@ -175,6 +176,22 @@ func (w *pendingWrite) abort() {
 	}
 	w.tmp.Close()
 	os.Remove(w.tmp.Name())
+}
+
+// setSecret rewrites the secrets file at path with key set to value, keeping every other line, mode
+// 0600.
+func setSecret(path, key, value string) error {
+	file, err := readSecrets(path)
+	if err != nil {
+		return err
+	}
+	w, err := beginWrite(path)
+	if err != nil {
+		return err
+	}
+	defer w.abort()
+	file.set(key, value)
+	return w.commit(file.bytes())
 }
 
 // unchanged reports whether path already holds exactly data with mode 0600.

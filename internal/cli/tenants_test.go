@@ -38,6 +38,9 @@ func TestTenants(t *testing.T) {
 func TestTenantsCreateRejectsLongName(t *testing.T) {
 	t.Parallel()
 	d := integration.NewDatabase(t)
-	r := run(t, "tenants", "create", "--dsn", d.OwnerDSN, "--name", strings.Repeat("x", 201))
-	wantFailure(t, r, 1, "create tenant", "23514")
+	kek := newLocalKEK(t)
+	for _, keys := range []string{"--no-keys", "--kek=" + kek} {
+		r := run(t, "tenants", "create", "--dsn", d.OwnerDSN, "--name", strings.Repeat("x", 201), keys)
+		wantFailure(t, r, 1, "create tenant", "23514")
+	}
 }
