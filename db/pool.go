@@ -76,6 +76,9 @@ SELECT r.rolname, r.rolsuper, r.rolbypassrls,
 	case bypass:
 		return &RoleError{Role: role, Problem: "has BYPASSRLS",
 			Fix: fmt.Sprintf("run ALTER ROLE %s NOBYPASSRLS or connect as the app role", pgx.Identifier{role}.Sanitize())}
+	case role == ownerRole:
+		return &RoleError{Role: role, Problem: "is the owner role, which owns the tables",
+			Fix: "connect as the app role that bootstrap created; the owner only runs migrations"}
 	case ownerMember:
 		return &RoleError{Role: role, Problem: fmt.Sprintf("is a member of the owner role %q", ownerRole),
 			Fix: fmt.Sprintf("run REVOKE %s FROM %s", pgx.Identifier{ownerRole}.Sanitize(), pgx.Identifier{role}.Sanitize())}

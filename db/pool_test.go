@@ -36,6 +36,7 @@ func TestOpenRefusesUnsafeRoles(t *testing.T) {
 	}{
 		{"superuser", mk("super", "SUPERUSER"), "is a superuser"},
 		{"bypassrls", mk("bypass", "BYPASSRLS"), "has BYPASSRLS"},
+		{"the owner itself", d.OwnerDSN, "is the owner role"},
 		{"owner member", mk("member", "", "GRANT "+d.Roles.Owner+" TO %s"), "is a member of the owner role"},
 		{"member of a BYPASSRLS role", mk("probemember", "", "GRANT "+d.Roles.Probe+" TO %s"), "member of roles that bypass row-level security (" + d.Roles.Probe},
 		{"table owner", mk("tabowner", "", "CREATE TABLE public.%[1]s_t (id int)", "ALTER TABLE public.%[1]s_t OWNER TO %[1]s"), "owns tables (public."},

@@ -121,10 +121,10 @@ func (a *Admin) editKeysets(ctx context.Context, tenant db.TenantID, edit func(p
 			return fmt.Errorf("%w (tenant %s)", ErrNoKeyset, tenant)
 		}
 		for _, r := range rs {
-			if r.kekID != a.KEK.ID {
-				return fmt.Errorf("%w: tenant %s's %s keyset is wrapped by %s, not %s", ErrKEK, tenant, r.purpose, r.kekID, a.KEK.ID)
-			}
 			h, err := unwrap(a.KEK, r.wrapped, tenant, r.purpose)
+			if err != nil && r.kekID != a.KEK.ID {
+				return fmt.Errorf("%w: tenant %s's %s keyset was wrapped by %s, not %s", ErrKEK, tenant, r.purpose, r.kekID, a.KEK.ID)
+			}
 			if err != nil {
 				return err
 			}
@@ -140,7 +140,7 @@ func (a *Admin) editKeysets(ctx context.Context, tenant db.TenantID, edit func(p
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, "UPDATE tenantseal.tenant_keysets SET wrapped = $3, updated_at = now() WHERE tenant_id = $1 AND purpose = $2", tenant, r.purpose, w); err != nil {
+			if _, err := tx.Exec(ctx, "UPDATE tenantseal.tenant_keysets SET wrapped = $3, kek_id = $4, updated_at = now() WHERE tenant_id = $1 AND purpose = $2", tenant, r.purpose, w, a.KEK.ID); err != nil {
 				return fmt.Errorf("keys: store %s keyset: %w", r.purpose, err)
 			}
 		}
@@ -181,7 +181,7 @@ func (a *Admin) Retire(ctx context.Context, tenant db.TenantID, usage KeyUsage) 
 				continue
 			}
 			if n := used[id]; n > 0 {
-				return fmt.Errorf("%w: %d rows of tenant %s still need %s key %d: run keys reencrypt first", ErrKeyInUse, n, tenant, purpose, id)
+				return fmt.Errorf("%w: %d stored values of tenant %s still need %s key %d: run keys reencrypt first", ErrKeyInUse, n, tenant, purpose, id)
 			}
 			if err := m.Disable(id); err != nil {
 				return fmt.Errorf("keys: disable %s key %d: %w", purpose, id, err)

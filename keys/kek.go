@@ -26,7 +26,8 @@ const LocalKEKScheme = "local-keyset://"
 // local keyset file (development) or a key in a KMS reached through Tink's KMS client registry. String
 // prints only its fingerprint.
 type KEK struct {
-	// ID fingerprints the KEK's URI; stored beside each wrapped keyset. Not secret.
+	// ID fingerprints the KEK's URI; stored beside each wrapped keyset to name the KEK in errors. Not
+	// secret, and not what decides: a keyset opens with the right key under any URI.
 	ID   string
 	aead tink.AEAD
 }

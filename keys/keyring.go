@@ -138,10 +138,9 @@ func (k *Keyring) keys(ctx context.Context, tenant db.TenantID) (*tenantKeys, er
 	})
 }
 
+// open unwraps and builds a tenant's keysets. The stored KEK id only names the KEK in errors: the key
+// decides, so a KEK reached under another URI (a moved file, another URI form) still works.
 func (k *Keyring) open(tenant db.TenantID, w Wrapped) (*tenantKeys, error) {
-	if w.KEKID != "" && w.KEKID != k.kek.ID {
-		return nil, fmt.Errorf("%w: tenant %s's keysets are wrapped by %s, this process holds %s", ErrKEK, tenant, w.KEKID, k.kek.ID)
-	}
 	ah, err := unwrap(k.kek, w.AEAD, tenant, PurposeAEAD)
 	if err == nil {
 		var ph *keyset.Handle
@@ -150,7 +149,7 @@ func (k *Keyring) open(tenant db.TenantID, w Wrapped) (*tenantKeys, error) {
 		}
 	}
 	if w.Canary != nil && !k.kek.checkCanary(w.Canary) {
-		return nil, fmt.Errorf("%w: it does not open the database's KEK canary", ErrKEK)
+		return nil, fmt.Errorf("%w: %s does not open the database's KEK canary (keysets were wrapped by %s)", ErrKEK, k.kek.ID, w.KEKID)
 	}
 	return nil, err
 }
