@@ -1,0 +1,202 @@
+package audit_test
+
+import (
+	"errors"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/tenantseal/tenantseal/audit"
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/repo"
+)
+
+// want is the part of an entry a detection test checks.
+type want struct {
+	Kind, Subject, Tenant, Target, Table, Operation, RowKey, SQLState, RequestID string
+}
+
+func summary(e audit.Entry) want {
+	return want{e.Kind, str(e.Subject), str(e.TenantID), str(e.TargetTenant), str(e.Table), str(e.Operation),
+		str(e.RowKey), str(e.SQLState), str(e.RequestID)}
+}
+
+func TestEachDetectionRecordsExactlyOneEvent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, ctxA := e.tenant(t, "a", "support")
+	b, ctxB := e.tenant(t, "b")
+	bc := repo.Customer{DisplayName: "B", Email: "b@x", Phone: "secret-phone-555"}
+	if err := e.customers.Insert(ctxB, &bc); err != nil {
+		t.Fatal(err)
+	}
+	ac := repo.Customer{DisplayName: "A", Email: "a@x", Phone: "a-phone"}
+	if err := e.customers.Insert(ctxA, &ac); err != nil {
+		t.Fatal(err)
+	}
+	base := len(e.events(t))
+	if base != 0 {
+		t.Fatalf("setup recorded %d events, want 0", base)
+	}
+	A, B := a.String(), b.String()
+	nilS := "<nil>"
+
+	tests := []struct {
+		name string
+		act  func(t *testing.T)
+		want want
+	}{
+		{"refused write, rolled back", func(t *testing.T) {
+			err := e.pool.Tx(ctxA, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctxA, "INSERT INTO customers (tenant_id, display_name) VALUES ($1, 'x')", b)
+				return err
+			})
+			if err == nil {
+				t.Fatal("the write succeeded")
+			}
+		}, want{"refused_write", "a-user", A, nilS, "customers", "tx", nilS, "42501", "req-a"}},
+		{"refused write, single statement", func(t *testing.T) {
+			if _, err := e.pool.Exec(ctxA, "UPDATE customers SET tenant_id = $1", b); err == nil {
+				t.Fatal("the write succeeded")
+			}
+		}, want{"refused_write", "a-user", A, nilS, "customers", "update", nilS, "42501", "req-a"}},
+		{"foreign id", func(t *testing.T) {
+			if _, err := e.customers.Get(ctxA, bc.ID); !errors.Is(err, repo.ErrNotFound) {
+				t.Fatalf("got %v, want ErrNotFound", err)
+			}
+		}, want{"foreign_id", "a-user", A, nilS, "customers", "get", bc.ID.String(), nilS, "req-a"}},
+		{"client-supplied tenant", func(t *testing.T) {
+			c := repo.Customer{TenantID: b, DisplayName: "x", Email: "x@x"}
+			if err := e.customers.Insert(ctxA, &c); !errors.Is(err, repo.ErrTenantMismatch) {
+				t.Fatalf("got %v, want ErrTenantMismatch", err)
+			}
+		}, want{"tenant_mismatch", "a-user", A, B, "customers", "insert", "", nilS, "req-a"}},
+		{"no tenant context", func(t *testing.T) {
+			if _, err := e.pool.Exec(audit.WithRequestID(testContext(t), "req-anon"), "DELETE FROM customers"); !errors.Is(err, db.ErrNoTenant) {
+				t.Fatalf("got %v, want ErrNoTenant", err)
+			}
+		}, want{"no_tenant", nilS, nilS, nilS, nilS, "delete", nilS, nilS, "req-anon"}},
+		{"tampered ciphertext", func(t *testing.T) {
+			if _, err := mustConn(t, e.d.SuperDSN).Exec(testContext(t), "UPDATE customers SET phone = email WHERE id = $1", ac.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.customers.Get(ctxA, ac.ID); !errors.Is(err, repo.ErrTampered) {
+				t.Fatalf("got %v, want ErrTampered", err)
+			}
+		}, want{"tampered_ciphertext", "a-user", A, A, "customers", "decrypt", ac.ID.String(), nilS, "req-a"}},
+		{"elevation", func(t *testing.T) {
+			ctx, err := db.Elevate(ctxA, "ticket 7: billing question", 10*time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.pool.Exec(ctx, "SELECT count(*) FROM customers"); err != nil {
+				t.Fatal(err)
+			}
+		}, want{"elevation", "a-user", A, nilS, nilS, "tx", nilS, nilS, "req-a"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.act(t)
+			all := e.events(t)
+			got := all[base:]
+			base = len(all)
+			if len(got) != 1 {
+				var kinds []string
+				for _, g := range got {
+					kinds = append(kinds, g.Kind)
+				}
+				t.Fatalf("got %d events %v, want exactly one", len(got), kinds)
+			}
+			w := tc.want
+			if w.RowKey == "" { // a fresh id: check its presence only
+				if got[0].RowKey == nil {
+					t.Error("no row key recorded")
+				}
+				w.RowKey = str(got[0].RowKey)
+			}
+			if diff := cmp.Diff(w, summary(got[0])); diff != "" {
+				t.Errorf("event differs (-want +got):\n%s", diff)
+			}
+			if d := str(got[0].Detail); strings.Contains(d, "secret-phone") || strings.Contains(d, "v1.") {
+				t.Errorf("detail %q holds plaintext or a token", d)
+			}
+		})
+	}
+	t.Run("a plain miss records nothing", func(t *testing.T) {
+		if _, err := e.customers.Get(ctxA, repo.NewID()); !errors.Is(err, repo.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if n := len(e.events(t)); n != base {
+			t.Errorf("got %d new events, want none", n-base)
+		}
+	})
+	t.Run("the elevation detail names reason and ttl", func(t *testing.T) {
+		all, _ := audit.Query(testContext(t), mustConn(t, e.d.AuditorDSN), audit.Filter{Kind: "elevation"})
+		if len(all) != 1 || !strings.Contains(str(all[0].Detail), "ticket 7: billing question") || !strings.Contains(str(all[0].Detail), "ttl 10m0s") {
+			t.Errorf("got %v, want one elevation event with reason and ttl", all)
+		}
+	})
+	res, err := audit.Verify(testContext(t), mustConn(t, e.d.AuditorDSN))
+	if err != nil || res.Break != nil || res.Rows != int64(base) {
+		t.Errorf("verify: got %+v (%v), want %d intact rows", res, err, base)
+	}
+}
+
+func TestInvalidContextIsRecorded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *db.Config) { c.SigningKey = db.ContextKey{ID: "forged", Secret: make([]byte, 32)} })
+	tenant, err := e.admin.CreateTenant(testContext(t), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := db.WithPrincipal(testContext(t), db.Principal{Tenant: tenant, Subject: "mallory"})
+	if _, err := e.pool.Exec(ctx, "SELECT count(*) FROM tenants"); !errors.Is(err, db.ErrInvalidContext) {
+		t.Fatalf("got %v, want ErrInvalidContext", err)
+	}
+	got := e.events(t)
+	if len(got) != 1 || got[0].Kind != "invalid_context" || str(got[0].SQLState) != db.SQLStateInvalidContext || str(got[0].Subject) != "mallory" {
+		t.Fatalf("got %v, want one invalid_context event by mallory", got)
+	}
+	if strings.Contains(str(got[0].Detail), "v1.") {
+		t.Errorf("detail %q holds the token", str(got[0].Detail))
+	}
+}
+
+func TestTenantsSeeOnlyTheirOwnEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, ctxA := e.tenant(t, "a")
+	b, ctxB := e.tenant(t, "b")
+	if _, err := e.pool.Exec(ctxA, "INSERT INTO customers (tenant_id, display_name) VALUES ($1, 'x')", b); err == nil {
+		t.Fatal("write succeeded")
+	}
+	if _, err := e.pool.Exec(ctxB, "INSERT INTO customers (tenant_id, display_name) VALUES ($1, 'x')", a); err == nil {
+		t.Fatal("write succeeded")
+	}
+	if all := e.events(t); len(all) != 2 {
+		t.Fatalf("the auditor sees %d events, want 2", len(all))
+	}
+	for tenant, ctx := range map[db.TenantID]context.Context{a: ctxA, b: ctxB} {
+		got, err := audit.Query(ctx, e.pool, audit.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || str(got[0].TenantID) != tenant.String() {
+			t.Errorf("tenant %s reads %v, want only its own event", tenant, got)
+		}
+	}
+	// The app role can only append, through the function; it cannot touch the log or the head.
+	app := mustConn(t, e.d.AppDSN)
+	for _, sql := range []string{
+		"INSERT INTO tenantseal.audit_log (seq, at, kind, prev_hash, hash) VALUES (999, now(), 'x', '', '')",
+		"UPDATE tenantseal.audit_head SET seq = 0",
+		"SELECT tenantseal.audit_canonical(NULL::tenantseal.audit_log)",
+	} {
+		if _, err := app.Exec(testContext(t), sql); err == nil {
+			t.Errorf("%s: succeeded as the app role", sql)
+		}
+	}
+}

@@ -1,0 +1,34 @@
+// Package audit records every cross-tenant attempt out of band in a tamper-evident, hash-chained log,
+// and raises alerts on bursts.
+//
+// # Recording
+//
+// [Writer] implements db.Recorder: give it to db.Config.Recorder and keys.Config.Recorder, and the
+// pool, the keyring and the repositories report what they detect: writes refused by a policy, lookups
+// by id that hit another tenant's row, structs naming a foreign tenant, statements without a Principal,
+// refused tenant tokens, tampered ciphertexts and every elevated use. Events carry the time, the kind, the
+// Principal, the target tenant where known, table, operation, row key, SQLSTATE and the request id from
+// [WithRequestID]; never plaintext, tokens or keys. Oversized or invalid UTF-8 values are cut or
+// replaced with a marker, never refused.
+//
+// Record queues and returns; a goroutine appends batches through tenantseal.audit_append on the writer's
+// own connections, so an event survives the rollback of the transaction that failed. A full queue makes
+// Record wait at most Config.MaxBlock, then drop the event, count it in [Stats] and log it at ERROR:
+// never silently. While the database cannot be reached, events go to the log and to a spool file that
+// is replayed, in order, when it can. Close flushes.
+//
+// # Tamper evidence
+//
+// The database assigns each entry its sequence number and a SHA-256 hash over the previous hash and a
+// canonical encoding of the entry, under a lock on the chain head, so concurrent writers cannot fork the
+// chain. Triggers refuse UPDATE, DELETE and TRUNCATE; the app role may only append, through the function;
+// the auditor role reads everything. [Verify] walks the chain and reports the first broken link.
+//
+// # Alerts and metrics
+//
+// A [Detector] counts events per principal and per source tenant in a sliding window and calls an
+// [Alerter] (by default [LogAlerter], slog at ERROR) when a source exceeds the threshold. Counters per
+// kind, and of written, spooled, replayed and dropped events, are in [Writer.Stats] and published with
+// the standard library's expvar under "tenantseal_audit": no dependency, and any Prometheus exporter
+// for expvar can scrape them.
+package audit

@@ -1,0 +1,107 @@
+package audit
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/internal/ctxtoken"
+)
+
+// Entry is one audit event as stored: what a detection reported, who did it and when.
+type Entry struct {
+	Seq          int64     `json:"seq,omitempty"`
+	At           time.Time `json:"at"`
+	Kind         string    `json:"kind"`
+	Subject      *string   `json:"subject"`
+	TenantID     *string   `json:"tenant_id"`
+	TargetTenant *string   `json:"target_tenant"`
+	Table        *string   `json:"table_name"`
+	Operation    *string   `json:"operation"`
+	RowKey       *string   `json:"row_key"`
+	SQLState     *string   `json:"sqlstate"`
+	RequestID    *string   `json:"request_id"`
+	Detail       *string   `json:"detail"`
+	PrevHash     []byte    `json:"prev_hash,omitempty"`
+	Hash         []byte    `json:"hash,omitempty"`
+}
+
+type requestIDKey struct{}
+
+// WithRequestID returns a copy of ctx carrying the request id that events recorded under it name.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestIDFrom returns the request id in ctx, if any.
+func RequestIDFrom(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(requestIDKey{}).(string)
+	return id, ok
+}
+
+// Field size limits, in bytes. Longer values are cut at a character boundary and marked; the event is
+// never refused for its size.
+const (
+	MaxFieldLen  = 256
+	MaxDetailLen = 2048
+)
+
+const (
+	truncatedMarker = "…[truncated]"
+	escapedMarker   = "[invalid utf-8 replaced]"
+)
+
+// clean makes s storable and bounded: invalid UTF-8 and NUL bytes (which Postgres text cannot hold)
+// become U+FFFD with a marker, and anything longer than max is cut with a marker.
+func clean(s string, max int) string {
+	if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+		s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD") + escapedMarker
+	}
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len(truncatedMarker)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + truncatedMarker
+}
+
+func opt(s string, max int) *string {
+	if s == "" {
+		return nil
+	}
+	c := clean(s, max)
+	return &c
+}
+
+// newEntry builds the stored form of e as seen under ctx at time at.
+func newEntry(ctx context.Context, e db.Event, at time.Time) Entry {
+	en := Entry{
+		At:        at.UTC().Truncate(time.Microsecond),
+		Kind:      clean(e.Kind, MaxFieldLen),
+		Table:     opt(e.Table, MaxFieldLen),
+		Operation: opt(e.Operation, MaxFieldLen),
+		RowKey:    opt(e.RowKey, MaxFieldLen),
+		SQLState:  opt(e.SQLState, MaxFieldLen),
+		Detail:    opt(e.Detail, MaxDetailLen),
+	}
+	if en.Kind == "" {
+		en.Kind = "unknown"
+	}
+	if !e.TargetTenant.IsZero() {
+		en.TargetTenant = opt(ctxtoken.UUIDString(e.TargetTenant), MaxFieldLen)
+	}
+	if p, ok := db.PrincipalFrom(ctx); ok {
+		en.Subject = opt(p.Subject, MaxFieldLen)
+		if !p.Tenant.IsZero() {
+			en.TenantID = opt(p.Tenant.String(), MaxFieldLen)
+		}
+	}
+	if id, ok := RequestIDFrom(ctx); ok {
+		en.RequestID = opt(id, MaxFieldLen)
+	}
+	return en
+}

@@ -1,0 +1,132 @@
+package audit_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tenantseal/tenantseal/audit"
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal/repo"
+)
+
+func TestMain(m *testing.M) { integration.Main(m) }
+
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustConn(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(testContext(t), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func mustWriter(t testing.TB, d *integration.Database, edit ...func(*audit.Config)) *audit.Writer {
+	t.Helper()
+	cfg := audit.Config{AppDSN: d.AppDSN, SpoolPath: filepath.Join(t.TempDir(), "audit.spool"), Logger: quiet,
+		FlushInterval: 20 * time.Millisecond, RetryInterval: 50 * time.Millisecond}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	w, err := audit.NewWriter(testContext(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(context.Background()) })
+	return w
+}
+
+// env wires a writer into the pool, the keyring and the repositories, as an application would.
+type env struct {
+	d         *integration.Database
+	w         *audit.Writer
+	pool      *db.Pool
+	kr        *keys.Keyring
+	admin     *keys.Admin
+	customers *repo.Customers
+}
+
+func newEnv(t testing.TB, edit ...func(*db.Config)) *env {
+	t.Helper()
+	ctx := testContext(t)
+	d := integration.NewDatabase(t)
+	w := mustWriter(t, d)
+	uri, err := keys.InitLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek, err := keys.OpenKEK(ctx, uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := db.ParseConfig(d.AppDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SigningKey = d.ContextKey
+	cfg.RolePrefix = strings.TrimSuffix(d.Roles.Owner, "_owner")
+	cfg.Recorder = w
+	for _, e := range edit {
+		e(cfg)
+	}
+	pool, err := db.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(pool), Recorder: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	customers, err := repo.NewCustomers(ctx, pool, kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{d: d, w: w, pool: pool, kr: kr, admin: &keys.Admin{DB: mustConn(t, d.OwnerDSN), KEK: kek}, customers: customers}
+}
+
+func (e *env) tenant(t testing.TB, name string, roles ...string) (db.TenantID, context.Context) {
+	t.Helper()
+	id, err := e.admin.CreateTenant(testContext(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := db.WithPrincipal(testContext(t), db.Principal{Tenant: id, Subject: name + "-user", Roles: roles})
+	return id, audit.WithRequestID(ctx, "req-"+name)
+}
+
+// events flushes the writer and returns every entry, read as the auditor.
+func (e *env) events(t testing.TB) []audit.Entry {
+	t.Helper()
+	if ok, err := e.w.Flush(testContext(t)); err != nil || !ok {
+		t.Fatalf("flush: ok=%v err=%v", ok, err)
+	}
+	out, err := audit.Query(testContext(t), mustConn(t, e.d.AuditorDSN), audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func str(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}

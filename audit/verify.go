@@ -1,0 +1,162 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Querier runs queries; connect as the auditor role (a *pgx.Conn or pool).
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Break is the first broken link of the chain.
+type Break struct {
+	Seq    int64  // the row at which the chain stops holding
+	Reason string // what does not hold there
+}
+
+func (b *Break) Error() string { return fmt.Sprintf("audit chain broken at seq %d: %s", b.Seq, b.Reason) }
+
+// VerifyResult is the outcome of [Verify].
+type VerifyResult struct {
+	Rows  int64
+	Break *Break // nil when the whole chain holds
+}
+
+var genesis = make([]byte, sha256.Size)
+
+// canonical is the encoding the database hashes (tenantseal.audit_canonical): seq and time in
+// microseconds as big-endian int64, then each text field as a big-endian int32 length and its UTF-8 bytes,
+// NULL as length -1.
+func canonical(e *Entry) []byte {
+	b := make([]byte, 0, 256)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Seq))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.At.UnixMicro()))
+	for _, f := range []*string{&e.Kind, e.Subject, e.TenantID, e.TargetTenant, e.Table, e.Operation, e.RowKey, e.SQLState, e.RequestID, e.Detail} {
+		if f == nil {
+			b = append(b, 0xff, 0xff, 0xff, 0xff)
+			continue
+		}
+		b = binary.BigEndian.AppendUint32(b, uint32(len(*f)))
+		b = append(b, *f...)
+	}
+	return b
+}
+
+func chainHash(prev []byte, e *Entry) []byte {
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(canonical(e))
+	return h.Sum(nil)
+}
+
+const entryColumns = `seq, at, kind, subject, tenant_id::text, target_tenant::text, table_name, operation, row_key,
+	sqlstate, request_id, detail, prev_hash, hash`
+
+func scanEntry(r pgx.CollectableRow) (Entry, error) {
+	var e Entry
+	err := r.Scan(&e.Seq, &e.At, &e.Kind, &e.Subject, &e.TenantID, &e.TargetTenant, &e.Table, &e.Operation,
+		&e.RowKey, &e.SQLState, &e.RequestID, &e.Detail, &e.PrevHash, &e.Hash)
+	e.At = e.At.UTC()
+	return e, err
+}
+
+// Verify walks the whole chain in sequence order and reports the first link that does not hold: a row
+// edited (its hash no longer matches its content), deleted (a gap in the sequence, or a missing tail
+// against the chain head), inserted or reordered (a previous hash that does not match the row before).
+func Verify(ctx context.Context, q Querier) (VerifyResult, error) {
+	var res VerifyResult
+	const page = 5000
+	prev, want := genesis, int64(1)
+	for {
+		rows, err := q.Query(ctx, "SELECT "+entryColumns+" FROM tenantseal.audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2", want, page)
+		if err != nil {
+			return res, fmt.Errorf("audit: verify: %w", err)
+		}
+		entries, err := pgx.CollectRows(rows, scanEntry)
+		if err != nil {
+			return res, fmt.Errorf("audit: verify: %w", err)
+		}
+		for i := range entries {
+			e := &entries[i]
+			switch {
+			case e.Seq != want:
+				res.Break = &Break{Seq: want, Reason: fmt.Sprintf("row %d is missing (the next row is %d): deleted", want, e.Seq)}
+			case !bytes.Equal(e.PrevHash, prev):
+				res.Break = &Break{Seq: e.Seq, Reason: "its previous hash does not match the row before it: inserted, replaced or reordered"}
+			case !bytes.Equal(e.Hash, chainHash(prev, e)):
+				res.Break = &Break{Seq: e.Seq, Reason: "its content does not match its hash: edited"}
+			}
+			if res.Break != nil {
+				return res, nil
+			}
+			res.Rows++
+			prev, want = e.Hash, e.Seq+1
+		}
+		if len(entries) < page {
+			break
+		}
+	}
+	// Rows removed from the end leave no gap: the head, locked by every append, still names the last.
+	rows, err := q.Query(ctx, "SELECT seq, hash FROM tenantseal.audit_head")
+	if err != nil {
+		return res, fmt.Errorf("audit: verify: read chain head: %w", err)
+	}
+	var headSeq int64
+	var headHash []byte
+	n := 0
+	_, err = pgx.ForEachRow(rows, []any{&headSeq, &headHash}, func() error { n++; return nil })
+	if err != nil {
+		return res, fmt.Errorf("audit: verify: read chain head: %w", err)
+	}
+	switch {
+	case n != 1:
+		res.Break = &Break{Seq: want, Reason: "the chain head is missing"}
+	case headSeq != want-1:
+		res.Break = &Break{Seq: want, Reason: fmt.Sprintf("the chain head names row %d but the log ends at %d: rows deleted at the end", headSeq, want-1)}
+	case !bytes.Equal(headHash, prev):
+		res.Break = &Break{Seq: want - 1, Reason: "the chain head's hash does not match the last row"}
+	}
+	return res, nil
+}
+
+// Filter selects entries for [Query].
+type Filter struct {
+	AfterSeq int64     // only entries with a larger sequence number
+	Since    time.Time // only entries at or after this time (zero: all)
+	Tenant   string    // only entries whose acting or target tenant is this one
+	Kind     string    // only this kind
+	Limit    int       // at most this many (default 1000)
+}
+
+// Query returns entries in sequence order. As the auditor it sees all tenants; as the app role, under a
+// tenant context, only that tenant's.
+func Query(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	sql := "SELECT " + entryColumns + ` FROM tenantseal.audit_log
+		WHERE seq > $1 AND ($2::timestamptz IS NULL OR at >= $2)
+		  AND ($3 = '' OR tenant_id::text = $3 OR target_tenant::text = $3) AND ($4 = '' OR kind = $4)
+		ORDER BY seq LIMIT $5`
+	var since *time.Time
+	if !f.Since.IsZero() {
+		since = &f.Since
+	}
+	rows, err := q.Query(ctx, sql, f.AfterSeq, since, f.Tenant, f.Kind, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("audit: query: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, scanEntry)
+	if err != nil {
+		return nil, fmt.Errorf("audit: query: %w", err)
+	}
+	return out, nil
+}

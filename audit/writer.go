@@ -1,0 +1,346 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"expvar"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/tenantseal/tenantseal/db"
+)
+
+// Defaults of [Config].
+const (
+	DefaultQueueSize     = 4096
+	DefaultBatchSize     = 256
+	DefaultFlushInterval = 100 * time.Millisecond
+	DefaultMaxBlock      = 5 * time.Millisecond
+	DefaultRetryInterval = time.Second
+	DefaultSpoolPath     = "tenantseal-audit.spool"
+)
+
+// Config configures a [Writer].
+type Config struct {
+	// AppDSN connects as the app role, which may only append through tenantseal.audit_append. The
+	// writer keeps its own connections: events survive the rollback of the transaction that failed.
+	AppDSN string
+	// QueueSize bounds the events waiting to be written. Default DefaultQueueSize.
+	QueueSize int
+	// BatchSize bounds the events appended per statement. Default DefaultBatchSize.
+	BatchSize int
+	// FlushInterval bounds how long an event waits for its batch to fill. Default DefaultFlushInterval.
+	FlushInterval time.Duration
+	// MaxBlock bounds how long Record waits for room when the queue is full; after it the event is
+	// dropped, counted in Stats.Dropped and logged at ERROR. Default DefaultMaxBlock.
+	MaxBlock time.Duration
+	// SpoolPath is the file that holds events while the database cannot take them, replayed in order
+	// when it can. Default DefaultSpoolPath in the working directory.
+	SpoolPath string
+	// RetryInterval is how often a down database is tried again. Default DefaultRetryInterval.
+	RetryInterval time.Duration
+	// WriteTimeout bounds one append to the database. Default 5 s.
+	WriteTimeout time.Duration
+	// Logger receives the local spill of events that could not be written yet, drops and alerts.
+	// Default slog.Default().
+	Logger *slog.Logger
+	// Detector raises alerts on patterns; nil uses NewDetector(DetectorConfig{}).
+	Detector *Detector
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+// Stats are the writer's counters. Expvar publishes the same under "tenantseal_audit".
+type Stats struct {
+	Recorded, Written, Spooled, Replayed, Dropped int64
+	ByKind                                        map[string]int64
+}
+
+// Writer records events asynchronously: Record queues, a goroutine appends batches through
+// tenantseal.audit_append on the writer's own connection, and while the database is unreachable events go
+// to the spool file and the log, to be replayed in order when it returns. It implements db.Recorder.
+type Writer struct {
+	cfg      Config
+	pool     *pgxpool.Pool
+	queue    chan Entry
+	spool    *spool
+	detector *Detector
+	log      *slog.Logger
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+	stop      chan struct{}
+	done      chan struct{}
+	flushReq  chan chan bool
+
+	recorded, written, spooled, replayed, dropped atomic.Int64
+	kinds                                         sync.Map // kind -> *atomic.Int64
+	lastDropLog                                   atomic.Int64
+}
+
+var vars = expvar.NewMap("tenantseal_audit")
+
+// NewWriter opens the writer's connection pool (lazily: an unreachable database is not an error here;
+// events spool until it answers) and starts the background goroutine. Close it to flush.
+func NewWriter(ctx context.Context, cfg Config) (*Writer, error) {
+	if cfg.AppDSN == "" {
+		return nil, errors.New("audit: Config.AppDSN is required")
+	}
+	setDefault(&cfg.QueueSize, DefaultQueueSize)
+	setDefault(&cfg.BatchSize, DefaultBatchSize)
+	setDefault(&cfg.FlushInterval, DefaultFlushInterval)
+	setDefault(&cfg.MaxBlock, DefaultMaxBlock)
+	setDefault(&cfg.RetryInterval, DefaultRetryInterval)
+	setDefault(&cfg.SpoolPath, DefaultSpoolPath)
+	setDefault(&cfg.WriteTimeout, 5*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Detector == nil {
+		cfg.Detector = NewDetector(DetectorConfig{Logger: cfg.Logger})
+	}
+	pc, err := pgxpool.ParseConfig(cfg.AppDSN)
+	if err != nil {
+		return nil, fmt.Errorf("audit: parse AppDSN: %w", err)
+	}
+	pc.MaxConns = 2
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	sp, err := openSpool(cfg.SpoolPath)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	w := &Writer{cfg: cfg, pool: pool, queue: make(chan Entry, cfg.QueueSize), spool: sp, detector: cfg.Detector,
+		log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), flushReq: make(chan chan bool)}
+	go w.run()
+	return w, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Record queues an event seen under ctx. It never blocks longer than Config.MaxBlock.
+func (w *Writer) Record(ctx context.Context, e db.Event) {
+	en := newEntry(ctx, e, w.cfg.Now())
+	w.recorded.Add(1)
+	w.count(en.Kind)
+	w.detector.Observe(ctx, en)
+	if w.closed.Load() {
+		// After Close nothing writes the queue: keep the event on disk and in the log.
+		w.spillNow([]Entry{en}, errors.New("writer closed"))
+		return
+	}
+	select {
+	case w.queue <- en:
+		return
+	default:
+	}
+	t := time.NewTimer(w.cfg.MaxBlock)
+	defer t.Stop()
+	select {
+	case w.queue <- en:
+	case <-t.C:
+		w.dropped.Add(1)
+		vars.Add("dropped", 1)
+		// One log line per second at most, with the running count: never silent, never a flood.
+		now := time.Now().Unix()
+		if last := w.lastDropLog.Load(); now > last && w.lastDropLog.CompareAndSwap(last, now) {
+			w.log.Error("tenantseal audit: queue full, events dropped", "dropped_total", w.dropped.Load(), "kind", en.Kind)
+		}
+	}
+}
+
+func (w *Writer) count(kind string) {
+	c, _ := w.kinds.LoadOrStore(kind, new(atomic.Int64))
+	c.(*atomic.Int64).Add(1)
+	vars.Add("events_"+kind, 1)
+}
+
+// Stats returns the counters.
+func (w *Writer) Stats() Stats {
+	s := Stats{Recorded: w.recorded.Load(), Written: w.written.Load(), Spooled: w.spooled.Load(),
+		Replayed: w.replayed.Load(), Dropped: w.dropped.Load(), ByKind: map[string]int64{}}
+	w.kinds.Range(func(k, v any) bool {
+		s.ByKind[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return s
+}
+
+// Flush writes everything recorded so far and reports whether it all reached the database (false: some
+// of it waits in the spool).
+func (w *Writer) Flush(ctx context.Context) (bool, error) {
+	ack := make(chan bool, 1)
+	select {
+	case w.flushReq <- ack:
+	case <-w.done:
+		return false, errors.New("audit: writer closed")
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	select {
+	case ok := <-ack:
+		return ok, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// Close stops accepting queued events, writes what is queued (to the database, or to the spool when it
+// is down) and releases the connections. Events recorded after Close go to the spool and the log.
+func (w *Writer) Close(ctx context.Context) error {
+	w.closeOnce.Do(func() {
+		w.closed.Store(true)
+		close(w.stop)
+	})
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return fmt.Errorf("audit: close: %w", ctx.Err())
+	}
+	w.pool.Close()
+	return w.spool.close()
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	tick := time.NewTicker(w.cfg.FlushInterval)
+	defer tick.Stop()
+	retry := time.NewTicker(w.cfg.RetryInterval)
+	defer retry.Stop()
+	batch := make([]Entry, 0, w.cfg.BatchSize)
+	flush := func() {
+		if len(batch) > 0 {
+			w.write(batch)
+			batch = batch[:0]
+		}
+	}
+	// drain writes everything queued so far.
+	drain := func() {
+		for {
+			select {
+			case en := <-w.queue:
+				batch = append(batch, en)
+				if len(batch) >= w.cfg.BatchSize {
+					flush()
+				}
+				continue
+			default:
+			}
+			break
+		}
+		flush()
+		if w.spool.pending() {
+			w.replay()
+		}
+	}
+	for {
+		select {
+		case en := <-w.queue:
+			batch = append(batch, en)
+			if len(batch) >= w.cfg.BatchSize {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		case <-retry.C:
+			if w.spool.pending() {
+				w.replay()
+			}
+		case ack := <-w.flushReq:
+			drain()
+			ack <- !w.spool.pending() || w.replay()
+		case <-w.stop:
+			drain()
+			return
+		}
+	}
+}
+
+// write appends a batch, after whatever waits in the spool so the order holds; on failure the batch
+// joins the spool.
+func (w *Writer) write(batch []Entry) {
+	if w.spool.pending() && !w.replay() {
+		w.spillNow(batch, errors.New("database unreachable, spool not yet replayed"))
+		return
+	}
+	if err := w.appendDB(batch); err != nil {
+		w.spillNow(batch, err)
+		return
+	}
+	w.written.Add(int64(len(batch)))
+	vars.Add("written", int64(len(batch)))
+}
+
+func (w *Writer) appendDB(batch []Entry) error {
+	payload, err := json.Marshal(batch)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.WriteTimeout)
+	defer cancel()
+	_, err = w.pool.Exec(ctx, "SELECT tenantseal.audit_append($1::jsonb)", payload)
+	return err
+}
+
+// spillNow keeps events that could not be written: on disk for replay, and in the log.
+func (w *Writer) spillNow(batch []Entry, cause error) {
+	for _, en := range batch {
+		w.log.Warn("tenantseal audit: event spooled", "kind", en.Kind, "subject", deref(en.Subject),
+			"tenant", deref(en.TenantID), "table", deref(en.Table), "row", deref(en.RowKey), "cause", cause.Error())
+	}
+	if err := w.spool.append(batch); err != nil {
+		w.log.Error("tenantseal audit: spool write failed: events only in this log", "count", len(batch), "error", err.Error())
+		return
+	}
+	w.spooled.Add(int64(len(batch)))
+	vars.Add("spooled", int64(len(batch)))
+}
+
+// replay appends the spooled events in order and empties the spool; false if the database still refuses.
+func (w *Writer) replay() bool {
+	events, err := w.spool.read()
+	if err != nil {
+		w.log.Error("tenantseal audit: spool unreadable", "error", err.Error())
+		return false
+	}
+	for start := 0; start < len(events); start += w.cfg.BatchSize {
+		end := min(start+w.cfg.BatchSize, len(events))
+		if err := w.appendDB(events[start:end]); err != nil {
+			return false
+		}
+		// Written: remove them before the next batch, so a crash now cannot write them twice.
+		if err := w.spool.dropFirst(end - start); err != nil {
+			w.log.Error("tenantseal audit: spool rewrite failed", "error", err.Error())
+			return false
+		}
+		w.replayed.Add(int64(end - start))
+		vars.Add("replayed", int64(end-start))
+	}
+	return true
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
