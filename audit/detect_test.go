@@ -1,8 +1,8 @@
 package audit_test
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"

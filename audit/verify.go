@@ -22,7 +22,9 @@ type Break struct {
 	Reason string // what does not hold there
 }
 
-func (b *Break) Error() string { return fmt.Sprintf("audit chain broken at seq %d: %s", b.Seq, b.Reason) }
+func (b *Break) Error() string {
+	return fmt.Sprintf("audit chain broken at seq %d: %s", b.Seq, b.Reason)
+}
 
 // VerifyResult is the outcome of [Verify].
 type VerifyResult struct {
