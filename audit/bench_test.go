@@ -1,0 +1,52 @@
+package audit_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tenantseal/tenantseal/audit"
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/integration"
+)
+
+// BenchmarkWriterThroughput appends events through the writer with the database up: events/s.
+func BenchmarkWriterThroughput(b *testing.B) {
+	d := integration.NewDatabase(b)
+	w := mustWriter(b, d, func(c *audit.Config) { c.QueueSize = 1 << 16 })
+	ctx := db.WithPrincipal(context.Background(), db.Principal{Tenant: db.TenantID{1}, Subject: "bench"})
+	ev := db.Event{Kind: "foreign_id", Table: "customers", Operation: "get", RowKey: "01a22233-cecc-7d47-845e-6816142fed58"}
+	start := time.Now()
+	n := 0
+	for b.Loop() {
+		w.Record(ctx, ev)
+		n++
+	}
+	if ok, err := w.Flush(context.Background()); !ok || err != nil {
+		b.Fatalf("flush: %v %v", ok, err)
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+	if st := w.Stats(); st.Dropped != 0 {
+		b.Fatalf("dropped %d events", st.Dropped)
+	}
+}
+
+// BenchmarkRecordLatencySaturated measures what Record adds to a request while the writer cannot keep
+// up (a small queue that is always full): p50 and p99 of one call, bounded by MaxBlock.
+func BenchmarkRecordLatencySaturated(b *testing.B) {
+	d := integration.NewDatabase(b)
+	w := mustWriter(b, d, func(c *audit.Config) { c.QueueSize = 8; c.BatchSize = 8 })
+	ctx := db.WithPrincipal(context.Background(), db.Principal{Tenant: db.TenantID{1}, Subject: "bench"})
+	ev := db.Event{Kind: "foreign_id", Table: "customers"}
+	var lat []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		w.Record(ctx, ev)
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+	b.ReportMetric(float64(w.Stats().Dropped)/float64(len(lat))*100, "%dropped")
+}

@@ -1,0 +1,135 @@
+package audit_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tenantseal/tenantseal/audit"
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/integration"
+)
+
+// seedChain appends n events through the writer and returns the database.
+func seedChain(t *testing.T, n int) *integration.Database {
+	t.Helper()
+	d := integration.NewDatabase(t)
+	w := mustWriter(t, d)
+	ctx := db.WithPrincipal(testContext(t), db.Principal{Tenant: db.TenantID{1}, Subject: "s"})
+	for i := 0; i < n; i++ {
+		w.Record(ctx, db.Event{Kind: "refused_write", Table: "customers", Detail: fmt.Sprint("event ", i)})
+	}
+	if ok, err := w.Flush(testContext(t)); !ok || err != nil {
+		t.Fatalf("flush: %v %v", ok, err)
+	}
+	return d
+}
+
+func TestVerifyFindsTheFirstBrokenLink(t *testing.T) {
+	t.Parallel()
+	// Each case tampers as a superuser, who can bypass the append-only triggers.
+	tests := []struct {
+		name      string
+		sql       string
+		wantSeq   int64
+		wantCause string
+	}{
+		{"edited", "UPDATE tenantseal.audit_log SET detail = 'nothing happened' WHERE seq = 4", 4, "edited"},
+		{"deleted", "DELETE FROM tenantseal.audit_log WHERE seq = 3", 3, "deleted"},
+		{"deleted at the end", "DELETE FROM tenantseal.audit_log WHERE seq >= 9", 9, "deleted at the end"},
+		// A careful forger gives the inserted row a correct hash: the row after it no longer links.
+		{"inserted", `UPDATE tenantseal.audit_log SET seq = seq + 1000 WHERE seq >= 6;
+			UPDATE tenantseal.audit_log SET seq = seq - 999 WHERE seq >= 1006;
+			INSERT INTO tenantseal.audit_log (seq, at, kind, prev_hash, hash)
+			SELECT 6, now(), 'forged', hash, ''::bytea FROM tenantseal.audit_log WHERE seq = 5;
+			UPDATE tenantseal.audit_log l SET hash = sha256(l.prev_hash || tenantseal.audit_canonical(l)) WHERE seq = 6`, 7, "inserted"},
+		{"inserted, hash not recomputed", `UPDATE tenantseal.audit_log SET seq = seq + 1000 WHERE seq >= 6;
+			UPDATE tenantseal.audit_log SET seq = seq - 999 WHERE seq >= 1006;
+			INSERT INTO tenantseal.audit_log (seq, at, kind, prev_hash, hash)
+			SELECT 6, now(), 'forged', hash, sha256(hash) FROM tenantseal.audit_log WHERE seq = 5`, 6, "edited"},
+		{"reordered", `UPDATE tenantseal.audit_log SET seq = -1 WHERE seq = 5;
+			UPDATE tenantseal.audit_log SET seq = 5 WHERE seq = 6;
+			UPDATE tenantseal.audit_log SET seq = 6 WHERE seq = -1`, 5, "reordered"},
+		{"rehashed edit", `UPDATE tenantseal.audit_log SET detail = 'x', hash = sha256(prev_hash) WHERE seq = 7`, 7, "edited"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := seedChain(t, 10)
+			auditor := mustConn(t, d.AuditorDSN)
+			if res, err := audit.Verify(testContext(t), auditor); err != nil || res.Break != nil || res.Rows != 10 {
+				t.Fatalf("before tampering: got %+v (%v), want 10 intact rows", res, err)
+			}
+			super := mustConn(t, d.SuperDSN)
+			err := pgx.BeginFunc(testContext(t), super, func(tx pgx.Tx) error {
+				_, err := tx.Exec(testContext(t), "SET LOCAL session_replication_role = replica; "+tc.sql)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := audit.Verify(testContext(t), auditor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Break == nil || res.Break.Seq != tc.wantSeq || !strings.Contains(res.Break.Reason, tc.wantCause) {
+				t.Errorf("got %+v, want a break at seq %d naming %q", res.Break, tc.wantSeq, tc.wantCause)
+			}
+		})
+	}
+}
+
+func TestAppendOnlyForEveryRole(t *testing.T) {
+	t.Parallel()
+	d := seedChain(t, 3)
+	for _, dsn := range []string{d.OwnerDSN, d.SuperDSN} {
+		c := mustConn(t, dsn)
+		for _, sql := range []string{
+			"UPDATE tenantseal.audit_log SET kind = 'x'",
+			"DELETE FROM tenantseal.audit_log",
+			"TRUNCATE tenantseal.audit_log",
+			"DELETE FROM tenantseal.audit_head",
+		} {
+			// Refused by the trigger, or (the owner, under forced RLS with no policy for it) touching nothing.
+			if tag, err := c.Exec(testContext(t), sql); err == nil && tag.RowsAffected() != 0 {
+				t.Errorf("%s: changed %d rows, want a refusal", sql, tag.RowsAffected())
+			}
+		}
+	}
+	if res, err := audit.Verify(testContext(t), mustConn(t, d.AuditorDSN)); err != nil || res.Break != nil || res.Rows != 3 {
+		t.Errorf("after the refused changes: got %+v (%v), want 3 intact rows", res, err)
+	}
+	auditor := mustConn(t, d.AuditorDSN)
+	if _, err := auditor.Exec(testContext(t), "SELECT tenantseal.audit_append('[]')"); err == nil {
+		t.Error("the auditor could append")
+	}
+}
+
+func TestConcurrentWritersKeepOneChain(t *testing.T) {
+	t.Parallel()
+	d := integration.NewDatabase(t)
+	const writers, each = 4, 50
+	var wg sync.WaitGroup
+	for i := 0; i < writers; i++ {
+		w := mustWriter(t, d, func(c *audit.Config) { c.BatchSize = 7 })
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ctx := db.WithPrincipal(context.Background(), db.Principal{Tenant: db.TenantID{byte(i + 1)}, Subject: fmt.Sprint("w", i)})
+			for j := 0; j < each; j++ {
+				w.Record(ctx, db.Event{Kind: "foreign_id", RowKey: fmt.Sprint(j)})
+			}
+			if ok, err := w.Flush(context.Background()); !ok || err != nil {
+				t.Errorf("flush: %v %v", ok, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	res, err := audit.Verify(testContext(t), mustConn(t, d.AuditorDSN))
+	if err != nil || res.Break != nil || res.Rows != writers*each {
+		t.Errorf("got %+v (%v), want %d rows in one intact chain", res, err, writers*each)
+	}
+}
