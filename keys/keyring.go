@@ -301,6 +301,15 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+type querierKey struct{}
+
+// WithQuerier returns a copy of ctx under which [PoolLoader] reads keysets through q instead of its
+// pool: inside a transaction, pass the transaction, so that a keyset load does not wait for a second
+// connection (the repositories' With(tx) does this).
+func WithQuerier(ctx context.Context, q Querier) context.Context {
+	return context.WithValue(ctx, querierKey{}, q)
+}
+
 type poolLoader struct{ q Querier }
 
 // PoolLoader reads wrapped keysets through q, which for the app is its *db.Pool: row-level security then
@@ -308,7 +317,11 @@ type poolLoader struct{ q Querier }
 func PoolLoader(q Querier) Loader { return poolLoader{q} }
 
 func (l poolLoader) LoadKeysets(ctx context.Context, tenant db.TenantID) (Wrapped, error) {
-	rows, err := l.q.Query(ctx, `SELECT k.purpose, k.wrapped, k.kek_id, (SELECT ciphertext FROM tenantseal.kek_canary)
+	q := l.q
+	if o, ok := ctx.Value(querierKey{}).(Querier); ok {
+		q = o
+	}
+	rows, err := q.Query(ctx, `SELECT k.purpose, k.wrapped, k.kek_id, (SELECT ciphertext FROM tenantseal.kek_canary)
 		FROM tenantseal.tenant_keysets k WHERE k.tenant_id = $1`, tenant)
 	if err != nil {
 		return Wrapped{}, fmt.Errorf("keys: load keysets: %w", err)

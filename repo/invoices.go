@@ -80,6 +80,7 @@ type InvoiceWithCustomer struct {
 // GetWithCustomer returns an invoice joined with its customer. The join matches on (tenant_id, id), as
 // the composite foreign key does, and both sides carry the tenant predicate: it cannot leave the tenant.
 func (r *Invoices) GetWithCustomer(ctx context.Context, id ID) (InvoiceWithCustomer, error) {
+	ctx = r.keyCtx(ctx)
 	var out InvoiceWithCustomer
 	tenant, err := db.TenantFrom(ctx)
 	if err != nil {

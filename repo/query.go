@@ -18,6 +18,7 @@ import (
 // version, [ErrNotFound] when no row of the tenant has v's id, and [ErrTenantMismatch] (nothing sent)
 // when v names another tenant.
 func (t *Table[T]) Update(ctx context.Context, v *T) error {
+	ctx = t.keyCtx(ctx)
 	tenant, err := t.tenantOf(ctx, "update", v)
 	if err != nil {
 		return err
@@ -132,6 +133,7 @@ func decodeCursor(s string) (ID, error) {
 // List returns a page of the tenant's rows matching every condition, in id order (creation order for
 // ids from NewID). Pages are stable under concurrent inserts: a cursor resumes after the last row seen.
 func (t *Table[T]) List(ctx context.Context, opts ListOptions, conds ...Cond) (Page[T], error) {
+	ctx = t.keyCtx(ctx)
 	var page Page[T]
 	tenant, err := db.TenantFrom(ctx)
 	if err != nil {
@@ -170,22 +172,35 @@ func (t *Table[T]) List(ctx context.Context, opts ListOptions, conds ...Cond) (P
 	return page, nil
 }
 
-// collect runs a query selecting t.cols and decrypts every row.
+// collect runs a query selecting t.cols and decrypts every row. The rows are read to the end before
+// anything is decrypted: a keyring miss needs a connection, and this one must be free by then (a pool
+// whose every connection waits on a keyring load would otherwise never make progress).
 func (t *Table[T]) collect(ctx context.Context, sql string, args ...any) ([]T, error) {
 	rows, err := t.q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var out []T
+	var cts [][][]byte
 	for rows.Next() {
-		var v T
-		if err := t.scan(ctx, rows, &v); err != nil {
+		out = append(out, *new(T))
+		dest, ct := t.dests(&out[len(out)-1])
+		if err := rows.Scan(dest...); err != nil {
+			rows.Close()
 			return nil, err
 		}
-		out = append(out, v)
+		cts = append(cts, ct)
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if err := t.decrypt(ctx, reflect.ValueOf(&out[i]).Elem(), cts[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Count returns how many of the tenant's rows match every condition.
@@ -207,6 +222,7 @@ func (t *Table[T]) Count(ctx context.Context, conds ...Cond) (int64, error) {
 // normalisation, in id order (at most MaxLimit). The lookup is an index scan on the blind index; each
 // candidate is decrypted and compared, so a truncated-index collision never yields a wrong row.
 func (t *Table[T]) FindBy(ctx context.Context, column, value string) ([]T, error) {
+	ctx = t.keyCtx(ctx)
 	tenant, err := db.TenantFrom(ctx)
 	if err != nil {
 		return nil, err

@@ -36,6 +36,7 @@ var ErrInvalidCursor = errors.New("tenantseal: invalid cursor")
 // process and decrypted after they arrive. A Table is safe for concurrent use.
 type Table[T any] struct {
 	q   DBTX
+	tx  pgx.Tx // set by With: keyset loads go through it too
 	kr  *keys.Keyring
 	s   *schema
 	rec db.Recorder
@@ -80,8 +81,17 @@ func New[T any](ctx context.Context, pool *db.Pool, kr *keys.Keyring, table stri
 // one transaction of db.Pool.Tx.
 func (t *Table[T]) With(tx pgx.Tx) *Table[T] {
 	c := *t
-	c.q = tx
+	c.q, c.tx = tx, tx
 	return &c
+}
+
+// keyCtx makes keyset loads run on the repository's transaction, if it has one, instead of waiting for
+// another connection of the pool.
+func (t *Table[T]) keyCtx(ctx context.Context) context.Context {
+	if t.tx != nil {
+		return keys.WithQuerier(ctx, t.tx)
+	}
+	return ctx
 }
 
 func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
@@ -307,6 +317,7 @@ func wrapErr(op string, err error) error {
 
 // Get returns the row with id, or [ErrNotFound] (also when it is another tenant's).
 func (t *Table[T]) Get(ctx context.Context, id ID) (T, error) {
+	ctx = t.keyCtx(ctx)
 	var v T
 	tenant, err := db.TenantFrom(ctx)
 	if err != nil {
@@ -333,6 +344,7 @@ const maxParams = 65535
 // one transaction when the repository runs on a pool. Every row is checked before anything is sent:
 // one foreign tenant id fails the whole call with nothing written.
 func (t *Table[T]) InsertMany(ctx context.Context, vs []*T) error {
+	ctx = t.keyCtx(ctx)
 	if len(vs) == 0 {
 		return nil
 	}

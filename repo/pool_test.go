@@ -1,0 +1,64 @@
+package repo_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal/repo"
+)
+
+// With one connection in the pool, a keyset load must never wait for a second one: not while List reads
+// its rows, not inside a transaction.
+func TestOneConnectionNeverDeadlocks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, ctxA := e.tenant(t, "a")
+	mustCustomer(t, e, ctxA, "A", "a@x")
+
+	cfg, err := db.ParseConfig(e.d.AppDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SigningKey = e.d.ContextKey
+	cfg.RolePrefix = strings.TrimSuffix(e.d.Roles.Owner, "_owner")
+	cfg.PoolConfig.MaxConns = 1
+	one, err := db.Open(testContext(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	kek := e.admin.KEK
+	fresh := func() *repo.Customers {
+		kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(one)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := repo.NewCustomers(testContext(t), one, kr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ctx, cancel := context.WithTimeout(ctxA, 10*time.Second)
+	defer cancel()
+	if p, err := fresh().List(ctx, repo.ListOptions{}); err != nil || len(p.Items) != 1 {
+		t.Fatalf("List with a cold keyring on one connection: %d rows, %v", len(p.Items), err)
+	}
+	customers := fresh()
+	err = one.Tx(ctx, func(tx pgx.Tx) error {
+		c := repo.Customer{DisplayName: "B", Email: "b@x"}
+		if err := customers.With(tx).Insert(ctx, &c); err != nil {
+			return err
+		}
+		_, err := customers.With(tx).Get(ctx, c.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Insert and Get in a transaction with a cold keyring on one connection: %v", err)
+	}
+}
