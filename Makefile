@@ -3,9 +3,11 @@ SHELL := /bin/bash
 GO ?= go
 PG_IMAGE ?= tenantseal/postgres:15-local
 export TESTCONTAINERS_RYUK_DISABLED ?= true
-GOTESTFLAGS ?=
+# -short: the isolation suite, concurrency and fault tests in their short form (`make test GOTESTFLAGS=` for
+# the full ones).
+GOTESTFLAGS ?= -short
 
-.PHONY: all build test demo lint bench pg-image clean-containers
+.PHONY: all build test demo lint bench pg-image pgbouncer clean-containers
 
 all: build
 
@@ -17,9 +19,14 @@ build:
 pg-image:
 	@if [ -z "$$TENANTSEAL_PG_IMAGE$$TENANTSEAL_TEST_DSN" ]; then bash build/pg-image/build.sh $(PG_IMAGE); fi
 
+# pgbouncer (Debian's 1.18) for the isolation suite's pooling tests, which start their own on loopback:
+# installed with apt-get when absent.
+pgbouncer:
+	@bash build/pgbouncer/install.sh
+
 # Unit and integration tests with the race detector, each package on its own throwaway PostgreSQL.
 # Containers are removed even when tests fail or are interrupted.
-test: pg-image
+test: pg-image pgbouncer
 	@status=0; $(GO) test -race -count=1 -timeout 12m $(GOTESTFLAGS) ./... || status=$$?; \
 	$(MAKE) --no-print-directory clean-containers; exit $$status
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/tenantseal/tenantseal/internal/ctxtoken"
 )
@@ -56,10 +57,21 @@ func ParseContextKey(s string) (ContextKey, error) {
 
 // Config configures a [Pool]. Build it with [ParseConfig], adjust fields, then call [Open].
 type Config struct {
-	// PoolConfig is the pgxpool configuration: connection string, pool size, hooks. Under pgbouncer in
-	// transaction pooling mode set PoolConfig.ConnConfig.DefaultQueryExecMode to
-	// pgx.QueryExecModeCacheDescribe (or Exec, or SimpleProtocol): the default statement cache fails there.
+	// PoolConfig is the pgxpool configuration: connection string, pool size, hooks.
 	PoolConfig *pgxpool.Config
+
+	// ExecMode, when not zero, replaces PoolConfig.ConnConfig.DefaultQueryExecMode for this pool (Open
+	// copies PoolConfig; the caller's is left alone). Zero keeps what PoolConfig says: pgx's default
+	// pgx.QueryExecModeCacheStatement, or default_query_exec_mode from the connection string.
+	//
+	// Behind pgbouncer in transaction pooling mode use pgx.QueryExecModeCacheDescribe (or
+	// QueryExecModeDescribeExec, QueryExecModeExec, QueryExecModeSimpleProtocol): CacheStatement prepares
+	// named statements on one server connection and runs them on whichever the pooler hands out next, which
+	// fails with 42P05 (prepared statement already exists) or 26000 (does not exist). The connection string
+	// can say the same with default_query_exec_mode=cache_describe. The tenant context needs nothing
+	// else: it is set transaction-locally in the same transaction as the statement, which pgbouncer never
+	// splits across server connections.
+	ExecMode pgx.QueryExecMode
 
 	// SigningKey signs every tenant context token. Required unless Unsigned is set.
 	SigningKey ContextKey
@@ -153,6 +165,11 @@ func (c *Config) validate() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.ExecMode != 0 {
+		pc := c.PoolConfig.Copy()
+		pc.ConnConfig.DefaultQueryExecMode = c.ExecMode
+		c.PoolConfig = pc
 	}
 	return nil
 }

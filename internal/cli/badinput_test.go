@@ -169,6 +169,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"context-key", "rotate", "--overlap", "0s"}, "--overlap must be at least 1s"},
 		{[]string{"bootstrap"}, "--dsn <superuser connection string> is required"},
 		{[]string{"bootstrap", "--dsn", "postgres://x:s3cret@h/db", "extra"}, `unexpected argument "extra"`},
+		{[]string{"lint", "extra"}, `unexpected argument "extra"`},
+		{[]string{"lint", "--format", "xml"}, `--format must be text or json, got "xml"`},
+		{[]string{"lint", "--global-table", "plans"}, `--global-table "plans": want schema.table`},
+		{[]string{"lint", "--schema", "public,"}, "empty name"},
+		{[]string{"lint", "--prefix", ""}, "--prefix must not be empty"},
 		{[]string{"demo", "extra"}, `unexpected argument "extra"`},
 		{[]string{"version", "extra"}, `unexpected argument "extra"`},
 	}
@@ -194,7 +199,7 @@ func TestNoOwnerDSN(t *testing.T) {
 func TestHelp(t *testing.T) {
 	t.Parallel()
 	r := mustRun(t, "help")
-	for _, name := range []string{"bootstrap", "migrate", "tenants", "keys", "context-key", "demo", "version"} {
+	for _, name := range []string{"bootstrap", "migrate", "tenants", "keys", "context-key", "lint", "demo", "version"} {
 		wantContains(t, "help", r.stdout, "\t"+name+" ")
 	}
 	if r2 := mustRun(t, "-h"); r2.stdout != r.stdout {
@@ -211,6 +216,7 @@ func TestHelp(t *testing.T) {
 		{"keys", []string{"init-kek", "check", "create --tenant T", "rotate --tenant T | --all", "retire", "rotate-kek --new URI",
 			"Resumable: it skips rows already under the", "keyring cache TTL", "-kek", "-batch", "-app-dsn", "-prefix", "TENANTSEAL_KEK_URI"}},
 		{"context-key", []string{"rotate", "-overlap", "restart every one of them", "TS401"}},
+		{"lint", []string{"Usage: tenantseal lint", "TS001 error", "TS016 error", "-format", "-schema", "-global-table", "-prefix", "-tenant-function", "exit"}},
 		{"demo", []string{"-dsn", "-prefix", "-database"}},
 		{"version", []string{"Usage: tenantseal version"}},
 	}

@@ -28,7 +28,10 @@ func commands() []command {
 		migrateCommand,
 		tenantsCommand,
 		keysCommand,
+		auditCommand,
 		contextKeyCommand,
+		lintCommand,
+		isolationCheckCommand,
 		demoCommand,
 		versionCommand,
 	}

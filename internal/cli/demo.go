@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,7 +16,9 @@ import (
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/integration"
 	"github.com/tenantseal/tenantseal/internal/ctxtoken"
+	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/migrations"
+	"github.com/tenantseal/tenantseal/repo"
 )
 
 var demoCommand = command{
@@ -24,13 +28,20 @@ var demoCommand = command{
 }
 
 const demoAbout = `
-Starts PostgreSQL in a container (or uses --dsn), bootstraps and migrates a database, creates the
-tenants acme and globex, and then checks, as the app role, that neither tenant can read, change or
-delete the other's rows, that a call without a Principal is refused before any SQL is sent, and that a
+Starts PostgreSQL in a container (or uses --dsn), bootstraps and migrates a database, writes a
+development KEK to a temporary directory, and creates the tenants acme and globex, each with its own
+keysets wrapped by that KEK.
+
+Through the repositories (repo.Customers, repo.Invoices), as the app role, it stores a customer per
+tenant with email, phone and notes encrypted, shows that the stored row holds only ciphertext, reads it
+back decrypted, finds it by a differently cased email address (blind index) and creates an invoice per
+tenant. Then it checks that neither tenant can read, change or delete the other's rows, with SQL and
+through the repositories, that a call without a Principal is refused before any SQL is sent, and that a
 forged tenant context set with raw SQL is refused (SQLSTATE TS401). It exits 1 if any check fails.
 
-The container is removed at the end, also on failure and Ctrl-C. With --dsn the demo refuses to touch
-an existing database or roles of the same names, and drops what it created when it ends.`
+The container and the KEK are removed at the end, also on failure and Ctrl-C. With --dsn the demo
+refuses to touch an existing database or roles of the same names, and drops what it created when it
+ends.`
 
 func runDemo(ctx context.Context, s *session, args []string) (err error) {
 	f := newFlags(s, "demo", "[--dsn <superuser connection string>] [flags]", demoAbout)
@@ -58,6 +69,10 @@ func runDemo(ctx context.Context, s *session, args []string) (err error) {
 	}()
 	s.printf("tenantseal isolation demo\n\n== Setup\n")
 	if err := d.setup(ctx); err != nil {
+		return err
+	}
+	s.printf("\n== Encrypted fields (as %s, through repo.Customers and repo.Invoices)\n", d.roles.App)
+	if err := d.encryptedChecks(ctx); err != nil {
 		return err
 	}
 	s.printf("\n== Isolation checks (as %s, the application's role)\n", d.roles.App)
@@ -88,9 +103,14 @@ type demo struct {
 	created bool                // database and roles are the demo's to drop
 	pool    *db.Pool
 	res     *migrations.BootstrapResult
+	kekDir  string // holds the development KEK; removed by teardown
+
+	customers *repo.Customers
+	invoices  *repo.Invoices
 
 	acme, globex         db.TenantID
-	acmeCust, globexCust string
+	acmeCust, globexCust string // customer ids, set by encryptedChecks
+	globexInvoice        repo.ID
 
 	checks, failed int
 	tornDown       bool
@@ -136,20 +156,35 @@ func (d *demo) setup(ctx context.Context) error {
 	}
 	d.step("bootstrap as a superuser: %s", strings.Join(res.Actions, ", "))
 
+	if d.kekDir, err = os.MkdirTemp("", "tenantseal-demo-kek-"); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	uri, err := keys.InitLocalKEK(filepath.Join(d.kekDir, "kek.json"))
+	if err != nil {
+		return err
+	}
+	kek, err := keys.OpenKEK(ctx, uri)
+	if err != nil {
+		return err
+	}
+	d.step("created a development KEK (%s) in %s: a key file in clear, for the demo only (production uses a KMS)", kek.ID, d.kekDir)
+
 	owner, err := pgx.Connect(ctx, res.OwnerDSN)
 	if err != nil {
 		return err
 	}
 	defer owner.Close(context.WithoutCancel(ctx))
+	admin := &keys.Admin{DB: owner, KEK: kek}
 	for _, t := range []struct {
 		name string
 		id   *db.TenantID
 	}{{"acme", &d.acme}, {"globex", &d.globex}} {
-		if err := owner.QueryRow(ctx, "INSERT INTO public.tenants (name) VALUES ($1) RETURNING id", t.name).Scan(t.id); err != nil {
-			return fmt.Errorf("create tenant %s: %w", t.name, err)
+		if *t.id, err = admin.CreateTenant(ctx, t.name); err != nil {
+			return fmt.Errorf("demo: tenant %s: %w", t.name, err)
 		}
 	}
-	d.step("as %s: created tenants acme (%s) and globex (%s)", d.roles.Owner, d.acme, d.globex)
+	d.step("as %s, with keys.Admin.CreateTenant: created tenants acme (%s) and globex (%s), each with its own keysets (aead, prf) wrapped by the KEK",
+		d.roles.Owner, d.acme, d.globex)
 
 	cfg, err := db.ParseConfig(res.AppDSN)
 	if err != nil {
@@ -162,18 +197,18 @@ func (d *demo) setup(ctx context.Context) error {
 	}
 	d.step("opened a db.Pool as %s with context key %s: the role guard accepted it (no superuser, no BYPASSRLS, owns nothing)", d.roles.App, res.ContextKey.ID)
 
-	for _, c := range []struct {
-		tenant  db.TenantID
-		name    string
-		display string
-		id      *string
-	}{{d.acme, "acme", "Acme buyer", &d.acmeCust}, {d.globex, "globex", "Globex buyer", &d.globexCust}} {
-		err := d.pool.QueryRow(d.as(ctx, c.tenant, c.name), "INSERT INTO customers (display_name) VALUES ($1) RETURNING id::text", c.display).Scan(c.id)
-		if err != nil {
-			return fmt.Errorf("insert %s's customer: %w", c.name, err)
-		}
-		d.step("as a Principal of %s: inserted customer %s %q", c.name, *c.id, c.display)
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(d.pool)})
+	if err != nil {
+		return err
 	}
+	if d.customers, err = repo.NewCustomers(ctx, d.pool, kr); err != nil {
+		return err
+	}
+	if d.invoices, err = repo.NewInvoices(ctx, d.pool, kr); err != nil {
+		return err
+	}
+	d.step("opened a keys.Keyring over the pool (it loads a tenant's keysets as %s, under row-level security, and unwraps them with the KEK here), and repo.Customers and repo.Invoices over both",
+		d.roles.App)
 	return nil
 }
 
@@ -187,7 +222,7 @@ func (d *demo) refuseExisting(ctx context.Context) error {
 	var found []string
 	rows, err := c.Query(ctx, `SELECT 'database ' || datname FROM pg_database WHERE datname = $1
 		UNION ALL SELECT 'role ' || rolname FROM pg_roles WHERE rolname = ANY($2) ORDER BY 1`,
-		d.database, []string{d.roles.Owner, d.roles.App, d.roles.Auditor})
+		d.database, []string{d.roles.Owner, d.roles.App, d.roles.Auditor, d.roles.Probe})
 	if err != nil {
 		return err
 	}
@@ -274,6 +309,8 @@ func (d *demo) runChecks(ctx context.Context) {
 	default:
 		d.check(fmt.Sprintf("globex's customer is unchanged: %q", name), "")
 	}
+
+	d.repoIsolationChecks(acme)
 
 	_, err = d.pool.Exec(ctx, "SELECT count(*) FROM customers")
 	problem := ""
@@ -371,8 +408,8 @@ func wantSQLState(err error, code string) string {
 	return ""
 }
 
-// teardown closes the pool and removes the container, or drops what the demo created on someone else's
-// server. It runs once, on success, failure and interrupt alike.
+// teardown closes the pool, removes the development KEK and the container, or drops what the demo
+// created on someone else's server. It runs once, on success, failure and interrupt alike.
 func (d *demo) teardown(ctx context.Context) error {
 	if d.tornDown {
 		return nil
@@ -383,6 +420,19 @@ func (d *demo) teardown(ctx context.Context) error {
 	if d.pool != nil {
 		d.pool.Close()
 	}
+	var kekErr error
+	if d.kekDir != "" {
+		if kekErr = os.RemoveAll(d.kekDir); kekErr == nil {
+			d.step("removed the development KEK")
+		} else {
+			kekErr = fmt.Errorf("demo: remove the development KEK: %w", kekErr)
+		}
+	}
+	return errors.Join(kekErr, d.dropServer(ctx))
+}
+
+// dropServer removes the container, or drops the database and roles the demo created.
+func (d *demo) dropServer(ctx context.Context) error {
 	if d.server != nil && d.server.Container != nil {
 		if err := d.server.Stop(ctx); err != nil {
 			return fmt.Errorf("demo: remove the container: %w", err)
@@ -399,7 +449,7 @@ func (d *demo) teardown(ctx context.Context) error {
 	}
 	defer c.Close(ctx)
 	stmts := []string{fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pgx.Identifier{d.database}.Sanitize())}
-	for _, r := range []string{d.roles.App, d.roles.Auditor, d.roles.Owner} {
+	for _, r := range []string{d.roles.App, d.roles.Auditor, d.roles.Probe, d.roles.Owner} {
 		stmts = append(stmts, fmt.Sprintf("DROP ROLE IF EXISTS %s", pgx.Identifier{r}.Sanitize()))
 	}
 	for _, stmt := range stmts {
@@ -407,6 +457,6 @@ func (d *demo) teardown(ctx context.Context) error {
 			return fmt.Errorf("demo: clean up: %w", err)
 		}
 	}
-	d.step("dropped database %s and roles %s, %s, %s", d.database, d.roles.Owner, d.roles.App, d.roles.Auditor)
+	d.step("dropped database %s and roles %s, %s, %s, %s", d.database, d.roles.Owner, d.roles.App, d.roles.Auditor, d.roles.Probe)
 	return nil
 }

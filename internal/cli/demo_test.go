@@ -1,6 +1,10 @@
 package cli_test
 
 import (
+	"errors"
+	"io/fs"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -17,6 +21,18 @@ func TestDemo(t *testing.T) {
 	}
 	wantContains(t, "stdout", r.stdout,
 		"created database "+database,
+		"- created a development KEK (kek-",
+		"with keys.Admin.CreateTenant: created tenants acme (",
+		"== Encrypted fields",
+		`"Acme buyer" through repo.Customers.Insert, which encrypts email, phone and notes with acme's key`,
+		`"Globex buyer" through repo.Customers.Insert, which encrypts email, phone and notes with globex's key`,
+		"PASS  acme's customer as stored, read as the superuser (no row-level security): email, phone and notes are ciphertext\n",
+		"PASS  acme reads its customer back (repo.Customers.Get): email, phone and notes decrypt to what was inserted",
+		`PASS  acme finds it with repo.Customers.FindByEmail(" Buyer@ACME.Example")`,
+		"PASS  acme creates invoice ", "PASS  globex creates invoice ",
+		"PASS  acme reads its invoice with its customer in one statement (repo.Invoices.GetWithCustomer)",
+		"PASS  acme reads globex's invoice by its id (repo.Invoices.Get): repo.ErrNotFound",
+		"PASS  acme reads globex's invoice by its id (repo.Invoices.GetWithCustomer): repo.ErrNotFound",
 		`acme lists all customers and sees only its own: [`, `"Acme buyer"]`,
 		`globex lists all customers and sees only its own: [`, `"Globex buyer"]`,
 		"PASS  acme reads globex's customer by its id: no row",
@@ -24,10 +40,31 @@ func TestDemo(t *testing.T) {
 		"PASS  acme deletes globex's customer: 0 rows affected",
 		"PASS  a call without a Principal is refused before any SQL is sent (db.ErrNoTenant)",
 		"(SQLSTATE TS401): tenantseal: tenant context signature does not verify",
+		"removed the development KEK",
 		"dropped database "+database,
-		"\nisolation demo passed (")
+		"\nisolation demo passed (23 checks)\n")
 	if strings.Contains(r.stdout, "FAIL") {
 		t.Errorf("got FAIL lines:\n%s", r.stdout)
+	}
+
+	// The stored row is shown by its length and first bytes only: no plaintext of an encrypted field.
+	stored := regexp.MustCompile(`(?m)^ {8}(email|email_bidx|phone|notes) +\d+ bytes  [0-9a-f]{16}\.\.\.`).FindAllString(r.stdout, -1)
+	if len(stored) != 4 {
+		t.Errorf("got %d lines of stored ciphertext %q, want 4 (email, email_bidx, phone, notes)", len(stored), stored)
+	}
+	for _, plain := range []string{"buyer@acme.example", "+1 555 0100", "pays by bank transfer", "buyer@globex.example", "Q1 licences", "March consulting"} {
+		if strings.Contains(r.stdout, plain) {
+			t.Errorf("stdout shows the plaintext %q of an encrypted field", plain)
+		}
+	}
+
+	// The development KEK is gone.
+	m := regexp.MustCompile(`created a development KEK \(kek-[0-9a-f]+\) in (\S+):`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("stdout names no KEK directory:\n%s", r.stdout)
+	}
+	if _, err := os.Stat(m[1]); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("KEK directory %s: got %v, want it removed", m[1], err)
 	}
 
 	// It cleaned up after itself on a server it did not start.
@@ -35,7 +72,7 @@ func TestDemo(t *testing.T) {
 	roles := db.Roles(prefix)
 	err := mustConn(t, superDSN()).QueryRow(testContext(t),
 		"SELECT (SELECT count(*) FROM pg_database WHERE datname = $1) + (SELECT count(*) FROM pg_roles WHERE rolname = ANY($2))",
-		database, []string{roles.Owner, roles.App, roles.Auditor}).Scan(&n)
+		database, []string{roles.Owner, roles.App, roles.Auditor, roles.Probe}).Scan(&n)
 	if err != nil || n != 0 {
 		t.Errorf("got %d leftover databases and roles (%v), want 0", n, err)
 	}

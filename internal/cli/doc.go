@@ -1,4 +1,4 @@
-// Package cli implements the tenantseal command: bootstrap, migrate, tenants, keys, context-key,
+// Package cli implements the tenantseal command: bootstrap, migrate, tenants, keys, context-key, lint,
 // demo and version. cmd/tenantseal calls [Run]; tests call it too, with buffers, against a real PostgreSQL.
 //
 // # Conventions

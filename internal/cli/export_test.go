@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -17,3 +19,10 @@ func NewProgress(w io.Writer, tty bool, label string, now func() time.Time) Prog
 
 func (p Progress) Update(done, total int64) { p.p.update(done, total) }
 func (p Progress) Finish()                  { p.p.finish() }
+
+// RunAudit runs `tenantseal audit args...` under ctx, as Run would, with --follow polling every interval
+// and calling polled after each poll.
+func RunAudit(ctx context.Context, args []string, stdout, stderr io.Writer, interval time.Duration, polled func()) int {
+	s := &session{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr}
+	return s.exit(ctx, runAudit(ctx, s, args, follower{interval: interval, polled: polled}))
+}

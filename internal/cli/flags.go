@@ -143,21 +143,44 @@ func (f *flags) checkSub(subs []subcommand, sub string) error {
 
 // ownerDSN resolves the owner connection string: --dsn, $TENANTSEAL_OWNER_DSN, the secrets file.
 func (c *connFlags) ownerDSN() (string, error) {
-	dsn := c.dsn
+	return c.roleDSN("owner", c.dsn, "--dsn", envOwnerDSN)
+}
+
+// auditorConn registers the connection flags of the commands that read the audit log as the auditor.
+func (f *flags) auditorConn() *connFlags {
+	c := &connFlags{f: f}
+	f.StringVar(&c.dsn, "dsn", "", "auditor connection string (default $"+keyAuditorDSN+", then the secrets file)")
+	f.StringVar(&c.secrets, "secrets", defaultSecrets, "secrets file that bootstrap wrote")
+	f.DurationVar(&c.timeout, "connect-timeout", db.DefaultConnectTimeout, "give up connecting after this long (unless the connection string sets connect_timeout)")
+	return c
+}
+
+// auditorDSN resolves the auditor connection string: --dsn, $TENANTSEAL_AUDITOR_DSN, the secrets file.
+func (c *connFlags) auditorDSN() (string, error) {
+	return c.roleDSN("auditor", c.dsn, "--dsn", keyAuditorDSN)
+}
+
+// roleDSN resolves the connection string of role: the value of the flag named flagName (none when
+// ""), $key, the key line of the secrets file.
+func (c *connFlags) roleDSN(role, dsn, flagName, key string) (string, error) {
 	if dsn == "" {
-		dsn = os.Getenv(envOwnerDSN)
+		dsn = os.Getenv(key)
 	}
 	if dsn == "" {
 		sf, err := readSecrets(c.secrets)
 		switch {
 		case errors.Is(err, os.ErrNotExist) && !c.f.set("secrets"):
-			return "", usageErrorf("%s: no owner connection string: pass --dsn, set $%s, or run 'tenantseal bootstrap' to write %s", c.f.name, envOwnerDSN, defaultSecrets)
+			pass := ""
+			if flagName != "" {
+				pass = "pass " + flagName + ", "
+			}
+			return "", usageErrorf("%s: no %s connection string: %sset $%s, or run 'tenantseal bootstrap' to write %s", c.f.name, role, pass, key, defaultSecrets)
 		case err != nil:
 			return "", err
 		}
-		dsn = sf.get(envOwnerDSN)
+		dsn = sf.get(key)
 		if dsn == "" {
-			return "", fmt.Errorf("%s has no %s line", c.secrets, envOwnerDSN)
+			return "", fmt.Errorf("%s has no %s line", c.secrets, key)
 		}
 	}
 	return c.prepare(dsn)
@@ -196,4 +219,19 @@ func withConnectTimeout(dsn string, d time.Duration) string {
 		return u.String()
 	}
 	return strings.TrimSpace(dsn) + " connect_timeout=" + secs
+}
+
+// listFlag is a flag that may be repeated, each value also a comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			return errors.New("empty name")
+		}
+		*l = append(*l, s)
+	}
+	return nil
 }

@@ -106,7 +106,7 @@ func freshNames(t testing.TB) (prefix, database string) {
 		defer c.Close(ctx)
 		stmts := []string{"DROP DATABASE IF EXISTS " + database + " WITH (FORCE)"}
 		r := db.Roles(prefix)
-		for _, r := range []string{r.App, r.Auditor, r.Owner} {
+		for _, r := range []string{r.App, r.Auditor, r.Probe, r.Owner} {
 			stmts = append(stmts, "DROP ROLE IF EXISTS "+r)
 		}
 		for _, s := range stmts {

@@ -316,7 +316,7 @@ func TestRotateReencryptRetire(t *testing.T) {
 
 	// Every row still needs the old key: retire refuses and changes nothing.
 	r = run(t, "keys", "retire", "--tenant", a.String(), "--secrets", e.secrets)
-	wantFailure(t, r, 1, "keys retire", "rows of tenant "+a.String()+" still need", "reencrypt")
+	wantFailure(t, r, 1, "keys retire", "stored values of tenant "+a.String()+" still need", "reencrypt")
 
 	r = mustRun(t, "keys", "reencrypt", "--tenant", a.String(), "--batch", "7", "--secrets", e.secrets)
 	if want := fmt.Sprintf("tenant %s: examined %d, rewritten %d, raced 0, tampered 0\n", a, n, n); !strings.HasPrefix(r.stdout, want) {

@@ -4,12 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/tenantseal/tenantseal/audit"
+	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
 )
+
+// eventShred is the audit event kind of a crypto-shred.
+const eventShred = "shred"
 
 // shredTenant runs `tenants shred T --confirm T`. It needs no KEK: destroying keysets reads none, and an
 // operator must be able to shred a tenant even when the KEK is out of reach.
@@ -25,6 +33,12 @@ func shredTenant(ctx context.Context, s *session, conn *connFlags, arg, confirm 
 		return usageErrorf("tenants shred: --confirm %q does not repeat the tenant id %q: nothing was shredded", confirm, arg)
 	}
 	dsn, err := conn.ownerDSN()
+	if err != nil {
+		return err
+	}
+	// The audit log takes appends from the app role only: without its connection string nothing is
+	// shredded.
+	appDSN, err := conn.roleDSN("app", "", "", keyAppDSN)
 	if err != nil {
 		return err
 	}
@@ -53,6 +67,16 @@ func shredTenant(ctx context.Context, s *session, conn *connFlags, arg, confirm 
 		return fmt.Errorf("tenants shred: %w", err)
 	}
 
+	// Opened before the shred, so that a writer that cannot even start stops it. The spool is the library's
+	// default, in the working directory: the next writer started there replays what this one could not
+	// write.
+	w, err := audit.NewWriter(ctx, audit.Config{AppDSN: appDSN, SpoolPath: audit.DefaultSpoolPath,
+		Logger: slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return fmt.Errorf("tenants shred: cannot record a shred in the audit log, so nothing was shredded: %w", err)
+	}
+	defer w.Close(context.WithoutCancel(ctx))
+
 	n, err := (&keys.Admin{DB: c}).Shred(ctx, id)
 	if errors.Is(err, keys.ErrNoKeyset) {
 		return fmt.Errorf("tenants shred: tenant %s has no keysets: nothing to shred (already shredded, or created with --no-keys)", id)
@@ -66,5 +90,35 @@ func shredTenant(ctx context.Context, s *session, conn *connFlags, arg, confirm 
 		keys.DefaultCacheTTL)
 	s.printf("backups taken before now still hold the keysets, wrapped by the KEK %s: to shred those copies too, rotate the KEK ('tenantseal keys rotate-kek --new <uri>') and destroy the old one: every backup from before the rotation then loses its keysets, for all tenants\n",
 		strings.Join(kekIDs, ", "))
-	return nil
+	return recordShred(ctx, s, w, id, fmt.Sprintf("destroyed %d keysets (%s) as database role %s", n, strings.Join(purposes, ", "), c.Config().User))
+}
+
+// recordShred appends the shred event and waits until the database holds it. The shred has happened
+// whatever this returns: a failure says so, and where the event waits, on stderr, and exits 1.
+func recordShred(ctx context.Context, s *session, w *audit.Writer, id db.TenantID, detail string) error {
+	w.Record(ctx, db.Event{Kind: eventShred, TargetTenant: id, Table: "tenantseal.tenant_keysets", Operation: "shred", Detail: detail})
+	// The keysets are gone: an interrupt now must not cost their record.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	written, err := w.Flush(wctx)
+	if cerr := w.Close(wctx); err == nil && !written {
+		err = cerr
+	}
+	var msg string
+	switch {
+	case written:
+		s.printf("recorded the shred in the audit log (kind %s)\n", eventShred)
+		return nil
+	case err != nil:
+		msg = fmt.Sprintf("tenants shred: tenant %s was shredded, but recording that in the audit log failed: %v", id, err)
+	default:
+		spool, aerr := filepath.Abs(audit.DefaultSpoolPath)
+		if aerr != nil {
+			spool = audit.DefaultSpoolPath
+		}
+		msg = fmt.Sprintf("tenants shred: tenant %s was shredded, but the audit log could not be written (see the log lines above): the shred event waits in the spool file %s, which the next audit writer started in that directory replays", id, spool)
+	}
+	// Printed here, not returned: exit would replace any message with "interrupted" after a signal.
+	fmt.Fprintln(s.stderr, "tenantseal: "+s.redact(oneLine(msg)))
+	return errReported
 }

@@ -1,0 +1,208 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// PgBouncerOptions configure a pgbouncer in transaction pooling mode in front of a server.
+type PgBouncerOptions struct {
+	// Upstream is a connection string of the server; its host and port are what pgbouncer connects to.
+	Upstream string
+	// Databases are the databases pgbouncer serves, each under its own name.
+	Databases []string
+	// PoolSize is the number of server connections per database and user: fewer than the clients is the
+	// point of pooling. Default 4.
+	PoolSize int
+	// Users maps each role that may log in through pgbouncer to its password. pgbouncer uses the password
+	// for SCRAM towards its clients and towards the server.
+	Users map[string]string
+}
+
+// PgBouncer is a pgbouncer process on loopback, started by [StartPgBouncer].
+type PgBouncer struct {
+	// Addr is host:port on 127.0.0.1.
+	Addr string
+	// SingleSuffix names, appended to a database name, the same database with a pool of one server
+	// connection: every client of it shares one server session, one after the other.
+	SingleSuffix string
+	cmd          *exec.Cmd
+	dir          string
+	done         chan error
+}
+
+// PgBouncerBinary is the pgbouncer executable: $TENANTSEAL_PGBOUNCER, else pgbouncer on PATH, else
+// /usr/sbin/pgbouncer (where Debian's package puts it; `make pgbouncer` installs it).
+func PgBouncerBinary() (string, error) {
+	if p := os.Getenv("TENANTSEAL_PGBOUNCER"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("pgbouncer"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/sbin/pgbouncer"); err == nil {
+		return "/usr/sbin/pgbouncer", nil
+	}
+	return "", errors.New("integration: pgbouncer not found: run `make pgbouncer` (apt-get install pgbouncer) or set TENANTSEAL_PGBOUNCER")
+}
+
+// StartPgBouncer starts pgbouncer on a free loopback port in transaction pooling mode and waits until it
+// accepts connections. Stop it with [PgBouncer.Stop]. As root it runs as the user nobody: pgbouncer
+// refuses to run as root.
+func StartPgBouncer(ctx context.Context, opts PgBouncerOptions) (*PgBouncer, error) {
+	bin, err := PgBouncerBinary()
+	if err != nil {
+		return nil, err
+	}
+	up, err := url.Parse(opts.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("integration: pgbouncer upstream: %w", err)
+	}
+	host, port := up.Hostname(), up.Port()
+	if port == "" {
+		port = "5432"
+	}
+	if opts.PoolSize == 0 {
+		opts.PoolSize = 4
+	}
+	listenPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "tenantseal-pgbouncer")
+	if err != nil {
+		return nil, fmt.Errorf("integration: %w", err)
+	}
+	b := &PgBouncer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(listenPort)), SingleSuffix: "_single", dir: dir, done: make(chan error, 1)}
+	var dbs, users strings.Builder
+	for _, name := range opts.Databases {
+		fmt.Fprintf(&dbs, "%s = host=%s port=%s dbname=%s\n", name, host, port, name)
+		fmt.Fprintf(&dbs, "%s%s = host=%s port=%s dbname=%s pool_size=1\n", name, b.SingleSuffix, host, port, name)
+	}
+	for u, pw := range opts.Users {
+		fmt.Fprintf(&users, "%q %q\n", u, pw)
+	}
+	ini := fmt.Sprintf(`[databases]
+%s
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = %s
+pool_mode = transaction
+default_pool_size = %d
+min_pool_size = 0
+reserve_pool_size = 0
+max_client_conn = 500
+max_db_connections = 0
+server_lifetime = 3600
+server_idle_timeout = 600
+ignore_startup_parameters = extra_float_digits
+logfile = %s
+`, dbs.String(), listenPort, filepath.Join(dir, "userlist.txt"), opts.PoolSize, filepath.Join(dir, "pgbouncer.log"))
+	files := map[string]string{"pgbouncer.ini": ini, "userlist.txt": users.String(), "pgbouncer.log": ""}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("integration: %w", err)
+		}
+	}
+	args := []string{filepath.Join(dir, "pgbouncer.ini")}
+	if os.Geteuid() == 0 {
+		// pgbouncer will not run as root: hand it its files and let it switch to nobody.
+		u, err := user.Lookup("nobody")
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("integration: pgbouncer as root needs the user nobody: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		for _, p := range []string{dir, filepath.Join(dir, "pgbouncer.ini"), filepath.Join(dir, "userlist.txt"), filepath.Join(dir, "pgbouncer.log")} {
+			if err := os.Chown(p, uid, gid); err != nil {
+				os.RemoveAll(dir)
+				return nil, fmt.Errorf("integration: %w", err)
+			}
+		}
+		args = append([]string{"-u", "nobody"}, args...)
+	}
+	b.cmd = exec.Command(bin, args...)
+	b.cmd.Stdout, b.cmd.Stderr = nil, nil
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := b.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("integration: start pgbouncer: %w", err)
+	}
+	go func() { b.done <- b.cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", b.Addr, time.Second)
+		if err == nil {
+			c.Close()
+			return b, nil
+		}
+		select {
+		case werr := <-b.done:
+			b.done <- werr
+			log := b.Log()
+			b.Stop()
+			return nil, fmt.Errorf("integration: pgbouncer exited (%v): %s", werr, log)
+		case <-ctx.Done():
+			b.Stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			log := b.Log()
+			b.Stop()
+			return nil, fmt.Errorf("integration: pgbouncer did not listen on %s within 15s: %s", b.Addr, log)
+		}
+	}
+}
+
+// DSN returns a connection string through pgbouncer for user to database.
+func (b *PgBouncer) DSN(user, password, database string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: b.Addr, Path: "/" + database, RawQuery: "sslmode=disable"}
+	return u.String()
+}
+
+// Log returns pgbouncer's log so far, for failure messages.
+func (b *PgBouncer) Log() string {
+	data, _ := os.ReadFile(filepath.Join(b.dir, "pgbouncer.log"))
+	return strings.TrimSpace(string(data))
+}
+
+// Stop ends pgbouncer (SIGINT: immediate shutdown) and removes its files.
+func (b *PgBouncer) Stop() {
+	if b.cmd != nil && b.cmd.Process != nil {
+		b.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-b.done:
+		case <-time.After(10 * time.Second):
+			b.cmd.Process.Kill()
+			<-b.done
+		}
+		b.cmd = nil
+	}
+	os.RemoveAll(b.dir)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("integration: find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

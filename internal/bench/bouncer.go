@@ -1,0 +1,36 @@
+package bench
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/migrations"
+)
+
+// bouncer is pgbouncer in transaction pooling mode in front of the bench database.
+type bouncer struct {
+	b      *integration.PgBouncer
+	appDSN string
+}
+
+func (b *bouncer) stop() { b.b.Stop() }
+
+// bouncerPoolSize is the server connections pgbouncer keeps: fewer than the 64 clients.
+const bouncerPoolSize = 16
+
+func startBouncer(ctx context.Context, res *migrations.BootstrapResult) (*bouncer, error) {
+	u, err := url.Parse(res.AppDSN)
+	if err != nil {
+		return nil, err
+	}
+	pw, _ := u.User.Password()
+	b, err := integration.StartPgBouncer(ctx, integration.PgBouncerOptions{
+		Upstream: res.AppDSN, Databases: []string{res.Database}, PoolSize: bouncerPoolSize,
+		Users: map[string]string{res.Roles.App: pw},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &bouncer{b: b, appDSN: b.DSN(res.Roles.App, pw, res.Database)}, nil
+}

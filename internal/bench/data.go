@@ -1,0 +1,235 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal/migrations"
+	"github.com/tenantseal/tenantseal/repo"
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+)
+
+// dataset is a bootstrapped database loaded with tenants and customers, and the ids to query.
+type dataset struct {
+	res     *migrations.BootstrapResult
+	super   string // superuser DSN of the bench database
+	kek     *keys.KEK
+	tenants []db.TenantID
+	ids     [][]repo.ID // customer ids per tenant
+}
+
+// newKEK returns an in-memory KEK: the bench database is thrown away with its keys.
+func newKEK() (*keys.KEK, error) {
+	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		return nil, err
+	}
+	a, err := aead.New(h)
+	if err != nil {
+		return nil, err
+	}
+	return keys.NewKEK("bench", a), nil
+}
+
+func bootstrap(ctx context.Context, superDSN, name string) (*migrations.BootstrapResult, error) {
+	res, err := migrations.Bootstrap(ctx, superDSN, migrations.BootstrapOptions{Database: name, RolePrefix: name})
+	if err != nil {
+		return nil, err
+	}
+	// Variants 3 and 4 use plain tenant ids: only a throwaway database may accept them.
+	owner, err := pgx.Connect(ctx, res.OwnerDSN)
+	if err != nil {
+		return nil, err
+	}
+	defer owner.Close(context.WithoutCancel(ctx))
+	_, err = owner.Exec(ctx, "UPDATE tenantseal.settings SET allow_unsigned = true")
+	return res, err
+}
+
+func openPool(ctx context.Context, res *migrations.BootstrapResult, maxConns int, edit func(*db.Config)) (*db.Pool, error) {
+	cfg, err := db.ParseConfig(res.AppDSN)
+	if err != nil {
+		return nil, err
+	}
+	cfg.SigningKey = res.ContextKey
+	cfg.RolePrefix = strings.TrimSuffix(res.Roles.Owner, "_owner")
+	cfg.PoolConfig.MaxConns = int32(maxConns)
+	if edit != nil {
+		edit(cfg)
+	}
+	return db.Open(ctx, cfg)
+}
+
+// loadMain creates tenants with keysets and their customers through the repositories (encrypted fields
+// and blind indexes as an application writes them), invoices beside them, and the plain copy of
+// customers without row-level security that the baseline variants read.
+func loadMain(ctx context.Context, cfg *Config, superDSN string) (*dataset, error) {
+	res, err := bootstrap(ctx, superDSN, "bench")
+	if err != nil {
+		return nil, err
+	}
+	kek, err := newKEK()
+	if err != nil {
+		return nil, err
+	}
+	ds := &dataset{res: res, super: withDB(superDSN, res.Database), kek: kek}
+	owner, err := pgx.Connect(ctx, res.OwnerDSN)
+	if err != nil {
+		return nil, err
+	}
+	defer owner.Close(context.WithoutCancel(ctx))
+	admin := &keys.Admin{DB: owner, KEK: kek}
+	for i := range cfg.Tenants {
+		id, err := admin.CreateTenant(ctx, fmt.Sprintf("tenant-%d", i))
+		if err != nil {
+			return nil, err
+		}
+		ds.tenants = append(ds.tenants, id)
+	}
+	pool, err := openPool(ctx, res, 4, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(pool)})
+	if err != nil {
+		return nil, err
+	}
+	customers, err := repo.NewCustomers(ctx, pool, kr)
+	if err != nil {
+		return nil, err
+	}
+	ds.ids = make([][]repo.ID, len(ds.tenants))
+	// Two loaders: one encrypts while the other's rows travel.
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	next := make(chan int)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range next {
+				tctx := db.WithPrincipal(ctx, db.Principal{Tenant: ds.tenants[t], Subject: "bench-loader"})
+				rows := make([]*repo.Customer, cfg.CustomersPerTenant)
+				for i := range rows {
+					notes := fmt.Sprintf("account notes for customer %d of tenant %d", i, t)
+					rows[i] = &repo.Customer{DisplayName: fmt.Sprintf("Customer %d", i),
+						Email: fmt.Sprintf("c%d@t%d.example", i, t), Phone: "+1 555 0100", Notes: &notes}
+				}
+				if err := customers.InsertMany(tctx, rows); err != nil {
+					errs <- err
+					return
+				}
+				ids := make([]repo.ID, len(rows))
+				for i, r := range rows {
+					ids[i] = r.ID
+				}
+				ds.ids[t] = ids
+			}
+		}()
+	}
+	for t := range ds.tenants {
+		if t%100 == 0 {
+			fmt.Fprintf(cfg.Progress, "  loading tenant %d of %d\n", t+1, len(ds.tenants))
+		}
+		select {
+		case next <- t:
+		case err := <-errs:
+			close(next)
+			wg.Wait()
+			return nil, err
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+	}
+	super, err := pgx.Connect(ctx, ds.super)
+	if err != nil {
+		return nil, err
+	}
+	defer super.Close(context.WithoutCancel(ctx))
+	app := pgx.Identifier{res.Roles.App}.Sanitize()
+	for _, stmt := range []string{
+		`INSERT INTO invoices (tenant_id, id, customer_id, amount_minor, currency, status)
+		   SELECT tenant_id, gen_random_uuid(), id, 1000 + (random() * 9000)::int, 'EUR', 'issued'
+		     FROM customers WHERE random() < 0.5`,
+		"CREATE TABLE customers_plain (LIKE customers INCLUDING ALL)",
+		"INSERT INTO customers_plain SELECT * FROM customers",
+		"ALTER TABLE customers_plain OWNER TO " + pgx.Identifier{res.Roles.Owner}.Sanitize(),
+		"GRANT SELECT, INSERT ON customers_plain TO " + app,
+		"ANALYZE",
+	} {
+		if _, err := super.Exec(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("bench: %s: %w", strings.Fields(stmt)[0], err)
+		}
+	}
+	return ds, nil
+}
+
+// loadFlat creates n tenants with rows customers each, in bulk (the flatness check reads without
+// decrypting, so no keysets are needed), in its own database.
+func loadFlat(ctx context.Context, superDSN, name string, n, rows int) (*dataset, error) {
+	res, err := bootstrap(ctx, superDSN, name)
+	if err != nil {
+		return nil, err
+	}
+	ds := &dataset{res: res, super: withDB(superDSN, res.Database)}
+	super, err := pgx.Connect(ctx, ds.super)
+	if err != nil {
+		return nil, err
+	}
+	defer super.Close(context.WithoutCancel(ctx))
+	for _, s := range []struct {
+		sql  string
+		args []any
+	}{
+		{"INSERT INTO tenants (name) SELECT 'flat-' || g FROM generate_series(1, $1::int) g", []any{n}},
+		{`INSERT INTO customers (tenant_id, id, display_name)
+		   SELECT t.id, gen_random_uuid(), 'Customer ' || g FROM tenants t, generate_series(1, $1::int) g`, []any{rows}},
+		{"ANALYZE", nil},
+	} {
+		if _, err := super.Exec(ctx, s.sql, s.args...); err != nil {
+			return nil, fmt.Errorf("bench: load flat: %w", err)
+		}
+	}
+	r, err := super.Query(ctx, "SELECT tenant_id, id FROM customers ORDER BY tenant_id")
+	if err != nil {
+		return nil, err
+	}
+	idx := map[db.TenantID]int{}
+	var t db.TenantID
+	var id repo.ID
+	_, err = pgx.ForEachRow(r, []any{&t, &id}, func() error {
+		i, ok := idx[t]
+		if !ok {
+			i = len(ds.tenants)
+			idx[t] = i
+			ds.tenants = append(ds.tenants, t)
+			ds.ids = append(ds.ids, nil)
+		}
+		ds.ids[i] = append(ds.ids[i], id)
+		return nil
+	})
+	return ds, err
+}
+
+// withDB returns dsn (a URL) pointed at database name.
+func withDB(dsn, name string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	u.Path = "/" + name
+	return u.String()
+}
