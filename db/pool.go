@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,8 +17,20 @@ import (
 // Pool is a pgx connection pool whose every statement runs under the tenant context of the Principal in
 // its context.Context. Open it with the app role's connection string.
 type Pool struct {
-	pool *pgxpool.Pool
-	cfg  Config
+	pool   *pgxpool.Pool
+	cfg    Config
+	tokens sync.Map // tokenKey -> cachedToken: a signed token is reused for half its lifetime
+	stores atomic.Int64
+}
+
+type tokenKey struct {
+	tenant  TenantID
+	subject string
+}
+
+type cachedToken struct {
+	tok     string
+	renewAt time.Time
 }
 
 // Open connects, checks that the connected role cannot bypass row-level security, and returns the pool.
@@ -126,9 +140,29 @@ func (p *Pool) token(ctx context.Context, op string) (tok string, elevated bool,
 	if p.cfg.Unsigned {
 		return ctxtoken.Unsigned(pr.Tenant), false, nil
 	}
+	// Ordinary tokens are signed once and reused for half their lifetime: a request's statements,
+	// and the next requests of the same principal, skip the HMAC. Elevated ones are signed every time.
+	key := tokenKey{pr.Tenant, pr.Subject}
+	if !claims.Elevated {
+		if c, ok := p.tokens.Load(key); ok && now.Before(c.(cachedToken).renewAt) {
+			return c.(cachedToken).tok, false, nil
+		}
+	}
 	tok, err = ctxtoken.Sign(p.cfg.SigningKey.ID, p.cfg.SigningKey.Secret, claims)
 	if err != nil {
 		return "", false, fmt.Errorf("db: sign tenant context: %w", err)
+	}
+	if !claims.Elevated {
+		p.tokens.Store(key, cachedToken{tok: tok, renewAt: now.Add(p.cfg.TokenTTL / 2)})
+		if p.stores.Add(1)%1024 == 0 {
+			// Forget principals that have gone quiet: the cache holds only recent ones.
+			p.tokens.Range(func(k, v any) bool {
+				if !now.Before(v.(cachedToken).renewAt) {
+					p.tokens.Delete(k)
+				}
+				return true
+			})
+		}
 	}
 	return tok, claims.Elevated, nil
 }

@@ -114,3 +114,23 @@ func TestSingleStatementIsOneImplicitTransaction(t *testing.T) {
 		t.Errorf("got subject %q (%v), want alice", subject, err)
 	}
 }
+
+func TestUnsignedModeOnlyWhenTheOwnerAllowsIt(t *testing.T) {
+	t.Parallel()
+	d := integration.NewDatabase(t)
+	cfg := mustConfig(t, d, d.AppDSN)
+	cfg.Unsigned = true
+	p := mustOpen(t, cfg)
+	ctx := testContext(t)
+	a := mustTenant(t, d, "a")
+	mustTenant(t, d, "b")
+	var n int
+	if err := p.QueryRow(as(ctx, a, "x"), "SELECT count(*) FROM tenants").Scan(&n); !errors.Is(err, db.ErrInvalidContext) {
+		t.Fatalf("unsigned before the owner allows it: got %v, want ErrInvalidContext", err)
+	}
+	mustExec(t, mustConn(t, d.OwnerDSN), "UPDATE tenantseal.settings SET allow_unsigned = true")
+	var got db.TenantID
+	if err := p.QueryRow(as(ctx, a, "x"), "SELECT id FROM tenants").Scan(&got); err != nil || got != a {
+		t.Errorf("unsigned once allowed: got %s (%v), want only tenant %s", got, err, a)
+	}
+}

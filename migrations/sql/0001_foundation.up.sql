@@ -125,6 +125,12 @@ BEGIN
         RETURN NULL;
     END IF;
     p := string_to_array(tok, '.');
+    -- The explicit unsigned mode (a plain id), only when an owner allowed it: checked as cheaply.
+    IF p[1] = 'u1' AND cardinality(p) = 2
+       AND p[2] ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+       AND (SELECT allow_unsigned FROM tenantseal.settings) THEN
+        RETURN p[2]::uuid;
+    END IF;
     IF cardinality(p) = 7 AND p[1] = 'v1' AND length(p[7]) = 64 THEN
         SELECT ipad, opad INTO k FROM tenantseal.context_keys
          WHERE kid = p[2] AND (not_after IS NULL OR not_after > now());
