@@ -43,8 +43,13 @@ lint:
 	else echo "staticcheck unavailable from the module proxy: skipped"; fi
 
 # Go benchmarks against a real PostgreSQL.
-bench: pg-image
+# Go micro-benchmarks (keys, repositories, audit writer), then the side-by-side harness on its own
+# PostgreSQL: results in bench-results/ (results.md, results.json, chart.svg). BENCHFLAGS passes flags
+# to `tenantseal bench`, e.g. BENCHFLAGS="--tenants 100 --rounds 1".
+BENCHFLAGS ?=
+bench: pg-image pgbouncer
 	@status=0; $(GO) test -run '^$$' -bench . -benchmem -count 1 ./... || status=$$?; \
+	if [ $$status -eq 0 ]; then $(GO) run ./cmd/tenantseal bench --out bench-results $(BENCHFLAGS) || status=$$?; fi; \
 	$(MAKE) --no-print-directory clean-containers; exit $$status
 
 # Leftovers of a killed run (no reaper container can be pulled here).

@@ -32,6 +32,7 @@ func commands() []command {
 		contextKeyCommand,
 		lintCommand,
 		isolationCheckCommand,
+		benchCommand,
 		demoCommand,
 		versionCommand,
 	}

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tenantseal/tenantseal/internal/bench"
+)
+
+var benchCommand = command{
+	name:    "bench",
+	summary: "measure the price of isolation against raw pgx, app-side filtering and the usual RLS recipe",
+	run:     runBench,
+}
+
+const benchAbout = `
+Starts PostgreSQL in a container (or uses --dsn, a superuser connection string; it creates the
+databases bench, benchflat_small and benchflat_big), loads --tenants x --customers customers through the
+repositories (encrypted fields, blind indexes) with invoices for about half of them, and measures the
+same point read through every variant, interleaved round after round at each client count:
+
+  1  raw pgx, no RLS (a copy of the table without policies), one connection per client: the baseline
+  2  application-side filtering through a pgx pool
+  3  the usual RLS recipe: BEGIN, set_config, query, COMMIT (four round trips)
+  4  tenantseal with an unsigned context, one round trip
+  5  tenantseal with a signed context (the default), one round trip
+  6  repository Get, fields decrypted
+  7  repository List of 50 rows, decrypted (7b: the same list in raw pgx)
+  8  repository Insert, encrypted with a blind index (8b: a raw pgx insert)
+  9  variants 1 and 5 through pgbouncer in transaction pooling mode (9a, 9b)
+
+With --flat it also measures variant 5 at 100 tenants and at --flat-tenants tenants with the same rows per
+tenant. It writes results.json, results.md and chart.svg to --out, prints the Markdown, and says plainly
+which targets were missed.`
+
+func runBench(ctx context.Context, s *session, args []string) error {
+	f := newFlags(s, "bench", "[--tenants N] [--customers N] [--clients 1,8,64] [--out DIR] [flags]", benchAbout)
+	dsn := f.String("dsn", "", "superuser connection string of a server to use instead of starting a container")
+	tenants := f.Int("tenants", 1000, "tenants in the main dataset (at most 100000)")
+	customers := f.Int("customers", 1000, "customers per tenant in the main dataset")
+	clients := f.String("clients", "1,8,64", "comma-separated client counts")
+	rounds := f.Int("rounds", 3, "interleaved rounds; the report takes medians")
+	duration := f.Duration("duration", 2*time.Second, "length of one measurement")
+	warmup := f.Duration("warmup", 300*time.Millisecond, "warm-up before each measurement")
+	flat := f.Bool("flat", true, "also measure the signed read at 100 and at --flat-tenants tenants")
+	flatTenants := f.Int("flat-tenants", 100_000, "tenants of the large flatness dataset")
+	flatRows := f.Int("flat-rows", 5, "customers per tenant in the flatness datasets")
+	out := f.String("out", "bench-results", "directory for results.json, results.md and chart.svg")
+	timeout := f.Duration("connect-timeout", 10*time.Second, "give up connecting after this long")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErrorf("bench: unexpected argument %q", pos[0])
+	}
+	cfg := bench.Config{Tenants: *tenants, CustomersPerTenant: *customers, Rounds: *rounds, Duration: *duration,
+		Warmup: *warmup, Flat: *flat, FlatTenants: *flatTenants, FlatRows: *flatRows, Progress: s.stderr}
+	switch {
+	case *tenants < 1 || *tenants > 100_000:
+		return usageErrorf("bench: --tenants must be between 1 and 100000")
+	case *customers < 50:
+		return usageErrorf("bench: --customers must be at least 50 (variant 7 lists 50)")
+	case *rounds < 1 || *duration <= 0 || *warmup < 0:
+		return usageErrorf("bench: --rounds, --duration and --warmup must be positive")
+	case *flat && (*flatTenants < 100 || *flatTenants > 1_000_000 || *flatRows < 1):
+		return usageErrorf("bench: --flat-tenants must be between 100 and 1000000, --flat-rows at least 1")
+	}
+	for _, c := range strings.Split(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 || n > 256 {
+			return usageErrorf("bench: --clients: %q is not a count between 1 and 256", c)
+		}
+		cfg.Clients = append(cfg.Clients, n)
+	}
+	if *dsn != "" {
+		if cfg.SuperDSN, err = prepareDSN(s, *dsn, *timeout); err != nil {
+			return err
+		}
+	}
+	command := "tenantseal " + strings.Join(append([]string{"bench"}, redactArgs(args)...), " ")
+	rep, err := bench.Run(ctx, cfg, *out, command)
+	if err != nil {
+		return err
+	}
+	s.printf("%s\nwrote %s/results.md, results.json and chart.svg\n", bench.Markdown(rep), *out)
+	return nil
+}
+
+// redactArgs drops the value of --dsn from the command line the report quotes.
+func redactArgs(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--dsn" || a == "-dsn":
+			i++
+		case strings.HasPrefix(a, "--dsn=") || strings.HasPrefix(a, "-dsn="):
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
+}
