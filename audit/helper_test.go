@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,21 +18,9 @@ import (
 
 func TestMain(m *testing.M) { integration.Main(m) }
 
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testContext(t testing.TB) context.Context { return integration.Context(t) }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn {
-	t.Helper()
-	c, err := pgx.Connect(testContext(t), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
-}
+func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -75,21 +62,7 @@ func newEnv(t testing.TB, edit ...func(*db.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := db.ParseConfig(d.AppDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.SigningKey = d.ContextKey
-	cfg.RolePrefix = strings.TrimSuffix(d.Roles.Owner, "_owner")
-	cfg.Recorder = w
-	for _, e := range edit {
-		e(cfg)
-	}
-	pool, err := db.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := d.Pool(t, append([]func(*db.Config){func(c *db.Config) { c.Recorder = w }}, edit...)...)
 	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(pool), Recorder: w})
 	if err != nil {
 		t.Fatal(err)

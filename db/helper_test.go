@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/tenantseal/tenantseal/db"
@@ -13,11 +12,7 @@ import (
 
 func TestMain(m *testing.M) { integration.Main(m) }
 
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testContext(t testing.TB) context.Context { return integration.Context(t) }
 
 // queryCounter counts statements sent on the pool's connections.
 type queryCounter struct{ n atomic.Int64 }
@@ -35,14 +30,7 @@ func (q *queryCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatc
 func (q *queryCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 func mustConfig(t testing.TB, d *integration.Database, dsn string) *db.Config {
-	t.Helper()
-	cfg, err := db.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.SigningKey = d.ContextKey
-	cfg.RolePrefix = d.Roles.Owner[:len(d.Roles.Owner)-len("_owner")]
-	return cfg
+	return d.Config(t, dsn)
 }
 
 func mustOpen(t testing.TB, cfg *db.Config) *db.Pool {
@@ -55,16 +43,7 @@ func mustOpen(t testing.TB, cfg *db.Config) *db.Pool {
 	return p
 }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn {
-	t.Helper()
-	ctx := testContext(t)
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
-}
+func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
 
 func mustExec(t testing.TB, c *pgx.Conn, sql string, args ...any) {
 	t.Helper()

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,11 +18,7 @@ import (
 
 func TestMain(m *testing.M) { integration.Main(m) }
 
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testContext(t testing.TB) context.Context { return integration.Context(t) }
 
 func mustKEK(t testing.TB) *keys.KEK {
 	t.Helper()
@@ -39,31 +33,9 @@ func mustKEK(t testing.TB) *keys.KEK {
 	return k
 }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn {
-	t.Helper()
-	c, err := pgx.Connect(testContext(t), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
-}
+func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
 
-func mustPool(t testing.TB, d *integration.Database) *db.Pool {
-	t.Helper()
-	cfg, err := db.ParseConfig(d.AppDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.SigningKey = d.ContextKey
-	cfg.RolePrefix = strings.TrimSuffix(d.Roles.Owner, "_owner")
-	p, err := db.Open(testContext(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return p
-}
+func mustPool(t testing.TB, d *integration.Database) *db.Pool { return d.Pool(t) }
 
 func mustKeyring(t testing.TB, p *db.Pool, kek *keys.KEK) *keys.Keyring {
 	t.Helper()

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/tenantseal/tenantseal/integration"
@@ -16,21 +15,9 @@ import (
 
 func TestMain(m *testing.M) { integration.Main(m) }
 
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testContext(t testing.TB) context.Context { return integration.Context(t) }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn {
-	t.Helper()
-	c, err := pgx.Connect(testContext(t), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
-}
+func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
 
 func mustExec(t testing.TB, c *pgx.Conn, sql string) {
 	t.Helper()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -15,41 +14,14 @@ import (
 
 func TestMain(m *testing.M) { integration.Main(m) }
 
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testContext(t testing.TB) context.Context { return integration.Context(t) }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn {
-	t.Helper()
-	c, err := pgx.Connect(testContext(t), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
-}
+func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
 
 func prefixOf(d *integration.Database) string { return strings.TrimSuffix(d.Roles.Owner, "_owner") }
 
 func mustPool(t testing.TB, d *integration.Database, edit ...func(*db.Config)) *db.Pool {
-	t.Helper()
-	cfg, err := db.ParseConfig(d.AppDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.SigningKey = d.ContextKey
-	cfg.RolePrefix = prefixOf(d)
-	for _, e := range edit {
-		e(cfg)
-	}
-	p, err := db.Open(testContext(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return p
+	return d.Pool(t, edit...)
 }
 
 func mustTenant(t testing.TB, d *integration.Database, name string) db.TenantID {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,21 +16,9 @@ import (
 
 func TestMain(m *testing.M) { integration.Main(m) }
 
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testContext(t testing.TB) context.Context { return integration.Context(t) }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn {
-	t.Helper()
-	c, err := pgx.Connect(testContext(t), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
-}
+func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
 
 // env is a migrated database, the app pool, a keyring and the reference repositories.
 type env struct {
@@ -57,17 +43,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := db.ParseConfig(d.AppDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.SigningKey = d.ContextKey
-	cfg.RolePrefix = strings.TrimSuffix(d.Roles.Owner, "_owner")
-	pool, err := db.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := d.Pool(t)
 	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(pool)})
 	if err != nil {
 		t.Fatal(err)

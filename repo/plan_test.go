@@ -121,8 +121,14 @@ func TestRepositoryQueriesUseTenantLeadingIndexes(t *testing.T) {
 		func() error { _, err := customers.FindBy(ctx, "email", c.Email); return err },
 		func() error { return customers.Update(ctx, &c) },
 		func() error { return customers.Delete(ctx, repo.NewID()) },
-		func() error { _, err := invoices.List(ctx, repo.ListOptions{}, repo.Eq("customer_id", c.ID)); return err },
-		func() error { _, err := invoices.List(ctx, repo.ListOptions{}, repo.Eq("status", repo.StatusPaid)); return err },
+		func() error {
+			_, err := invoices.List(ctx, repo.ListOptions{}, repo.Eq("customer_id", c.ID))
+			return err
+		},
+		func() error {
+			_, err := invoices.List(ctx, repo.ListOptions{}, repo.Eq("status", repo.StatusPaid))
+			return err
+		},
 	}
 	for i, s := range steps {
 		if err := s(); err != nil && !strings.Contains(err.Error(), "not found") {

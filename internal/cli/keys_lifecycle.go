@@ -65,24 +65,37 @@ func (r *keysRun) rotate(ctx context.Context) error {
 	return nil
 }
 
-func (r *keysRun) reencrypt(ctx context.Context) error {
+// appSide connects as the owner (with the KEK), lists the selected tenants and opens a pool as the app
+// role, which reencrypt and retire read rows through. With no tenant selected it returns none and
+// nothing to close.
+func (r *keysRun) appSide(ctx context.Context) (*ownerSide, []db.TenantID, *db.Pool, error) {
 	app, err := r.app.resolve()
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	o, err := r.connect(ctx)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	defer o.close(ctx)
 	ids, err := r.tenants(ctx, o)
 	if err != nil || len(ids) == 0 {
-		return err
+		o.close(ctx)
+		return nil, nil, nil, err
 	}
 	pool, err := r.app.open(ctx, o.conn, app)
 	if err != nil {
+		o.close(ctx)
+		return nil, nil, nil, err
+	}
+	return o, ids, pool, nil
+}
+
+func (r *keysRun) reencrypt(ctx context.Context) error {
+	o, ids, pool, err := r.appSide(ctx)
+	if err != nil || len(ids) == 0 {
 		return err
 	}
+	defer o.close(ctx)
 	defer pool.Close()
 	kr, err := keys.NewKeyring(keys.Config{KEK: o.kek, Loader: keys.PoolLoader(pool)})
 	if err != nil {
@@ -125,23 +138,11 @@ func (r *keysRun) reencrypt(ctx context.Context) error {
 }
 
 func (r *keysRun) retire(ctx context.Context) error {
-	app, err := r.app.resolve()
-	if err != nil {
-		return err
-	}
-	o, err := r.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer o.close(ctx)
-	ids, err := r.tenants(ctx, o)
+	o, ids, pool, err := r.appSide(ctx)
 	if err != nil || len(ids) == 0 {
 		return err
 	}
-	pool, err := r.app.open(ctx, o.conn, app)
-	if err != nil {
-		return err
-	}
+	defer o.close(ctx)
 	defer pool.Close()
 
 	var refused []error
