@@ -7,7 +7,7 @@ export TESTCONTAINERS_RYUK_DISABLED ?= true
 # the full ones).
 GOTESTFLAGS ?= -short
 
-.PHONY: all build test demo lint bench pg-image pgbouncer clean-containers
+.PHONY: all build test fuzz demo lint bench pg-image pgbouncer clean-containers
 
 all: build
 
@@ -28,7 +28,20 @@ pgbouncer:
 # Containers are removed even when tests fail or are interrupted.
 test: pg-image pgbouncer
 	@status=0; $(GO) test -race -count=1 -timeout 12m $(GOTESTFLAGS) ./... || status=$$?; \
+	if [ $$status -eq 0 ]; then $(MAKE) --no-print-directory fuzz || status=$$?; fi; \
 	$(MAKE) --no-print-directory clean-containers; exit $$status
+
+# Every fuzz target of the parsers and decoders, FUZZTIME each (make test runs them briefly).
+FUZZTIME ?= 5s
+FUZZ_TARGETS := ./internal/ctxtoken:FuzzParseUUID ./db:FuzzParseContextKey ./keys:FuzzDecrypt \
+	./keys:FuzzUnwrapKeyset ./lint/internal/nodetree:FuzzParse
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/tenantseal-fuzz.log 2>&1 \
+			|| { cat /tmp/tenantseal-fuzz.log; echo "fuzz $$fn failed"; exit 1; }; \
+		echo "fuzz $$fn: $(FUZZTIME), no failure"; \
+	done
 
 # The isolation demo on its own throwaway PostgreSQL.
 demo: pg-image
