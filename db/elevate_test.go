@@ -70,11 +70,8 @@ func TestElevation(t *testing.T) {
 				t.Errorf("Tx %q elevated: succeeded, want an error", w)
 			}
 			// The single-round-trip Query path relies on the policies alone.
-			rows, err := p.Query(elevated, w+" RETURNING 1")
-			if err == nil {
-				var n []int
-				n, err = pgx.CollectRows(rows, pgx.RowTo[int])
-				if len(n) != 0 {
+			if rows, err := p.Query(elevated, w+" RETURNING 1"); err == nil {
+				if n, err := pgx.CollectRows(rows, pgx.RowTo[int]); err == nil && len(n) != 0 {
 					t.Errorf("Query %q elevated: wrote %d rows", w, len(n))
 				}
 			}

@@ -120,7 +120,7 @@ func chooseImage(ctx context.Context) (string, error) {
 	if img := os.Getenv("TENANTSEAL_PG_IMAGE"); img != "" {
 		return img, nil
 	}
-	cli, err := testcontainers.NewDockerClient()
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err != nil {
 		return "", fmt.Errorf("integration: docker: %w", err)
 	}

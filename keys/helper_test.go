@@ -2,12 +2,10 @@ package keys_test
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/integration"
 	"github.com/tenantseal/tenantseal/keys"
@@ -70,14 +68,6 @@ func (e *env) tenant(t *testing.T, name string) (db.TenantID, context.Context) {
 		t.Fatal(err)
 	}
 	return id, db.WithPrincipal(testContext(t), db.Principal{Tenant: id, Subject: name + "-user"})
-}
-
-func sqlState(err error) string {
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) {
-		return pg.Code
-	}
-	return ""
 }
 
 func newAEAD(t testing.TB) tink.AEAD {

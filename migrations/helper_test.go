@@ -3,7 +3,6 @@ package migrations_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -17,8 +16,6 @@ func TestMain(m *testing.M) { integration.Main(m) }
 func testContext(t testing.TB) context.Context { return integration.Context(t) }
 
 func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
-
-func prefixOf(d *integration.Database) string { return strings.TrimSuffix(d.Roles.Owner, "_owner") }
 
 func mustPool(t testing.TB, d *integration.Database, edit ...func(*db.Config)) *db.Pool {
 	return d.Pool(t, edit...)
