@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,10 +82,10 @@ func (c *Cluster) CreateDatabase(ctx context.Context) (*Database, error) {
 	return &Database{
 		Name:       name,
 		Roles:      c.Template.Roles,
-		SuperDSN:   withDatabase(c.Server.SuperDSN, name),
-		OwnerDSN:   withDatabase(c.Template.OwnerDSN, name),
-		AppDSN:     withDatabase(c.Template.AppDSN, name),
-		AuditorDSN: withDatabase(c.Template.AuditorDSN, name),
+		SuperDSN:   WithDatabase(c.Server.SuperDSN, name),
+		OwnerDSN:   WithDatabase(c.Template.OwnerDSN, name),
+		AppDSN:     WithDatabase(c.Template.AppDSN, name),
+		AuditorDSN: WithDatabase(c.Template.AuditorDSN, name),
 		ContextKey: c.Template.ContextKey,
 	}, nil
 }
@@ -129,10 +131,17 @@ func (c *Cluster) Close(ctx context.Context) error {
 	return nil
 }
 
-func withDatabase(dsn, name string) string {
-	u := *mustURL(dsn)
-	u.Path = "/" + name
-	return u.String()
+// WithDatabase returns dsn, a postgres:// URL or a keyword/value connection string, pointed at database
+// name.
+func WithDatabase(dsn, name string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			u.Path = "/" + name
+			return u.String()
+		}
+	}
+	// Keyword/value: a later dbname overrides an earlier one.
+	return strings.TrimSpace(dsn) + " dbname='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(name) + "'"
 }
 
 var (

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -62,12 +61,4 @@ func run(m *testing.M) int {
 	shared = c
 	sharedMu.Unlock()
 	return m.Run()
-}
-
-func mustURL(dsn string) *url.URL {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		panic(fmt.Sprintf("integration: connection string is not a URL: %v", err))
-	}
-	return u
 }

@@ -3,12 +3,12 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/integration"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/migrations"
 	"github.com/tenantseal/tenantseal/repo"
@@ -79,7 +79,7 @@ func loadMain(ctx context.Context, cfg *Config, superDSN string) (*dataset, erro
 	if err != nil {
 		return nil, err
 	}
-	ds := &dataset{res: res, super: withDB(superDSN, res.Database), kek: kek}
+	ds := &dataset{res: res, super: integration.WithDatabase(superDSN, res.Database), kek: kek}
 	owner, err := pgx.Connect(ctx, res.OwnerDSN)
 	if err != nil {
 		return nil, err
@@ -184,7 +184,7 @@ func loadFlat(ctx context.Context, superDSN, name string, n, rows int) (*dataset
 	if err != nil {
 		return nil, err
 	}
-	ds := &dataset{res: res, super: withDB(superDSN, res.Database)}
+	ds := &dataset{res: res, super: integration.WithDatabase(superDSN, res.Database)}
 	super, err := pgx.Connect(ctx, ds.super)
 	if err != nil {
 		return nil, err
@@ -222,14 +222,4 @@ func loadFlat(ctx context.Context, superDSN, name string, n, rows int) (*dataset
 		return nil
 	})
 	return ds, err
-}
-
-// withDB returns dsn (a URL) pointed at database name.
-func withDB(dsn, name string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return dsn
-	}
-	u.Path = "/" + name
-	return u.String()
 }
