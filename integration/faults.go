@@ -14,7 +14,6 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
-	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
@@ -24,7 +23,7 @@ import (
 // address and find every committed row. It needs a Docker engine even when TENANTSEAL_TEST_DSN is set.
 // Stop it with [Server.Stop].
 func StartFaultServer(ctx context.Context) (*Server, error) {
-	tclog.SetDefault(tclog.NewNoopLogger())
+	prepareDocker()
 	image, err := chooseImage(ctx)
 	if err != nil {
 		return nil, err

@@ -51,17 +51,7 @@ func StartServer(ctx context.Context) (*Server, error) {
 		}
 		return &Server{SuperDSN: dsn}, nil
 	}
-	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
-		// The reaper image cannot be pulled without a registry; Stop and the Makefile clean up instead.
-		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-	}
-	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" && !strings.HasPrefix(os.Getenv("DOCKER_HOST"), "tcp://") {
-		// A local engine publishes ports on loopback; testcontainers would otherwise guess the default
-		// gateway when it believes it runs inside a container.
-		os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
-	}
-	// Quiet unless something fails: errors carry what matters.
-	tclog.SetDefault(tclog.NewNoopLogger())
+	prepareDocker()
 	image, err := chooseImage(ctx)
 	if err != nil {
 		return nil, err
@@ -114,6 +104,21 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	return s.Container.Terminate(ctx)
+}
+
+// prepareDocker sets testcontainers up for this machine before any container starts.
+func prepareDocker() {
+	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
+		// The reaper image cannot be pulled without a registry; Stop and the Makefile clean up instead.
+		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	}
+	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" && !strings.HasPrefix(os.Getenv("DOCKER_HOST"), "tcp://") {
+		// A local engine publishes ports on loopback; testcontainers would otherwise guess the default
+		// gateway when it believes it runs inside a container.
+		os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	}
+	// Quiet unless something fails: errors carry what matters.
+	tclog.SetDefault(tclog.NewNoopLogger())
 }
 
 func chooseImage(ctx context.Context) (string, error) {
