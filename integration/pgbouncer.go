@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"net"
 	"net/url"
 	"os"
@@ -65,14 +66,12 @@ func StartPgBouncer(ctx context.Context, opts PgBouncerOptions) (*PgBouncer, err
 	if err != nil {
 		return nil, err
 	}
-	up, err := url.Parse(opts.Upstream)
+	// A URL or a keyword/value string: pgconn reads both.
+	up, err := pgconn.ParseConfig(opts.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("integration: pgbouncer upstream: %w", err)
 	}
-	host, port := up.Hostname(), up.Port()
-	if port == "" {
-		port = "5432"
-	}
+	host, port := up.Host, strconv.Itoa(int(up.Port))
 	if opts.PoolSize == 0 {
 		opts.PoolSize = 4
 	}

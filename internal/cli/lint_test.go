@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"encoding/json"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -116,12 +115,7 @@ func TestLintForeignDatabase(t *testing.T) {
 	d := integration.NewDatabase(t) // for its roles
 	_, name := freshNames(t)
 	mustExec(t, superDSN(), "CREATE DATABASE "+name)
-	u, err := url.Parse(superDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	dsn := u.String()
+	dsn := integration.WithDatabase(superDSN(), name)
 	mustExec(t, dsn, `CREATE FUNCTION public.my_tenant() RETURNS uuid LANGUAGE sql STABLE AS 'SELECT NULL::uuid';
 		CREATE TABLE public.things (tenant_id uuid NOT NULL, id uuid NOT NULL, PRIMARY KEY (tenant_id, id))`)
 	prefix := prefixOf(d.Roles)
