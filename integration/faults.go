@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -28,7 +30,7 @@ func StartFaultServer(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := stablePort()
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +142,10 @@ func (s *Server) Restart(ctx context.Context) error {
 	if err := s.Container.Start(ctx); err != nil {
 		return fmt.Errorf("integration: restart: %w; server log: %s", err, s.logTail(ctx))
 	}
-	return waitReady(ctx, s.SuperDSN, 60*time.Second)
+	if err := waitReady(ctx, s.SuperDSN, 60*time.Second); err != nil {
+		return fmt.Errorf("integration: restart: %w; server log: %s", err, s.logTail(context.WithoutCancel(ctx)))
+	}
+	return nil
 }
 
 // logTail returns the last lines the container wrote, for failure messages.
@@ -156,4 +161,19 @@ func (s *Server) logTail(ctx context.Context) string {
 		lines = lines[len(lines)-8:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// stablePort picks a free loopback port below the kernel's ephemeral range, so that while the server is
+// down no outgoing connection of this machine can be given the port that its restart must bind again.
+func stablePort() (int, error) {
+	for range 200 {
+		port := 20000 + rand.IntN(10000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("integration: no free port between 20000 and 30000")
 }
