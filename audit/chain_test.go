@@ -43,13 +43,13 @@ func TestVerifyFindsTheFirstBrokenLink(t *testing.T) {
 		// A careful forger gives the inserted row a correct hash: the row after it no longer links.
 		{"inserted", `UPDATE tenantseal.audit_log SET seq = seq + 1000 WHERE seq >= 6;
 			UPDATE tenantseal.audit_log SET seq = seq - 999 WHERE seq >= 1006;
-			INSERT INTO tenantseal.audit_log (seq, at, kind, prev_hash, hash)
-			SELECT 6, now(), 'forged', hash, ''::bytea FROM tenantseal.audit_log WHERE seq = 5;
+			INSERT INTO tenantseal.audit_log (seq, event_id, at, kind, prev_hash, hash)
+			SELECT 6, gen_random_uuid(), now(), 'forged', hash, ''::bytea FROM tenantseal.audit_log WHERE seq = 5;
 			UPDATE tenantseal.audit_log l SET hash = sha256(l.prev_hash || tenantseal.audit_canonical(l)) WHERE seq = 6`, 7, "inserted"},
 		{"inserted, hash not recomputed", `UPDATE tenantseal.audit_log SET seq = seq + 1000 WHERE seq >= 6;
 			UPDATE tenantseal.audit_log SET seq = seq - 999 WHERE seq >= 1006;
-			INSERT INTO tenantseal.audit_log (seq, at, kind, prev_hash, hash)
-			SELECT 6, now(), 'forged', hash, sha256(hash) FROM tenantseal.audit_log WHERE seq = 5`, 6, "edited"},
+			INSERT INTO tenantseal.audit_log (seq, event_id, at, kind, prev_hash, hash)
+			SELECT 6, gen_random_uuid(), now(), 'forged', hash, sha256(hash) FROM tenantseal.audit_log WHERE seq = 5`, 6, "edited"},
 		{"reordered", `UPDATE tenantseal.audit_log SET seq = -1 WHERE seq = 5;
 			UPDATE tenantseal.audit_log SET seq = 5 WHERE seq = 6;
 			UPDATE tenantseal.audit_log SET seq = 6 WHERE seq = -1`, 5, "reordered"},
@@ -131,5 +131,23 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 	res, err := audit.Verify(testContext(t), mustConn(t, d.AuditorDSN))
 	if err != nil || res.Break != nil || res.Rows != writers*each {
 		t.Errorf("got %+v (%v), want %d rows in one intact chain", res, err, writers*each)
+	}
+}
+
+// Appending a batch again, as the writer does when an acknowledgement was lost, stores nothing twice.
+func TestReplayedBatchIsStoredOnce(t *testing.T) {
+	t.Parallel()
+	d := integration.NewDatabase(t)
+	app := mustConn(t, d.AppDSN)
+	batch := `[{"event_id": "0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5b", "kind": "foreign_id", "at": "2026-01-01T00:00:00Z"},
+	           {"event_id": "0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5c", "kind": "no_tenant", "at": "2026-01-01T00:00:01Z"}]`
+	for i := 0; i < 2; i++ {
+		if _, err := app.Exec(testContext(t), "SELECT tenantseal.audit_append($1::jsonb)", batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := audit.Verify(testContext(t), mustConn(t, d.AuditorDSN))
+	if err != nil || res.Break != nil || res.Rows != 2 {
+		t.Errorf("got %+v (%v), want 2 intact rows", res, err)
 	}
 }

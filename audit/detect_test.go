@@ -191,7 +191,7 @@ func TestTenantsSeeOnlyTheirOwnEvents(t *testing.T) {
 	// The app role can only append, through the function; it cannot touch the log or the head.
 	app := mustConn(t, e.d.AppDSN)
 	for _, sql := range []string{
-		"INSERT INTO tenantseal.audit_log (seq, at, kind, prev_hash, hash) VALUES (999, now(), 'x', '', '')",
+		"INSERT INTO tenantseal.audit_log (seq, event_id, at, kind, prev_hash, hash) VALUES (999, gen_random_uuid(), now(), 'x', '', '')",
 		"UPDATE tenantseal.audit_head SET seq = 0",
 		"SELECT tenantseal.audit_canonical(NULL::tenantseal.audit_log)",
 	} {

@@ -21,8 +21,10 @@
 //
 // The database assigns each entry its sequence number and a SHA-256 hash over the previous hash and a
 // canonical encoding of the entry, under a lock on the chain head, so concurrent writers cannot fork the
-// chain. Triggers refuse UPDATE, DELETE and TRUNCATE; the app role may only append, through the function;
-// the auditor role reads everything. [Verify] walks the chain and reports the first broken link.
+// chain. An event carries an id chosen when it is recorded, and an id already stored is skipped, so a
+// batch replayed after a lost acknowledgement is stored once. Triggers refuse UPDATE, DELETE and TRUNCATE;
+// the app role may only append, through the function; the auditor role reads everything. [Verify] walks
+// the chain and reports the first broken link.
 //
 // # Alerts and metrics
 //

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/rand"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -12,7 +13,10 @@ import (
 
 // Entry is one audit event as stored: what a detection reported, who did it and when.
 type Entry struct {
-	Seq          int64     `json:"seq,omitempty"`
+	Seq int64 `json:"seq,omitempty"`
+	// EventID is chosen when the event is recorded: the database skips an id it already holds, so a
+	// batch appended again after a lost acknowledgement is not stored twice.
+	EventID      string    `json:"event_id"`
 	At           time.Time `json:"at"`
 	Kind         string    `json:"kind"`
 	Subject      *string   `json:"subject"`
@@ -77,9 +81,21 @@ func opt(s string, max int) *string {
 	return &c
 }
 
+// newEventID returns a random (version 4) UUID.
+func newEventID() string {
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return ctxtoken.UUIDString(u)
+}
+
 // newEntry builds the stored form of e as seen under ctx at time at.
 func newEntry(ctx context.Context, e db.Event, at time.Time) Entry {
 	en := Entry{
+		EventID:   newEventID(),
 		At:        at.UTC().Truncate(time.Microsecond),
 		Kind:      clean(e.Kind, MaxFieldLen),
 		Table:     opt(e.Table, MaxFieldLen),

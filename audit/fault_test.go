@@ -136,8 +136,12 @@ func TestNoEventLostWhenTheServerStopsAndRestarts(t *testing.T) {
 	if missing > 0 {
 		t.Errorf("%d of %d events lost across two stops", missing, recorded)
 	}
-	// A batch whose commit reached the disk but whose answer was lost is written again from the spool.
-	t.Logf("%d events recorded, %d written twice (commit acknowledged by a dying server), stats %+v", recorded, dup, w.Stats())
+	// A batch whose commit reached the disk but whose answer was lost is appended again from the spool:
+	// the database skips the event ids it already holds.
+	if dup > 0 {
+		t.Errorf("%d of %d events stored twice", dup, recorded)
+	}
+	t.Logf("%d events recorded, stats %+v", recorded, w.Stats())
 	res, err := audit.Verify(ctx, auditor)
 	if err != nil || res.Break != nil {
 		t.Errorf("verify after the faults: %+v (%v)", res, err)

@@ -41,7 +41,7 @@ func canonical(e *Entry) []byte {
 	b := make([]byte, 0, 256)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Seq))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.At.UnixMicro()))
-	for _, f := range []*string{&e.Kind, e.Subject, e.TenantID, e.TargetTenant, e.Table, e.Operation, e.RowKey, e.SQLState, e.RequestID, e.Detail} {
+	for _, f := range []*string{&e.EventID, &e.Kind, e.Subject, e.TenantID, e.TargetTenant, e.Table, e.Operation, e.RowKey, e.SQLState, e.RequestID, e.Detail} {
 		if f == nil {
 			b = append(b, 0xff, 0xff, 0xff, 0xff)
 			continue
@@ -59,12 +59,12 @@ func chainHash(prev []byte, e *Entry) []byte {
 	return h.Sum(nil)
 }
 
-const entryColumns = `seq, at, kind, subject, tenant_id::text, target_tenant::text, table_name, operation, row_key,
+const entryColumns = `seq, event_id::text, at, kind, subject, tenant_id::text, target_tenant::text, table_name, operation, row_key,
 	sqlstate, request_id, detail, prev_hash, hash`
 
 func scanEntry(r pgx.CollectableRow) (Entry, error) {
 	var e Entry
-	err := r.Scan(&e.Seq, &e.At, &e.Kind, &e.Subject, &e.TenantID, &e.TargetTenant, &e.Table, &e.Operation,
+	err := r.Scan(&e.Seq, &e.EventID, &e.At, &e.Kind, &e.Subject, &e.TenantID, &e.TargetTenant, &e.Table, &e.Operation,
 		&e.RowKey, &e.SQLState, &e.RequestID, &e.Detail, &e.PrevHash, &e.Hash)
 	e.At = e.At.UTC()
 	return e, err

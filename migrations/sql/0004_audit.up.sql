@@ -3,6 +3,8 @@
 
 CREATE TABLE tenantseal.audit_log (
     seq           bigint PRIMARY KEY,
+    -- Chosen by the writer, so that appending a batch again (after a lost acknowledgement) adds nothing.
+    event_id      uuid NOT NULL UNIQUE,
     at            timestamptz NOT NULL,
     kind          text NOT NULL,
     subject       text,
@@ -35,19 +37,21 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         || int8send((extract(epoch FROM l.at) * 1000000)::bigint)
         || string_agg(CASE WHEN f IS NULL THEN '\xffffffff'::bytea
                            ELSE int4send(octet_length(f)) || convert_to(f, 'UTF8') END, ''::bytea ORDER BY n)
-      FROM unnest(ARRAY[l.kind, l.subject, l.tenant_id::text, l.target_tenant::text, l.table_name,
+      FROM unnest(ARRAY[l.event_id::text, l.kind, l.subject, l.tenant_id::text, l.target_tenant::text, l.table_name,
                         l.operation, l.row_key, l.sqlstate, l.request_id, l.detail]) WITH ORDINALITY AS x(f, n)
 $$;
 REVOKE EXECUTE ON FUNCTION tenantseal.audit_canonical(tenantseal.audit_log) FROM PUBLIC;
 
 -- audit_append appends events (a JSON array of objects with the column names above but seq, hashes) in
--- order, chaining each to the head, and returns the last sequence number. The only way in for the app role.
+-- order, chaining each to the head, and returns the last sequence number. An event whose event_id is
+-- already in the log is skipped: replaying a batch is safe. The only way in for the app role.
 CREATE FUNCTION tenantseal.audit_append(events jsonb) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     h record;
     e jsonb;
     l tenantseal.audit_log;
+    n bigint;
 BEGIN
     IF jsonb_typeof(events) <> 'array' THEN
         RAISE EXCEPTION 'tenantseal: audit_append takes a JSON array' USING ERRCODE = '22023';
@@ -55,6 +59,7 @@ BEGIN
     SELECT seq, hash INTO h FROM tenantseal.audit_head FOR UPDATE;
     FOR e IN SELECT * FROM jsonb_array_elements(events) LOOP
         l := jsonb_populate_record(NULL::tenantseal.audit_log, e);
+        l.event_id := coalesce(l.event_id, gen_random_uuid());
         l.seq := h.seq + 1;
         l.at := date_trunc('microseconds', coalesce(l.at, now()));
         IF l.kind IS NULL OR l.kind = '' THEN
@@ -62,9 +67,13 @@ BEGIN
         END IF;
         l.prev_hash := h.hash;
         l.hash := sha256(h.hash || tenantseal.audit_canonical(l));
-        INSERT INTO tenantseal.audit_log VALUES (l.*);
-        h.seq := l.seq;
-        h.hash := l.hash;
+        -- An event already stored (a replayed batch) inserts nothing and leaves the head where it was.
+        INSERT INTO tenantseal.audit_log VALUES (l.*) ON CONFLICT (event_id) DO NOTHING;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n = 1 THEN
+            h.seq := l.seq;
+            h.hash := l.hash;
+        END IF;
     END LOOP;
     UPDATE tenantseal.audit_head SET seq = h.seq, hash = h.hash;
     RETURN h.seq;
@@ -97,6 +106,9 @@ DECLARE
     probe name := tenantseal.role_name('probe');
 BEGIN
     EXECUTE format('CREATE POLICY audit_log_append ON tenantseal.audit_log FOR INSERT TO %I WITH CHECK (true)', owner);
+    -- audit_append (the owner's) must see stored event ids to skip a replayed event (ON CONFLICT checks
+    -- the new row against SELECT policies). The owner owns the table: this grants it nothing new.
+    EXECUTE format('CREATE POLICY audit_log_owner_read ON tenantseal.audit_log FOR SELECT TO %I USING (true)', owner);
     EXECUTE format('CREATE POLICY audit_log_auditor ON tenantseal.audit_log FOR SELECT TO %I USING (true)', auditor);
     EXECUTE format('CREATE POLICY audit_log_own_tenant ON tenantseal.audit_log FOR SELECT TO %I USING (tenant_id = (SELECT tenantseal.current_tenant()))', app);
     EXECUTE format('GRANT SELECT ON tenantseal.audit_log TO %I, %I', auditor, app);
