@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -56,8 +57,11 @@ func operation(sql string) string {
 		}
 		sql = strings.TrimSpace(sql)
 	}
-	op, _, _ := strings.Cut(sql, " ")
-	op = strings.ToLower(strings.TrimRight(op, "(;\n\t"))
+	op := sql
+	if i := strings.IndexFunc(sql, func(r rune) bool { return unicode.IsSpace(r) || r == '(' || r == ';' }); i >= 0 {
+		op = sql[:i]
+	}
+	op = strings.ToLower(op)
 	if len(op) > 16 {
 		op = op[:16]
 	}
@@ -66,8 +70,9 @@ func operation(sql string) string {
 
 var rlsTable = regexp.MustCompile(`row-level security policy for table "([^"]+)"`)
 
-// recordFailure records the refusals that reveal a cross-tenant attempt, then classifies err.
-func (p *Pool) recordFailure(ctx context.Context, op string, err error) error {
+// recordFailure records the refusals that reveal a cross-tenant attempt, then classifies err. stmt is
+// the statement (or a name such as "tx"); its command is worked out only when an event is recorded.
+func (p *Pool) recordFailure(ctx context.Context, stmt string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -75,13 +80,13 @@ func (p *Pool) recordFailure(ctx context.Context, op string, err error) error {
 	if p.cfg.Recorder != nil && errors.As(err, &pg) {
 		switch {
 		case pg.Code == SQLStateInvalidContext:
-			p.Record(ctx, Event{Kind: EventInvalidContext, Operation: op, SQLState: pg.Code, Detail: pg.Message})
+			p.Record(ctx, Event{Kind: EventInvalidContext, Operation: operation(stmt), SQLState: pg.Code, Detail: pg.Message})
 		case pg.Code == "42501" && strings.Contains(pg.Message, "row-level security"):
 			table := pg.TableName
 			if m := rlsTable.FindStringSubmatch(pg.Message); table == "" && m != nil {
 				table = m[1]
 			}
-			p.Record(ctx, Event{Kind: EventRefusedWrite, Table: table, Operation: op, SQLState: pg.Code})
+			p.Record(ctx, Event{Kind: EventRefusedWrite, Table: table, Operation: operation(stmt), SQLState: pg.Code})
 		}
 	}
 	return classify(err)

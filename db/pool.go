@@ -107,10 +107,10 @@ SELECT r.rolname, r.rolsuper, r.rolbypassrls,
 }
 
 // token returns the tenant context token for the Principal in ctx, or ErrNoTenant before any SQL is sent.
-func (p *Pool) token(ctx context.Context, op string) (tok string, elevated bool, err error) {
+func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated bool, err error) {
 	pr, ok := PrincipalFrom(ctx)
 	if !ok || pr.Tenant.IsZero() {
-		p.Record(ctx, Event{Kind: EventNoTenant, Operation: op})
+		p.Record(ctx, Event{Kind: EventNoTenant, Operation: operation(stmt)})
 		return "", false, ErrNoTenant
 	}
 	now := p.cfg.Now()
@@ -134,7 +134,7 @@ func (p *Pool) token(ctx context.Context, op string) (tok string, elevated bool,
 		if p.cfg.OnElevatedUse != nil {
 			p.cfg.OnElevatedUse(ctx, pr, reason, until)
 		}
-		p.Record(ctx, Event{Kind: EventElevation, Operation: op,
+		p.Record(ctx, Event{Kind: EventElevation, Operation: operation(stmt),
 			Detail: fmt.Sprintf("reason %q, ttl %v, until %s", reason, e.ttl, until.UTC().Format(time.RFC3339))})
 	}
 	if p.cfg.Unsigned {

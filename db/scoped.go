@@ -57,7 +57,7 @@ func (p *Pool) TxWith(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) e
 
 // send queues the context and then sql in one batch: one round trip, one implicit transaction.
 func (p *Pool) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
-	tok, _, err := p.token(ctx, operation(sql))
+	tok, _, err := p.token(ctx, sql)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func (p *Pool) send(ctx context.Context, sql string, args []any) (pgx.BatchResul
 	br := p.pool.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		br.Close()
-		return nil, p.recordFailure(ctx, operation(sql), err)
+		return nil, p.recordFailure(ctx, sql, err)
 	}
 	return br, nil
 }
@@ -91,7 +91,7 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	return tag, p.recordFailure(ctx, operation(sql), err)
+	return tag, p.recordFailure(ctx, sql, err)
 }
 
 // Query runs one query under the tenant context in a single round trip. Close the rows (pgx.CollectRows
@@ -104,9 +104,9 @@ func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 	rows, err := br.Query()
 	if err != nil {
 		br.Close()
-		return nil, p.recordFailure(ctx, operation(sql), err)
+		return nil, p.recordFailure(ctx, sql, err)
 	}
-	return &batchRows{Rows: rows, br: br, ctx: ctx, pool: p, op: operation(sql)}, nil
+	return &batchRows{Rows: rows, br: br, ctx: ctx, pool: p, sql: sql}, nil
 }
 
 // QueryRow runs a query expected to return at most one row; errors surface at Scan, pgx.ErrNoRows when
@@ -125,7 +125,7 @@ type batchRows struct {
 	// For recording a refusal that surfaces while reading, once.
 	ctx      context.Context
 	pool     *Pool
-	op       string
+	sql      string
 	recorded error
 }
 
@@ -147,7 +147,7 @@ func (r *batchRows) Err() error {
 		return nil
 	}
 	if r.recorded == nil {
-		r.recorded = r.pool.recordFailure(r.ctx, r.op, err)
+		r.recorded = r.pool.recordFailure(r.ctx, r.sql, err)
 	}
 	return r.recorded
 }

@@ -1,0 +1,4 @@
+package db
+
+// Operation is operation, for tests.
+var Operation = operation
