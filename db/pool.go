@@ -115,8 +115,8 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated boo
 	}
 	now := p.cfg.Now()
 	claims := ctxtoken.Claims{Tenant: pr.Tenant, Subject: pr.Subject, Expires: now.Add(p.cfg.TokenTTL)}
-	if reason, until, ok := ElevationFrom(ctx); ok {
-		e := ctx.Value(elevationKey{}).(elevation)
+	if e, ok := ctx.Value(elevationKey{}).(elevation); ok {
+		reason, until := e.reason, e.until
 		switch {
 		case p.cfg.Unsigned:
 			return "", false, fmt.Errorf("%w: elevation needs signed tokens", ErrElevation)

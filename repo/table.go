@@ -177,8 +177,11 @@ func (t *Table[T]) tenantOf(ctx context.Context, op string, v *T) (db.TenantID, 
 	case given.IsZero():
 		tf.Set(reflect.ValueOf(tenant))
 	case given != tenant:
-		t.rec.Record(ctx, db.Event{Kind: db.EventTenantMismatch, TargetTenant: given, Table: t.s.table, Operation: op,
-			RowKey: t.idOf(reflect.ValueOf(v).Elem()).String()})
+		ev := db.Event{Kind: db.EventTenantMismatch, TargetTenant: given, Table: t.s.table, Operation: op}
+		if id := t.idOf(reflect.ValueOf(v).Elem()); !id.IsZero() {
+			ev.RowKey = id.String() // a new row has no id yet
+		}
+		t.rec.Record(ctx, ev)
 		return tenant, &MismatchError{Table: t.s.table, Given: given, Principal: tenant}
 	}
 	return tenant, nil
