@@ -33,7 +33,7 @@ test: pg-image pgbouncer
 
 # Every fuzz target of the parsers and decoders, FUZZTIME each (make test runs them briefly).
 FUZZTIME ?= 5s
-FUZZ_TARGETS := ./internal/ctxtoken:FuzzParseUUID ./db:FuzzParseContextKey ./keys:FuzzDecrypt \
+FUZZ_TARGETS := ./internal/uuid:FuzzParseUUID ./db:FuzzParseContextKey ./keys:FuzzDecrypt \
 	./keys:FuzzUnwrapKeyset ./lint/internal/nodetree:FuzzParse
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -106,7 +106,7 @@ func (d *Detector) Observe(ctx context.Context, en Entry) {
 	var alerts []Alert
 	d.mu.Lock()
 	for _, k := range keys {
-		if a, ok := d.observe(k, en.Kind, now); ok {
+		if a, ok := d.observe(k, string(en.Kind), now); ok {
 			alerts = append(alerts, a)
 		}
 	}

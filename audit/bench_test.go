@@ -6,18 +6,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tenantseal/tenantseal/audit"
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 // BenchmarkWriterThroughput appends events through the writer with the database up: events/s. Record
 // may wait as long as it takes for room, so the loop runs at the writer's pace and nothing is dropped.
 func BenchmarkWriterThroughput(b *testing.B) {
-	d := integration.NewDatabase(b)
+	d := pgtest.NewDatabase(b)
 	w := mustWriter(b, d, func(c *audit.Config) { c.QueueSize = 1 << 12; c.MaxBlock = time.Minute })
-	ctx := db.WithPrincipal(context.Background(), db.Principal{Tenant: db.TenantID{1}, Subject: "bench"})
-	ev := db.Event{Kind: "foreign_id", Table: "customers", Operation: "get", RowKey: "01a22233-cecc-7d47-845e-6816142fed58"}
+	ctx := tenantseal.WithPrincipal(context.Background(), tenantseal.Principal{Tenant: tenantseal.TenantID{1}, Subject: "bench"})
+	ev := tenantseal.Event{Kind: "foreign_id", Table: "customers", Operation: "get", RowKey: "01a22233-cecc-7d47-845e-6816142fed58"}
 	start := time.Now()
 	n := 0
 	for b.Loop() {
@@ -36,10 +37,10 @@ func BenchmarkWriterThroughput(b *testing.B) {
 // BenchmarkRecordLatencySaturated measures what Record adds to a request while the writer cannot keep
 // up (a small queue that is always full): p50 and p99 of one call, bounded by MaxBlock.
 func BenchmarkRecordLatencySaturated(b *testing.B) {
-	d := integration.NewDatabase(b)
+	d := pgtest.NewDatabase(b)
 	w := mustWriter(b, d, func(c *audit.Config) { c.QueueSize = 8; c.BatchSize = 8 })
-	ctx := db.WithPrincipal(context.Background(), db.Principal{Tenant: db.TenantID{1}, Subject: "bench"})
-	ev := db.Event{Kind: "foreign_id", Table: "customers"}
+	ctx := tenantseal.WithPrincipal(context.Background(), tenantseal.Principal{Tenant: tenantseal.TenantID{1}, Subject: "bench"})
+	ev := tenantseal.Event{Kind: "foreign_id", Table: "customers"}
 	var lat []time.Duration
 	for b.Loop() {
 		t0 := time.Now()

@@ -7,20 +7,22 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/audit"
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 // seedChain appends n events through the writer and returns the database.
-func seedChain(t *testing.T, n int) *integration.Database {
+func seedChain(t *testing.T, n int) *pgtest.Database {
 	t.Helper()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	w := mustWriter(t, d)
-	ctx := db.WithPrincipal(testContext(t), db.Principal{Tenant: db.TenantID{1}, Subject: "s"})
+	ctx := tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: tenantseal.TenantID{1}, Subject: "s"})
 	for i := 0; i < n; i++ {
-		w.Record(ctx, db.Event{Kind: "refused_write", Table: "customers", Detail: fmt.Sprint("event ", i)})
+		w.Record(ctx, tenantseal.Event{Kind: "refused_write", Table: "customers", Detail: fmt.Sprint("event ", i)})
 	}
 	if ok, err := w.Flush(testContext(t)); !ok || err != nil {
 		t.Fatalf("flush: %v %v", ok, err)
@@ -110,7 +112,7 @@ func TestAppendOnlyForEveryRole(t *testing.T) {
 
 func TestConcurrentWritersKeepOneChain(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	const writers, each = 4, 50
 	var wg sync.WaitGroup
 	for i := 0; i < writers; i++ {
@@ -118,9 +120,9 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			ctx := db.WithPrincipal(context.Background(), db.Principal{Tenant: db.TenantID{byte(i + 1)}, Subject: fmt.Sprint("w", i)})
+			ctx := tenantseal.WithPrincipal(context.Background(), tenantseal.Principal{Tenant: tenantseal.TenantID{byte(i + 1)}, Subject: fmt.Sprint("w", i)})
 			for j := 0; j < each; j++ {
-				w.Record(ctx, db.Event{Kind: "foreign_id", RowKey: fmt.Sprint(j)})
+				w.Record(ctx, tenantseal.Event{Kind: "foreign_id", RowKey: fmt.Sprint(j)})
 			}
 			if ok, err := w.Flush(context.Background()); !ok || err != nil {
 				t.Errorf("flush: %v %v", ok, err)
@@ -137,7 +139,7 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 // Appending a batch again, as the writer does when an acknowledgement was lost, stores nothing twice.
 func TestReplayedBatchIsStoredOnce(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	app := mustConn(t, d.AppDSN)
 	batch := `[{"event_id": "0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5b", "kind": "foreign_id", "at": "2026-01-01T00:00:00Z"},
 	           {"event_id": "0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5c", "kind": "no_tenant", "at": "2026-01-01T00:00:01Z"}]`

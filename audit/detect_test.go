@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/audit"
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/repo"
@@ -20,7 +23,7 @@ type want struct {
 }
 
 func summary(e audit.Entry) want {
-	return want{e.Kind, str(e.Subject), str(e.TenantID), str(e.TargetTenant), str(e.Table), str(e.Operation),
+	return want{string(e.Kind), str(e.Subject), str(e.TenantID), str(e.TargetTenant), str(e.Table), str(e.Operation),
 		str(e.RowKey), str(e.SQLState), str(e.RequestID)}
 }
 
@@ -75,7 +78,7 @@ func TestEachDetectionRecordsExactlyOneEvent(t *testing.T) {
 			}
 		}, want{"tenant_mismatch", "a-user", A, B, "customers", "insert", nilS, nilS, "req-a"}}, // a new row: no id yet
 		{"no tenant context", func(t *testing.T) {
-			if _, err := e.pool.Exec(audit.WithRequestID(testContext(t), "req-anon"), "DELETE FROM customers"); !errors.Is(err, db.ErrNoTenant) {
+			if _, err := e.pool.Exec(audit.WithRequestID(testContext(t), "req-anon"), "DELETE FROM customers"); !errors.Is(err, tenantseal.ErrNoTenant) {
 				t.Fatalf("got %v, want ErrNoTenant", err)
 			}
 		}, want{"no_tenant", nilS, nilS, nilS, nilS, "delete", nilS, nilS, "req-anon"}},
@@ -106,7 +109,7 @@ func TestEachDetectionRecordsExactlyOneEvent(t *testing.T) {
 			if len(got) != 1 {
 				var kinds []string
 				for _, g := range got {
-					kinds = append(kinds, g.Kind)
+					kinds = append(kinds, string(g.Kind))
 				}
 				t.Fatalf("got %d events %v, want exactly one", len(got), kinds)
 			}
@@ -145,7 +148,7 @@ func TestInvalidContextIsRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := db.WithPrincipal(testContext(t), db.Principal{Tenant: tenant, Subject: "mallory"})
+	ctx := tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: tenant, Subject: "mallory"})
 	if _, err := e.pool.Exec(ctx, "SELECT count(*) FROM tenants"); !errors.Is(err, db.ErrInvalidContext) {
 		t.Fatalf("got %v, want ErrInvalidContext", err)
 	}
@@ -172,7 +175,7 @@ func TestTenantsSeeOnlyTheirOwnEvents(t *testing.T) {
 	if all := e.events(t); len(all) != 2 {
 		t.Fatalf("the auditor sees %d events, want 2", len(all))
 	}
-	for tenant, ctx := range map[db.TenantID]context.Context{a: ctxA, b: ctxB} {
+	for tenant, ctx := range map[tenantseal.TenantID]context.Context{a: ctxA, b: ctxB} {
 		got, err := audit.Query(ctx, e.pool, audit.Filter{})
 		if err != nil {
 			t.Fatal(err)

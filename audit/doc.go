@@ -3,7 +3,7 @@
 //
 // # Recording
 //
-// [Writer] implements db.Recorder: give it to db.Config.Recorder and keys.Config.Recorder, and the
+// [Writer] implements tenantseal.Recorder: give it to db.Config.Recorder and keys.Config.Recorder, and the
 // pool, the keyring and the repositories report what they detect: writes refused by a policy, lookups
 // by id that hit another tenant's row, structs naming a foreign tenant, statements without a Principal,
 // refused tenant tokens, tampered ciphertexts and every elevated use. Events carry the time, the kind, the

@@ -7,8 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/uuid"
 )
 
 // Entry is one audit event as stored: what a detection reported, who did it and when.
@@ -16,20 +16,20 @@ type Entry struct {
 	Seq int64 `json:"seq,omitempty"`
 	// EventID is chosen when the event is recorded: the database skips an id it already holds, so a
 	// batch appended again after a lost acknowledgement is not stored twice.
-	EventID      string    `json:"event_id"`
-	At           time.Time `json:"at"`
-	Kind         string    `json:"kind"`
-	Subject      *string   `json:"subject"`
-	TenantID     *string   `json:"tenant_id"`
-	TargetTenant *string   `json:"target_tenant"`
-	Table        *string   `json:"table_name"`
-	Operation    *string   `json:"operation"`
-	RowKey       *string   `json:"row_key"`
-	SQLState     *string   `json:"sqlstate"`
-	RequestID    *string   `json:"request_id"`
-	Detail       *string   `json:"detail"`
-	PrevHash     []byte    `json:"prev_hash,omitempty"`
-	Hash         []byte    `json:"hash,omitempty"`
+	EventID      string               `json:"event_id"`
+	At           time.Time            `json:"at"`
+	Kind         tenantseal.EventKind `json:"kind"`
+	Subject      *string              `json:"subject"`
+	TenantID     *string              `json:"tenant_id"`
+	TargetTenant *string              `json:"target_tenant"`
+	Table        *string              `json:"table_name"`
+	Operation    *string              `json:"operation"`
+	RowKey       *string              `json:"row_key"`
+	SQLState     *string              `json:"sqlstate"`
+	RequestID    *string              `json:"request_id"`
+	Detail       *string              `json:"detail"`
+	PrevHash     []byte               `json:"prev_hash,omitempty"`
+	Hash         []byte               `json:"hash,omitempty"`
 }
 
 type requestIDKey struct{}
@@ -89,15 +89,15 @@ func newEventID() string {
 	}
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
-	return ctxtoken.UUIDString(u)
+	return uuid.Format(u)
 }
 
 // newEntry builds the stored form of e as seen under ctx at time at.
-func newEntry(ctx context.Context, e db.Event, at time.Time) Entry {
+func newEntry(ctx context.Context, e tenantseal.Event, at time.Time) Entry {
 	en := Entry{
 		EventID:   newEventID(),
 		At:        at.UTC().Truncate(time.Microsecond),
-		Kind:      clean(e.Kind, MaxFieldLen),
+		Kind:      tenantseal.EventKind(clean(string(e.Kind), MaxFieldLen)),
 		Table:     opt(e.Table, MaxFieldLen),
 		Operation: opt(e.Operation, MaxFieldLen),
 		RowKey:    opt(e.RowKey, MaxFieldLen),
@@ -108,9 +108,9 @@ func newEntry(ctx context.Context, e db.Event, at time.Time) Entry {
 		en.Kind = "unknown"
 	}
 	if !e.TargetTenant.IsZero() {
-		en.TargetTenant = opt(ctxtoken.UUIDString(e.TargetTenant), MaxFieldLen)
+		en.TargetTenant = opt(uuid.Format(e.TargetTenant), MaxFieldLen)
 	}
-	if p, ok := db.PrincipalFrom(ctx); ok {
+	if p, ok := tenantseal.PrincipalFrom(ctx); ok {
 		en.Subject = opt(p.Subject, MaxFieldLen)
 		if !p.Tenant.IsZero() {
 			en.TenantID = opt(p.Tenant.String(), MaxFieldLen)

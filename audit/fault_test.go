@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tenantseal/tenantseal/audit"
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 // The server is stopped twice while the writer appends batches, then restarted: every event recorded
@@ -21,12 +22,12 @@ func TestNoEventLostWhenTheServerStopsAndRestarts(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	srv, err := integration.StartFaultServer(ctx)
+	srv, err := pgtest.StartFaultServer(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Stop(context.Background()) })
-	cluster, err := integration.NewCluster(ctx, srv)
+	cluster, err := pgtest.NewCluster(ctx, srv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestNoEventLostWhenTheServerStopsAndRestarts(t *testing.T) {
 		c.MaxBlock = time.Minute // this test is about loss, not about drops
 		c.WriteTimeout = 2 * time.Second
 	})
-	pctx := db.WithPrincipal(ctx, db.Principal{Tenant: db.TenantID{9}, Subject: "s"})
+	pctx := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenantseal.TenantID{9}, Subject: "s"})
 
 	// A recorder that never stops while the server goes away and comes back.
 	var n atomic.Int64
@@ -54,7 +55,7 @@ func TestNoEventLostWhenTheServerStopsAndRestarts(t *testing.T) {
 				return
 			default:
 			}
-			w.Record(pctx, db.Event{Kind: "foreign_id", RowKey: fmt.Sprint(n.Add(1))})
+			w.Record(pctx, tenantseal.Event{Kind: "foreign_id", RowKey: fmt.Sprint(n.Add(1))})
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
@@ -97,7 +98,7 @@ func TestNoEventLostWhenTheServerStopsAndRestarts(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	auditor := integration.Conn(t, d.AuditorDSN)
+	auditor := pgtest.Conn(t, d.AuditorDSN)
 	seen := map[string]int{}
 	after := int64(0)
 	last := 0

@@ -8,23 +8,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/audit"
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/repo"
 )
 
-func TestMain(m *testing.M) { integration.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func testContext(t testing.TB) context.Context { return integration.Context(t) }
+func testContext(t testing.TB) context.Context { return pgtest.Context(t) }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
+func mustConn(t testing.TB, dsn string) *pgx.Conn { return pgtest.Conn(t, dsn) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func mustWriter(t testing.TB, d *integration.Database, edit ...func(*audit.Config)) *audit.Writer {
+func mustWriter(t testing.TB, d *pgtest.Database, edit ...func(*audit.Config)) *audit.Writer {
 	t.Helper()
 	cfg := audit.Config{AppDSN: d.AppDSN, SpoolPath: filepath.Join(t.TempDir(), "audit.spool"), Logger: quiet,
 		FlushInterval: 20 * time.Millisecond, RetryInterval: 50 * time.Millisecond}
@@ -41,7 +44,7 @@ func mustWriter(t testing.TB, d *integration.Database, edit ...func(*audit.Confi
 
 // env wires a writer into the pool, the keyring and the repositories, as an application would.
 type env struct {
-	d         *integration.Database
+	d         *pgtest.Database
 	w         *audit.Writer
 	pool      *db.Pool
 	kr        *keys.Keyring
@@ -52,7 +55,7 @@ type env struct {
 func newEnv(t testing.TB, edit ...func(*db.Config)) *env {
 	t.Helper()
 	ctx := testContext(t)
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	w := mustWriter(t, d)
 	uri, err := keys.InitLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
 	if err != nil {
@@ -74,13 +77,13 @@ func newEnv(t testing.TB, edit ...func(*db.Config)) *env {
 	return &env{d: d, w: w, pool: pool, kr: kr, admin: &keys.Admin{DB: mustConn(t, d.OwnerDSN), KEK: kek}, customers: customers}
 }
 
-func (e *env) tenant(t testing.TB, name string, roles ...string) (db.TenantID, context.Context) {
+func (e *env) tenant(t testing.TB, name string, roles ...string) (tenantseal.TenantID, context.Context) {
 	t.Helper()
 	id, err := e.admin.CreateTenant(testContext(t), name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := db.WithPrincipal(testContext(t), db.Principal{Tenant: id, Subject: name + "-user", Roles: roles})
+	ctx := tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: id, Subject: name + "-user", Roles: roles})
 	return id, audit.WithRequestID(ctx, "req-"+name)
 }
 

@@ -41,7 +41,8 @@ func canonical(e *Entry) []byte {
 	b := make([]byte, 0, 256)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Seq))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.At.UnixMicro()))
-	for _, f := range []*string{&e.EventID, &e.Kind, e.Subject, e.TenantID, e.TargetTenant, e.Table, e.Operation, e.RowKey, e.SQLState, e.RequestID, e.Detail} {
+	kind := string(e.Kind)
+	for _, f := range []*string{&e.EventID, &kind, e.Subject, e.TenantID, e.TargetTenant, e.Table, e.Operation, e.RowKey, e.SQLState, e.RequestID, e.Detail} {
 		if f == nil {
 			b = append(b, 0xff, 0xff, 0xff, 0xff)
 			continue

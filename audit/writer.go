@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/tenantseal/tenantseal/db"
 )
 
 // Defaults of [Config].
@@ -63,7 +64,7 @@ type Stats struct {
 
 // Writer records events asynchronously: Record queues, a goroutine appends batches through
 // tenantseal.audit_append on the writer's own connection, and while the database is unreachable events go
-// to the spool file and the log, to be replayed in order when it returns. It implements db.Recorder.
+// to the spool file and the log, to be replayed in order when it returns. It implements tenantseal.Recorder.
 type Writer struct {
 	cfg      Config
 	pool     *pgxpool.Pool
@@ -138,10 +139,10 @@ func setDefault[T comparable](v *T, def T) {
 }
 
 // Record queues an event seen under ctx. It never blocks longer than Config.MaxBlock.
-func (w *Writer) Record(ctx context.Context, e db.Event) {
+func (w *Writer) Record(ctx context.Context, e tenantseal.Event) {
 	en := newEntry(ctx, e, w.cfg.Now())
 	w.recorded.Add(1)
-	w.count(en.Kind)
+	w.count(string(en.Kind))
 	w.detector.Observe(ctx, en)
 	if w.closed.Load() {
 		// After Close nothing writes the queue: keep the event on disk and in the log.

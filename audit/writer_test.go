@@ -12,16 +12,17 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tenantseal/tenantseal/audit"
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 // setConnections stops (or restarts) the writer's database for new and existing sessions, as a
 // superuser: the database is down for the writer and up for the test's checks through other databases.
-func setConnections(t *testing.T, d *integration.Database, allow bool) {
+func setConnections(t *testing.T, d *pgtest.Database, allow bool) {
 	t.Helper()
-	super := mustConn(t, integration.SharedCluster().Server.SuperDSN)
+	super := mustConn(t, pgtest.SharedCluster().Server.SuperDSN)
 	if _, err := super.Exec(testContext(t), fmt.Sprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS %v", d.Name, allow)); err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func setConnections(t *testing.T, d *integration.Database, allow bool) {
 
 func TestNoEventLostWhileTheDatabaseIsDown(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	var logBuf syncBuffer
 	spool := t.TempDir() + "/audit.spool"
 	w := mustWriter(t, d, func(c *audit.Config) {
@@ -42,10 +43,10 @@ func TestNoEventLostWhileTheDatabaseIsDown(t *testing.T) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logBuf, nil))
 		c.WriteTimeout = 2 * time.Second
 	})
-	ctx := db.WithPrincipal(testContext(t), db.Principal{Tenant: db.TenantID{7}, Subject: "s"})
+	ctx := tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: tenantseal.TenantID{7}, Subject: "s"})
 	record := func(from, to int) {
 		for i := from; i < to; i++ {
-			w.Record(ctx, db.Event{Kind: "foreign_id", RowKey: fmt.Sprint(i)})
+			w.Record(ctx, tenantseal.Event{Kind: "foreign_id", RowKey: fmt.Sprint(i)})
 		}
 	}
 	record(0, 10)
@@ -107,11 +108,11 @@ func TestNoEventLostWhileTheDatabaseIsDown(t *testing.T) {
 
 func TestSpoolSurvivesARestartOfTheProcess(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	spool := t.TempDir() + "/audit.spool"
 	setConnections(t, d, false)
 	w := mustWriter(t, d, func(c *audit.Config) { c.SpoolPath = spool; c.WriteTimeout = time.Second })
-	w.Record(context.Background(), db.Event{Kind: "no_tenant", Operation: "select"})
+	w.Record(context.Background(), tenantseal.Event{Kind: "no_tenant", Operation: "select"})
 	if err := w.Close(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestSpoolSurvivesARestartOfTheProcess(t *testing.T) {
 
 func TestFullQueueDropsCountedAndLogged(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	var logBuf syncBuffer
 	setConnections(t, d, false) // nothing drains quickly: every append waits out its timeout
 	w := mustWriter(t, d, func(c *audit.Config) {
@@ -142,7 +143,7 @@ func TestFullQueueDropsCountedAndLogged(t *testing.T) {
 	defer setConnections(t, d, true)
 	start := time.Now()
 	for i := 0; i < 50; i++ {
-		w.Record(context.Background(), db.Event{Kind: "no_tenant"})
+		w.Record(context.Background(), tenantseal.Event{Kind: "no_tenant"})
 	}
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
 		t.Errorf("50 Records took %v with a stuck writer, want each bounded by MaxBlock", elapsed)
@@ -158,10 +159,10 @@ func TestFullQueueDropsCountedAndLogged(t *testing.T) {
 
 func TestOversizedAndInvalidValuesAreKept(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	w := mustWriter(t, d)
 	long := strings.Repeat("é", 5000)
-	w.Record(context.Background(), db.Event{Kind: "tampered_ciphertext", Table: "bad\xff\x00name", Detail: long, RowKey: long})
+	w.Record(context.Background(), tenantseal.Event{Kind: "tampered_ciphertext", Table: "bad\xff\x00name", Detail: long, RowKey: long})
 	if ok, err := w.Flush(testContext(t)); !ok || err != nil {
 		t.Fatalf("flush: %v %v", ok, err)
 	}

@@ -8,9 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/token"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
 )
 
 // Defaults and bounds of [Config].
@@ -42,7 +44,7 @@ func ParseContextKey(s string) (ContextKey, error) {
 	if !ok {
 		return ContextKey{}, errors.New("db: context key must have the form <id>:<hex secret>")
 	}
-	if !ctxtoken.ValidKeyID(id) {
+	if !token.ValidKeyID(id) {
 		return ContextKey{}, errors.New("db: context key id must match [a-z0-9-]{1,32}")
 	}
 	secret, err := hex.DecodeString(hexSecret)
@@ -89,17 +91,17 @@ type Config struct {
 	// to serve as a member of the owner role. Default DefaultRolePrefix.
 	RolePrefix string
 
-	// ElevationRole is the Principal role that [Elevate] requires. Default DefaultElevationRole.
+	// ElevationRole is the tenantseal.Principal role that [Elevate] requires. Default DefaultElevationRole.
 	ElevationRole string
 	// MaxElevation caps the TTL of an elevation. Default DefaultMaxElevation.
 	MaxElevation time.Duration
 	// OnElevatedUse, if set, is called before every statement or transaction that runs elevated, with the
 	// elevation's reason. The audit package records these.
-	OnElevatedUse func(ctx context.Context, p Principal, reason string, until time.Time)
+	OnElevatedUse func(ctx context.Context, p tenantseal.Principal, reason string, until time.Time)
 
-	// Recorder receives the cross-tenant attempts the pool detects: statements without a Principal,
+	// tenantseal.Recorder receives the cross-tenant attempts the pool detects: statements without a tenantseal.Principal,
 	// writes refused by a policy, tokens the database refuses, elevated uses. See package audit.
-	Recorder Recorder
+	Recorder tenantseal.Recorder
 
 	// Now returns the current time; tests may replace it. Default time.Now.
 	Now func() time.Time
@@ -141,7 +143,7 @@ func (c *Config) validate() error {
 		if c.SigningKey.ID == "" {
 			return errors.New("db: Config.SigningKey is required (or set Unsigned explicitly)")
 		}
-		if !ctxtoken.ValidKeyID(c.SigningKey.ID) || len(c.SigningKey.Secret) < 32 {
+		if !token.ValidKeyID(c.SigningKey.ID) || len(c.SigningKey.Secret) < 32 {
 			return errors.New("db: Config.SigningKey needs an id matching [a-z0-9-]{1,32} and a secret of at least 32 bytes")
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tenantseal/tenantseal"
 )
 
 // MaxReasonLen is the longest elevation reason, in bytes.
@@ -19,13 +21,13 @@ type elevation struct {
 type elevationKey struct{}
 
 // Elevate returns a copy of ctx whose statements may read, never write, every tenant's rows for ttl:
-// just-in-time access for support staff. The Principal in ctx must hold the pool's ElevationRole and ttl
+// just-in-time access for support staff. The tenantseal.Principal in ctx must hold the pool's ElevationRole and ttl
 // must not exceed its MaxElevation; the pool checks both at use and refuses with [ErrElevation]. Once ttl
 // has passed, the pool refuses to sign and the database refuses any token still in flight. Every elevated
 // use is reported with its reason to Config.OnElevatedUse.
 func Elevate(ctx context.Context, reason string, ttl time.Duration) (context.Context, error) {
-	if _, ok := PrincipalFrom(ctx); !ok {
-		return ctx, ErrNoTenant
+	if _, ok := tenantseal.PrincipalFrom(ctx); !ok {
+		return ctx, tenantseal.ErrNoTenant
 	}
 	reason = strings.TrimSpace(reason)
 	if reason == "" {

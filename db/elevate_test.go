@@ -6,15 +6,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 func TestElevation(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	type use struct {
 		Subject, Reason string
 	}
@@ -22,7 +25,7 @@ func TestElevation(t *testing.T) {
 	var now time.Time // zero: the real clock
 	cfg := mustConfig(t, d, d.AppDSN)
 	cfg.MaxElevation = 10 * time.Minute
-	cfg.OnElevatedUse = func(_ context.Context, p db.Principal, reason string, _ time.Time) {
+	cfg.OnElevatedUse = func(_ context.Context, p tenantseal.Principal, reason string, _ time.Time) {
 		uses = append(uses, use{p.Subject, reason})
 	}
 	cfg.Now = func() time.Time {
@@ -34,7 +37,7 @@ func TestElevation(t *testing.T) {
 	p := mustOpen(t, cfg)
 	ctx := testContext(t)
 	a, b := mustTenant(t, d, "a"), mustTenant(t, d, "b")
-	for tenant, name := range map[db.TenantID]string{a: "a1", b: "b1"} {
+	for tenant, name := range map[tenantseal.TenantID]string{a: "a1", b: "b1"} {
 		if _, err := p.Exec(as(ctx, tenant, "seed"), "INSERT INTO customers (tenant_id, display_name) VALUES ($1, $2)", tenant, name); err != nil {
 			t.Fatal(err)
 		}
@@ -102,8 +105,8 @@ func TestElevation(t *testing.T) {
 		if _, err := db.Elevate(staff, "x", 0); !errors.Is(err, db.ErrElevation) {
 			t.Errorf("zero ttl: got %v, want ErrElevation", err)
 		}
-		if _, err := db.Elevate(ctx, "x", time.Minute); !errors.Is(err, db.ErrNoTenant) {
-			t.Errorf("no principal: got %v, want ErrNoTenant", err)
+		if _, err := db.Elevate(ctx, "x", time.Minute); !errors.Is(err, tenantseal.ErrNoTenant) {
+			t.Errorf("no principal: got %v, want tenantseal.ErrNoTenant", err)
 		}
 	})
 

@@ -5,14 +5,17 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { integration.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func testContext(t testing.TB) context.Context { return integration.Context(t) }
+func testContext(t testing.TB) context.Context { return pgtest.Context(t) }
 
 // queryCounter counts statements sent on the pool's connections.
 type queryCounter struct{ n atomic.Int64 }
@@ -29,7 +32,7 @@ func (q *queryCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.T
 func (q *queryCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 func (q *queryCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
-func mustConfig(t testing.TB, d *integration.Database, dsn string) *db.Config {
+func mustConfig(t testing.TB, d *pgtest.Database, dsn string) *db.Config {
 	return d.Config(t, dsn)
 }
 
@@ -43,7 +46,7 @@ func mustOpen(t testing.TB, cfg *db.Config) *db.Pool {
 	return p
 }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
+func mustConn(t testing.TB, dsn string) *pgx.Conn { return pgtest.Conn(t, dsn) }
 
 func mustExec(t testing.TB, c *pgx.Conn, sql string, args ...any) {
 	t.Helper()
@@ -53,15 +56,15 @@ func mustExec(t testing.TB, c *pgx.Conn, sql string, args ...any) {
 }
 
 // mustTenant creates a tenant as the owner, as `tenantseal tenants create` does.
-func mustTenant(t testing.TB, d *integration.Database, name string) db.TenantID {
+func mustTenant(t testing.TB, d *pgtest.Database, name string) tenantseal.TenantID {
 	t.Helper()
-	var id db.TenantID
+	var id tenantseal.TenantID
 	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t), "INSERT INTO tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	return id
 }
 
-func as(ctx context.Context, tenant db.TenantID, subject string, roles ...string) context.Context {
-	return db.WithPrincipal(ctx, db.Principal{Tenant: tenant, Subject: subject, Roles: roles})
+func as(ctx context.Context, tenant tenantseal.TenantID, subject string, roles ...string) context.Context {
+	return tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenant, Subject: subject, Roles: roles})
 }

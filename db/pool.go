@@ -8,13 +8,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/token"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
 )
 
-// Pool is a pgx connection pool whose every statement runs under the tenant context of the Principal in
+// Pool is a pgx connection pool whose every statement runs under the tenant context of the tenantseal.Principal in
 // its context.Context. Open it with the app role's connection string.
 type Pool struct {
 	pool   *pgxpool.Pool
@@ -24,7 +26,7 @@ type Pool struct {
 }
 
 type tokenKey struct {
-	tenant  TenantID
+	tenant  tenantseal.TenantID
 	subject string
 }
 
@@ -106,15 +108,15 @@ SELECT r.rolname, r.rolsuper, r.rolbypassrls,
 	return nil
 }
 
-// token returns the tenant context token for the Principal in ctx, or ErrNoTenant before any SQL is sent.
+// token returns the tenant context token for the tenantseal.Principal in ctx, or tenantseal.ErrNoTenant before any SQL is sent.
 func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated bool, err error) {
-	pr, ok := PrincipalFrom(ctx)
+	pr, ok := tenantseal.PrincipalFrom(ctx)
 	if !ok || pr.Tenant.IsZero() {
-		p.Record(ctx, Event{Kind: EventNoTenant, Operation: operation(stmt)})
-		return "", false, ErrNoTenant
+		p.Record(ctx, tenantseal.Event{Kind: tenantseal.EventNoTenant, Operation: operation(stmt)})
+		return "", false, tenantseal.ErrNoTenant
 	}
 	now := p.cfg.Now()
-	claims := ctxtoken.Claims{Tenant: pr.Tenant, Subject: pr.Subject, Expires: now.Add(p.cfg.TokenTTL)}
+	claims := token.Claims{Tenant: pr.Tenant, Subject: pr.Subject, Expires: now.Add(p.cfg.TokenTTL)}
 	if e, ok := ctx.Value(elevationKey{}).(elevation); ok {
 		reason, until := e.reason, e.until
 		switch {
@@ -134,11 +136,11 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated boo
 		if p.cfg.OnElevatedUse != nil {
 			p.cfg.OnElevatedUse(ctx, pr, reason, until)
 		}
-		p.Record(ctx, Event{Kind: EventElevation, Operation: operation(stmt),
+		p.Record(ctx, tenantseal.Event{Kind: tenantseal.EventElevation, Operation: operation(stmt),
 			Detail: fmt.Sprintf("reason %q, ttl %v, until %s", reason, e.ttl, until.UTC().Format(time.RFC3339))})
 	}
 	if p.cfg.Unsigned {
-		return ctxtoken.Unsigned(pr.Tenant), false, nil
+		return token.Unsigned(pr.Tenant), false, nil
 	}
 	// Ordinary tokens are signed once and reused for half their lifetime: a request's statements,
 	// and the next requests of the same principal, skip the HMAC. Elevated ones are signed every time.
@@ -148,7 +150,7 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated boo
 			return c.(cachedToken).tok, false, nil
 		}
 	}
-	tok, err = ctxtoken.Sign(p.cfg.SigningKey.ID, p.cfg.SigningKey.Secret, claims)
+	tok, err = token.Sign(p.cfg.SigningKey.ID, p.cfg.SigningKey.Secret, claims)
 	if err != nil {
 		return "", false, fmt.Errorf("db: sign tenant context: %w", err)
 	}

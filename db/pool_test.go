@@ -6,14 +6,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 func TestOpenRefusesUnsafeRoles(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	super := mustConn(t, d.SuperDSN)
 	suffix := strings.TrimPrefix(d.Name, d.Roles.Owner[:len(d.Roles.Owner)-len("_owner")])
 	mk := func(name, attrs string, extra ...string) string {
@@ -64,7 +67,7 @@ func TestOpenRefusesUnsafeRoles(t *testing.T) {
 
 func TestNoTenantSendsNoSQL(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	cfg := mustConfig(t, d, d.AppDSN)
 	qc := &queryCounter{}
 	cfg.PoolConfig.ConnConfig.Tracer = qc
@@ -73,25 +76,25 @@ func TestNoTenantSendsNoSQL(t *testing.T) {
 	before := qc.n.Load()
 
 	_, err := p.Exec(ctx, "DELETE FROM customers")
-	if !errors.Is(err, db.ErrNoTenant) {
-		t.Errorf("Exec: got %v, want ErrNoTenant", err)
+	if !errors.Is(err, tenantseal.ErrNoTenant) {
+		t.Errorf("Exec: got %v, want tenantseal.ErrNoTenant", err)
 	}
 	_, err = p.Query(ctx, "SELECT 1")
-	if !errors.Is(err, db.ErrNoTenant) {
-		t.Errorf("Query: got %v, want ErrNoTenant", err)
+	if !errors.Is(err, tenantseal.ErrNoTenant) {
+		t.Errorf("Query: got %v, want tenantseal.ErrNoTenant", err)
 	}
 	var n int
-	if err := p.QueryRow(ctx, "SELECT 1").Scan(&n); !errors.Is(err, db.ErrNoTenant) {
-		t.Errorf("QueryRow: got %v, want ErrNoTenant", err)
+	if err := p.QueryRow(ctx, "SELECT 1").Scan(&n); !errors.Is(err, tenantseal.ErrNoTenant) {
+		t.Errorf("QueryRow: got %v, want tenantseal.ErrNoTenant", err)
 	}
 	called := false
 	err = p.Tx(ctx, func(pgx.Tx) error { called = true; return nil })
-	if !errors.Is(err, db.ErrNoTenant) || called {
-		t.Errorf("Tx: got %v (fn called: %v), want ErrNoTenant without calling fn", err, called)
+	if !errors.Is(err, tenantseal.ErrNoTenant) || called {
+		t.Errorf("Tx: got %v (fn called: %v), want tenantseal.ErrNoTenant without calling fn", err, called)
 	}
-	// A Principal with the zero tenant is no tenant either.
-	if _, err := p.Exec(db.WithPrincipal(ctx, db.Principal{Subject: "x"}), "SELECT 1"); !errors.Is(err, db.ErrNoTenant) {
-		t.Errorf("zero tenant: got %v, want ErrNoTenant", err)
+	// A tenantseal.Principal with the zero tenant is no tenant either.
+	if _, err := p.Exec(tenantseal.WithPrincipal(ctx, tenantseal.Principal{Subject: "x"}), "SELECT 1"); !errors.Is(err, tenantseal.ErrNoTenant) {
+		t.Errorf("zero tenant: got %v, want tenantseal.ErrNoTenant", err)
 	}
 	if got := qc.n.Load(); got != before {
 		t.Errorf("got %d statements sent, want 0", got-before)

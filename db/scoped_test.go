@@ -6,10 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 func customerNames(t testing.TB, ctx context.Context, p *db.Pool) []string {
@@ -27,7 +30,7 @@ func customerNames(t testing.TB, ctx context.Context, p *db.Pool) []string {
 
 func TestNoCarryOverOnReusedConnection(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	cfg := mustConfig(t, d, d.AppDSN)
 	cfg.PoolConfig.MaxConns = 1
 	// What a context-less user of the connection would see right after each release.
@@ -69,8 +72,8 @@ func TestNoCarryOverOnReusedConnection(t *testing.T) {
 	if got, want := customerNames(t, ctxA, p), []string{"a1"}; !cmp.Equal(got, want) {
 		t.Errorf("tenant a again sees %v, want %v", got, want)
 	}
-	if _, err := p.Exec(ctx, "SELECT 1"); !errors.Is(err, db.ErrNoTenant) {
-		t.Errorf("context-less call: got %v, want ErrNoTenant", err)
+	if _, err := p.Exec(ctx, "SELECT 1"); !errors.Is(err, tenantseal.ErrNoTenant) {
+		t.Errorf("context-less call: got %v, want tenantseal.ErrNoTenant", err)
 	}
 	if len(pids) < 4 {
 		t.Fatalf("got %d releases, want at least 4", len(pids))
@@ -89,7 +92,7 @@ func TestNoCarryOverOnReusedConnection(t *testing.T) {
 
 func TestSingleStatementIsOneImplicitTransaction(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	p := mustOpen(t, mustConfig(t, d, d.AppDSN))
 	ctx := as(testContext(t), mustTenant(t, d, "a"), "alice")
 	// The context is visible to the statement that follows it in the batch.
@@ -100,12 +103,12 @@ func TestSingleStatementIsOneImplicitTransaction(t *testing.T) {
 	if !strings.HasPrefix(tok, "v1."+d.ContextKey.ID+".") {
 		t.Errorf("got context %q in the statement, want a v1 token signed with %s", tok, d.ContextKey.ID)
 	}
-	// The tenant resolved by the database is the Principal's.
-	var got db.TenantID
+	// The tenant resolved by the database is the tenantseal.Principal's.
+	var got tenantseal.TenantID
 	if err := p.QueryRow(ctx, "SELECT tenantseal.current_tenant()").Scan(&got); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := db.TenantFrom(ctx)
+	want, _ := tenantseal.TenantFrom(ctx)
 	if got != want {
 		t.Errorf("got tenant %s, want %s", got, want)
 	}
@@ -117,7 +120,7 @@ func TestSingleStatementIsOneImplicitTransaction(t *testing.T) {
 
 func TestUnsignedModeOnlyWhenTheOwnerAllowsIt(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	cfg := mustConfig(t, d, d.AppDSN)
 	cfg.Unsigned = true
 	p := mustOpen(t, cfg)
@@ -129,7 +132,7 @@ func TestUnsignedModeOnlyWhenTheOwnerAllowsIt(t *testing.T) {
 		t.Fatalf("unsigned before the owner allows it: got %v, want ErrInvalidContext", err)
 	}
 	mustExec(t, mustConn(t, d.OwnerDSN), "UPDATE tenantseal.settings SET allow_unsigned = true")
-	var got db.TenantID
+	var got tenantseal.TenantID
 	if err := p.QueryRow(as(ctx, a, "x"), "SELECT id FROM tenants").Scan(&got); err != nil || got != a {
 		t.Errorf("unsigned once allowed: got %s (%v), want only tenant %s", got, err, a)
 	}

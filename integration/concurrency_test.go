@@ -8,30 +8,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgbouncer"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 // workload is many goroutines of many tenants on one pool, each checking after every statement that it
 // sees its own tenant's rows and nothing else.
 type workload struct {
 	goroutines, iterations int
-	tenants                []db.TenantID
+	tenants                []tenantseal.TenantID
 }
 
 // result is what a workload observed: the server processes that served it and the rows each tenant
 // inserted.
 type result struct {
 	pids     map[int32]bool
-	inserted map[db.TenantID]int
+	inserted map[tenantseal.TenantID]int
 }
 
 func (w workload) run(t *testing.T, ctx context.Context, pool *db.Pool) result {
 	t.Helper()
 	var (
 		mu  sync.Mutex
-		res = result{pids: map[int32]bool{}, inserted: map[db.TenantID]int{}}
+		res = result{pids: map[int32]bool{}, inserted: map[tenantseal.TenantID]int{}}
 		wg  sync.WaitGroup
 	)
 	for g := range w.goroutines {
@@ -61,7 +65,7 @@ func (w workload) run(t *testing.T, ctx context.Context, pool *db.Pool) result {
 						return
 					}
 					seen := map[string]bool{}
-					var tid db.TenantID
+					var tid tenantseal.TenantID
 					var name string
 					var pid int32
 					_, err = pgx.ForEachRow(rows, []any{&tid, &name, &pid}, func() error {
@@ -88,7 +92,7 @@ func (w workload) run(t *testing.T, ctx context.Context, pool *db.Pool) result {
 							return err
 						}
 						var foreign int
-						var current db.TenantID
+						var current tenantseal.TenantID
 						var pid int32
 						if err := tx.QueryRow(ctx, "SELECT count(*) FILTER (WHERE tenant_id <> $1), tenantseal.current_tenant(), pg_backend_pid() FROM customers", tenant).Scan(&foreign, &current, &pid); err != nil {
 							return err
@@ -105,7 +109,7 @@ func (w workload) run(t *testing.T, ctx context.Context, pool *db.Pool) result {
 						return
 					}
 				case 3: // the context the database sees
-					var current db.TenantID
+					var current tenantseal.TenantID
 					var pid int32
 					if err := pool.QueryRow(ctx, "SELECT tenantseal.current_tenant(), pg_backend_pid()").Scan(&current, &pid); err != nil || current != tenant {
 						fail(i, "current_tenant() = %s (%v), want %s", current, err, tenant)
@@ -148,8 +152,8 @@ func sizes() (goroutines, iterations int) {
 	return 48, 120
 }
 
-func tenants(t *testing.T, d *integration.Database, n int) []db.TenantID {
-	var out []db.TenantID
+func tenants(t *testing.T, d *pgtest.Database, n int) []tenantseal.TenantID {
+	var out []tenantseal.TenantID
 	for i := range n {
 		out = append(out, mustTenant(t, d, fmt.Sprintf("tenant-%d", i)))
 	}
@@ -159,7 +163,7 @@ func tenants(t *testing.T, d *integration.Database, n int) []db.TenantID {
 // Many goroutines and tenants through one pgx pool (under -race in make test).
 func TestPoolConcurrentTenants(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	ctx := testContext(t, 3*time.Minute)
 	g, n := sizes()
 	pool := mustPool(t, d, d.AppDSN, func(c *db.Config) { c.PoolConfig.MaxConns = 8 })
@@ -170,14 +174,14 @@ func TestPoolConcurrentTenants(t *testing.T) {
 	}
 }
 
-func startBouncer(t *testing.T, d *integration.Database, poolSize int) *integration.PgBouncer {
+func startBouncer(t *testing.T, d *pgtest.Database, poolSize int) *pgbouncer.Bouncer {
 	t.Helper()
 	u, err := url.Parse(d.AppDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pw, _ := u.User.Password()
-	b, err := integration.StartPgBouncer(testContext(t, time.Minute), integration.PgBouncerOptions{
+	b, err := pgbouncer.Start(testContext(t, time.Minute), pgbouncer.Options{
 		Upstream: d.SuperDSN, Databases: []string{d.Name}, PoolSize: poolSize,
 		Users: map[string]string{d.Roles.App: pw},
 	})
@@ -188,7 +192,7 @@ func startBouncer(t *testing.T, d *integration.Database, poolSize int) *integrat
 	return b
 }
 
-func appPassword(t *testing.T, d *integration.Database) string {
+func appPassword(t *testing.T, d *pgtest.Database) string {
 	u, err := url.Parse(d.AppDSN)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +205,7 @@ func appPassword(t *testing.T, d *integration.Database) string {
 // clients: every statement still runs under its own tenant's context.
 func TestPgBouncerConcurrentTenants(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	const serverConns = 4
 	b := startBouncer(t, d, serverConns)
 	ctx := testContext(t, 3*time.Minute)
@@ -224,7 +228,7 @@ func TestPgBouncerConcurrentTenants(t *testing.T) {
 // through a database with one server connection share that session one after the other.
 func TestPgBouncerNeedsExecMode(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	b := startBouncer(t, d, 2)
 	dsn := b.DSN(d.Roles.App, appPassword(t, d), d.Name+b.SingleSuffix)
 	tenant := mustTenant(t, d, "a")
@@ -277,7 +281,7 @@ func TestPgBouncerNeedsExecMode(t *testing.T) {
 // Through one server session shared by turns: the tenant context of one client is gone for the next.
 func TestPgBouncerContextDoesNotCarryOver(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	b := startBouncer(t, d, 2)
 	dsn := b.DSN(d.Roles.App, appPassword(t, d), d.Name+b.SingleSuffix)
 	ctx := testContext(t, time.Minute)

@@ -5,11 +5,11 @@
 // the tests and removes the container, also on failure or interrupt. Each test then calls [NewDatabase]
 // for its own clone of the template, so tests run in parallel:
 //
-//	func TestMain(m *testing.M) { integration.Main(m) }
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
 //
 //	func TestSomething(t *testing.T) {
 //		t.Parallel()
-//		d := integration.NewDatabase(t)
+//		d := pgtest.NewDatabase(t)
 //		// d.AppDSN, d.OwnerDSN, d.ContextKey ...
 //	}
 //

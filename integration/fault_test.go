@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 // recoverWithin bounds how long the pool may take to serve again once the server is back.
@@ -18,18 +21,18 @@ const recoverWithin = 30 * time.Second
 
 // faultEnv is a database on a server of its own that the test may stop, kill, pause and restart.
 type faultEnv struct {
-	srv    *integration.Server
-	d      *integration.Database
+	srv    *pgtest.Server
+	d      *pgtest.Database
 	pool   *db.Pool
-	a, b   db.TenantID
+	a, b   tenantseal.TenantID
 	super  func() *pgx.Conn
-	commit map[db.TenantID]int // rows committed per tenant, the ground truth to find after every fault
+	commit map[tenantseal.TenantID]int // rows committed per tenant, the ground truth to find after every fault
 }
 
 func newFaultEnv(t *testing.T) *faultEnv {
 	t.Helper()
 	ctx := testContext(t, 3*time.Minute)
-	srv, err := integration.StartFaultServer(ctx)
+	srv, err := pgtest.StartFaultServer(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +43,7 @@ func newFaultEnv(t *testing.T) *faultEnv {
 			t.Errorf("stop the fault server: %v", err)
 		}
 	})
-	cluster, err := integration.NewCluster(ctx, srv)
+	cluster, err := pgtest.NewCluster(ctx, srv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,20 +51,20 @@ func newFaultEnv(t *testing.T) *faultEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &faultEnv{srv: srv, d: d, commit: map[db.TenantID]int{}}
+	e := &faultEnv{srv: srv, d: d, commit: map[tenantseal.TenantID]int{}}
 	e.a, e.b = mustTenant(t, d, "a"), mustTenant(t, d, "b")
 	e.pool = mustPool(t, d, d.AppDSN, func(c *db.Config) {
 		c.PoolConfig.MaxConns = 4
 		c.PoolConfig.HealthCheckPeriod = 500 * time.Millisecond
 	})
 	e.super = func() *pgx.Conn { return mustConn(t, d.SuperDSN) }
-	for _, tenant := range []db.TenantID{e.a, e.b} {
+	for _, tenant := range []tenantseal.TenantID{e.a, e.b} {
 		e.insert(t, tenant, "before")
 	}
 	return e
 }
 
-func (e *faultEnv) insert(t *testing.T, tenant db.TenantID, name string) {
+func (e *faultEnv) insert(t *testing.T, tenant tenantseal.TenantID, name string) {
 	t.Helper()
 	ctx := as(testContext(t, 30*time.Second), tenant, "fault")
 	if _, err := e.pool.Exec(ctx, "INSERT INTO customers (tenant_id, display_name) VALUES ($1, $2)", tenant, name); err != nil {
@@ -198,7 +201,7 @@ func (e *faultEnv) check(t *testing.T, marker string, committed bool) {
 	}
 	close(start)
 	wg.Wait()
-	if _, err := e.pool.Exec(ctx, "SELECT 1"); !errors.Is(err, db.ErrNoTenant) {
+	if _, err := e.pool.Exec(ctx, "SELECT 1"); !errors.Is(err, tenantseal.ErrNoTenant) {
 		t.Errorf("a call without a Principal: got %v, want ErrNoTenant", err)
 	}
 }

@@ -7,13 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { integration.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func testContext(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -38,10 +41,10 @@ func mustExec(t testing.TB, dsn, sql string) {
 	}
 }
 
-func prefixOf(d *integration.Database) string { return strings.TrimSuffix(d.Roles.Owner, "_owner") }
+func prefixOf(d *pgtest.Database) string { return strings.TrimSuffix(d.Roles.Owner, "_owner") }
 
 // mustPool opens the app role's db.Pool on d, edited by edit.
-func mustPool(t testing.TB, d *integration.Database, dsn string, edit ...func(*db.Config)) *db.Pool {
+func mustPool(t testing.TB, d *pgtest.Database, dsn string, edit ...func(*db.Config)) *db.Pool {
 	t.Helper()
 	cfg, err := db.ParseConfig(dsn)
 	if err != nil {
@@ -61,17 +64,17 @@ func mustPool(t testing.TB, d *integration.Database, dsn string, edit ...func(*d
 }
 
 // mustTenant creates a tenant as the owner.
-func mustTenant(t testing.TB, d *integration.Database, name string) db.TenantID {
+func mustTenant(t testing.TB, d *pgtest.Database, name string) tenantseal.TenantID {
 	t.Helper()
-	var id db.TenantID
+	var id tenantseal.TenantID
 	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t, time.Minute), "INSERT INTO tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	return id
 }
 
-func as(ctx context.Context, tenant db.TenantID, subject string) context.Context {
-	return db.WithPrincipal(ctx, db.Principal{Tenant: tenant, Subject: subject})
+func as(ctx context.Context, tenant tenantseal.TenantID, subject string) context.Context {
+	return tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenant, Subject: subject})
 }
 
 func sqlState(err error) string {
@@ -80,8 +83,4 @@ func sqlState(err error) string {
 		return pe.Code
 	}
 	return ""
-}
-
-func suiteConfig(d *integration.Database, short bool) integration.SuiteConfig {
-	return integration.SuiteConfig{SuperDSN: d.SuperDSN, AppDSN: d.AppDSN, ContextKey: d.ContextKey, Short: short}
 }

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal"
+
+	"pgregory.net/rapid"
+
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/repo"
-	"pgregory.net/rapid"
 )
 
 // modelRow is what a tenant should see of one customer.
@@ -50,7 +52,7 @@ func (m *model) emailTaken(ti int, email string) bool {
 func TestRepositoryModel(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 4*time.Minute)
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	uri, err := keys.InitLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +79,7 @@ func TestRepositoryModel(t *testing.T) {
 		// Fresh tenants for every sequence: each starts from nothing.
 		run++
 		const n = 3
-		var tenants []db.TenantID
+		var tenants []tenantseal.TenantID
 		m := &model{}
 		for i := range n {
 			id, err := admin.CreateTenant(ctx, fmt.Sprintf("model-%d-%d", run, i))
@@ -88,7 +90,7 @@ func TestRepositoryModel(t *testing.T) {
 			m.rows = append(m.rows, map[repo.ID]modelRow{})
 		}
 		actx := func(ti int) context.Context {
-			return db.WithPrincipal(ctx, db.Principal{Tenant: tenants[ti], Subject: fmt.Sprintf("user-%d", ti)})
+			return tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenants[ti], Subject: fmt.Sprintf("user-%d", ti)})
 		}
 		var known []repo.ID // every id ever inserted, of any tenant, deleted or not
 		tenant := rapid.IntRange(0, n-1)

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/db"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
 )
@@ -24,8 +25,8 @@ type Admin struct {
 }
 
 // CreateTenant inserts a tenant and its keysets in one transaction and returns its id.
-func (a *Admin) CreateTenant(ctx context.Context, name string) (db.TenantID, error) {
-	var id db.TenantID
+func (a *Admin) CreateTenant(ctx context.Context, name string) (tenantseal.TenantID, error) {
+	var id tenantseal.TenantID
 	err := pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, "INSERT INTO public.tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
 			return fmt.Errorf("keys: create tenant: %w", err)
@@ -36,11 +37,11 @@ func (a *Admin) CreateTenant(ctx context.Context, name string) (db.TenantID, err
 }
 
 // CreateKeysets gives an existing tenant its keysets; it is a no-op for a tenant that has them.
-func (a *Admin) CreateKeysets(ctx context.Context, tenant db.TenantID) error {
+func (a *Admin) CreateKeysets(ctx context.Context, tenant tenantseal.TenantID) error {
 	return pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error { return a.createKeysets(ctx, tx, tenant) })
 }
 
-func (a *Admin) createKeysets(ctx context.Context, tx pgx.Tx, tenant db.TenantID) error {
+func (a *Admin) createKeysets(ctx context.Context, tx pgx.Tx, tenant tenantseal.TenantID) error {
 	if err := a.ensureCanary(ctx, tx); err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func CheckKEK(ctx context.Context, q Querier, kek *KEK) error {
 }
 
 // editKeysets runs edit on each of the tenant's keysets, locked, and stores the result re-wrapped.
-func (a *Admin) editKeysets(ctx context.Context, tenant db.TenantID, edit func(purpose string, m *keyset.Manager, info *tinkpb.KeysetInfo) error) error {
+func (a *Admin) editKeysets(ctx context.Context, tenant tenantseal.TenantID, edit func(purpose string, m *keyset.Manager, info *tinkpb.KeysetInfo) error) error {
 	return pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, "SELECT purpose, wrapped, kek_id FROM tenantseal.tenant_keysets WHERE tenant_id = $1 ORDER BY purpose FOR UPDATE", tenant)
 		if err != nil {
@@ -150,7 +151,7 @@ func (a *Admin) editKeysets(ctx context.Context, tenant db.TenantID, edit func(p
 
 // Rotate adds a new primary key to the tenant's AEAD and PRF keysets. Old keys keep decrypting (and old
 // blind indexes keep matching) until re-encryption and retirement.
-func (a *Admin) Rotate(ctx context.Context, tenant db.TenantID) error {
+func (a *Admin) Rotate(ctx context.Context, tenant tenantseal.TenantID) error {
 	return a.editKeysets(ctx, tenant, func(purpose string, m *keyset.Manager, _ *tinkpb.KeysetInfo) error {
 		id, err := m.Add(template(purpose))
 		if err != nil {
@@ -168,7 +169,7 @@ type KeyUsage struct {
 
 // Retire disables every enabled, non-primary key that usage shows no row needs. It refuses, changing
 // nothing, with [ErrKeyInUse] while a row still needs a non-primary key. It returns the disabled ids.
-func (a *Admin) Retire(ctx context.Context, tenant db.TenantID, usage KeyUsage) ([]uint32, error) {
+func (a *Admin) Retire(ctx context.Context, tenant tenantseal.TenantID, usage KeyUsage) ([]uint32, error) {
 	var retired []uint32
 	err := a.editKeysets(ctx, tenant, func(purpose string, m *keyset.Manager, info *tinkpb.KeysetInfo) error {
 		used := usage.AEAD
@@ -197,14 +198,14 @@ func (a *Admin) Retire(ctx context.Context, tenant db.TenantID, usage KeyUsage) 
 }
 
 // Tenants lists the tenants that have keysets.
-func (a *Admin) Tenants(ctx context.Context) ([]db.TenantID, error) {
-	var ids []db.TenantID
+func (a *Admin) Tenants(ctx context.Context) ([]tenantseal.TenantID, error) {
+	var ids []tenantseal.TenantID
 	err := pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, "SELECT DISTINCT tenant_id FROM tenantseal.tenant_keysets ORDER BY 1")
 		if err != nil {
 			return err
 		}
-		ids, err = pgx.CollectRows(rows, pgx.RowTo[db.TenantID])
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[tenantseal.TenantID])
 		return err
 	})
 	if err != nil {
@@ -226,7 +227,7 @@ func (a *Admin) RotateKEK(ctx context.Context, next *KEK) (int, error) {
 			return err
 		}
 		type row struct {
-			tenant  db.TenantID
+			tenant  tenantseal.TenantID
 			purpose string
 			wrapped []byte
 		}
@@ -267,7 +268,7 @@ func (a *Admin) RotateKEK(ctx context.Context, next *KEK) (int, error) {
 // Shred destroys the tenant's keysets: every encrypted field of the tenant becomes permanently
 // unreadable (crypto-shredding). Processes that cached the keysets keep them until their cache TTL.
 // It returns the number of keysets destroyed.
-func (a *Admin) Shred(ctx context.Context, tenant db.TenantID) (int64, error) {
+func (a *Admin) Shred(ctx context.Context, tenant tenantseal.TenantID) (int64, error) {
 	var n int64
 	err := pgx.BeginFunc(ctx, a.DB, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, "DELETE FROM tenantseal.tenant_keysets WHERE tenant_id = $1", tenant)

@@ -6,13 +6,15 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
+
+	"github.com/tenantseal/tenantseal/keys"
 )
 
-func benchKeyring(b *testing.B, n int) (*keys.Keyring, []db.TenantID, *memLoader) {
+func benchKeyring(b *testing.B, n int) (*keys.Keyring, []tenantseal.TenantID, *memLoader) {
 	kek := fakeKEK(b)
 	l, ids := newMemLoader(b, kek, n)
 	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: l, MaxFieldSize: 1 << 17})

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal"
 )
 
 // cache holds opened tenant keysets: bounded in entries, each valid for a TTL, and with one load in
@@ -20,14 +20,14 @@ type cache struct {
 
 	mu       sync.Mutex
 	ll       *list.List // front: most recently used; values are *cacheEntry
-	items    map[db.TenantID]*list.Element
-	inflight map[db.TenantID]*flight
+	items    map[tenantseal.TenantID]*list.Element
+	inflight map[tenantseal.TenantID]*flight
 
 	hits, misses, loads atomic.Int64
 }
 
 type cacheEntry struct {
-	tenant  db.TenantID
+	tenant  tenantseal.TenantID
 	keys    *tenantKeys
 	expires time.Time
 }
@@ -40,10 +40,10 @@ type flight struct {
 
 func newCache(max int, ttl time.Duration, now func() time.Time) *cache {
 	return &cache{max: max, ttl: ttl, now: now, ll: list.New(),
-		items: map[db.TenantID]*list.Element{}, inflight: map[db.TenantID]*flight{}}
+		items: map[tenantseal.TenantID]*list.Element{}, inflight: map[tenantseal.TenantID]*flight{}}
 }
 
-func (c *cache) get(ctx context.Context, tenant db.TenantID, load func(context.Context) (*tenantKeys, error)) (*tenantKeys, error) {
+func (c *cache) get(ctx context.Context, tenant tenantseal.TenantID, load func(context.Context) (*tenantKeys, error)) (*tenantKeys, error) {
 	for {
 		c.mu.Lock()
 		if el, ok := c.items[tenant]; ok {
@@ -94,7 +94,7 @@ func (c *cache) get(ctx context.Context, tenant db.TenantID, load func(context.C
 	}
 }
 
-func (c *cache) invalidate(tenant db.TenantID) {
+func (c *cache) invalidate(tenant tenantseal.TenantID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[tenant]; ok {

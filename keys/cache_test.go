@@ -8,19 +8,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tink-crypto/tink-go/v2/testing/fakekms"
+
+	"github.com/tenantseal/tenantseal/keys"
 )
 
 // memLoader serves wrapped keysets from memory, counting loads; a slow one holds each load open.
 type memLoader struct {
-	sets  map[db.TenantID]keys.Wrapped
+	sets  map[tenantseal.TenantID]keys.Wrapped
 	loads atomic.Int64
 	delay time.Duration
 }
 
-func (m *memLoader) LoadKeysets(ctx context.Context, tenant db.TenantID) (keys.Wrapped, error) {
+func (m *memLoader) LoadKeysets(ctx context.Context, tenant tenantseal.TenantID) (keys.Wrapped, error) {
 	m.loads.Add(1)
 	if m.delay > 0 {
 		select {
@@ -50,12 +52,12 @@ func fakeKEK(t testing.TB) *keys.KEK {
 	return keys.NewKEK("fake", a)
 }
 
-func newMemLoader(t testing.TB, kek *keys.KEK, n int) (*memLoader, []db.TenantID) {
+func newMemLoader(t testing.TB, kek *keys.KEK, n int) (*memLoader, []tenantseal.TenantID) {
 	t.Helper()
-	l := &memLoader{sets: map[db.TenantID]keys.Wrapped{}}
-	var ids []db.TenantID
+	l := &memLoader{sets: map[tenantseal.TenantID]keys.Wrapped{}}
+	var ids []tenantseal.TenantID
 	for i := 0; i < n; i++ {
-		var id db.TenantID
+		var id tenantseal.TenantID
 		id[0], id[15] = byte(i+1), 1
 		w, err := keys.NewTenantKeysets(kek, id)
 		if err != nil {
@@ -99,7 +101,7 @@ func TestCacheBoundsAndTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	use := func(id db.TenantID) {
+	use := func(id tenantseal.TenantID) {
 		if _, err := kr.BlindIndex(context.Background(), id, keys.Field{Table: "t", Column: "c"}, "v", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -173,10 +175,10 @@ func TestBadInput(t *testing.T) {
 	if _, err := kr.Encrypt(ctx, ids[0], f, make([]byte, 1025)); !errors.Is(err, keys.ErrFieldTooLarge) {
 		t.Errorf("oversized plaintext: got %v, want ErrFieldTooLarge", err)
 	}
-	if _, err := kr.Encrypt(ctx, db.TenantID{}, f, []byte("x")); !errors.Is(err, db.ErrNoTenant) {
+	if _, err := kr.Encrypt(ctx, tenantseal.TenantID{}, f, []byte("x")); !errors.Is(err, tenantseal.ErrNoTenant) {
 		t.Errorf("zero tenant: got %v, want ErrNoTenant", err)
 	}
-	var other db.TenantID
+	var other tenantseal.TenantID
 	other[0] = 0xee
 	if _, err := kr.Encrypt(ctx, other, f, []byte("x")); !errors.Is(err, keys.ErrNoKeyset) {
 		t.Errorf("tenant without keysets: got %v, want ErrNoKeyset", err)
@@ -221,7 +223,7 @@ func FuzzUnwrapKeyset(f *testing.F) {
 	f.Add(w.AEAD)
 	f.Add(w.AEAD[:len(w.AEAD)/2])
 	f.Fuzz(func(t *testing.T, wrapped []byte) {
-		ml := &memLoader{sets: map[db.TenantID]keys.Wrapped{ids[0]: {AEAD: wrapped, PRF: w.PRF, KEKID: w.KEKID}}}
+		ml := &memLoader{sets: map[tenantseal.TenantID]keys.Wrapped{ids[0]: {AEAD: wrapped, PRF: w.PRF, KEKID: w.KEKID}}}
 		kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: ml})
 		if err != nil {
 			t.Fatal(err)

@@ -5,15 +5,17 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tink-crypto/tink-go/v2/testing/fakekms"
+
+	"github.com/tenantseal/tenantseal/keys"
 )
 
 // staticLoader serves keysets from memory; applications use keys.PoolLoader over their *db.Pool.
-type staticLoader map[db.TenantID]keys.Wrapped
+type staticLoader map[tenantseal.TenantID]keys.Wrapped
 
-func (s staticLoader) LoadKeysets(_ context.Context, t db.TenantID) (keys.Wrapped, error) {
+func (s staticLoader) LoadKeysets(_ context.Context, t tenantseal.TenantID) (keys.Wrapped, error) {
 	if w, ok := s[t]; ok {
 		return w, nil
 	}
@@ -26,10 +28,10 @@ func Example() {
 	kmsAEAD, _ := fakekms.NewAEAD(uri)
 	kek := keys.NewKEK("example-kek", kmsAEAD)
 
-	acme, _ := db.ParseTenantID("0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5b")
-	globex, _ := db.ParseTenantID("0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5c")
+	acme, _ := tenantseal.ParseTenantID("0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5b")
+	globex, _ := tenantseal.ParseTenantID("0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5c")
 	loader := staticLoader{}
-	for _, t := range []db.TenantID{acme, globex} {
+	for _, t := range []tenantseal.TenantID{acme, globex} {
 		loader[t], _ = keys.NewTenantKeysets(kek, t)
 	}
 	kr, _ := keys.NewKeyring(keys.Config{KEK: kek, Loader: loader})

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal"
 )
 
 // Field names where a ciphertext lives: table, column and the row's key (its id, in canonical text
@@ -18,7 +18,7 @@ type Field struct {
 }
 
 // associatedData encodes tenant and field unambiguously: every part is length-prefixed.
-func associatedData(domain string, tenant db.TenantID, table, column, row string) []byte {
+func associatedData(domain string, tenant tenantseal.TenantID, table, column, row string) []byte {
 	b := make([]byte, 0, len(domain)+16+len(table)+len(column)+len(row)+16)
 	b = append(b, domain...)
 	b = append(b, tenant[:]...)

@@ -5,18 +5,21 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
-	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
+	"github.com/tenantseal/tenantseal/keys"
 )
 
-func TestMain(m *testing.M) { integration.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func testContext(t testing.TB) context.Context { return integration.Context(t) }
+func testContext(t testing.TB) context.Context { return pgtest.Context(t) }
 
 func mustKEK(t testing.TB) *keys.KEK {
 	t.Helper()
@@ -31,9 +34,9 @@ func mustKEK(t testing.TB) *keys.KEK {
 	return k
 }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
+func mustConn(t testing.TB, dsn string) *pgx.Conn { return pgtest.Conn(t, dsn) }
 
-func mustPool(t testing.TB, d *integration.Database) *db.Pool { return d.Pool(t) }
+func mustPool(t testing.TB, d *pgtest.Database) *db.Pool { return d.Pool(t) }
 
 func mustKeyring(t testing.TB, p *db.Pool, kek *keys.KEK) *keys.Keyring {
 	t.Helper()
@@ -46,7 +49,7 @@ func mustKeyring(t testing.TB, p *db.Pool, kek *keys.KEK) *keys.Keyring {
 
 // env is a migrated database with an owner-side Admin, the app pool and a Keyring.
 type env struct {
-	d     *integration.Database
+	d     *pgtest.Database
 	admin *keys.Admin
 	pool  *db.Pool
 	kr    *keys.Keyring
@@ -55,19 +58,19 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	kek := mustKEK(t)
 	p := mustPool(t, d)
 	return &env{d: d, admin: &keys.Admin{DB: mustConn(t, d.OwnerDSN), KEK: kek}, pool: p, kr: mustKeyring(t, p, kek), kek: kek}
 }
 
-func (e *env) tenant(t *testing.T, name string) (db.TenantID, context.Context) {
+func (e *env) tenant(t *testing.T, name string) (tenantseal.TenantID, context.Context) {
 	t.Helper()
 	id, err := e.admin.CreateTenant(testContext(t), name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id, db.WithPrincipal(testContext(t), db.Principal{Tenant: id, Subject: name + "-user"})
+	return id, tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: id, Subject: name + "-user"})
 }
 
 func newAEAD(t testing.TB) tink.AEAD {

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/db"
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/prf"
@@ -41,7 +42,7 @@ type Wrapped struct {
 // through row-level security returns [ErrNoKeyset] for any tenant but the Principal's (or any, under
 // elevation).
 type Loader interface {
-	LoadKeysets(ctx context.Context, tenant db.TenantID) (Wrapped, error)
+	LoadKeysets(ctx context.Context, tenant tenantseal.TenantID) (Wrapped, error)
 }
 
 // Config configures a [Keyring].
@@ -60,7 +61,7 @@ type Config struct {
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 	// Recorder, if set, receives an event for every ciphertext that fails to decrypt for its row.
-	Recorder db.Recorder
+	Recorder tenantseal.Recorder
 }
 
 // Keyring encrypts and decrypts fields and computes blind indexes with each tenant's own keysets.
@@ -70,7 +71,7 @@ type Keyring struct {
 	load  Loader
 	cache *cache
 	max   int
-	rec   db.Recorder
+	rec   tenantseal.Recorder
 }
 
 // tenantKeys are one tenant's opened keysets.
@@ -123,11 +124,11 @@ func (k *Keyring) Stats() CacheStats {
 }
 
 // Invalidate drops the tenant's opened keysets: the next use reads them again.
-func (k *Keyring) Invalidate(tenant db.TenantID) { k.cache.invalidate(tenant) }
+func (k *Keyring) Invalidate(tenant tenantseal.TenantID) { k.cache.invalidate(tenant) }
 
-func (k *Keyring) keys(ctx context.Context, tenant db.TenantID) (*tenantKeys, error) {
+func (k *Keyring) keys(ctx context.Context, tenant tenantseal.TenantID) (*tenantKeys, error) {
 	if tenant.IsZero() {
-		return nil, db.ErrNoTenant
+		return nil, tenantseal.ErrNoTenant
 	}
 	return k.cache.get(ctx, tenant, func(ctx context.Context) (*tenantKeys, error) {
 		w, err := k.load.LoadKeysets(ctx, tenant)
@@ -140,7 +141,7 @@ func (k *Keyring) keys(ctx context.Context, tenant db.TenantID) (*tenantKeys, er
 
 // open unwraps and builds a tenant's keysets. The stored KEK id only names the KEK in errors: the key
 // decides, so a KEK reached under another URI (a moved file, another URI form) still works.
-func (k *Keyring) open(tenant db.TenantID, w Wrapped) (*tenantKeys, error) {
+func (k *Keyring) open(tenant tenantseal.TenantID, w Wrapped) (*tenantKeys, error) {
 	ah, err := unwrap(k.kek, w.AEAD, tenant, PurposeAEAD)
 	if err == nil {
 		var ph *keyset.Handle
@@ -174,7 +175,7 @@ func build(ah, ph *keyset.Handle) (*tenantKeys, error) {
 }
 
 // Encrypt encrypts plaintext for field of tenant under the tenant's primary key.
-func (k *Keyring) Encrypt(ctx context.Context, tenant db.TenantID, f Field, plaintext []byte) ([]byte, error) {
+func (k *Keyring) Encrypt(ctx context.Context, tenant tenantseal.TenantID, f Field, plaintext []byte) ([]byte, error) {
 	if len(plaintext) > k.max {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFieldTooLarge, len(plaintext), k.max)
 	}
@@ -192,7 +193,7 @@ func (k *Keyring) Encrypt(ctx context.Context, tenant db.TenantID, f Field, plai
 // Decrypt decrypts ciphertext read from field of tenant. A ciphertext that was altered, truncated or
 // copied from another column, row or tenant fails with [ErrTampered]; one naming a key the tenant does
 // not hold (or has retired) with [ErrUnknownKey].
-func (k *Keyring) Decrypt(ctx context.Context, tenant db.TenantID, f Field, ciphertext []byte) ([]byte, error) {
+func (k *Keyring) Decrypt(ctx context.Context, tenant tenantseal.TenantID, f Field, ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) > k.max+ciphertextOverhead {
 		return nil, fmt.Errorf("%w: ciphertext of %d bytes in %s.%s", ErrFieldTooLarge, len(ciphertext), f.Table, f.Column)
 	}
@@ -215,9 +216,9 @@ func (k *Keyring) Decrypt(ctx context.Context, tenant db.TenantID, f Field, ciph
 }
 
 // tampered records e and returns it.
-func (k *Keyring) tampered(ctx context.Context, tenant db.TenantID, e *FieldError) error {
+func (k *Keyring) tampered(ctx context.Context, tenant tenantseal.TenantID, e *FieldError) error {
 	if k.rec != nil {
-		k.rec.Record(ctx, db.Event{Kind: db.EventTampered, TargetTenant: tenant, Table: e.Table, Operation: "decrypt",
+		k.rec.Record(ctx, tenantseal.Event{Kind: tenantseal.EventTampered, TargetTenant: tenant, Table: e.Table, Operation: "decrypt",
 			RowKey: e.Row, Detail: fmt.Sprintf("column %s: %v%s", e.Column, e.Reason, e.detail)})
 	}
 	return e
@@ -235,7 +236,7 @@ func CiphertextKeyID(ciphertext []byte) (uint32, bool) {
 // PRF key: the key id and a truncated HMAC-SHA256 of the normalised value, bound to tenant, table and
 // column. Equal values of one tenant and column have equal indexes; nothing links them across tenants
 // (their keys differ) or columns.
-func (k *Keyring) BlindIndex(ctx context.Context, tenant db.TenantID, f Field, value string, norm Normalizer) ([]byte, error) {
+func (k *Keyring) BlindIndex(ctx context.Context, tenant tenantseal.TenantID, f Field, value string, norm Normalizer) ([]byte, error) {
 	t, err := k.keys(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -245,7 +246,7 @@ func (k *Keyring) BlindIndex(ctx context.Context, tenant db.TenantID, f Field, v
 
 // BlindIndexes returns the value's blind index under every enabled PRF key, the primary first: a lookup
 // matches rows written before a rotation too, until they are re-encrypted.
-func (k *Keyring) BlindIndexes(ctx context.Context, tenant db.TenantID, f Field, value string, norm Normalizer) ([][]byte, error) {
+func (k *Keyring) BlindIndexes(ctx context.Context, tenant tenantseal.TenantID, f Field, value string, norm Normalizer) ([][]byte, error) {
 	t, err := k.keys(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -269,7 +270,7 @@ func (k *Keyring) BlindIndexes(ctx context.Context, tenant db.TenantID, f Field,
 	return out, nil
 }
 
-func blindIndex(set *prf.Set, id uint32, tenant db.TenantID, f Field, value string, norm Normalizer) ([]byte, error) {
+func blindIndex(set *prf.Set, id uint32, tenant tenantseal.TenantID, f Field, value string, norm Normalizer) ([]byte, error) {
 	if norm != nil {
 		value = norm(value)
 	}
@@ -288,7 +289,7 @@ func blindIndex(set *prf.Set, id uint32, tenant db.TenantID, f Field, value stri
 }
 
 // PrimaryKeyIDs returns the ids of the tenant's primary AEAD and PRF keys, as the Keyring holds them.
-func (k *Keyring) PrimaryKeyIDs(ctx context.Context, tenant db.TenantID) (aeadID, prfID uint32, err error) {
+func (k *Keyring) PrimaryKeyIDs(ctx context.Context, tenant tenantseal.TenantID) (aeadID, prfID uint32, err error) {
 	t, err := k.keys(ctx, tenant)
 	if err != nil {
 		return 0, 0, err
@@ -316,7 +317,7 @@ type poolLoader struct{ q Querier }
 // lets each Principal read only its own tenant's keysets.
 func PoolLoader(q Querier) Loader { return poolLoader{q} }
 
-func (l poolLoader) LoadKeysets(ctx context.Context, tenant db.TenantID) (Wrapped, error) {
+func (l poolLoader) LoadKeysets(ctx context.Context, tenant tenantseal.TenantID) (Wrapped, error) {
 	q := l.q
 	if o, ok := ctx.Value(querierKey{}).(Querier); ok {
 		q = o

@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/db"
+
 	"github.com/tenantseal/tenantseal/keys"
 )
 
 // insertCustomer stores an encrypted customer through the app pool and returns its id.
-func insertCustomer(t *testing.T, e *env, ctx context.Context, tenant db.TenantID, email, phone, notes string) string {
+func insertCustomer(t *testing.T, e *env, ctx context.Context, tenant tenantseal.TenantID, email, phone, notes string) string {
 	t.Helper()
 	var id string
 	err := e.pool.Tx(ctx, func(tx pgx.Tx) error {
@@ -42,7 +44,7 @@ func insertCustomer(t *testing.T, e *env, ctx context.Context, tenant db.TenantI
 	return id
 }
 
-func readField(t *testing.T, e *env, ctx context.Context, tenant db.TenantID, table, column, id string) ([]byte, error) {
+func readField(t *testing.T, e *env, ctx context.Context, tenant tenantseal.TenantID, table, column, id string) ([]byte, error) {
 	t.Helper()
 	var ct []byte
 	if err := e.pool.QueryRow(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE tenant_id = $1 AND id = $2", column, table), tenant, id).Scan(&ct); err != nil {
@@ -128,7 +130,7 @@ func TestSwappedCiphertextsAreTampered(t *testing.T) {
 	// the app would.
 	tests := []struct {
 		name, sql       string
-		tenant          db.TenantID
+		tenant          tenantseal.TenantID
 		ctx             context.Context
 		column, readRow string
 	}{
@@ -185,7 +187,7 @@ func TestWrongKEK(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	_, ctxA := e.tenant(t, "a")
-	a, _ := db.TenantFrom(ctxA)
+	a, _ := tenantseal.TenantFrom(ctxA)
 	other := mustKEK(t)
 	wrong := keys.NewKEK(e.kek.ID, newAEAD(t)) // same id, different key
 	kr := mustKeyring(t, e.pool, wrong)

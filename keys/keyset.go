@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/prf"
@@ -25,11 +26,11 @@ func template(purpose string) *tinkpb.KeyTemplate {
 }
 
 // keysetAD binds a wrapped keyset to its tenant and purpose: a row copied to another tenant fails to open.
-func keysetAD(tenant db.TenantID, purpose string) []byte {
+func keysetAD(tenant tenantseal.TenantID, purpose string) []byte {
 	return []byte("tenantseal/keyset/v1\x00" + tenant.String() + "\x00" + purpose)
 }
 
-func wrap(kek *KEK, h *keyset.Handle, tenant db.TenantID, purpose string) ([]byte, error) {
+func wrap(kek *KEK, h *keyset.Handle, tenant tenantseal.TenantID, purpose string) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), kek.aead, keysetAD(tenant, purpose)); err != nil {
 		return nil, fmt.Errorf("keys: wrap %s keyset: %w", purpose, err)
@@ -37,7 +38,7 @@ func wrap(kek *KEK, h *keyset.Handle, tenant db.TenantID, purpose string) ([]byt
 	return buf.Bytes(), nil
 }
 
-func unwrap(kek *KEK, wrapped []byte, tenant db.TenantID, purpose string) (*keyset.Handle, error) {
+func unwrap(kek *KEK, wrapped []byte, tenant tenantseal.TenantID, purpose string) (*keyset.Handle, error) {
 	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped)), kek.aead, keysetAD(tenant, purpose))
 	if err != nil {
 		// Tink's error says nothing secret, but nothing useful either: name the cause we know.
@@ -47,7 +48,7 @@ func unwrap(kek *KEK, wrapped []byte, tenant db.TenantID, purpose string) (*keys
 }
 
 // newWrapped creates a fresh keyset for purpose and wraps it.
-func newWrapped(kek *KEK, tenant db.TenantID, purpose string) ([]byte, error) {
+func newWrapped(kek *KEK, tenant tenantseal.TenantID, purpose string) ([]byte, error) {
 	h, err := keyset.NewHandle(template(purpose))
 	if err != nil {
 		return nil, fmt.Errorf("keys: new %s keyset: %w", purpose, err)
@@ -57,7 +58,7 @@ func newWrapped(kek *KEK, tenant db.TenantID, purpose string) ([]byte, error) {
 
 // NewTenantKeysets creates a tenant's AEAD and PRF keysets, wrapped by kek: what [Admin.CreateTenant]
 // stores, for callers that keep keysets elsewhere and bring their own [Loader].
-func NewTenantKeysets(kek *KEK, tenant db.TenantID) (Wrapped, error) {
+func NewTenantKeysets(kek *KEK, tenant tenantseal.TenantID) (Wrapped, error) {
 	a, err := newWrapped(kek, tenant, PurposeAEAD)
 	if err != nil {
 		return Wrapped{}, err

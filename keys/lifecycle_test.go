@@ -7,12 +7,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/db"
+
 	"github.com/tenantseal/tenantseal/keys"
 )
 
-func keyIDOf(t *testing.T, e *env, ctx context.Context, tenant db.TenantID, col, id string) uint32 {
+func keyIDOf(t *testing.T, e *env, ctx context.Context, tenant tenantseal.TenantID, col, id string) uint32 {
 	t.Helper()
 	var ct []byte
 	if err := e.pool.QueryRow(ctx, fmt.Sprintf("SELECT %s FROM customers WHERE tenant_id = $1 AND id = $2", col), tenant, id).Scan(&ct); err != nil {

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/tenantseal/tenantseal/db"
 )
 
@@ -60,7 +63,7 @@ func byTable(cols []Column) [][]Column {
 // Usage counts, for the tenant of the Principal in ctx, how many ciphertexts and blind indexes each key
 // id still produces, across every registered column. Run it through the app's *db.Pool.
 func Usage(ctx context.Context, pool *db.Pool) (KeyUsage, error) {
-	tenant, err := db.TenantFrom(ctx)
+	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
 		return KeyUsage{}, err
 	}
@@ -122,7 +125,7 @@ type ReencryptStats struct {
 // already done. Run it through the app's *db.Pool, with a Principal of the tenant.
 func Reencrypt(ctx context.Context, pool *db.Pool, kr *Keyring, opts ReencryptOptions) (ReencryptStats, error) {
 	var st ReencryptStats
-	tenant, err := db.TenantFrom(ctx)
+	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
 		return st, err
 	}
@@ -158,7 +161,7 @@ func Reencrypt(ctx context.Context, pool *db.Pool, kr *Keyring, opts ReencryptOp
 	return st, nil
 }
 
-func reencryptTable(ctx context.Context, pool *db.Pool, kr *Keyring, tenant db.TenantID, cols []Column,
+func reencryptTable(ctx context.Context, pool *db.Pool, kr *Keyring, tenant tenantseal.TenantID, cols []Column,
 	aeadPrimary, prfPrimary uint32, opts ReencryptOptions, total int64, st *ReencryptStats) error {
 	table := cols[0].Table
 	// Selected: id, then each column's ciphertext and, where it has one, its blind index.
@@ -241,7 +244,7 @@ var testHookAfterRead func()
 
 // rewriteRow returns the SET and compare-and-set clauses, and their arguments (numbered from $3), that
 // move one row's stale ciphertexts and blind indexes under the primary keys; none when it is current.
-func rewriteRow(ctx context.Context, kr *Keyring, tenant db.TenantID, cols []Column, id string, vals [][]byte,
+func rewriteRow(ctx context.Context, kr *Keyring, tenant tenantseal.TenantID, cols []Column, id string, vals [][]byte,
 	aeadPrimary, prfPrimary uint32) (sets, conds []string, args []any, err error) {
 	i := 0
 	for _, c := range cols {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/lint/internal/nodetree"
 )
 

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/lint"
 )
 

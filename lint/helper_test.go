@@ -9,15 +9,16 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/integration"
+
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/lint"
 )
 
-func TestMain(m *testing.M) { integration.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func testContext(t testing.TB) context.Context { return integration.Context(t) }
+func testContext(t testing.TB) context.Context { return pgtest.Context(t) }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
+func mustConn(t testing.TB, dsn string) *pgx.Conn { return pgtest.Conn(t, dsn) }
 
 func mustExec(t testing.TB, c *pgx.Conn, sql string) {
 	t.Helper()
@@ -28,7 +29,7 @@ func mustExec(t testing.TB, c *pgx.Conn, sql string) {
 
 // mustFixture runs the SQL file path as the superuser, with {{app}} and {{owner}} replaced by the
 // database's role names.
-func mustFixture(t testing.TB, d *integration.Database, path string) {
+func mustFixture(t testing.TB, d *pgtest.Database, path string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -41,7 +42,7 @@ func mustFixture(t testing.TB, d *integration.Database, path string) {
 	mustExec(t, mustConn(t, d.SuperDSN), sql)
 }
 
-func options(d *integration.Database) lint.Options {
+func options(d *pgtest.Database) lint.Options {
 	return lint.Options{AppRole: d.Roles.App, OwnerRole: d.Roles.Owner}
 }
 

@@ -11,7 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/integration"
+
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/lint"
 )
 
@@ -21,14 +22,14 @@ func TestShippedSchemaIsClean(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		dsn  func(*integration.Database) string
+		dsn  func(*pgtest.Database) string
 	}{
-		{"as owner", func(d *integration.Database) string { return d.OwnerDSN }},
-		{"as superuser", func(d *integration.Database) string { return d.SuperDSN }},
+		{"as owner", func(d *pgtest.Database) string { return d.OwnerDSN }},
+		{"as superuser", func(d *pgtest.Database) string { return d.SuperDSN }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			d := integration.NewDatabase(t)
+			d := pgtest.NewDatabase(t)
 			if fs := mustRun(t, tc.dsn(d), options(d)); len(fs) != 0 {
 				t.Errorf("got %d findings, want none:\n%s", len(fs), text(fs))
 			}
@@ -53,7 +54,7 @@ func TestFixtures(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			d := integration.NewDatabase(t)
+			d := pgtest.NewDatabase(t)
 			mustFixture(t, d, file)
 			asOwner := mustRun(t, d.OwnerDSN, options(d))
 			t.Logf("findings:\n%s", text(asOwner))
@@ -116,7 +117,7 @@ func TestRules(t *testing.T) {
 // it. So it is not parallel: Go finishes the sequential tests, cleanups included, before it releases
 // any parallel one, so no other test lints while the role is altered.
 func TestAppRole(t *testing.T) {
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	super := mustConn(t, d.SuperDSN)
 	app := pgx.Identifier{d.Roles.App}.Sanitize()
 	owner := pgx.Identifier{d.Roles.Owner}.Sanitize()
@@ -186,7 +187,7 @@ func TestOptions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			d := integration.NewDatabase(t)
+			d := pgtest.NewDatabase(t)
 			switch {
 			case strings.HasSuffix(tc.fixture, ".sql"):
 				mustFixture(t, d, filepath.Join(fixtures, tc.fixture))
@@ -209,7 +210,7 @@ func TestOptions(t *testing.T) {
 
 func TestOptionErrors(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	conn := mustConn(t, d.OwnerDSN)
 	for _, tc := range []struct {
 		name string

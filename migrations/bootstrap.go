@@ -13,9 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantseal/tenantseal/internal/token"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
 )
 
 // BootstrapOptions configure [Bootstrap].
@@ -238,7 +240,7 @@ func ensureContextKey(ctx context.Context, ownerDSN string, known *db.ContextKey
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if known != nil {
-		ipad, _ := ctxtoken.Pads(known.Secret)
+		ipad, _ := token.Pads(known.Secret)
 		var ok bool
 		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tenantseal.context_keys
 			WHERE kid = $1 AND ipad = $2 AND (not_after IS NULL OR not_after > now()))`, known.ID, ipad).Scan(&ok)
@@ -262,7 +264,7 @@ func InstallContextKey(ctx context.Context, conn *pgx.Conn, overlap time.Duratio
 		return db.ContextKey{}, fmt.Errorf("bootstrap: random: %w", err)
 	}
 	kid := "k" + time.Now().UTC().Format("20060102t150405") + "-" + newSecret(3)
-	ipad, opad := ctxtoken.Pads(secret)
+	ipad, opad := token.Pads(secret)
 	b := &pgx.Batch{}
 	if overlap > 0 {
 		b.Queue(`UPDATE tenantseal.context_keys SET not_after = now() + $1::interval

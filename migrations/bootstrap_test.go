@@ -6,13 +6,14 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/integration"
+
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/migrations"
 )
 
 func TestBootstrapKeepsConnectionSettings(t *testing.T) {
 	t.Parallel()
-	s := integration.SharedCluster().Server
+	s := pgtest.SharedCluster().Server
 	// The harness's connection string is a URL, or keyword/value under TENANTSEAL_TEST_DSN.
 	dsn := s.SuperDSN + " connect_timeout=7"
 	if u, err := url.Parse(s.SuperDSN); err == nil && strings.Contains(s.SuperDSN, "://") {

@@ -9,20 +9,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/token"
+	"github.com/tenantseal/tenantseal/internal/uuid"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 // tenantRows are one tenant's rows in every reference table.
 type tenantRows struct {
-	tenant                      db.TenantID
+	tenant                      tenantseal.TenantID
 	ctx                         context.Context
 	customer, invoice, document string
 }
 
-func seed(t *testing.T, p *db.Pool, ctx context.Context, tenant db.TenantID, name string) tenantRows {
+func seed(t *testing.T, p *db.Pool, ctx context.Context, tenant tenantseal.TenantID, name string) tenantRows {
 	t.Helper()
 	r := tenantRows{tenant: tenant, ctx: as(ctx, tenant, name)}
 	err := p.Tx(r.ctx, func(tx pgx.Tx) error {
@@ -65,7 +69,7 @@ var touchSQL = map[string]string{
 
 func TestTenantTablesIsolateAsAppRole(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	p := mustPool(t, d)
 	ctx := testContext(t)
 	a := seed(t, p, ctx, mustTenant(t, d, "a"), "a")
@@ -182,7 +186,7 @@ func TestTenantTablesIsolateAsAppRole(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[db.TenantID])
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[tenantseal.TenantID])
 		if err != nil || len(ids) != 1 || ids[0] != a.tenant {
 			t.Errorf("got %v (%v), want only %s", ids, err, a.tenant)
 		}
@@ -195,7 +199,7 @@ func TestTenantTablesIsolateAsAppRole(t *testing.T) {
 
 func TestNoContextMeansNoRowsAndFailedWrites(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	p := mustPool(t, d)
 	ctx := testContext(t)
 	a := seed(t, p, ctx, mustTenant(t, d, "a"), "a")
@@ -232,29 +236,29 @@ func newUUID() string {
 	rand.Read(u[:])
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
-	return ctxtoken.UUIDString(u)
+	return uuid.Format(u)
 }
 
 func TestForgedContextsAreRefused(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	p := mustPool(t, d)
 	ctx := testContext(t)
 	a := seed(t, p, ctx, mustTenant(t, d, "a"), "a")
 	b := seed(t, p, ctx, mustTenant(t, d, "b"), "b")
 	key := d.ContextKey
-	sign := func(kid string, secret []byte, c ctxtoken.Claims) string {
-		tok, err := ctxtoken.Sign(kid, secret, c)
+	sign := func(kid string, secret []byte, c token.Claims) string {
+		tok, err := token.Sign(kid, secret, c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
 	soon := time.Now().Add(time.Minute)
-	valid := sign(key.ID, key.Secret, ctxtoken.Claims{Tenant: a.tenant, Subject: "alice", Expires: soon})
+	valid := sign(key.ID, key.Secret, token.Claims{Tenant: a.tenant, Subject: "alice", Expires: soon})
 	wrongKey := make([]byte, 32)
 	rand.Read(wrongKey)
-	aStr, bStr := ctxtoken.UUIDString(a.tenant), ctxtoken.UUIDString(b.tenant)
+	aStr, bStr := uuid.Format(a.tenant), uuid.Format(b.tenant)
 
 	tests := []struct {
 		name, token string
@@ -265,12 +269,12 @@ func TestForgedContextsAreRefused(t *testing.T) {
 		{"altered flags", strings.Replace(valid, fmt.Sprintf("%d..", soon.Unix()), fmt.Sprintf("%d.e.", soon.Unix()), 1)},
 		{"truncated", valid[:len(valid)-1]},
 		{"truncated field", valid[:strings.LastIndex(valid, ".")]},
-		{"expired", sign(key.ID, key.Secret, ctxtoken.Claims{Tenant: b.tenant, Subject: "x", Expires: time.Now().Add(-time.Second)})},
-		{"expired elevation", sign(key.ID, key.Secret, ctxtoken.Claims{Tenant: a.tenant, Subject: "sam", Expires: time.Now().Add(-time.Second), Elevated: true})},
-		{"elevation with wrong key", sign(key.ID, wrongKey, ctxtoken.Claims{Tenant: a.tenant, Subject: "sam", Expires: soon, Elevated: true})},
-		{"wrong key", sign(key.ID, wrongKey, ctxtoken.Claims{Tenant: b.tenant, Subject: "x", Expires: soon})},
-		{"unknown key id", sign("nokey", key.Secret, ctxtoken.Claims{Tenant: b.tenant, Subject: "x", Expires: soon})},
-		{"unsigned while unsigned mode is off", ctxtoken.Unsigned(b.tenant)},
+		{"expired", sign(key.ID, key.Secret, token.Claims{Tenant: b.tenant, Subject: "x", Expires: time.Now().Add(-time.Second)})},
+		{"expired elevation", sign(key.ID, key.Secret, token.Claims{Tenant: a.tenant, Subject: "sam", Expires: time.Now().Add(-time.Second), Elevated: true})},
+		{"elevation with wrong key", sign(key.ID, wrongKey, token.Claims{Tenant: a.tenant, Subject: "sam", Expires: soon, Elevated: true})},
+		{"wrong key", sign(key.ID, wrongKey, token.Claims{Tenant: b.tenant, Subject: "x", Expires: soon})},
+		{"unknown key id", sign("nokey", key.Secret, token.Claims{Tenant: b.tenant, Subject: "x", Expires: soon})},
+		{"unsigned while unsigned mode is off", token.Unsigned(b.tenant)},
 		{"plain tenant id", bStr},
 		{"garbage", "'; SELECT 1; --"},
 	}
@@ -338,7 +342,7 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 
 func TestAppRoleCannotReachSecretsOrOwner(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	app := mustConn(t, d.AppDSN)
 	ctx := testContext(t)
 	tests := []struct{ name, sql string }{

@@ -7,7 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/integration"
+
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/migrations"
 )
 
@@ -77,7 +78,7 @@ func mustMigrator(t *testing.T, dsn string) *migrations.Migrator {
 
 func TestUpDownUpRestoresTheSameSchema(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	ctx := testContext(t)
 	first := dump(t, d.SuperDSN)
 	if len(first) < 50 {
@@ -108,7 +109,7 @@ func TestUpDownUpRestoresTheSameSchema(t *testing.T) {
 
 func TestStepsGotoAndStatus(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	ctx := testContext(t)
 	mg := mustMigrator(t, d.OwnerDSN)
 	latest := migrations.Latest()
@@ -143,7 +144,7 @@ func TestStepsGotoAndStatus(t *testing.T) {
 
 func TestDirtyStateNamesVersionAndForce(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	ctx := testContext(t)
 	mustConn(t, d.OwnerDSN).Exec(ctx, "UPDATE schema_migrations SET dirty = true")
 	mg := mustMigrator(t, d.OwnerDSN)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
 )
@@ -11,15 +13,15 @@ import (
 // Customer is a row of the reference customers table. Email, Phone and Notes are stored encrypted;
 // Email also has a blind index for FindByEmail.
 type Customer struct {
-	TenantID    db.TenantID `ts:"tenant_id,tenant"`
-	ID          ID          `ts:"id,pk"`
-	DisplayName string      `ts:"display_name"`
-	Email       string      `ts:"email,encrypted,bidx=email_bidx,normalize=email"`
-	Phone       string      `ts:"phone,encrypted"`
-	Notes       *string     `ts:"notes,encrypted"`
-	CreatedAt   time.Time   `ts:"created_at,readonly"`
-	UpdatedAt   time.Time   `ts:"updated_at,updated"`
-	Version     int64       `ts:"version,version"`
+	TenantID    tenantseal.TenantID `ts:"tenant_id,tenant"`
+	ID          ID                  `ts:"id,pk"`
+	DisplayName string              `ts:"display_name"`
+	Email       string              `ts:"email,encrypted,bidx=email_bidx,normalize=email"`
+	Phone       string              `ts:"phone,encrypted"`
+	Notes       *string             `ts:"notes,encrypted"`
+	CreatedAt   time.Time           `ts:"created_at,readonly"`
+	UpdatedAt   time.Time           `ts:"updated_at,updated"`
+	Version     int64               `ts:"version,version"`
 }
 
 // Customers is the customers repository.

@@ -7,9 +7,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/db"
+
 	"github.com/tenantseal/tenantseal/repo"
 )
 
@@ -72,7 +74,7 @@ func TestCustomerLifecycle(t *testing.T) {
 		t.Errorf("Get foreign id: got %v, want ErrNotFound", err)
 	}
 	foreign := again
-	foreign.TenantID = db.TenantID{}
+	foreign.TenantID = tenantseal.TenantID{}
 	if err := e.customers.Update(ctxB, &foreign); !errors.Is(err, repo.ErrNotFound) {
 		t.Errorf("Update foreign id: got %v, want ErrNotFound", err)
 	}

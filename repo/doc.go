@@ -7,7 +7,7 @@
 // not at the first query:
 //
 //	type Customer struct {
-//		TenantID    db.TenantID `ts:"tenant_id,tenant"`
+//		TenantID    tenantseal.TenantID `ts:"tenant_id,tenant"`
 //		ID          repo.ID     `ts:"id,pk"`
 //		DisplayName string      `ts:"display_name"`
 //		Email       string      `ts:"email,encrypted,bidx=email_bidx,normalize=email"`
@@ -17,14 +17,14 @@
 //
 //	customers, err := repo.New[Customer](ctx, pool, keyring, "public.customers")
 //
-// Options: pk (the id, a [ID]), tenant (the tenant column, a db.TenantID), encrypted (string, []byte or
+// Options: pk (the id, a [ID]), tenant (the tenant column, a tenantseal.TenantID), encrypted (string, []byte or
 // *string in Go; bytea ciphertext in the database, registered in tenantseal.encrypted_columns), bidx=col
 // (its blind index column), normalize=exact|lower|email, version (optimistic concurrency), readonly (set
 // by the database), updated (set to now() by Update).
 //
 // # Using it
 //
-// Every method takes ctx first and the tenant only from its db.Principal: Get, List (keyset pagination
+// Every method takes ctx first and the tenant only from its tenantseal.Principal: Get, List (keyset pagination
 // with an opaque cursor), Count, Insert, InsertMany, Update (compare-and-set on the version), Delete and
 // FindBy (on a blind index). Reads are one round trip, and every query carries an explicit tenant_id
 // predicate beside row-level security. [Table.With] runs a repository inside a db.Pool.Tx transaction

@@ -8,6 +8,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
 )
@@ -17,14 +19,14 @@ const DefaultMaxBody = 512 << 10
 
 // Document is a row of the reference documents table. Body is stored encrypted.
 type Document struct {
-	TenantID    db.TenantID `ts:"tenant_id,tenant"`
-	ID          ID          `ts:"id,pk"`
-	InvoiceID   ID          `ts:"invoice_id"`
-	Filename    string      `ts:"filename"`
-	ContentType string      `ts:"content_type"`
-	Size        int64       `ts:"size"`
-	Body        []byte      `ts:"body,encrypted"`
-	CreatedAt   time.Time   `ts:"created_at,readonly"`
+	TenantID    tenantseal.TenantID `ts:"tenant_id,tenant"`
+	ID          ID                  `ts:"id,pk"`
+	InvoiceID   ID                  `ts:"invoice_id"`
+	Filename    string              `ts:"filename"`
+	ContentType string              `ts:"content_type"`
+	Size        int64               `ts:"size"`
+	Body        []byte              `ts:"body,encrypted"`
+	CreatedAt   time.Time           `ts:"created_at,readonly"`
 }
 
 // Documents is the documents repository.
@@ -46,7 +48,7 @@ func NewDocuments(ctx context.Context, pool *db.Pool, kr *keys.Keyring) (*Docume
 // Upload reads the body from r, at most MaxBody bytes ([ErrTooLarge] beyond, nothing written), sets
 // d.Size and d.Body and inserts d.
 func (r *Documents) Upload(ctx context.Context, d *Document, body io.Reader) error {
-	if _, err := db.TenantFrom(ctx); err != nil {
+	if _, err := tenantseal.TenantFrom(ctx); err != nil {
 		return err
 	}
 	var buf bytes.Buffer

@@ -3,7 +3,8 @@ package repo
 import (
 	"errors"
 
-	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tenantseal/tenantseal/keys"
 )
 
@@ -19,8 +20,8 @@ var (
 	ErrTenantMismatch = errors.New("tenantseal: tenant id differs from the principal's")
 	// ErrTooLarge means a document body exceeds the repository's limit.
 	ErrTooLarge = errors.New("tenantseal: body exceeds the size limit")
-	// ErrNoTenant is db.ErrNoTenant: the context has no Principal.
-	ErrNoTenant = db.ErrNoTenant
+	// ErrNoTenant is tenantseal.ErrNoTenant: the context has no Principal.
+	ErrNoTenant = tenantseal.ErrNoTenant
 	// ErrTampered is keys.ErrTampered: a stored ciphertext does not decrypt for its row.
 	ErrTampered = keys.ErrTampered
 )

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/repo"
@@ -13,13 +15,13 @@ import (
 
 // Patient is an application's own struct: three tags and it is a repository.
 type Patient struct {
-	TenantID db.TenantID `ts:"tenant_id,tenant"`
-	ID       repo.ID     `ts:"id,pk"`
-	Name     string      `ts:"display_name"`
-	Email    string      `ts:"email,encrypted,bidx=email_bidx,normalize=email"`
-	Notes    *string     `ts:"notes,encrypted"`
-	Version  int64       `ts:"version,version"`
-	Created  time.Time   `ts:"created_at,readonly"`
+	TenantID tenantseal.TenantID `ts:"tenant_id,tenant"`
+	ID       repo.ID             `ts:"id,pk"`
+	Name     string              `ts:"display_name"`
+	Email    string              `ts:"email,encrypted,bidx=email_bidx,normalize=email"`
+	Notes    *string             `ts:"notes,encrypted"`
+	Version  int64               `ts:"version,version"`
+	Created  time.Time           `ts:"created_at,readonly"`
 }
 
 // A repository over your own struct. It needs a database, so it has no output here.
@@ -40,8 +42,8 @@ func ExampleNew() {
 		return // a tag that does not fit the table is reported here
 	}
 	// Authentication middleware put the caller here; the tenant never comes from the request body.
-	tenant, _ := db.ParseTenantID("0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5b")
-	ctx = db.WithPrincipal(ctx, db.Principal{Tenant: tenant, Subject: "user-42"})
+	tenant, _ := tenantseal.ParseTenantID("0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5b")
+	ctx = tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenant, Subject: "user-42"})
 
 	p := Patient{Name: "Ada", Email: "ada@example.com"}
 	if err := patients.Insert(ctx, &p); err != nil {

@@ -6,23 +6,26 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/repo"
 )
 
-func TestMain(m *testing.M) { integration.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func testContext(t testing.TB) context.Context { return integration.Context(t) }
+func testContext(t testing.TB) context.Context { return pgtest.Context(t) }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn { return integration.Conn(t, dsn) }
+func mustConn(t testing.TB, dsn string) *pgx.Conn { return pgtest.Conn(t, dsn) }
 
 // env is a migrated database, the app pool, a keyring and the reference repositories.
 type env struct {
-	d         *integration.Database
+	d         *pgtest.Database
 	admin     *keys.Admin
 	pool      *db.Pool
 	kr        *keys.Keyring
@@ -34,7 +37,7 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := testContext(t)
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	uri, err := keys.InitLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -62,13 +65,13 @@ func newEnv(t testing.TB) *env {
 }
 
 // tenant creates a tenant with its keysets and returns a context of one of its users.
-func (e *env) tenant(t testing.TB, name string) (db.TenantID, context.Context) {
+func (e *env) tenant(t testing.TB, name string) (tenantseal.TenantID, context.Context) {
 	t.Helper()
 	id, err := e.admin.CreateTenant(testContext(t), name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id, db.WithPrincipal(testContext(t), db.Principal{Tenant: id, Subject: name + "-user"})
+	return id, tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: id, Subject: name + "-user"})
 }
 
 func mustCustomer(t testing.TB, e *env, ctx context.Context, name, email string) repo.Customer {

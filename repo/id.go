@@ -7,8 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tenantseal/tenantseal/internal/uuid"
+
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
 )
 
 // ID is a row id: a UUID that encodes to and from a Postgres uuid. [NewID] makes version 7 UUIDs, which
@@ -54,7 +55,7 @@ func NewID() ID {
 
 // ParseID parses the canonical 8-4-4-4-12 form.
 func ParseID(s string) (ID, error) {
-	u, err := ctxtoken.ParseUUID(s)
+	u, err := uuid.Parse(s)
 	if err != nil {
 		return ID{}, fmt.Errorf("repo: id %q: %w", s, err)
 	}
@@ -62,7 +63,7 @@ func ParseID(s string) (ID, error) {
 }
 
 // String returns the canonical lower-case form, which is also the row key in encryption's associated data.
-func (id ID) String() string { return ctxtoken.UUIDString(id) }
+func (id ID) String() string { return uuid.Format(id) }
 
 // IsZero reports whether id is unset.
 func (id ID) IsZero() bool { return id == ID{} }

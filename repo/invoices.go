@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
 )
@@ -21,15 +24,15 @@ const (
 
 // Invoice is a row of the reference invoices table. Memo is stored encrypted.
 type Invoice struct {
-	TenantID    db.TenantID `ts:"tenant_id,tenant"`
-	ID          ID          `ts:"id,pk"`
-	CustomerID  ID          `ts:"customer_id"`
-	AmountMinor int64       `ts:"amount_minor"`
-	Currency    string      `ts:"currency"`
-	Status      string      `ts:"status"`
-	Memo        *string     `ts:"memo,encrypted"`
-	IssuedAt    *time.Time  `ts:"issued_at"`
-	Version     int64       `ts:"version,version"`
+	TenantID    tenantseal.TenantID `ts:"tenant_id,tenant"`
+	ID          ID                  `ts:"id,pk"`
+	CustomerID  ID                  `ts:"customer_id"`
+	AmountMinor int64               `ts:"amount_minor"`
+	Currency    string              `ts:"currency"`
+	Status      string              `ts:"status"`
+	Memo        *string             `ts:"memo,encrypted"`
+	IssuedAt    *time.Time          `ts:"issued_at"`
+	Version     int64               `ts:"version,version"`
 }
 
 // Invoices is the invoices repository.
@@ -82,7 +85,7 @@ type InvoiceWithCustomer struct {
 func (r *Invoices) GetWithCustomer(ctx context.Context, id ID) (InvoiceWithCustomer, error) {
 	ctx = r.keyCtx(ctx)
 	var out InvoiceWithCustomer
-	tenant, err := db.TenantFrom(ctx)
+	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
 		return out, err
 	}

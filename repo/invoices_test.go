@@ -7,7 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tenantseal/tenantseal/repo"
 )
 
@@ -110,41 +111,41 @@ func TestConstructionChecksTags(t *testing.T) {
 	e := newEnv(t)
 	ctx := testContext(t)
 	type base struct {
-		TenantID db.TenantID `ts:"tenant_id,tenant"`
-		ID       repo.ID     `ts:"id,pk"`
+		TenantID tenantseal.TenantID `ts:"tenant_id,tenant"`
+		ID       repo.ID             `ts:"id,pk"`
 	}
 	type missingColumn struct {
-		TenantID db.TenantID `ts:"tenant_id,tenant"`
-		ID       repo.ID     `ts:"id,pk"`
-		Nickname string      `ts:"nickname"`
+		TenantID tenantseal.TenantID `ts:"tenant_id,tenant"`
+		ID       repo.ID             `ts:"id,pk"`
+		Nickname string              `ts:"nickname"`
 	}
 	type badEncType struct {
-		TenantID db.TenantID `ts:"tenant_id,tenant"`
-		ID       repo.ID     `ts:"id,pk"`
-		Phone    int         `ts:"phone,encrypted"`
+		TenantID tenantseal.TenantID `ts:"tenant_id,tenant"`
+		ID       repo.ID             `ts:"id,pk"`
+		Phone    int                 `ts:"phone,encrypted"`
 	}
 	type encOnText struct {
-		TenantID db.TenantID `ts:"tenant_id,tenant"`
-		ID       repo.ID     `ts:"id,pk"`
-		Name     string      `ts:"display_name,encrypted"`
+		TenantID tenantseal.TenantID `ts:"tenant_id,tenant"`
+		ID       repo.ID             `ts:"id,pk"`
+		Name     string              `ts:"display_name,encrypted"`
 	}
 	type wrongBidx struct {
-		TenantID db.TenantID `ts:"tenant_id,tenant"`
-		ID       repo.ID     `ts:"id,pk"`
-		Phone    string      `ts:"phone,encrypted,bidx=email_bidx"`
+		TenantID tenantseal.TenantID `ts:"tenant_id,tenant"`
+		ID       repo.ID             `ts:"id,pk"`
+		Phone    string              `ts:"phone,encrypted,bidx=email_bidx"`
 	}
 	type noPK struct {
-		TenantID db.TenantID `ts:"tenant_id,tenant"`
-		Name     string      `ts:"display_name"`
+		TenantID tenantseal.TenantID `ts:"tenant_id,tenant"`
+		Name     string              `ts:"display_name"`
 	}
 	type badOption struct {
-		TenantID db.TenantID `ts:"tenant_id,tenant"`
-		ID       repo.ID     `ts:"id,pk,sparkly"`
+		TenantID tenantseal.TenantID `ts:"tenant_id,tenant"`
+		ID       repo.ID             `ts:"id,pk,sparkly"`
 	}
 	type badVersion struct {
-		TenantID db.TenantID `ts:"tenant_id,tenant"`
-		ID       repo.ID     `ts:"id,pk"`
-		Version  string      `ts:"version,version"`
+		TenantID tenantseal.TenantID `ts:"tenant_id,tenant"`
+		ID       repo.ID             `ts:"id,pk"`
+		Version  string              `ts:"version,version"`
 	}
 	tests := []struct {
 		name string

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/repo"
 )

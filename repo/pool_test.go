@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/repo"

@@ -8,8 +8,10 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/db"
+
 	"github.com/tenantseal/tenantseal/keys"
 )
 
@@ -63,7 +65,7 @@ func (t *Table[T]) Update(ctx context.Context, v *T) error {
 
 // Delete removes the row with id, or fails with [ErrNotFound] (also for another tenant's row).
 func (t *Table[T]) Delete(ctx context.Context, id ID) error {
-	tenant, err := db.TenantFrom(ctx)
+	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
 		return err
 	}
@@ -135,7 +137,7 @@ func decodeCursor(s string) (ID, error) {
 func (t *Table[T]) List(ctx context.Context, opts ListOptions, conds ...Cond) (Page[T], error) {
 	ctx = t.keyCtx(ctx)
 	var page Page[T]
-	tenant, err := db.TenantFrom(ctx)
+	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
 		return page, err
 	}
@@ -205,7 +207,7 @@ func (t *Table[T]) collect(ctx context.Context, sql string, args ...any) ([]T, e
 
 // Count returns how many of the tenant's rows match every condition.
 func (t *Table[T]) Count(ctx context.Context, conds ...Cond) (int64, error) {
-	tenant, err := db.TenantFrom(ctx)
+	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -223,7 +225,7 @@ func (t *Table[T]) Count(ctx context.Context, conds ...Cond) (int64, error) {
 // candidate is decrypted and compared, so a truncated-index collision never yields a wrong row.
 func (t *Table[T]) FindBy(ctx context.Context, column, value string) ([]T, error) {
 	ctx = t.keyCtx(ctx)
-	tenant, err := db.TenantFrom(ctx)
+	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
 )
@@ -35,7 +37,7 @@ const (
 
 var (
 	idType       = reflect.TypeFor[ID]()
-	tenantType   = reflect.TypeFor[db.TenantID]()
+	tenantType   = reflect.TypeFor[tenantseal.TenantID]()
 	stringType   = reflect.TypeFor[string]()
 	bytesType    = reflect.TypeFor[[]byte]()
 	stringPtr    = reflect.TypeFor[*string]()
@@ -65,7 +67,7 @@ func (s *schema) byColumn(col string) (field, bool) {
 // parseSchema maps the `ts` tags of t and checks them against rel and the registry of encrypted columns.
 //
 // Tag: `ts:"column[,option...]"`. Options: pk (the id column, type ID), tenant (the tenant column, type
-// db.TenantID), encrypted (string, []byte or *string; stored as bytea ciphertext), bidx=<column> (a
+// tenantseal.TenantID), encrypted (string, []byte or *string; stored as bytea ciphertext), bidx=<column> (a
 // blind index column for an encrypted field), normalize=<exact|lower|email>, version (int64, optimistic
 // concurrency), readonly (set by the database), updated (set to now() by Update).
 func parseSchema(t reflect.Type, rel db.Relation, registry []keys.Column) (*schema, error) {
@@ -106,7 +108,7 @@ func parseSchema(t reflect.Type, rel db.Relation, registry []keys.Column) (*sche
 				s.pk = len(s.fields)
 			case "tenant":
 				if sf.Type != tenantType || colType != "uuid" {
-					return nil, fmt.Errorf(errTagSyntax, t.Name(), sf.Name, tag, "tenant must be a db.TenantID field on a uuid column")
+					return nil, fmt.Errorf(errTagSyntax, t.Name(), sf.Name, tag, "tenant must be a tenantseal.TenantID field on a uuid column")
 				}
 				s.tenant = len(s.fields)
 			case "encrypted":
@@ -167,7 +169,7 @@ func parseSchema(t reflect.Type, rel db.Relation, registry []keys.Column) (*sche
 		s.fields = append(s.fields, f)
 	}
 	if s.pk < 0 || s.tenant < 0 {
-		return nil, fmt.Errorf("repo: %s needs a field tagged pk (repo.ID) and one tagged tenant (db.TenantID)", t.Name())
+		return nil, fmt.Errorf("repo: %s needs a field tagged pk (repo.ID) and one tagged tenant (tenantseal.TenantID)", t.Name())
 	}
 	return s, nil
 }

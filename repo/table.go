@@ -7,8 +7,11 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
 )
@@ -39,7 +42,7 @@ type Table[T any] struct {
 	tx  pgx.Tx // set by With: keyset loads go through it too
 	kr  *keys.Keyring
 	s   *schema
-	rec db.Recorder
+	rec tenantseal.Recorder
 
 	cols      string // every mapped column, in field order
 	getSQL    string
@@ -163,8 +166,8 @@ SELECT false, %[5]s WHERE NOT EXISTS (SELECT 1 FROM u) AND EXISTS (SELECT 1 FROM
 }
 
 // tenantOf returns the Principal's tenant and checks v's tenant field against it, filling it when zero.
-func (t *Table[T]) tenantOf(ctx context.Context, op string, v *T) (db.TenantID, error) {
-	tenant, err := db.TenantFrom(ctx)
+func (t *Table[T]) tenantOf(ctx context.Context, op string, v *T) (tenantseal.TenantID, error) {
+	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
 		return tenant, err
 	}
@@ -172,12 +175,12 @@ func (t *Table[T]) tenantOf(ctx context.Context, op string, v *T) (db.TenantID, 
 		return tenant, errors.New("repo: nil row")
 	}
 	tf := reflect.ValueOf(v).Elem().Field(t.s.fields[t.s.tenant].index)
-	given := tf.Interface().(db.TenantID)
+	given := tf.Interface().(tenantseal.TenantID)
 	switch {
 	case given.IsZero():
 		tf.Set(reflect.ValueOf(tenant))
 	case given != tenant:
-		ev := db.Event{Kind: db.EventTenantMismatch, TargetTenant: given, Table: t.s.table, Operation: op}
+		ev := tenantseal.Event{Kind: tenantseal.EventTenantMismatch, TargetTenant: given, Table: t.s.table, Operation: op}
 		if id := t.idOf(reflect.ValueOf(v).Elem()); !id.IsZero() {
 			ev.RowKey = id.String() // a new row has no id yet
 		}
@@ -193,7 +196,7 @@ func (t *Table[T]) notFound(ctx context.Context, op string, id ID) error {
 	var elsewhere bool
 	err := t.q.QueryRow(ctx, "SELECT tenantseal.exists_elsewhere($1::regclass, $2)", t.s.rel.QualifiedName(), id).Scan(&elsewhere)
 	if err == nil && elsewhere {
-		t.rec.Record(ctx, db.Event{Kind: db.EventForeignID, Table: t.s.table, Operation: op, RowKey: id.String()})
+		t.rec.Record(ctx, tenantseal.Event{Kind: tenantseal.EventForeignID, Table: t.s.table, Operation: op, RowKey: id.String()})
 	}
 	return ErrNotFound
 }
@@ -202,7 +205,7 @@ func (t *Table[T]) notFound(ctx context.Context, op string, id ID) error {
 // ErrTenantMismatch with errors.Is.
 type MismatchError struct {
 	Table            string
-	Given, Principal db.TenantID
+	Given, Principal tenantseal.TenantID
 }
 
 func (e *MismatchError) Error() string {
@@ -218,7 +221,7 @@ func (t *Table[T]) idOf(rv reflect.Value) ID {
 
 // writeArgs returns the values of the fields at idx (a negative entry -1-i is field i's blind index),
 // with encrypted fields encrypted and bound to tenant and row.
-func (t *Table[T]) writeArgs(ctx context.Context, tenant db.TenantID, rv reflect.Value, idx []int) ([]any, error) {
+func (t *Table[T]) writeArgs(ctx context.Context, tenant tenantseal.TenantID, rv reflect.Value, idx []int) ([]any, error) {
 	id := t.idOf(rv).String()
 	args := make([]any, 0, len(idx)+2)
 	for _, i := range idx {
@@ -283,7 +286,7 @@ func (t *Table[T]) scan(ctx context.Context, row pgx.Row, v *T) error {
 }
 
 func (t *Table[T]) decrypt(ctx context.Context, rv reflect.Value, cts [][]byte) error {
-	tenant := rv.Field(t.s.fields[t.s.tenant].index).Interface().(db.TenantID)
+	tenant := rv.Field(t.s.fields[t.s.tenant].index).Interface().(tenantseal.TenantID)
 	id := t.idOf(rv).String()
 	for i, f := range t.s.fields {
 		if !f.encrypted {
@@ -322,7 +325,7 @@ func wrapErr(op string, err error) error {
 func (t *Table[T]) Get(ctx context.Context, id ID) (T, error) {
 	ctx = t.keyCtx(ctx)
 	var v T
-	tenant, err := db.TenantFrom(ctx)
+	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
 		return v, err
 	}
@@ -351,7 +354,7 @@ func (t *Table[T]) InsertMany(ctx context.Context, vs []*T) error {
 	if len(vs) == 0 {
 		return nil
 	}
-	var tenant db.TenantID
+	var tenant tenantseal.TenantID
 	for _, v := range vs {
 		var err error
 		if tenant, err = t.tenantOf(ctx, "insert", v); err != nil {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"net/url"
 
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgbouncer"
 	"github.com/tenantseal/tenantseal/migrations"
 )
 
 // bouncer is pgbouncer in transaction pooling mode in front of the bench database.
 type bouncer struct {
-	b      *integration.PgBouncer
+	b      *pgbouncer.Bouncer
 	appDSN string
 }
 
@@ -25,7 +25,7 @@ func startBouncer(ctx context.Context, res *migrations.BootstrapResult) (*bounce
 		return nil, err
 	}
 	pw, _ := u.User.Password()
-	b, err := integration.StartPgBouncer(ctx, integration.PgBouncerOptions{
+	b, err := pgbouncer.Start(ctx, pgbouncer.Options{
 		Upstream: res.AppDSN, Databases: []string{res.Database}, PoolSize: bouncerPoolSize,
 		Users: map[string]string{res.Roles.App: pw},
 	})

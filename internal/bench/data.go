@@ -6,14 +6,17 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/migrations"
 	"github.com/tenantseal/tenantseal/repo"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 )
 
 // dataset is a bootstrapped database loaded with tenants and customers, and the ids to query.
@@ -21,7 +24,7 @@ type dataset struct {
 	res     *migrations.BootstrapResult
 	super   string // superuser DSN of the bench database
 	kek     *keys.KEK
-	tenants []db.TenantID
+	tenants []tenantseal.TenantID
 	ids     [][]repo.ID // customer ids per tenant
 }
 
@@ -79,7 +82,7 @@ func loadMain(ctx context.Context, cfg *Config, superDSN string) (*dataset, erro
 	if err != nil {
 		return nil, err
 	}
-	ds := &dataset{res: res, super: integration.WithDatabase(superDSN, res.Database), kek: kek}
+	ds := &dataset{res: res, super: pgtest.WithDatabase(superDSN, res.Database), kek: kek}
 	owner, err := pgx.Connect(ctx, res.OwnerDSN)
 	if err != nil {
 		return nil, err
@@ -116,7 +119,7 @@ func loadMain(ctx context.Context, cfg *Config, superDSN string) (*dataset, erro
 		go func() {
 			defer wg.Done()
 			for t := range next {
-				tctx := db.WithPrincipal(ctx, db.Principal{Tenant: ds.tenants[t], Subject: "bench-loader"})
+				tctx := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: ds.tenants[t], Subject: "bench-loader"})
 				rows := make([]*repo.Customer, cfg.CustomersPerTenant)
 				for i := range rows {
 					notes := fmt.Sprintf("account notes for customer %d of tenant %d", i, t)
@@ -184,7 +187,7 @@ func loadFlat(ctx context.Context, superDSN, name string, n, rows int) (*dataset
 	if err != nil {
 		return nil, err
 	}
-	ds := &dataset{res: res, super: integration.WithDatabase(superDSN, res.Database)}
+	ds := &dataset{res: res, super: pgtest.WithDatabase(superDSN, res.Database)}
 	super, err := pgx.Connect(ctx, ds.super)
 	if err != nil {
 		return nil, err
@@ -207,8 +210,8 @@ func loadFlat(ctx context.Context, superDSN, name string, n, rows int) (*dataset
 	if err != nil {
 		return nil, err
 	}
-	idx := map[db.TenantID]int{}
-	var t db.TenantID
+	idx := map[tenantseal.TenantID]int{}
+	var t tenantseal.TenantID
 	var id repo.ID
 	_, err = pgx.ForEachRow(r, []any{&t, &id}, func() error {
 		i, ok := idx[t]

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/integration"
+
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 // Result is the medians over rounds of one variant at one client count.
@@ -80,7 +81,7 @@ func Run(ctx context.Context, cfg Config, outDir, command string) (*Report, erro
 	superDSN := cfg.SuperDSN
 	if superDSN == "" {
 		fmt.Fprintln(cfg.Progress, "starting PostgreSQL in a container")
-		s, err := integration.StartServer(ctx)
+		s, err := pgtest.StartServer(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/token"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/repo"
 )
@@ -33,7 +36,7 @@ func scanPoint(r pgx.Row) error {
 	return r.Scan(&x.id, &x.name, &x.email, &x.phone, &x.note, &x.version)
 }
 
-func (ds *dataset) pick(rng *rand.Rand) (db.TenantID, repo.ID) {
+func (ds *dataset) pick(rng *rand.Rand) (tenantseal.TenantID, repo.ID) {
 	t := rng.IntN(len(ds.tenants))
 	ids := ds.ids[t]
 	return ds.tenants[t], ids[rng.IntN(len(ids))]
@@ -51,8 +54,8 @@ func appPool(ctx context.Context, ds *dataset, clients int, mode pgx.QueryExecMo
 	return pgxpool.NewWithConfig(ctx, pc)
 }
 
-func principal(ctx context.Context, t db.TenantID) context.Context {
-	return db.WithPrincipal(ctx, db.Principal{Tenant: t, Subject: "bench"})
+func principal(ctx context.Context, t tenantseal.TenantID) context.Context {
+	return tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: t, Subject: "bench"})
 }
 
 func (ds *dataset) dbPool(unsigned bool, dsn string, mode pgx.QueryExecMode) func(ctx context.Context, clients int) (*db.Pool, error) {
@@ -152,7 +155,7 @@ func (ds *dataset) variants() []variant {
 			return func(ctx context.Context, rng *rand.Rand) error {
 				t, id := ds.pick(rng)
 				return pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", ctxtoken.Unsigned(t)); err != nil {
+					if _, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", token.Unsigned(t)); err != nil {
 						return err
 					}
 					return scanPoint(tx.QueryRow(ctx, pointRLS, t, id))

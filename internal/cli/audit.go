@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/tenantseal/tenantseal/audit"
 )
 
@@ -355,7 +356,8 @@ func (o *entryWriter) flush() error { return o.w.Flush() }
 // "-" for an absent one.
 func textLine(e *audit.Entry) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d %s %s", e.Seq, e.At.UTC().Format(time.RFC3339), textValue(&e.Kind))
+	kind := string(e.Kind)
+	fmt.Fprintf(&b, "%d %s %s", e.Seq, e.At.UTC().Format(time.RFC3339), textValue(&kind))
 	for _, fl := range []struct {
 		name string
 		v    *string

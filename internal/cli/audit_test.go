@@ -17,14 +17,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tenantseal/tenantseal/audit"
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
 	"github.com/tenantseal/tenantseal/internal/cli"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 // mustAuditWriter opens an audit writer on d's app role with its spool in a temporary directory.
-func mustAuditWriter(t testing.TB, d *integration.Database, now func() time.Time) *audit.Writer {
+func mustAuditWriter(t testing.TB, d *pgtest.Database, now func() time.Time) *audit.Writer {
 	t.Helper()
 	w, err := audit.NewWriter(testContext(t), audit.Config{AppDSN: d.AppDSN, Now: now,
 		SpoolPath: filepath.Join(t.TempDir(), "audit.spool"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -38,7 +39,7 @@ func mustAuditWriter(t testing.TB, d *integration.Database, now func() time.Time
 // auditEvent is one event to seed: recorded under ctx.
 type auditEvent struct {
 	ctx context.Context
-	e   db.Event
+	e   tenantseal.Event
 }
 
 // mustRecord records events and waits until the database holds them.
@@ -53,10 +54,10 @@ func mustRecord(t testing.TB, w *audit.Writer, events ...auditEvent) {
 	}
 }
 
-func newTenantID(t testing.TB) db.TenantID {
+func newTenantID(t testing.TB) tenantseal.TenantID {
 	t.Helper()
 	h := randomHex(16)
-	id, err := db.ParseTenantID(fmt.Sprintf("%s-%s-4%s-8%s-%s", h[:8], h[8:12], h[13:16], h[17:20], h[20:]))
+	id, err := tenantseal.ParseTenantID(fmt.Sprintf("%s-%s-4%s-8%s-%s", h[:8], h[8:12], h[13:16], h[17:20], h[20:]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,14 +101,14 @@ func entriesOf(t testing.TB, out string, asJSON bool) []audit.Entry {
 
 func TestAuditVerify(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	secrets := secretsFor(t, d)
 	ctx := as(testContext(t), newTenantID(t))
 	w := mustAuditWriter(t, d, nil)
 	mustRecord(t, w,
-		auditEvent{ctx, db.Event{Kind: db.EventForeignID, Table: "customers", Operation: "select", RowKey: "r1"}},
-		auditEvent{ctx, db.Event{Kind: db.EventRefusedWrite, Table: "invoices", Operation: "insert", SQLState: "42501"}},
-		auditEvent{ctx, db.Event{Kind: db.EventElevation, Detail: "reason=support ttl=5m"}})
+		auditEvent{ctx, tenantseal.Event{Kind: tenantseal.EventForeignID, Table: "customers", Operation: "select", RowKey: "r1"}},
+		auditEvent{ctx, tenantseal.Event{Kind: tenantseal.EventRefusedWrite, Table: "invoices", Operation: "insert", SQLState: "42501"}},
+		auditEvent{ctx, tenantseal.Event{Kind: tenantseal.EventElevation, Detail: "reason=support ttl=5m"}})
 
 	if r := mustRun(t, "audit", "verify", "--dsn", d.AuditorDSN); r.stdout != "audit log intact: 3 entries\n" {
 		t.Errorf("verify: got stdout %q, want \"audit log intact: 3 entries\"", r.stdout)
@@ -135,18 +136,18 @@ func TestAuditVerify(t *testing.T) {
 
 func TestAuditTail(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	a, b := newTenantID(t), newTenantID(t)
 	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	w := mustAuditWriter(t, d, func() time.Time { return at })
 	ctx := testContext(t)
 	asA, asB := audit.WithRequestID(as(ctx, a), "req-1"), as(ctx, b)
 	mustRecord(t, w,
-		auditEvent{asA, db.Event{Kind: db.EventForeignID, TargetTenant: b, Table: "customers", Operation: "select", RowKey: "r1"}},
-		auditEvent{asA, db.Event{Kind: db.EventRefusedWrite, TargetTenant: b, Table: "invoices", Operation: "insert", SQLState: "42501"}},
-		auditEvent{ctx, db.Event{Kind: db.EventNoTenant, Table: "customers", Operation: "select"}},
-		auditEvent{asB, db.Event{Kind: db.EventForeignID, TargetTenant: a, Table: "customers", Operation: "update", RowKey: "r4", Detail: `has "quotes"` + "\x1b[31m"}},
-		auditEvent{asA, db.Event{Kind: db.EventElevation, Detail: "reason=support"}})
+		auditEvent{asA, tenantseal.Event{Kind: tenantseal.EventForeignID, TargetTenant: b, Table: "customers", Operation: "select", RowKey: "r1"}},
+		auditEvent{asA, tenantseal.Event{Kind: tenantseal.EventRefusedWrite, TargetTenant: b, Table: "invoices", Operation: "insert", SQLState: "42501"}},
+		auditEvent{ctx, tenantseal.Event{Kind: tenantseal.EventNoTenant, Table: "customers", Operation: "select"}},
+		auditEvent{asB, tenantseal.Event{Kind: tenantseal.EventForeignID, TargetTenant: a, Table: "customers", Operation: "update", RowKey: "r4", Detail: `has "quotes"` + "\x1b[31m"}},
+		auditEvent{asA, tenantseal.Event{Kind: tenantseal.EventElevation, Detail: "reason=support"}})
 
 	tests := []struct {
 		name string
@@ -156,12 +157,12 @@ func TestAuditTail(t *testing.T) {
 		{"default", nil, []int64{1, 2, 3, 4, 5}},
 		{"last 2", []string{"-n", "2"}, []int64{4, 5}},
 		{"none", []string{"-n", "0"}, nil},
-		{"kind", []string{"--kind", db.EventForeignID}, []int64{1, 4}},
+		{"kind", []string{"--kind", string(tenantseal.EventForeignID)}, []int64{1, 4}},
 		{"acting or target tenant", []string{"--tenant", a.String()}, []int64{1, 2, 4, 5}},
 		{"tenant in capitals", []string{"--tenant", strings.ToUpper(b.String())}, []int64{1, 2, 4}},
-		{"tenant and kind, last 1", []string{"--tenant", b.String(), "--kind", db.EventForeignID, "-n", "1"}, []int64{4}},
+		{"tenant and kind, last 1", []string{"--tenant", b.String(), "--kind", string(tenantseal.EventForeignID), "-n", "1"}, []int64{4}},
 		// One match lies before the windows that tail reads first, back from the end.
-		{"sparse kind", []string{"--kind", db.EventForeignID, "-n", "2", "--tenant", a.String()}, []int64{1, 4}},
+		{"sparse kind", []string{"--kind", string(tenantseal.EventForeignID), "-n", "2", "--tenant", a.String()}, []int64{1, 4}},
 		{"kind not in the log", []string{"--kind", "shred"}, nil},
 	}
 	for _, tc := range tests {
@@ -193,13 +194,13 @@ func TestAuditTail(t *testing.T) {
 	})
 
 	t.Run("json fields", func(t *testing.T) {
-		r := mustRun(t, "audit", "tail", "--dsn", d.AuditorDSN, "--format", "json", "--kind", db.EventForeignID, "-n", "1")
+		r := mustRun(t, "audit", "tail", "--dsn", d.AuditorDSN, "--format", "json", "--kind", string(tenantseal.EventForeignID), "-n", "1")
 		es := entriesOf(t, r.stdout, true)
 		if len(es) != 1 {
 			t.Fatalf("got %d entries, want 1:\n%s", len(es), r.stdout)
 		}
 		e := es[0]
-		if e.Seq != 4 || !e.At.Equal(at) || e.Kind != db.EventForeignID || strval(e.Subject) != "cli-test" ||
+		if e.Seq != 4 || !e.At.Equal(at) || e.Kind != tenantseal.EventForeignID || strval(e.Subject) != "cli-test" ||
 			strval(e.TenantID) != b.String() || strval(e.TargetTenant) != a.String() || strval(e.Table) != "customers" ||
 			strval(e.Operation) != "update" || strval(e.RowKey) != "r4" || e.SQLState != nil || len(e.Hash) != 32 {
 			t.Errorf("got entry %+v, want seq 4, foreign_id by %s on %s's customers row r4, with its hash", e, b, a)
@@ -227,13 +228,13 @@ func (s *lockedBuffer) String() string {
 
 func TestAuditTailFollow(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	a := newTenantID(t)
 	w := mustAuditWriter(t, d, nil)
 	asA := as(testContext(t), a)
 	mustRecord(t, w,
-		auditEvent{asA, db.Event{Kind: db.EventForeignID, Table: "customers", Operation: "select"}},
-		auditEvent{asA, db.Event{Kind: db.EventRefusedWrite, Table: "customers", Operation: "insert"}})
+		auditEvent{asA, tenantseal.Event{Kind: tenantseal.EventForeignID, Table: "customers", Operation: "select"}},
+		auditEvent{asA, tenantseal.Event{Kind: tenantseal.EventRefusedWrite, Table: "customers", Operation: "insert"}})
 
 	ctx, cancel := context.WithCancel(testContext(t))
 	defer cancel()
@@ -249,7 +250,7 @@ func TestAuditTailFollow(t *testing.T) {
 	var stdout, stderr lockedBuffer
 	exit := make(chan int, 1)
 	go func() {
-		exit <- cli.RunAudit(ctx, []string{"tail", "--follow", "--format", "json", "--kind", db.EventForeignID, "--dsn", d.AuditorDSN},
+		exit <- cli.RunAudit(ctx, []string{"tail", "--follow", "--format", "json", "--kind", string(tenantseal.EventForeignID), "--dsn", d.AuditorDSN},
 			&stdout, &stderr, 5*time.Millisecond, polled)
 	}()
 	waitPoll := func(what string) {
@@ -268,8 +269,8 @@ func TestAuditTailFollow(t *testing.T) {
 		t.Fatalf("before new events: got entries %v, want [1] (foreign_id only)", got)
 	}
 	mustRecord(t, w,
-		auditEvent{asA, db.Event{Kind: db.EventNoTenant, Table: "customers", Operation: "select"}},
-		auditEvent{asA, db.Event{Kind: db.EventForeignID, Table: "invoices", Operation: "select", RowKey: "new"}})
+		auditEvent{asA, tenantseal.Event{Kind: tenantseal.EventNoTenant, Table: "customers", Operation: "select"}},
+		auditEvent{asA, tenantseal.Event{Kind: tenantseal.EventForeignID, Table: "invoices", Operation: "select", RowKey: "new"}})
 	waitPoll("poll under way while recording")
 	waitPoll("poll after recording")
 	es := entriesOf(t, stdout.String(), true)
@@ -293,13 +294,13 @@ func TestAuditTailFollow(t *testing.T) {
 
 func TestAuditExport(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	a, b := newTenantID(t), newTenantID(t)
 	ctx := testContext(t)
 	old := mustAuditWriter(t, d, func() time.Time { return time.Now().Add(-2 * time.Hour) })
 	mustRecord(t, old,
-		auditEvent{as(ctx, a), db.Event{Kind: db.EventForeignID, Table: "customers", Operation: "select"}},
-		auditEvent{as(ctx, b), db.Event{Kind: db.EventForeignID, Table: "customers", Operation: "select"}})
+		auditEvent{as(ctx, a), tenantseal.Event{Kind: tenantseal.EventForeignID, Table: "customers", Operation: "select"}},
+		auditEvent{as(ctx, b), tenantseal.Event{Kind: tenantseal.EventForeignID, Table: "customers", Operation: "select"}})
 	// More than a page of recent events: export streams pages.
 	const recent = 2345
 	w := mustAuditWriter(t, d, nil)
@@ -309,7 +310,7 @@ func TestAuditExport(t *testing.T) {
 		if i%5 == 0 {
 			who = as(ctx, b)
 		}
-		events = append(events, auditEvent{who, db.Event{Kind: db.EventRefusedWrite, Table: "invoices", Operation: "insert", RowKey: strconv.Itoa(i)}})
+		events = append(events, auditEvent{who, tenantseal.Event{Kind: tenantseal.EventRefusedWrite, Table: "invoices", Operation: "insert", RowKey: strconv.Itoa(i)}})
 	}
 	mustRecord(t, w, events...)
 	if s := w.Stats(); s.Dropped != 0 {

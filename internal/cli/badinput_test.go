@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/integration"
+
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 func TestConnectionFailures(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	owner, err := url.Parse(d.OwnerDSN)
 	if err != nil {
 		t.Fatal(err)

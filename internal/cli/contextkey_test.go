@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 func TestContextKeyRotate(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	secrets := secretsFor(t, d)
 	original := mustRead(t, secrets)
 	mustWrite(t, secrets, original+"# a comment of the operator\nMY_SETTING=kept\n")
@@ -73,7 +73,7 @@ func TestContextKeyRotate(t *testing.T) {
 
 func TestContextKeyRotatePrint(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	secrets := secretsFor(t, d)
 	before := mustRead(t, secrets)
 	r := mustRun(t, "context-key", "rotate", "--dsn", d.OwnerDSN, "--secrets", secrets, "--print")

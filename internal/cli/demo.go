@@ -11,11 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/token"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/migrations"
 	"github.com/tenantseal/tenantseal/repo"
@@ -99,8 +102,8 @@ type demo struct {
 	prefix   string
 	roles    db.RoleNames
 
-	server  *integration.Server // started by the demo, stopped by teardown
-	created bool                // database and roles are the demo's to drop
+	server  *pgtest.Server // started by the demo, stopped by teardown
+	created bool           // database and roles are the demo's to drop
 	pool    *db.Pool
 	res     *migrations.BootstrapResult
 	kekDir  string // holds the development KEK; removed by teardown
@@ -108,7 +111,7 @@ type demo struct {
 	customers *repo.Customers
 	invoices  *repo.Invoices
 
-	acme, globex         db.TenantID
+	acme, globex         tenantseal.TenantID
 	acmeCust, globexCust string // customer ids, set by encryptedChecks
 	globexInvoice        repo.ID
 
@@ -121,7 +124,7 @@ func (d *demo) step(format string, a ...any) { d.s.printf("- "+format+"\n", a...
 func (d *demo) setup(ctx context.Context) error {
 	if d.superDSN == "" {
 		d.step("starting PostgreSQL in a container ...")
-		srv, err := integration.StartServer(ctx)
+		srv, err := pgtest.StartServer(ctx)
 		if err != nil {
 			return err
 		}
@@ -177,7 +180,7 @@ func (d *demo) setup(ctx context.Context) error {
 	admin := &keys.Admin{DB: owner, KEK: kek}
 	for _, t := range []struct {
 		name string
-		id   *db.TenantID
+		id   *tenantseal.TenantID
 	}{{"acme", &d.acme}, {"globex", &d.globex}} {
 		if *t.id, err = admin.CreateTenant(ctx, t.name); err != nil {
 			return fmt.Errorf("demo: tenant %s: %w", t.name, err)
@@ -236,8 +239,8 @@ func (d *demo) refuseExisting(ctx context.Context) error {
 }
 
 // as returns ctx carrying a Principal of tenant, as authentication middleware would.
-func (d *demo) as(ctx context.Context, tenant db.TenantID, name string) context.Context {
-	return db.WithPrincipal(ctx, db.Principal{Tenant: tenant, Subject: "demo-user@" + name})
+func (d *demo) as(ctx context.Context, tenant tenantseal.TenantID, name string) context.Context {
+	return tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenant, Subject: "demo-user@" + name})
 }
 
 // check records one expectation: problem is empty when it held.
@@ -264,7 +267,7 @@ func (d *demo) runChecks(ctx context.Context) {
 	for _, t := range []struct {
 		name     string
 		ctx      context.Context
-		tenant   db.TenantID
+		tenant   tenantseal.TenantID
 		customer string
 	}{{"acme", acme, d.acme, d.acmeCust}, {"globex", globex, d.globex, d.globexCust}} {
 		rows, err := d.pool.Query(t.ctx, "SELECT tenant_id::text, id::text, display_name FROM customers ORDER BY created_at, id")
@@ -314,10 +317,10 @@ func (d *demo) runChecks(ctx context.Context) {
 
 	_, err = d.pool.Exec(ctx, "SELECT count(*) FROM customers")
 	problem := ""
-	if !errors.Is(err, db.ErrNoTenant) {
-		problem = fmt.Sprintf("got error %v, want db.ErrNoTenant", err)
+	if !errors.Is(err, tenantseal.ErrNoTenant) {
+		problem = fmt.Sprintf("got error %v, want tenantseal.ErrNoTenant", err)
 	}
-	d.check("a call without a Principal is refused before any SQL is sent (db.ErrNoTenant)", problem)
+	d.check("a call without a Principal is refused before any SQL is sent (tenantseal.ErrNoTenant)", problem)
 
 	d.rawSQLChecks(ctx)
 }
@@ -344,7 +347,7 @@ func (d *demo) rawSQLChecks(ctx context.Context) {
 
 	guessed := make([]byte, 32)
 	rand.Read(guessed)
-	signed, err := ctxtoken.Sign(d.res.ContextKey.ID, guessed, ctxtoken.Claims{
+	signed, err := token.Sign(d.res.ContextKey.ID, guessed, token.Claims{
 		Tenant: d.globex, Subject: "attacker", Expires: time.Now().Add(time.Minute)})
 	if err != nil {
 		d.check("forge a token", err.Error())
@@ -353,7 +356,7 @@ func (d *demo) rawSQLChecks(ctx context.Context) {
 	for _, f := range []struct{ what, token string }{
 		{"a made-up token", "v1.forged." + d.globex.String()},
 		{"a well-formed token for globex signed with a guessed secret", signed},
-		{"an unsigned tenant id for globex", ctxtoken.Unsigned(d.globex)},
+		{"an unsigned tenant id for globex", token.Unsigned(d.globex)},
 	} {
 		what := fmt.Sprintf("raw SQL as the app role: set_config('%s', <%s>) then SELECT: refused (SQLSTATE %s)", db.ContextSetting, f.what, db.SQLStateInvalidContext)
 		if _, err := c.Exec(ctx, "SELECT set_config($1, $2, false)", db.ContextSetting, f.token); err != nil {

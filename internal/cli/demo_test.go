@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 func TestDemo(t *testing.T) {
@@ -38,7 +38,7 @@ func TestDemo(t *testing.T) {
 		"PASS  acme reads globex's customer by its id: no row",
 		"PASS  acme updates globex's customer: 0 rows affected",
 		"PASS  acme deletes globex's customer: 0 rows affected",
-		"PASS  a call without a Principal is refused before any SQL is sent (db.ErrNoTenant)",
+		"PASS  a call without a Principal is refused before any SQL is sent (tenantseal.ErrNoTenant)",
 		"(SQLSTATE TS401): tenantseal: tenant context signature does not verify",
 		"removed the development KEK",
 		"dropped database "+database,
@@ -80,7 +80,7 @@ func TestDemo(t *testing.T) {
 
 func TestDemoLeavesExistingDatabasesAlone(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	r := run(t, "demo", "--dsn", superDSN(), "--database", d.Name, "--prefix", prefixOf(d.Roles))
 	wantFailure(t, r, 1, "database "+d.Name, "already exist", "--database and --prefix")
 	c := mustConn(t, d.OwnerDSN)

@@ -12,13 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
 	"github.com/tenantseal/tenantseal/internal/cli"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { integration.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -81,7 +84,7 @@ func wantContains(t testing.TB, what, got string, want ...string) {
 	}
 }
 
-func superDSN() string { return integration.SharedCluster().Server.SuperDSN }
+func superDSN() string { return pgtest.SharedCluster().Server.SuperDSN }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -182,7 +185,7 @@ func mustWrite(t testing.TB, path, data string) {
 }
 
 // secretsFor writes a secrets file for d, as bootstrap would, and returns its path.
-func secretsFor(t testing.TB, d *integration.Database) string {
+func secretsFor(t testing.TB, d *pgtest.Database) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "secrets.env")
 	mustWrite(t, path, fmt.Sprintf("# tenantseal secrets: keep out of version control\nTENANTSEAL_OWNER_DSN=%s\nTENANTSEAL_APP_DSN=%s\nTENANTSEAL_AUDITOR_DSN=%s\nTENANTSEAL_CONTEXT_KEY=%s:%x\n",
@@ -211,21 +214,21 @@ func mustPool(t testing.TB, appDSN, prefix string, key db.ContextKey) *db.Pool {
 
 // mustTenant creates a tenant without keysets with `tenantseal tenants create --no-keys` and returns its
 // id.
-func mustTenant(t testing.TB, ownerDSN, name string) db.TenantID {
+func mustTenant(t testing.TB, ownerDSN, name string) tenantseal.TenantID {
 	t.Helper()
 	return parseTenant(t, mustRun(t, "tenants", "create", "--no-keys", "--dsn", ownerDSN, "--name", name))
 }
 
 // parseTenant returns the tenant id that `tenants create` printed.
-func parseTenant(t testing.TB, r result) db.TenantID {
+func parseTenant(t testing.TB, r result) tenantseal.TenantID {
 	t.Helper()
-	id, err := db.ParseTenantID(strings.TrimSpace(r.stdout))
+	id, err := tenantseal.ParseTenantID(strings.TrimSpace(r.stdout))
 	if err != nil {
 		t.Fatalf("tenants create: got stdout %q, want a tenant id: %v", r.stdout, err)
 	}
 	return id
 }
 
-func as(ctx context.Context, tenant db.TenantID) context.Context {
-	return db.WithPrincipal(ctx, db.Principal{Tenant: tenant, Subject: "cli-test"})
+func as(ctx context.Context, tenant tenantseal.TenantID) context.Context {
+	return tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenant, Subject: "cli-test"})
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/isolation"
 )
 
 var isolationCheckCommand = command{
@@ -116,7 +116,7 @@ func runIsolationCheck(ctx context.Context, s *session, args []string) error {
 		return err
 	}
 
-	rep, err := integration.CheckIsolation(ctx, integration.SuiteConfig{
+	rep, err := isolation.Check(ctx, isolation.Config{
 		SuperDSN: super, AppDSN: app, ContextKey: key, TenantColumn: *column,
 		Schemas: schemas, Short: *short, AcceptOracles: oracles,
 	})
@@ -156,7 +156,7 @@ func runIsolationCheck(ctx context.Context, s *session, args []string) error {
 	}
 	if *output != "" {
 		c := rep.Counts()
-		s.printf("isolation check passed: %d passed, %d not applicable (%d checks); report in %s\n", c[integration.StatusPass], c[integration.StatusNA], rep.Checks(), *output)
+		s.printf("isolation check passed: %d passed, %d not applicable (%d checks); report in %s\n", c[isolation.StatusPass], c[isolation.StatusNA], rep.Checks(), *output)
 	}
 	return nil
 }

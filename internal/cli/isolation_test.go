@@ -8,16 +8,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
-func contextKeyArg(d *integration.Database) string {
+func contextKeyArg(d *pgtest.Database) string {
 	return fmt.Sprintf("%s:%x", d.ContextKey.ID, d.ContextKey.Secret)
 }
 
 func TestIsolationCheckPassesOnShippedSchema(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	r := mustRun(t, "isolation-check", "--dsn", d.SuperDSN, "--app-dsn", d.AppDSN, "--context-key", contextKeyArg(d),
 		"--short", "--format", "json", "--accept-oracle", "tenantseal.exists_elsewhere")
 	var rep struct {
@@ -44,7 +44,7 @@ func TestIsolationCheckPassesOnShippedSchema(t *testing.T) {
 // the report and in its one line on stderr, and the JUnit file has it as a failure.
 func TestIsolationCheckFailsOnLeak(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	mustExec(t, d.SuperDSN, fmt.Sprintf(`SET ROLE %s;
 		CREATE TABLE public.notes (tenant_id uuid NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), body text, PRIMARY KEY (tenant_id, id));
 		SELECT tenantseal.protect_table('public.notes');
@@ -88,7 +88,7 @@ func TestIsolationCheckFailsOnLeak(t *testing.T) {
 
 // Not parallel: it clears the environment variables that would supply the app DSN and key.
 func TestIsolationCheckBadInput(t *testing.T) {
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	dir := t.TempDir()
 	nofile := filepath.Join(dir, "none.env")
 	tests := []struct {

@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/db"
+
 	"github.com/tenantseal/tenantseal/keys"
 )
 
@@ -72,7 +74,7 @@ type keysRun struct {
 	conn   *connFlags
 	kek    *kekFlags
 	app    *appFlags
-	tenant db.TenantID // zero with --all
+	tenant tenantseal.TenantID // zero with --all
 	all    bool
 	batch  int
 	out    string
@@ -150,10 +152,10 @@ func runKeys(ctx context.Context, s *session, args []string) error {
 }
 
 // parseTenant parses a tenant id given on the command line.
-func parseTenant(cmd, what, s string) (db.TenantID, error) {
-	id, err := db.ParseTenantID(s)
+func parseTenant(cmd, what, s string) (tenantseal.TenantID, error) {
+	id, err := tenantseal.ParseTenantID(s)
 	if err != nil || id.IsZero() {
-		return db.TenantID{}, usageErrorf("%s: %s %q is not a tenant id: want the UUID that 'tenantseal tenants list' prints", cmd, what, s)
+		return tenantseal.TenantID{}, usageErrorf("%s: %s %q is not a tenant id: want the UUID that 'tenantseal tenants list' prints", cmd, what, s)
 	}
 	return id, nil
 }
@@ -205,7 +207,7 @@ func ownerWithKEK(ctx context.Context, s *session, dsn string, ref kekRef) (*pgx
 }
 
 // requireTenant fails unless the tenant exists.
-func requireTenant(ctx context.Context, c *pgx.Conn, cmd string, id db.TenantID) error {
+func requireTenant(ctx context.Context, c *pgx.Conn, cmd string, id tenantseal.TenantID) error {
 	var ok bool
 	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM public.tenants WHERE id = $1)", id).Scan(&ok); err != nil {
 		return fmt.Errorf("%s: %w", cmd, ownerError(err))
@@ -217,12 +219,12 @@ func requireTenant(ctx context.Context, c *pgx.Conn, cmd string, id db.TenantID)
 }
 
 // tenants returns the tenant of --tenant, checked to exist, or with --all every tenant that has keysets.
-func (r *keysRun) tenants(ctx context.Context, o *ownerSide) ([]db.TenantID, error) {
+func (r *keysRun) tenants(ctx context.Context, o *ownerSide) ([]tenantseal.TenantID, error) {
 	if !r.all {
 		if err := requireTenant(ctx, o.conn, "keys "+r.sub, r.tenant); err != nil {
 			return nil, err
 		}
-		return []db.TenantID{r.tenant}, nil
+		return []tenantseal.TenantID{r.tenant}, nil
 	}
 	ids, err := o.admin.Tenants(ctx)
 	if err != nil {
@@ -243,7 +245,7 @@ func (r *keysRun) selector() string {
 }
 
 // tenantError explains err of subcommand sub on tenant id.
-func (r *keysRun) tenantError(id db.TenantID, err error) error {
+func (r *keysRun) tenantError(id tenantseal.TenantID, err error) error {
 	if errors.Is(err, keys.ErrNoKeyset) {
 		return fmt.Errorf("keys %s: tenant %s has no keysets (made with --no-keys, or shredded): 'tenantseal keys create --tenant %s' gives it new ones", r.sub, id, id)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
 )
@@ -68,7 +70,7 @@ func (r *keysRun) rotate(ctx context.Context) error {
 // appSide connects as the owner (with the KEK), lists the selected tenants and opens a pool as the app
 // role, which reencrypt and retire read rows through. With no tenant selected it returns none and
 // nothing to close.
-func (r *keysRun) appSide(ctx context.Context) (*ownerSide, []db.TenantID, *db.Pool, error) {
+func (r *keysRun) appSide(ctx context.Context) (*ownerSide, []tenantseal.TenantID, *db.Pool, error) {
 	app, err := r.app.resolve()
 	if err != nil {
 		return nil, nil, nil, err
@@ -106,7 +108,7 @@ func (r *keysRun) reencrypt(ctx context.Context) error {
 	var raced int64
 	var tampered []string
 	for _, id := range ids {
-		tctx := db.WithPrincipal(ctx, db.Principal{Tenant: id, Subject: "tenantseal-reencrypt"})
+		tctx := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: id, Subject: "tenantseal-reencrypt"})
 		bar := newProgress(r.s.stderr, tty, "tenant "+id.String(), time.Now)
 		st, err := keys.Reencrypt(tctx, pool, kr, keys.ReencryptOptions{BatchSize: r.batch, Progress: bar.update})
 		bar.finish()
@@ -148,7 +150,7 @@ func (r *keysRun) retire(ctx context.Context) error {
 	var refused []error
 	for _, id := range ids {
 		// Usage reads through row-level security, as the app role: it counts what the application sees.
-		tctx := db.WithPrincipal(ctx, db.Principal{Tenant: id, Subject: "tenantseal-retire"})
+		tctx := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: id, Subject: "tenantseal-retire"})
 		u, err := keys.Usage(tctx, pool)
 		if err != nil {
 			return r.tenantError(id, err)

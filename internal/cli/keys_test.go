@@ -8,15 +8,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
 )
 
 // keysEnv is a migrated database whose secrets file also names a fresh local KEK, with the app pool.
 type keysEnv struct {
-	d       *integration.Database
+	d       *pgtest.Database
 	secrets string
 	kekURI  string
 	kek     *keys.KEK
@@ -25,7 +28,7 @@ type keysEnv struct {
 
 func newKeysEnv(t *testing.T) *keysEnv {
 	t.Helper()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	e := &keysEnv{d: d, secrets: secretsFor(t, d)}
 	e.kekURI = mustInitKEK(t, e.secrets)
 	e.kek = mustOpenKEK(t, e.kekURI)
@@ -60,13 +63,13 @@ func mustOpenKEK(t testing.TB, uri string) *keys.KEK {
 }
 
 // tenant creates a tenant with its keysets through the CLI, the KEK coming from the secrets file.
-func (e *keysEnv) tenant(t *testing.T, name string) db.TenantID {
+func (e *keysEnv) tenant(t *testing.T, name string) tenantseal.TenantID {
 	t.Helper()
 	return parseTenant(t, mustRun(t, "tenants", "create", "--name", name, "--secrets", e.secrets))
 }
 
 // keysets counts the tenant's keysets as the owner.
-func (e *keysEnv) keysets(t *testing.T, id db.TenantID) int {
+func (e *keysEnv) keysets(t *testing.T, id tenantseal.TenantID) int {
 	t.Helper()
 	var n int
 	if err := mustConn(t, e.d.OwnerDSN).QueryRow(testContext(t), "SELECT count(*) FROM tenantseal.tenant_keysets WHERE tenant_id = $1", id).Scan(&n); err != nil {
@@ -87,7 +90,7 @@ func (e *keysEnv) keyring(t *testing.T, kek *keys.KEK) *keys.Keyring {
 
 // insertCustomer stores a customer with encrypted fields and a blind index through the app pool, as an
 // application would, and returns its id.
-func (e *keysEnv) insertCustomer(t *testing.T, kr *keys.Keyring, tenant db.TenantID, email, notes string) string {
+func (e *keysEnv) insertCustomer(t *testing.T, kr *keys.Keyring, tenant tenantseal.TenantID, email, notes string) string {
 	t.Helper()
 	ctx := as(testContext(t), tenant)
 	var id string
@@ -117,7 +120,7 @@ func (e *keysEnv) insertCustomer(t *testing.T, kr *keys.Keyring, tenant db.Tenan
 }
 
 // notes reads and decrypts a customer's notes, and returns the id of the key they are under.
-func (e *keysEnv) notes(t *testing.T, kr *keys.Keyring, tenant db.TenantID, id string) (string, uint32, error) {
+func (e *keysEnv) notes(t *testing.T, kr *keys.Keyring, tenant tenantseal.TenantID, id string) (string, uint32, error) {
 	t.Helper()
 	ctx := as(testContext(t), tenant)
 	var ct []byte
@@ -131,7 +134,7 @@ func (e *keysEnv) notes(t *testing.T, kr *keys.Keyring, tenant db.TenantID, id s
 
 func TestKeysInitKEK(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	secrets := secretsFor(t, d)
 	mustWrite(t, secrets, mustRead(t, secrets)+"# operator comment\nMY_SETTING=kept\n")
 	dir := t.TempDir()
@@ -236,7 +239,7 @@ func TestTenantsCreateWithKeys(t *testing.T) {
 // Not parallel: it sets TENANTSEAL_KEK_URI.
 func TestKEKFromEnvironment(t *testing.T) {
 	t.Setenv("TENANTSEAL_KEK_URI", "")
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	secrets := secretsFor(t, d) // names no KEK
 	r := run(t, "tenants", "create", "--name", "acme", "--secrets", secrets)
 	wantFailure(t, r, 2, "no KEK configured", "cannot use encrypted fields", "--kek", "$TENANTSEAL_KEK_URI", secrets, "--no-keys")
@@ -470,7 +473,7 @@ func TestReencryptNeedsTheAppRole(t *testing.T) {
 
 func TestKeysNeedTheKeysSchema(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	mustRun(t, "migrate", "goto", "2", "--dsn", d.OwnerDSN)
 	r := run(t, "keys", "check", "--dsn", d.OwnerDSN, "--kek", newLocalKEK(t))
 	wantFailure(t, r, 1, "run 'tenantseal migrate up' first", "kek_canary")

@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/tenantseal/tenantseal/integration"
+
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/lint"
 )
 
@@ -38,7 +39,7 @@ func rulesOn(fs []lint.Finding) []string {
 
 func TestLint(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 
 	// A fresh database is clean, whether the roles come from the database or from --prefix, and whether
 	// the owner or a superuser connects.
@@ -79,7 +80,7 @@ func TestLint(t *testing.T) {
 
 func TestLintSchemasAndGlobalTables(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	// A tenant-less table the app role may write, and a tenant table without row-level security in
 	// another schema.
 	mustExec(t, d.SuperDSN, `CREATE TABLE public.plans (id int PRIMARY KEY, name text);
@@ -112,10 +113,10 @@ func TestLintSchemasAndGlobalTables(t *testing.T) {
 // A database that tenantseal did not migrate: the roles and the verifying function come from flags.
 func TestLintForeignDatabase(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t) // for its roles
+	d := pgtest.NewDatabase(t) // for its roles
 	_, name := freshNames(t)
 	mustExec(t, superDSN(), "CREATE DATABASE "+name)
-	dsn := integration.WithDatabase(superDSN(), name)
+	dsn := pgtest.WithDatabase(superDSN(), name)
 	mustExec(t, dsn, `CREATE FUNCTION public.my_tenant() RETURNS uuid LANGUAGE sql STABLE AS 'SELECT NULL::uuid';
 		CREATE TABLE public.things (tenant_id uuid NOT NULL, id uuid NOT NULL, PRIMARY KEY (tenant_id, id))`)
 	prefix := prefixOf(d.Roles)

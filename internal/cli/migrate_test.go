@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/migrations"
 )
 
@@ -88,7 +88,7 @@ func TestMigrate(t *testing.T) {
 
 func TestMigrateDirty(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	mustExec(t, d.OwnerDSN, "UPDATE schema_migrations SET dirty = true")
 	l := migrations.Latest()
 
@@ -120,7 +120,7 @@ func TestMigrateDirty(t *testing.T) {
 // migration, from where up works once the schema is repaired.
 func TestMigrateDirtyFirstVersion(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	mustRun(t, "migrate", "--dsn", d.OwnerDSN, "goto", "1")
 	mustExec(t, d.OwnerDSN, "UPDATE schema_migrations SET dirty = true")
 
@@ -144,7 +144,7 @@ func TestMigrateDirtyFirstVersion(t *testing.T) {
 
 // Not parallel: it sets an environment variable.
 func TestMigrateOwnerDSNFromEnvironment(t *testing.T) {
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	t.Setenv("TENANTSEAL_OWNER_DSN", d.OwnerDSN)
 	// --secrets names a file that does not exist: the environment wins before it is read.
 	r := mustRun(t, "migrate", "--secrets", filepath.Join(t.TempDir(), "absent.env"), "version")

@@ -10,9 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/audit"
-	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
 )
 
@@ -95,8 +97,8 @@ func shredTenant(ctx context.Context, s *session, conn *connFlags, arg, confirm 
 
 // recordShred appends the shred event and waits until the database holds it. The shred has happened
 // whatever this returns: a failure says so, and where the event waits, on stderr, and exits 1.
-func recordShred(ctx context.Context, s *session, w *audit.Writer, id db.TenantID, detail string) error {
-	w.Record(ctx, db.Event{Kind: eventShred, TargetTenant: id, Table: "tenantseal.tenant_keysets", Operation: "shred", Detail: detail})
+func recordShred(ctx context.Context, s *session, w *audit.Writer, id tenantseal.TenantID, detail string) error {
+	w.Record(ctx, tenantseal.Event{Kind: eventShred, TargetTenant: id, Table: "tenantseal.tenant_keysets", Operation: "shred", Detail: detail})
 	// The keysets are gone: an interrupt now must not cost their record.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

@@ -10,8 +10,10 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/db"
+
 	"github.com/tenantseal/tenantseal/keys"
 )
 
@@ -35,7 +37,7 @@ Subcommands:
 	                                 nothing. Needs no KEK. The tenant's rows and unencrypted columns stay
 
 The application never takes a tenant id from a client: its authentication code puts the tenant of the
-verified caller into a db.Principal.`
+verified caller into a tenantseal.Principal.`
 
 var tenantsSubcommands = []subcommand{
 	{"create", ownerFlags + " name kek no-keys"},
@@ -112,7 +114,7 @@ func createTenant(ctx context.Context, s *session, conn *connFlags, kf *kekFlags
 			return err
 		}
 		defer c.Close(context.WithoutCancel(ctx))
-		var id db.TenantID
+		var id tenantseal.TenantID
 		if err := c.QueryRow(ctx, "INSERT INTO public.tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
 			return fmt.Errorf("create tenant: %w", err)
 		}
@@ -147,7 +149,7 @@ func listTenants(ctx context.Context, s *session, conn *connFlags) error {
 		return fmt.Errorf("list tenants: %w", err)
 	}
 	type tenant struct {
-		ID        db.TenantID
+		ID        tenantseal.TenantID
 		Name      string
 		Status    string
 		CreatedAt time.Time

@@ -4,12 +4,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 func TestTenants(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	secrets := secretsFor(t, d)
 
 	acme := mustTenant(t, d.OwnerDSN, "acme")
@@ -37,7 +37,7 @@ func TestTenants(t *testing.T) {
 
 func TestTenantsCreateRejectsLongName(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	kek := newLocalKEK(t)
 	for _, keys := range []string{"--no-keys", "--kek=" + kek} {
 		r := run(t, "tenants", "create", "--dsn", d.OwnerDSN, "--name", strings.Repeat("x", 201), keys)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/tenantseal/tenantseal/lint/internal/nodetree"
 )
 

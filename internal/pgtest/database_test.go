@@ -1,10 +1,11 @@
-package integration_test
+package pgtest_test
 
 import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/integration"
+
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 func TestWithDatabase(t *testing.T) {
@@ -13,7 +14,7 @@ func TestWithDatabase(t *testing.T) {
 		{"host=h port=5432 user=u password=p dbname=postgres sslmode=disable", "o'db"},
 		{"host=h user=u", `back\slash`},
 	} {
-		cfg, err := pgx.ParseConfig(integration.WithDatabase(tc.dsn, tc.want))
+		cfg, err := pgx.ParseConfig(pgtest.WithDatabase(tc.dsn, tc.want))
 		if err != nil {
 			t.Errorf("%s: %v", tc.dsn, err)
 			continue

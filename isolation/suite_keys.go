@@ -1,12 +1,14 @@
-package integration
+package isolation
 
 import (
 	"context"
 	"errors"
 	"fmt"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/db"
+
 	"github.com/tenantseal/tenantseal/keys"
 )
 
@@ -14,10 +16,10 @@ import (
 // way keys.PoolLoader does through a db.Pool, but signed by the suite.
 type loader struct{ s *suite }
 
-func (l loader) LoadKeysets(ctx context.Context, tenant db.TenantID) (keys.Wrapped, error) {
-	p, ok := db.PrincipalFrom(ctx)
+func (l loader) LoadKeysets(ctx context.Context, tenant tenantseal.TenantID) (keys.Wrapped, error) {
+	p, ok := tenantseal.PrincipalFrom(ctx)
 	if !ok {
-		return keys.Wrapped{}, db.ErrNoTenant
+		return keys.Wrapped{}, tenantseal.ErrNoTenant
 	}
 	tok, err := l.s.sign(p.Tenant, timeNowPlusMinute())
 	if err != nil {

@@ -1,4 +1,4 @@
-package integration
+package isolation
 
 import (
 	"context"
@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
 )
 
@@ -53,7 +56,7 @@ func casePgStatActivity(ctx context.Context, s *suite, atk int, emit func(string
 	}
 	if s.cfg.Sign != nil {
 		// No key for a db.Pool: the victim sets the context as db.Pool does, as a bind parameter.
-		r.notef("SuiteConfig.Sign is set: the victim session binds the token as db.Pool does, without a db.Pool")
+		r.notef("Config.Sign is set: the victim session binds the token as db.Pool does, without a db.Pool")
 		err := s.as(ctx, s.token(v), false, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, sql, args...); err != nil {
 				return err
@@ -79,7 +82,7 @@ func casePgStatActivity(ctx context.Context, s *suite, atk int, emit func(string
 		return
 	}
 	defer pool.Close()
-	err = pool.Tx(db.WithPrincipal(ctx, db.Principal{Tenant: s.tenants[v], Subject: subject}), func(tx pgx.Tx) error {
+	err = pool.Tx(tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: s.tenants[v], Subject: subject}), func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, sql, args...); err != nil {
 			return err
 		}

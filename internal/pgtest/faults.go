@@ -1,4 +1,4 @@
-package integration
+package pgtest
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func StartFaultServer(ctx context.Context) (*Server, error) {
 		if c != nil {
 			_ = c.Terminate(context.WithoutCancel(ctx))
 		}
-		return nil, fmt.Errorf("integration: start %s: %w", image, err)
+		return nil, fmt.Errorf("pgtest: start %s: %w", image, err)
 	}
 	s := &Server{Container: c, Image: image}
 	u := url.URL{Scheme: "postgres", User: url.UserPassword("postgres", password), Host: "127.0.0.1:" + strconv.Itoa(port),
@@ -61,22 +61,22 @@ func StartFaultServer(ctx context.Context) (*Server, error) {
 	s.SuperDSN = u.String()
 	if err := waitReady(ctx, s.SuperDSN, 60*time.Second); err != nil {
 		s.Stop(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("integration: %s never accepted connections: %w", image, err)
+		return nil, fmt.Errorf("pgtest: %s never accepted connections: %w", image, err)
 	}
 	return s, nil
 }
 
 func (s *Server) docker(ctx context.Context, what string, op func(*client.Client, string) error) error {
 	if s.Container == nil {
-		return fmt.Errorf("integration: %s: the server is not a container the harness started", what)
+		return fmt.Errorf("pgtest: %s: the server is not a container the harness started", what)
 	}
 	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err != nil {
-		return fmt.Errorf("integration: docker: %w", err)
+		return fmt.Errorf("pgtest: docker: %w", err)
 	}
 	defer cli.Close()
 	if err := op(cli.Client, s.Container.GetContainerID()); err != nil {
-		return fmt.Errorf("integration: %s: %w", what, err)
+		return fmt.Errorf("pgtest: %s: %w", what, err)
 	}
 	return nil
 }
@@ -113,13 +113,13 @@ func (s *Server) Kill(ctx context.Context) error {
 	for {
 		st, err := s.Container.State(ctx)
 		if err != nil {
-			return fmt.Errorf("integration: kill: %w", err)
+			return fmt.Errorf("pgtest: kill: %w", err)
 		}
 		if !st.Running {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("integration: kill: the container still runs 30s after SIGKILL")
+			return fmt.Errorf("pgtest: kill: the container still runs 30s after SIGKILL")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -129,7 +129,7 @@ func (s *Server) Kill(ctx context.Context) error {
 // after timeout.
 func (s *Server) Halt(ctx context.Context, timeout time.Duration) error {
 	if s.Container == nil {
-		return fmt.Errorf("integration: halt: the server is not a container the harness started")
+		return fmt.Errorf("pgtest: halt: the server is not a container the harness started")
 	}
 	return s.Container.Stop(ctx, &timeout)
 }
@@ -137,13 +137,13 @@ func (s *Server) Halt(ctx context.Context, timeout time.Duration) error {
 // Restart starts a halted or killed container again and waits until it accepts connections.
 func (s *Server) Restart(ctx context.Context) error {
 	if s.Container == nil {
-		return fmt.Errorf("integration: restart: the server is not a container the harness started")
+		return fmt.Errorf("pgtest: restart: the server is not a container the harness started")
 	}
 	if err := s.Container.Start(ctx); err != nil {
-		return fmt.Errorf("integration: restart: %w; server log: %s", err, s.logTail(ctx))
+		return fmt.Errorf("pgtest: restart: %w; server log: %s", err, s.logTail(ctx))
 	}
 	if err := waitReady(ctx, s.SuperDSN, 60*time.Second); err != nil {
-		return fmt.Errorf("integration: restart: %w; server log: %s", err, s.logTail(context.WithoutCancel(ctx)))
+		return fmt.Errorf("pgtest: restart: %w; server log: %s", err, s.logTail(context.WithoutCancel(ctx)))
 	}
 	return nil
 }
@@ -175,5 +175,5 @@ func stablePort() (int, error) {
 		l.Close()
 		return port, nil
 	}
-	return 0, fmt.Errorf("integration: no free port between 20000 and 30000")
+	return 0, fmt.Errorf("pgtest: no free port between 20000 and 30000")
 }

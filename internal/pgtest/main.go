@@ -1,4 +1,4 @@
-package integration
+package pgtest
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // Main starts a server and a migrated template for a test binary, runs its tests and removes the server,
 // also when the run is interrupted. Call it from TestMain:
 //
-//	func TestMain(m *testing.M) { integration.Main(m) }
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
 func Main(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -44,11 +44,11 @@ func run(m *testing.M) int {
 		defer c()
 		if shared != nil && s.Container == nil {
 			if err := shared.Close(stop); err != nil {
-				fmt.Fprintln(os.Stderr, "integration: clean up:", err)
+				fmt.Fprintln(os.Stderr, "pgtest: clean up:", err)
 			}
 		}
 		if err := s.Stop(stop); err != nil {
-			fmt.Fprintln(os.Stderr, "integration: stop server:", err)
+			fmt.Fprintln(os.Stderr, "pgtest: stop server:", err)
 		}
 	}()
 	c, err := NewCluster(ctx, s)

@@ -1,4 +1,4 @@
-package integration
+package isolation
 
 import (
 	"context"
@@ -795,7 +795,7 @@ func caseSecurityDefiner(ctx context.Context, s *suite, atk int, emit func(strin
 				r.checks++
 			case accepted:
 				r.checks++
-				r.notef("answers differently for %s than for made-up values (%q vs %q): an accepted oracle (SuiteConfig.AcceptOracles)", p.what, got, base)
+				r.notef("answers differently for %s than for made-up values (%q vs %q): an accepted oracle (Config.AcceptOracles)", p.what, got, base)
 			default:
 				r.expect(false, "answers differently for %s than for made-up values (%q vs %q): an oracle for other tenants' rows", p.what, got, base)
 			}

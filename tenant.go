@@ -1,28 +1,33 @@
-package db
+package tenantseal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
+
+	"github.com/tenantseal/tenantseal/internal/uuid"
 )
 
-// TenantID identifies a tenant. It encodes to and from a Postgres uuid.
+// ErrNoTenant means the context carries no Principal with a tenant; nothing was sent. Use errors.Is.
+var ErrNoTenant = errors.New("tenantseal: no tenant in context")
+
+// TenantID identifies a tenant. It encodes to and from a PostgreSQL uuid.
 type TenantID [16]byte
 
 // ParseTenantID parses the canonical 8-4-4-4-12 UUID form.
 func ParseTenantID(s string) (TenantID, error) {
-	u, err := ctxtoken.ParseUUID(s)
+	u, err := uuid.Parse(s)
 	if err != nil {
-		return TenantID{}, fmt.Errorf("db: tenant id %q: %w", s, err)
+		return TenantID{}, fmt.Errorf("tenantseal: tenant id %q: %w", s, err)
 	}
 	return TenantID(u), nil
 }
 
 // String returns the canonical lower-case UUID form.
-func (id TenantID) String() string { return ctxtoken.UUIDString(id) }
+func (id TenantID) String() string { return uuid.Format(id) }
 
 // IsZero reports whether id is the zero UUID, which never names a tenant.
 func (id TenantID) IsZero() bool { return id == TenantID{} }
@@ -33,22 +38,22 @@ func (id TenantID) UUIDValue() (pgtype.UUID, error) { return pgtype.UUID{Bytes: 
 // ScanUUID lets pgx scan a uuid column into a TenantID. A NULL is an error: no row belongs to no tenant.
 func (id *TenantID) ScanUUID(v pgtype.UUID) error {
 	if !v.Valid {
-		return fmt.Errorf("db: cannot scan NULL into TenantID")
+		return errors.New("tenantseal: cannot scan NULL into TenantID")
 	}
 	*id = v.Bytes
 	return nil
 }
 
-// Principal is the authenticated caller on whose behalf statements run. The application's authentication
-// code builds it from verified credentials and stores it with [WithPrincipal]; tenantseal never takes a
-// tenant id from anywhere else.
+// Principal is the authenticated caller on whose behalf statements run. The application's
+// authentication code builds it from verified credentials and stores it with [WithPrincipal]; tenantseal
+// never takes a tenant id from anywhere else.
 type Principal struct {
 	// Tenant is the tenant the caller belongs to. It must not be zero.
 	Tenant TenantID
 	// Subject names the caller (a user id, a service name); it is signed into the tenant context and
 	// recorded by audit. At most 256 bytes.
 	Subject string
-	// Roles are the caller's application roles. [Elevate] requires the pool's ElevationRole among them.
+	// Roles are the caller's application roles. Elevation requires the pool's ElevationRole among them.
 	Roles []string
 }
 

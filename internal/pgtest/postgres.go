@@ -1,4 +1,4 @@
-package integration
+package pgtest
 
 import (
 	"context"
@@ -47,7 +47,7 @@ type Server struct {
 func StartServer(ctx context.Context) (*Server, error) {
 	if dsn := os.Getenv("TENANTSEAL_TEST_DSN"); dsn != "" {
 		if err := waitReady(ctx, dsn, 10*time.Second); err != nil {
-			return nil, fmt.Errorf("integration: TENANTSEAL_TEST_DSN: %w", err)
+			return nil, fmt.Errorf("pgtest: TENANTSEAL_TEST_DSN: %w", err)
 		}
 		return &Server{SuperDSN: dsn}, nil
 	}
@@ -80,20 +80,20 @@ func StartServer(ctx context.Context) (*Server, error) {
 		if c != nil {
 			_ = c.Terminate(context.WithoutCancel(ctx))
 		}
-		return nil, fmt.Errorf("integration: start %s: %w", image, err)
+		return nil, fmt.Errorf("pgtest: start %s: %w", image, err)
 	}
 	s := &Server{Container: c, Image: image}
 	endpoint, err := c.PortEndpoint(ctx, "5432/tcp", "")
 	if err != nil {
 		s.Stop(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("integration: %w", err)
+		return nil, fmt.Errorf("pgtest: %w", err)
 	}
 	u := url.URL{Scheme: "postgres", User: url.UserPassword("postgres", password), Host: endpoint,
 		Path: "/postgres", RawQuery: "sslmode=disable"}
 	s.SuperDSN = u.String()
 	if err := waitReady(ctx, s.SuperDSN, 30*time.Second); err != nil {
 		s.Stop(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("integration: %s never accepted connections: %w", image, err)
+		return nil, fmt.Errorf("pgtest: %s never accepted connections: %w", image, err)
 	}
 	return s, nil
 }
@@ -127,7 +127,7 @@ func chooseImage(ctx context.Context) (string, error) {
 	}
 	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err != nil {
-		return "", fmt.Errorf("integration: docker: %w", err)
+		return "", fmt.Errorf("pgtest: docker: %w", err)
 	}
 	defer cli.Close()
 	if _, err := cli.ImageInspect(ctx, OfficialImage); err == nil {
@@ -145,7 +145,7 @@ func chooseImage(ctx context.Context) (string, error) {
 	if _, err := cli.ImageInspect(ctx, LocalImage); err == nil {
 		return LocalImage, nil
 	}
-	return "", fmt.Errorf("integration: neither %s nor %s is present: run `make pg-image`, or set TENANTSEAL_PG_IMAGE or TENANTSEAL_TEST_DSN", OfficialImage, LocalImage)
+	return "", fmt.Errorf("pgtest: neither %s nor %s is present: run `make pg-image`, or set TENANTSEAL_PG_IMAGE or TENANTSEAL_TEST_DSN", OfficialImage, LocalImage)
 }
 
 func waitReady(ctx context.Context, dsn string, within time.Duration) error {

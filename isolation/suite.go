@@ -1,26 +1,30 @@
-package integration
+package isolation
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"testing"
 	"time"
+
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/token"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
 	"github.com/tenantseal/tenantseal/keys"
 )
 
-// SuiteConfig says where the isolation suite runs and how it signs tenant contexts.
-type SuiteConfig struct {
+// Config says where the isolation suite runs and how it signs tenant contexts.
+type Config struct {
 	// SuperDSN connects as a superuser to the database under test. The suite seeds rows and reads the
 	// ground truth with it (a superuser bypasses row-level security), and removes what it wrote at the end.
 	SuperDSN string
@@ -30,7 +34,7 @@ type SuiteConfig struct {
 	ContextKey db.ContextKey
 	// Sign, when set, signs tokens instead of ContextKey: a token in the database's format that names
 	// tenant and subject and expires at expires.
-	Sign func(tenant db.TenantID, subject string, expires time.Time) (string, error)
+	Sign func(tenant tenantseal.TenantID, subject string, expires time.Time) (string, error)
 	// TenantColumn names the column that holds the tenant id in every tenant table. Default "tenant_id".
 	TenantColumn string
 	// Schemas to search for tenant tables, views and functions. Default: every schema but the system
@@ -54,12 +58,12 @@ const (
 
 // suite is one run of the isolation suite against one database.
 type suite struct {
-	cfg      SuiteConfig
+	cfg      Config
 	super    *pgx.Conn
 	app      *pgxpool.Pool
 	appRole  string
 	cat      *catalog
-	tenants  []db.TenantID
+	tenants  []tenantseal.TenantID
 	rowsPer  int
 	rows     map[*table][][]*seedRow
 	markers  [][]string // per tenant: values that prove a row of that tenant was seen
@@ -79,17 +83,17 @@ type suite struct {
 	replayExp time.Time
 }
 
-// CheckIsolation runs the isolation suite against the database behind cfg and returns its report. It
+// Check runs the isolation suite against the database behind cfg and returns its report. It
 // fails with an error only when the suite cannot run (no connection, nothing to check, seeding fails);
 // leaks are in the report. The database must be one that may take writes: the suite adds rows for
 // throwaway tenants, and removes them, and its probe objects, when it ends.
-func CheckIsolation(ctx context.Context, cfg SuiteConfig) (rep *Report, err error) {
+func Check(ctx context.Context, cfg Config) (rep *Report, err error) {
 	start := time.Now()
 	if cfg.SuperDSN == "" || cfg.AppDSN == "" {
-		return nil, errors.New("integration: SuiteConfig needs SuperDSN and AppDSN")
+		return nil, errors.New("integration: Config needs SuperDSN and AppDSN")
 	}
 	if cfg.Sign == nil && cfg.ContextKey.ID == "" {
-		return nil, errors.New("integration: SuiteConfig needs ContextKey or Sign")
+		return nil, errors.New("integration: Config needs ContextKey or Sign")
 	}
 	if cfg.TenantColumn == "" {
 		cfg.TenantColumn = "tenant_id"
@@ -148,7 +152,7 @@ func CheckIsolation(ctx context.Context, cfg SuiteConfig) (rep *Report, err erro
 		return nil, err
 	}
 	for range nTenants {
-		id, _ := db.ParseTenantID(newUUID())
+		id, _ := tenantseal.ParseTenantID(newUUID())
 		s.tenants = append(s.tenants, id)
 	}
 	rep = &Report{Database: appDB, AppRole: s.appRole, Schemas: schemas, Tenants: nTenants, RowsPerTenant: s.rowsPer, Short: cfg.Short}
@@ -247,11 +251,11 @@ func (s *suite) setup(ctx context.Context) error {
 }
 
 // sign returns a valid token of tenant expiring at exp.
-func (s *suite) sign(tenant db.TenantID, exp time.Time) (string, error) {
+func (s *suite) sign(tenant tenantseal.TenantID, exp time.Time) (string, error) {
 	if s.cfg.Sign != nil {
 		return s.cfg.Sign(tenant, subject, exp)
 	}
-	tok, err := ctxtoken.Sign(s.cfg.ContextKey.ID, s.cfg.ContextKey.Secret, ctxtoken.Claims{Tenant: tenant, Subject: subject, Expires: exp})
+	tok, err := token.Sign(s.cfg.ContextKey.ID, s.cfg.ContextKey.Secret, token.Claims{Tenant: tenant, Subject: subject, Expires: exp})
 	if err != nil {
 		return "", fmt.Errorf("integration: sign tenant context: %w", err)
 	}
@@ -444,31 +448,11 @@ func dedupe(in []string) []string {
 	return out
 }
 
-// RunIsolationSuite runs the isolation suite from a test: each case and target is a subtest that fails
-// on a leak or an error. The report is logged in its text form.
-func RunIsolationSuite(t *testing.T, cfg SuiteConfig) *Report {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	rep, err := CheckIsolation(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
+// randomHex returns n random bytes in hex: names and markers that cannot collide with existing data.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
 	}
-	var b strings.Builder
-	rep.WriteText(&b)
-	t.Log("\n" + b.String())
-	for _, r := range rep.Results {
-		if r.Status == StatusNA {
-			continue
-		}
-		t.Run(r.Case+"/"+r.Target, func(t *testing.T) {
-			for _, l := range r.Leaks {
-				t.Errorf("leak: %s", l)
-			}
-			for _, e := range r.Errors {
-				t.Errorf("error: %s", e)
-			}
-		})
-	}
-	return rep
+	return hex.EncodeToString(b)
 }

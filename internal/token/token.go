@@ -1,10 +1,10 @@
-// Package ctxtoken encodes and signs the tenant context tokens that tenantseal.verify_token checks in
-// Postgres. The format is fixed by the SQL verifier:
+// Package token encodes and signs the tenant context tokens that the database's verifier
+// (tenantseal.verify_token and tenantseal.current_tenant) checks. The wire format is fixed by that verifier:
 //
 //	v1.<kid>.<tenant uuid>.<expiry unix seconds>.<flags>.<subject hex>.<hex HMAC-SHA256 of all before>
 //
 // and, for the explicit unsigned mode, u1.<tenant uuid>.
-package ctxtoken
+package token
 
 import (
 	"crypto/hmac"
@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenantseal/tenantseal/internal/uuid"
 )
 
 // MaxSubjectLen is the longest subject, in bytes, that a token carries.
@@ -37,13 +39,13 @@ type Claims struct {
 // Sign returns the signed token for c under the key kid/secret.
 func Sign(kid string, secret []byte, c Claims) (string, error) {
 	if !ValidKeyID(kid) {
-		return "", errors.New("ctxtoken: key id must match [a-z0-9-]{1,32}")
+		return "", errors.New("token: key id must match [a-z0-9-]{1,32}")
 	}
 	if len(secret) < 32 {
-		return "", errors.New("ctxtoken: signing secret shorter than 32 bytes")
+		return "", errors.New("token: signing secret shorter than 32 bytes")
 	}
 	if len(c.Subject) > MaxSubjectLen {
-		return "", fmt.Errorf("ctxtoken: subject longer than %d bytes", MaxSubjectLen)
+		return "", fmt.Errorf("token: subject longer than %d bytes", MaxSubjectLen)
 	}
 	flags := ""
 	if c.Elevated {
@@ -54,7 +56,7 @@ func Sign(kid string, secret []byte, c Claims) (string, error) {
 	b.WriteString("v1.")
 	b.WriteString(kid)
 	b.WriteByte('.')
-	b.WriteString(UUIDString(c.Tenant))
+	b.WriteString(uuid.Format(c.Tenant))
 	b.WriteByte('.')
 	b.WriteString(strconv.FormatInt(c.Expires.Unix(), 10))
 	b.WriteByte('.')
@@ -69,7 +71,7 @@ func Sign(kid string, secret []byte, c Claims) (string, error) {
 }
 
 // Unsigned returns the token of the explicit unsigned mode.
-func Unsigned(tenant [16]byte) string { return "u1." + UUIDString(tenant) }
+func Unsigned(tenant [16]byte) string { return "u1." + uuid.Format(tenant) }
 
 // Pads returns the inner and outer padded HMAC-SHA256 keys that the database stores instead of the
 // secret: sha256(opad || sha256(ipad || m)) is HMAC-SHA256(secret, m).
@@ -88,32 +90,4 @@ func Pads(secret []byte) (ipad, opad []byte) {
 		opad[i] ^= 0x5c
 	}
 	return ipad, opad
-}
-
-// UUIDString formats u in the canonical lower-case 8-4-4-4-12 form.
-func UUIDString(u [16]byte) string {
-	var buf [36]byte
-	hex.Encode(buf[0:8], u[0:4])
-	buf[8] = '-'
-	hex.Encode(buf[9:13], u[4:6])
-	buf[13] = '-'
-	hex.Encode(buf[14:18], u[6:8])
-	buf[18] = '-'
-	hex.Encode(buf[19:23], u[8:10])
-	buf[23] = '-'
-	hex.Encode(buf[24:], u[10:])
-	return string(buf[:])
-}
-
-// ParseUUID parses the canonical 8-4-4-4-12 form, upper or lower case.
-func ParseUUID(s string) ([16]byte, error) {
-	var u [16]byte
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return u, errors.New("not a UUID in 8-4-4-4-12 form")
-	}
-	src := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:]
-	if _, err := hex.Decode(u[:], []byte(src)); err != nil {
-		return [16]byte{}, errors.New("not a UUID in 8-4-4-4-12 form")
-	}
-	return u, nil
 }

@@ -1,4 +1,4 @@
-package integration
+package pgtest
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/migrations"
 )
@@ -32,7 +33,7 @@ func NewCluster(ctx context.Context, s *Server) (*Cluster, error) {
 		RolePrefix: prefix,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("integration: bootstrap template: %w", err)
+		return nil, fmt.Errorf("pgtest: bootstrap template: %w", err)
 	}
 	return &Cluster{Server: s, Template: res, prefix: prefix}, nil
 }
@@ -54,7 +55,7 @@ func (c *Cluster) CreateDatabase(ctx context.Context) (*Database, error) {
 	name := fmt.Sprintf("%s_t%d", c.prefix, c.seq.Add(1))
 	conn, err := pgx.Connect(ctx, c.Server.SuperDSN)
 	if err != nil {
-		return nil, fmt.Errorf("integration: %w", err)
+		return nil, fmt.Errorf("pgtest: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	sql := fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s OWNER %s",
@@ -68,7 +69,7 @@ func (c *Cluster) CreateDatabase(ctx context.Context) (*Database, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("integration: create %s: %w", name, err)
+		return nil, fmt.Errorf("pgtest: create %s: %w", name, err)
 	}
 	for _, stmt := range []string{
 		fmt.Sprintf("ALTER DATABASE %s SET tenantseal.role_prefix = '%s'", pgx.Identifier{name}.Sanitize(), c.prefix),
@@ -76,7 +77,7 @@ func (c *Cluster) CreateDatabase(ctx context.Context) (*Database, error) {
 			pgx.Identifier{c.Template.Roles.App}.Sanitize(), pgx.Identifier{c.Template.Roles.Auditor}.Sanitize()),
 	} {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("integration: %w", err)
+			return nil, fmt.Errorf("pgtest: %w", err)
 		}
 	}
 	return &Database{
@@ -157,7 +158,7 @@ func NewDatabase(t testing.TB) *Database {
 	c := shared
 	sharedMu.Unlock()
 	if c == nil {
-		t.Fatal("integration: no cluster: call integration.Main(m) from TestMain")
+		t.Fatal("pgtest: no cluster: call pgtest.Main(m) from TestMain")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -169,7 +170,7 @@ func NewDatabase(t testing.TB) *Database {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := c.DropDatabase(ctx, d.Name); err != nil {
-			t.Errorf("integration: drop %s: %v", d.Name, err)
+			t.Errorf("pgtest: drop %s: %v", d.Name, err)
 		}
 	})
 	return d

@@ -1,4 +1,4 @@
-package integration
+package isolation
 
 import (
 	"context"
@@ -7,8 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantseal/tenantseal/internal/token"
+
 	"github.com/jackc/pgx/v5"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
 )
 
 // badToken is a tenant context that the database must not honour.
@@ -139,7 +140,7 @@ func forgedTokens(_ context.Context, s *suite, atk int, _ *rec) []badToken {
 	return []badToken{
 		{"a made-up signature", strings.Join([]string{"v1", p[1], victim, "9999999999", "", p[5], strings.Repeat("ab", 32)}, ".")},
 		{"a plain tenant id", victim},
-		{"an unsigned token", ctxtoken.Unsigned(s.tenants[v])},
+		{"an unsigned token", token.Unsigned(s.tenants[v])},
 		{"SQL in the token", "'; SELECT 1; --"},
 	}
 }
@@ -169,7 +170,7 @@ func expiredTokens(_ context.Context, s *suite, atk int, r *rec) []badToken {
 	}
 	out := []badToken{{"expired two seconds ago", tok}}
 	if s.cfg.Sign == nil {
-		el, err := ctxtoken.Sign(s.cfg.ContextKey.ID, s.cfg.ContextKey.Secret, ctxtoken.Claims{Tenant: s.tenants[atk], Subject: subject, Expires: time.Now().Add(-2 * time.Second), Elevated: true})
+		el, err := token.Sign(s.cfg.ContextKey.ID, s.cfg.ContextKey.Secret, token.Claims{Tenant: s.tenants[atk], Subject: subject, Expires: time.Now().Add(-2 * time.Second), Elevated: true})
 		if err != nil {
 			r.errorf("%v", err)
 			return nil
@@ -183,12 +184,12 @@ func wrongKeyTokens(_ context.Context, s *suite, atk int, r *rec) []badToken {
 	v := s.victims(atk)[0]
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	claims := ctxtoken.Claims{Tenant: s.tenants[v], Subject: subject, Expires: time.Now().Add(time.Minute)}
+	claims := token.Claims{Tenant: s.tenants[v], Subject: subject, Expires: time.Now().Add(time.Minute)}
 	kid := s.tokenParts(atk)[1]
-	a, err1 := ctxtoken.Sign(kid, secret, claims)
-	b, err2 := ctxtoken.Sign("tsnokey", secret, claims)
+	a, err1 := token.Sign(kid, secret, claims)
+	b, err2 := token.Sign("tsnokey", secret, claims)
 	claims.Elevated = true
-	c, err3 := ctxtoken.Sign(kid, secret, claims)
+	c, err3 := token.Sign(kid, secret, claims)
 	if err1 != nil || err2 != nil || err3 != nil {
 		r.errorf("sign: %v %v %v", err1, err2, err3)
 		return nil
@@ -214,7 +215,7 @@ func replayedTokens(ctx context.Context, s *suite, atk int, r *rec) []badToken {
 	if s.retiredKid == "" {
 		secret := make([]byte, 32)
 		rand.Read(secret)
-		ipad, opad := ctxtoken.Pads(secret)
+		ipad, opad := token.Pads(secret)
 		kid := "tsretired-" + randomHex(4)
 		if _, err := s.super.Exec(ctx, "INSERT INTO tenantseal.context_keys (kid, ipad, opad, not_after) VALUES ($1, $2, $3, now() - interval '1 second')", kid, ipad, opad); err != nil {
 			r.errorf("install a retired key: %v", err)
@@ -224,7 +225,7 @@ func replayedTokens(ctx context.Context, s *suite, atk int, r *rec) []badToken {
 		s.retiredSecret = secret
 	}
 	v := s.victims(atk)[0]
-	tok, err := ctxtoken.Sign(s.retiredKid, s.retiredSecret, ctxtoken.Claims{Tenant: s.tenants[v], Subject: subject, Expires: time.Now().Add(time.Minute)})
+	tok, err := token.Sign(s.retiredKid, s.retiredSecret, token.Claims{Tenant: s.tenants[v], Subject: subject, Expires: time.Now().Add(time.Minute)})
 	if err != nil {
 		r.errorf("%v", err)
 		return out

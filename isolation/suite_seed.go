@@ -1,4 +1,4 @@
-package integration
+package isolation
 
 import (
 	"context"
@@ -11,10 +11,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/uuid"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/internal/ctxtoken"
+
 	"github.com/tenantseal/tenantseal/keys"
 )
 
@@ -36,7 +38,7 @@ func newUUID() string {
 	rand.Read(u[:])
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
-	return ctxtoken.UUIDString(u)
+	return uuid.Format(u)
 }
 
 func randInt(max int64) int64 {
@@ -650,5 +652,5 @@ func ptr[T any](v T) *T { return &v }
 
 // principal returns ctx carrying a Principal of tenant ti.
 func (s *suite) principal(ctx context.Context, ti int) context.Context {
-	return db.WithPrincipal(ctx, db.Principal{Tenant: s.tenants[ti], Subject: subject})
+	return tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: s.tenants[ti], Subject: subject})
 }

@@ -1,10 +1,11 @@
-package integration
+// Package pgbouncer runs Debian's pgbouncer on loopback in transaction pooling mode, for the tests and
+// benchmarks that check tenantseal behind a pooler.
+package pgbouncer
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jackc/pgx/v5/pgconn"
 	"net"
 	"net/url"
 	"os"
@@ -15,10 +16,12 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// PgBouncerOptions configure a pgbouncer in transaction pooling mode in front of a server.
-type PgBouncerOptions struct {
+// Options configure a pgbouncer in transaction pooling mode in front of a server.
+type Options struct {
 	// Upstream is a connection string of the server; its host and port are what pgbouncer connects to.
 	Upstream string
 	// Databases are the databases pgbouncer serves, each under its own name.
@@ -31,8 +34,8 @@ type PgBouncerOptions struct {
 	Users map[string]string
 }
 
-// PgBouncer is a pgbouncer process on loopback, started by [StartPgBouncer].
-type PgBouncer struct {
+// Bouncer is a pgbouncer process on loopback, started by [Start].
+type Bouncer struct {
 	// Addr is host:port on 127.0.0.1.
 	Addr string
 	// SingleSuffix names, appended to a database name, the same database with a pool of one server
@@ -43,9 +46,9 @@ type PgBouncer struct {
 	done         chan error
 }
 
-// PgBouncerBinary is the pgbouncer executable: $TENANTSEAL_PGBOUNCER, else pgbouncer on PATH, else
+// Binary is the pgbouncer executable: $TENANTSEAL_PGBOUNCER, else pgbouncer on PATH, else
 // /usr/sbin/pgbouncer (where Debian's package puts it; `make pgbouncer` installs it).
-func PgBouncerBinary() (string, error) {
+func Binary() (string, error) {
 	if p := os.Getenv("TENANTSEAL_PGBOUNCER"); p != "" {
 		return p, nil
 	}
@@ -55,21 +58,21 @@ func PgBouncerBinary() (string, error) {
 	if _, err := os.Stat("/usr/sbin/pgbouncer"); err == nil {
 		return "/usr/sbin/pgbouncer", nil
 	}
-	return "", errors.New("integration: pgbouncer not found: run `make pgbouncer` (apt-get install pgbouncer) or set TENANTSEAL_PGBOUNCER")
+	return "", errors.New("pgbouncer: not found: run `make pgbouncer` (apt-get install pgbouncer) or set TENANTSEAL_PGBOUNCER")
 }
 
-// StartPgBouncer starts pgbouncer on a free loopback port in transaction pooling mode and waits until it
-// accepts connections. Stop it with [PgBouncer.Stop]. As root it runs as the user nobody: pgbouncer
+// Start starts pgbouncer on a free loopback port in transaction pooling mode and waits until it
+// accepts connections. Stop it with [Bouncer.Stop]. As root it runs as the user nobody: pgbouncer
 // refuses to run as root.
-func StartPgBouncer(ctx context.Context, opts PgBouncerOptions) (*PgBouncer, error) {
-	bin, err := PgBouncerBinary()
+func Start(ctx context.Context, opts Options) (*Bouncer, error) {
+	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
 	// A URL or a keyword/value string: pgconn reads both.
 	up, err := pgconn.ParseConfig(opts.Upstream)
 	if err != nil {
-		return nil, fmt.Errorf("integration: pgbouncer upstream: %w", err)
+		return nil, fmt.Errorf("pgbouncer: upstream: %w", err)
 	}
 	host, port := up.Host, strconv.Itoa(int(up.Port))
 	if opts.PoolSize == 0 {
@@ -81,9 +84,9 @@ func StartPgBouncer(ctx context.Context, opts PgBouncerOptions) (*PgBouncer, err
 	}
 	dir, err := os.MkdirTemp("", "tenantseal-pgbouncer")
 	if err != nil {
-		return nil, fmt.Errorf("integration: %w", err)
+		return nil, fmt.Errorf("pgbouncer: %w", err)
 	}
-	b := &PgBouncer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(listenPort)), SingleSuffix: "_single", dir: dir, done: make(chan error, 1)}
+	b := &Bouncer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(listenPort)), SingleSuffix: "_single", dir: dir, done: make(chan error, 1)}
 	var dbs, users strings.Builder
 	for _, name := range opts.Databases {
 		fmt.Fprintf(&dbs, "%s = host=%s port=%s dbname=%s\n", name, host, port, name)
@@ -115,7 +118,7 @@ logfile = %s
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("integration: %w", err)
+			return nil, fmt.Errorf("pgbouncer: %w", err)
 		}
 	}
 	args := []string{filepath.Join(dir, "pgbouncer.ini")}
@@ -124,14 +127,14 @@ logfile = %s
 		u, err := user.Lookup("nobody")
 		if err != nil {
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("integration: pgbouncer as root needs the user nobody: %w", err)
+			return nil, fmt.Errorf("pgbouncer: as root, it needs the user nobody: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		for _, p := range []string{dir, filepath.Join(dir, "pgbouncer.ini"), filepath.Join(dir, "userlist.txt"), filepath.Join(dir, "pgbouncer.log")} {
 			if err := os.Chown(p, uid, gid); err != nil {
 				os.RemoveAll(dir)
-				return nil, fmt.Errorf("integration: %w", err)
+				return nil, fmt.Errorf("pgbouncer: %w", err)
 			}
 		}
 		args = append([]string{"-u", "nobody"}, args...)
@@ -141,7 +144,7 @@ logfile = %s
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := b.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("integration: start pgbouncer: %w", err)
+		return nil, fmt.Errorf("pgbouncer: start pgbouncer: %w", err)
 	}
 	go func() { b.done <- b.cmd.Wait() }()
 	deadline := time.Now().Add(15 * time.Second)
@@ -156,7 +159,7 @@ logfile = %s
 			b.done <- werr
 			log := b.Log()
 			b.Stop()
-			return nil, fmt.Errorf("integration: pgbouncer exited (%v): %s", werr, log)
+			return nil, fmt.Errorf("pgbouncer: exited (%v): %s", werr, log)
 		case <-ctx.Done():
 			b.Stop()
 			return nil, ctx.Err()
@@ -165,25 +168,25 @@ logfile = %s
 		if time.Now().After(deadline) {
 			log := b.Log()
 			b.Stop()
-			return nil, fmt.Errorf("integration: pgbouncer did not listen on %s within 15s: %s", b.Addr, log)
+			return nil, fmt.Errorf("pgbouncer: did not listen on %s within 15s: %s", b.Addr, log)
 		}
 	}
 }
 
 // DSN returns a connection string through pgbouncer for user to database.
-func (b *PgBouncer) DSN(user, password, database string) string {
+func (b *Bouncer) DSN(user, password, database string) string {
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: b.Addr, Path: "/" + database, RawQuery: "sslmode=disable"}
 	return u.String()
 }
 
 // Log returns pgbouncer's log so far, for failure messages.
-func (b *PgBouncer) Log() string {
+func (b *Bouncer) Log() string {
 	data, _ := os.ReadFile(filepath.Join(b.dir, "pgbouncer.log"))
 	return strings.TrimSpace(string(data))
 }
 
 // Stop ends pgbouncer (SIGINT: immediate shutdown) and removes its files.
-func (b *PgBouncer) Stop() {
+func (b *Bouncer) Stop() {
 	if b.cmd != nil && b.cmd.Process != nil {
 		b.cmd.Process.Signal(syscall.SIGINT)
 		select {
@@ -200,7 +203,7 @@ func (b *PgBouncer) Stop() {
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("integration: find a free port: %w", err)
+		return 0, fmt.Errorf("pgbouncer: find a free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil

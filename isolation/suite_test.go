@@ -1,4 +1,4 @@
-package integration_test
+package isolation_test
 
 import (
 	"fmt"
@@ -6,13 +6,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tenantseal/tenantseal/integration"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
+	"github.com/tenantseal/tenantseal/isolation"
+	"github.com/tenantseal/tenantseal/isolation/isolationtest"
 )
 
 // The shipped schema passes every case against every table.
 func TestIsolationSuiteOnShippedSchema(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	// A view done right: it reads with the caller's rights, so row-level security applies through it.
 	mustExec(t, d.SuperDSN, fmt.Sprintf(`SET ROLE %[1]s;
 		CREATE VIEW public.customer_names WITH (security_invoker = true) AS SELECT tenant_id, id, display_name FROM public.customers;
@@ -20,7 +22,7 @@ func TestIsolationSuiteOnShippedSchema(t *testing.T) {
 	cfg := suiteConfig(d, testing.Short())
 	// The audit's lookup-miss probe answers "does this id exist for another tenant?" by design.
 	cfg.AcceptOracles = []string{"tenantseal.exists_elsewhere"}
-	rep := integration.RunIsolationSuite(t, cfg)
+	rep := isolationtest.Run(t, cfg)
 	if !rep.OK() {
 		t.Fatalf("the shipped schema leaks: %d leaks, %d errors", len(rep.Leaks()), len(rep.Errors()))
 	}
@@ -31,10 +33,10 @@ func TestIsolationSuiteOnShippedSchema(t *testing.T) {
 	if want := []string{"tenants", "customers", "invoices", "documents"}; !slices.Equal(tables, want) {
 		t.Errorf("discovered %v, want %v", tables, want)
 	}
-	for _, c := range integration.CaseNames() {
+	for _, c := range isolation.CaseNames() {
 		ran := false
 		for _, r := range rep.Results {
-			ran = ran || r.Case == c && r.Status == integration.StatusPass && r.Checks > 0
+			ran = ran || r.Case == c && r.Status == isolation.StatusPass && r.Checks > 0
 		}
 		if !ran {
 			t.Errorf("case %s passed against no target", c)
@@ -90,11 +92,11 @@ GRANT SELECT ON public.all_customers TO %[2]s;
 // The suite fails on a schema with known flaws, naming each, and only those.
 func TestIsolationSuiteReportsBrokenSchema(t *testing.T) {
 	t.Parallel()
-	d := integration.NewDatabase(t)
+	d := pgtest.NewDatabase(t)
 	mustExec(t, d.SuperDSN, fmt.Sprintf(brokenSchema, d.Roles.Owner, d.Roles.App))
 	cfg := suiteConfig(d, true)
 	cfg.AcceptOracles = []string{"tenantseal.exists_elsewhere"}
-	rep, err := integration.CheckIsolation(testContext(t, 3*60e9), cfg)
+	rep, err := isolation.Check(pgtest.Context(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,16 +112,16 @@ func TestIsolationSuiteReportsBrokenSchema(t *testing.T) {
 	}
 	for k, want := range wantLeaks {
 		res, ok := rep.Find(k[0], k[1])
-		if !ok || res.Status != integration.StatusLeak || !strings.Contains(strings.Join(res.Leaks, "\n"), want) {
+		if !ok || res.Status != isolation.StatusLeak || !strings.Contains(strings.Join(res.Leaks, "\n"), want) {
 			t.Errorf("%s on %s: got %+v, want a leak saying %q", k[0], k[1], res, want)
 		}
 	}
 	// Nothing else: the shipped tables are untouched by the broken ones and still pass.
 	for _, r := range rep.Results {
-		if r.Status == integration.StatusError {
+		if r.Status == isolation.StatusError {
 			t.Errorf("%s on %s: error %v", r.Case, r.Target, r.Errors)
 		}
-		if r.Status != integration.StatusLeak {
+		if r.Status != isolation.StatusLeak {
 			continue
 		}
 		if _, expected := wantLeaks[[2]string{r.Case, r.Target}]; expected {
