@@ -11,8 +11,14 @@ import (
 	"github.com/tenantseal/tenantseal/internal/uuid"
 )
 
-// ErrNoTenant means the context carries no Principal with a tenant; nothing was sent. Use errors.Is.
-var ErrNoTenant = errors.New("tenantseal: no tenant in context")
+var (
+	// ErrNoTenant means the context carries no Principal with a tenant; nothing was sent. Use errors.Is.
+	ErrNoTenant = errors.New("tenantseal: no tenant in context")
+	// ErrTenantMismatch means an explicit tenant (a struct's tenant field, a row's tenant, an argument of
+	// an admin call) differs from the Principal's. Nothing was read or written; the attempt is recorded.
+	// Use errors.Is.
+	ErrTenantMismatch = errors.New("tenantseal: tenant differs from the principal's")
+)
 
 // TenantID identifies a tenant. It encodes to and from a PostgreSQL uuid.
 type TenantID [16]byte

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/tenantseal/tenantseal"
 
 	"github.com/jackc/pgx/v5"
@@ -66,7 +68,7 @@ func newEnv(t testing.TB, edit ...func(*db.Config)) *env {
 		t.Fatal(err)
 	}
 	pool := d.Pool(t, append([]func(*db.Config){func(c *db.Config) { c.Recorder = w }}, edit...)...)
-	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(pool), Recorder: w})
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(pool), Recorder: w})
 	if err != nil {
 		t.Fatal(err)
 	}

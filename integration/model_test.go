@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/tenantseal/tenantseal"
 
 	"pgregory.net/rapid"
@@ -63,7 +65,7 @@ func TestRepositoryModel(t *testing.T) {
 	}
 	admin := &keys.Admin{DB: mustConn(t, d.OwnerDSN), KEK: kek}
 	pool := mustPool(t, d, d.AppDSN)
-	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(pool)})
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(pool)})
 	if err != nil {
 		t.Fatal(err)
 	}

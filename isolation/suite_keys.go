@@ -110,7 +110,7 @@ func (s *suite) decryptAt(ctx context.Context, t *table, dst *seedRow, col strin
 		r.errorf("%v", err)
 		return
 	}
-	pt, err := kr.Decrypt(s.principal(ctx, ti), s.tenants[ti], keys.Field{Table: t.name, Column: col, Row: dst.val(t.idColumn())}, ct)
+	pt, err := kr.Decrypt(s.principal(ctx, ti), keys.Field{Table: t.name, Column: col, Row: dst.val(t.idColumn()), Tenant: s.tenants[ti]}, ct)
 	r.expect(err != nil, "%s decrypted to %q", what, pt)
 	if err != nil && !errors.Is(err, keys.ErrTampered) && !errors.Is(err, keys.ErrKeysetTampered) && !errors.Is(err, keys.ErrNoKeyset) {
 		r.notef("%s failed with %v", what, err)
@@ -124,7 +124,7 @@ func (s *suite) controlDecrypt(ctx context.Context, t *table, row *seedRow, col 
 		r.errorf("read %s: %v", col, err)
 		return
 	}
-	pt, err := s.keys.Decrypt(s.principal(ctx, ti), s.tenants[ti], keys.Field{Table: t.name, Column: col, Row: row.val(t.idColumn())}, ct)
+	pt, err := s.keys.Decrypt(s.principal(ctx, ti), keys.Field{Table: t.name, Column: col, Row: row.val(t.idColumn()), Tenant: s.tenants[ti]}, ct)
 	r.control(err == nil && string(pt) == s.plain[row][col], "the own %s decrypts in place (%v)", col, err)
 }
 
@@ -182,7 +182,7 @@ func caseCiphertextMovedTenant(ctx context.Context, s *suite, t *table, atk int,
 			r.errorf("%v", err)
 			return
 		}
-		pt, err := kr.Decrypt(s.principal(ctx, atk), s.tenants[v], keys.Field{Table: t.name, Column: col, Row: vr.val(t.idColumn())}, ct)
+		pt, err := kr.Decrypt(s.principal(ctx, atk), keys.Field{Table: t.name, Column: col, Row: vr.val(t.idColumn()), Tenant: s.tenants[v]}, ct)
 		r.expect(err != nil, "T%d's session decrypted T%d's %s: %q", atk, v, col, pt)
 		// Copied into an own row.
 		if err := s.moveCiphertext(ctx, t, vr, col, own, col); err != nil {

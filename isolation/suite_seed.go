@@ -628,7 +628,7 @@ func (s *suite) setupKeys(ctx context.Context) error {
 				var args []any
 				for _, col := range t.encrypted {
 					pt := "tspt" + randomHex(8)
-					ct, err := kr.Encrypt(ctx, s.tenants[ti], keys.Field{Table: t.name, Column: col, Row: r.val(id)}, []byte(pt))
+					ct, err := kr.Encrypt(ctx, keys.Field{Table: t.name, Column: col, Row: r.val(id)}, []byte(pt))
 					if err != nil {
 						return fmt.Errorf("integration: encrypt %s.%s: %w", t, col, err)
 					}

@@ -81,7 +81,9 @@ func (a *Admin) ensureCanary(ctx context.Context, tx pgx.Tx) error {
 
 // CheckKEK verifies that kek is the KEK the database was set up with: a clear startup error instead of
 // failures at the first decryption.
-func CheckKEK(ctx context.Context, q Querier, kek *KEK) error {
+func CheckKEK(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, kek *KEK) error {
 	rows, err := q.Query(ctx, "SELECT ciphertext FROM tenantseal.kek_canary")
 	if err != nil {
 		return fmt.Errorf("keys: read KEK canary: %w", err)

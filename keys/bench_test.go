@@ -58,7 +58,7 @@ func BenchmarkField(b *testing.B) {
 	f := keys.Field{Table: "customers", Column: "notes", Row: "7d0c5a8e-0000-4000-8000-000000000001"}
 	for _, n := range sizes {
 		pt := make([]byte, n)
-		ct, err := kr.Encrypt(ctx, ids[0], f, pt)
+		ct, err := kr.Encrypt(ctx, f, pt)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -66,21 +66,21 @@ func BenchmarkField(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(n))
 			for b.Loop() {
-				kr.Encrypt(ctx, ids[0], f, pt)
+				kr.Encrypt(ctx, f, pt)
 			}
 		})
 		b.Run(fmt.Sprintf("decrypt/%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(n))
 			for b.Loop() {
-				kr.Decrypt(ctx, ids[0], f, ct)
+				kr.Decrypt(ctx, f, ct)
 			}
 		})
 	}
 	b.Run("blind-index", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			kr.BlindIndex(ctx, ids[0], f, "Ada@Example.com", keys.NormalizeEmail)
+			kr.BlindIndex(ctx, f, "Ada@Example.com", keys.NormalizeEmail)
 		}
 	})
 }
@@ -91,10 +91,10 @@ func BenchmarkCache(b *testing.B) {
 	ctx := context.Background()
 	b.Run("hit", func(b *testing.B) {
 		kr, ids, _ := benchKeyring(b, 1)
-		kr.PrimaryKeyIDs(ctx, ids[0])
+		kr.PrimaryKeyIDs(ctx)
 		b.ReportAllocs()
 		for b.Loop() {
-			kr.PrimaryKeyIDs(ctx, ids[0])
+			kr.PrimaryKeyIDs(ctx)
 		}
 	})
 	b.Run("miss", func(b *testing.B) {
@@ -102,7 +102,7 @@ func BenchmarkCache(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			kr.Invalidate(ids[0])
-			kr.PrimaryKeyIDs(ctx, ids[0])
+			kr.PrimaryKeyIDs(ctx)
 		}
 	})
 	b.Run("bytes-per-tenant", func(b *testing.B) {
@@ -113,7 +113,7 @@ func BenchmarkCache(b *testing.B) {
 			runtime.GC()
 			runtime.ReadMemStats(&before)
 			for _, id := range ids {
-				kr.PrimaryKeyIDs(ctx, id)
+				kr.PrimaryKeyIDs(ctx)
 			}
 			runtime.GC()
 			runtime.ReadMemStats(&after)

@@ -82,7 +82,7 @@ func TestCacheLoadsOncePerTenantUnderConcurrentMisses(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if _, err := kr.Encrypt(context.Background(), ids[i%2], keys.Field{Table: "t", Column: "c", Row: "r"}, []byte("x")); err != nil {
+			if _, err := kr.Encrypt(context.Background(), keys.Field{Table: "t", Column: "c", Row: "r"}, []byte("x")); err != nil {
 				t.Error(err)
 			}
 		}(i)
@@ -102,7 +102,7 @@ func TestCacheBoundsAndTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	use := func(id tenantseal.TenantID) {
-		if _, err := kr.BlindIndex(context.Background(), id, keys.Field{Table: "t", Column: "c"}, "v", nil); err != nil {
+		if _, err := kr.BlindIndex(context.Background(), keys.Field{Table: "t", Column: "c"}, "v", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -147,7 +147,7 @@ func TestBadInput(t *testing.T) {
 	}
 	ctx := context.Background()
 	f := keys.Field{Table: "t", Column: "c", Row: "r"}
-	good, err := kr.Encrypt(ctx, ids[0], f, []byte("hello"))
+	good, err := kr.Encrypt(ctx, f, []byte("hello"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,20 +167,20 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := kr.Decrypt(ctx, ids[0], f, tc.ct); !errors.Is(err, tc.want) {
+			if _, err := kr.Decrypt(ctx, f, tc.ct); !errors.Is(err, tc.want) {
 				t.Errorf("got %v, want %v", err, tc.want)
 			}
 		})
 	}
-	if _, err := kr.Encrypt(ctx, ids[0], f, make([]byte, 1025)); !errors.Is(err, keys.ErrFieldTooLarge) {
+	if _, err := kr.Encrypt(ctx, f, make([]byte, 1025)); !errors.Is(err, keys.ErrFieldTooLarge) {
 		t.Errorf("oversized plaintext: got %v, want ErrFieldTooLarge", err)
 	}
-	if _, err := kr.Encrypt(ctx, tenantseal.TenantID{}, f, []byte("x")); !errors.Is(err, tenantseal.ErrNoTenant) {
+	if _, err := kr.Encrypt(ctx, f, []byte("x")); !errors.Is(err, tenantseal.ErrNoTenant) {
 		t.Errorf("zero tenant: got %v, want ErrNoTenant", err)
 	}
 	var other tenantseal.TenantID
 	other[0] = 0xee
-	if _, err := kr.Encrypt(ctx, other, f, []byte("x")); !errors.Is(err, keys.ErrNoKeyset) {
+	if _, err := kr.Encrypt(ctx, f, []byte("x")); !errors.Is(err, keys.ErrNoKeyset) {
 		t.Errorf("tenant without keysets: got %v, want ErrNoKeyset", err)
 	}
 	corrupt := l.sets[ids[0]]
@@ -188,7 +188,7 @@ func TestBadInput(t *testing.T) {
 	corrupt.AEAD[len(corrupt.AEAD)/2] ^= 1
 	l.sets[ids[0]] = corrupt
 	kr.Invalidate(ids[0])
-	if _, err := kr.Encrypt(ctx, ids[0], f, []byte("x")); !errors.Is(err, keys.ErrKeysetTampered) {
+	if _, err := kr.Encrypt(ctx, f, []byte("x")); !errors.Is(err, keys.ErrKeysetTampered) {
 		t.Errorf("corrupted wrapped keyset: got %v, want ErrKeysetTampered", err)
 	}
 }
@@ -228,7 +228,7 @@ func FuzzUnwrapKeyset(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = kr.Encrypt(context.Background(), ids[0], keys.Field{}, []byte("x"))
+		_, err = kr.Encrypt(context.Background(), keys.Field{}, []byte("x"))
 		if err != nil && !errors.Is(err, keys.ErrKeysetTampered) {
 			t.Errorf("got untyped error %v", err)
 		}

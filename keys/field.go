@@ -15,6 +15,10 @@ type Field struct {
 	Table  string
 	Column string
 	Row    string
+	// Tenant, when not zero, is the tenant the row belongs to as read from the row itself. The Keyring
+	// always uses the Principal's tenant (from ctx); a Tenant naming another fails the call with
+	// [tenantseal.ErrTenantMismatch], and the attempt is recorded.
+	Tenant tenantseal.TenantID
 }
 
 // associatedData encodes tenant and field unambiguously: every part is length-prefixed.
@@ -38,12 +42,26 @@ const (
 // that differ only in ways the field does not care about.
 type Normalizer func(string) string
 
-// Normalizers by the names used in tenantseal.encrypted_columns.normalizer.
-var Normalizers = map[string]Normalizer{
-	"exact": func(s string) string { return s },
-	"lower": func(s string) string { return strings.ToLower(strings.TrimSpace(s)) },
-	"email": NormalizeEmail,
+// NormalizerByName returns the normalizer of a name used in tenantseal.encrypted_columns.normalizer and
+// in repository tags: "exact", "lower" or "email".
+func NormalizerByName(name string) (Normalizer, bool) {
+	switch name {
+	case "exact":
+		return normalizeExact, true
+	case "lower":
+		return normalizeLower, true
+	case "email":
+		return NormalizeEmail, true
+	}
+	return nil, false
 }
+
+// NormalizerNames lists the names [NormalizerByName] accepts.
+func NormalizerNames() []string { return []string{"exact", "lower", "email"} }
+
+func normalizeExact(s string) string { return s }
+
+func normalizeLower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // NormalizeEmail trims surrounding space and lower-cases an e-mail address.
 func NormalizeEmail(s string) string {

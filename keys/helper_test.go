@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/tenantseal/tenantseal"
 
 	"github.com/jackc/pgx/v5"
@@ -40,7 +42,7 @@ func mustPool(t testing.TB, d *pgtest.Database) *db.Pool { return d.Pool(t) }
 
 func mustKeyring(t testing.TB, p *db.Pool, kek *keys.KEK) *keys.Keyring {
 	t.Helper()
-	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(p)})
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(p)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/tenantseal/tenantseal"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/prf"
@@ -49,7 +48,7 @@ type Loader interface {
 type Config struct {
 	// KEK unwraps tenant keysets. Required.
 	KEK *KEK
-	// Loader fetches wrapped keysets; usually [PoolLoader] over the app's *db.Pool. Required.
+	// Loader fetches wrapped keysets; usually pgstore.Loader over the app's *db.Pool. Required.
 	Loader Loader
 	// CacheEntries bounds how many tenants' opened keysets stay in memory. Default DefaultCacheEntries.
 	CacheEntries int
@@ -126,17 +125,29 @@ func (k *Keyring) Stats() CacheStats {
 // Invalidate drops the tenant's opened keysets: the next use reads them again.
 func (k *Keyring) Invalidate(tenant tenantseal.TenantID) { k.cache.invalidate(tenant) }
 
-func (k *Keyring) keys(ctx context.Context, tenant tenantseal.TenantID) (*tenantKeys, error) {
-	if tenant.IsZero() {
-		return nil, tenantseal.ErrNoTenant
+// keys returns the opened keysets of the Principal's tenant. The tenant comes from ctx alone: a field
+// naming another tenant (Field.Tenant) is refused and recorded, so a warm cache never serves one
+// Principal the keys of another.
+func (k *Keyring) keys(ctx context.Context, f Field, op string) (tenantseal.TenantID, *tenantKeys, error) {
+	tenant, err := tenantseal.TenantFrom(ctx)
+	if err != nil {
+		return tenant, nil, err
 	}
-	return k.cache.get(ctx, tenant, func(ctx context.Context) (*tenantKeys, error) {
+	if !f.Tenant.IsZero() && f.Tenant != tenant {
+		if k.rec != nil {
+			k.rec.Record(ctx, tenantseal.Event{Kind: tenantseal.EventTenantMismatch, TargetTenant: f.Tenant,
+				Table: f.Table, Operation: op, RowKey: f.Row, Detail: "column " + f.Column})
+		}
+		return tenant, nil, fmt.Errorf("keys: %s %s.%s: %w", op, f.Table, f.Column, tenantseal.ErrTenantMismatch)
+	}
+	t, err := k.cache.get(ctx, tenant, func(ctx context.Context) (*tenantKeys, error) {
 		w, err := k.load.LoadKeysets(ctx, tenant)
 		if err != nil {
 			return nil, err
 		}
 		return k.open(tenant, w)
 	})
+	return tenant, t, err
 }
 
 // open unwraps and builds a tenant's keysets. The stored KEK id only names the KEK in errors: the key
@@ -174,12 +185,12 @@ func build(ah, ph *keyset.Handle) (*tenantKeys, error) {
 	return t, nil
 }
 
-// Encrypt encrypts plaintext for field of tenant under the tenant's primary key.
-func (k *Keyring) Encrypt(ctx context.Context, tenant tenantseal.TenantID, f Field, plaintext []byte) ([]byte, error) {
+// Encrypt encrypts plaintext for field f under the primary key of the Principal's tenant (from ctx).
+func (k *Keyring) Encrypt(ctx context.Context, f Field, plaintext []byte) ([]byte, error) {
 	if len(plaintext) > k.max {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFieldTooLarge, len(plaintext), k.max)
+		return nil, fmt.Errorf("keys: encrypt %s.%s: %w: %d bytes, limit %d", f.Table, f.Column, ErrFieldTooLarge, len(plaintext), k.max)
 	}
-	t, err := k.keys(ctx, tenant)
+	tenant, t, err := k.keys(ctx, f, "encrypt")
 	if err != nil {
 		return nil, err
 	}
@@ -190,20 +201,21 @@ func (k *Keyring) Encrypt(ctx context.Context, tenant tenantseal.TenantID, f Fie
 	return ct, nil
 }
 
-// Decrypt decrypts ciphertext read from field of tenant. A ciphertext that was altered, truncated or
-// copied from another column, row or tenant fails with [ErrTampered]; one naming a key the tenant does
-// not hold (or has retired) with [ErrUnknownKey].
-func (k *Keyring) Decrypt(ctx context.Context, tenant tenantseal.TenantID, f Field, ciphertext []byte) ([]byte, error) {
+// Decrypt decrypts ciphertext read from field f with the keys of the Principal's tenant (from ctx). A
+// ciphertext that was altered, truncated or copied from another column, row or tenant fails with
+// [ErrTampered]; one naming a key the tenant does not hold (or has retired) with [ErrUnknownKey]; a field
+// whose Tenant is another tenant's with [tenantseal.ErrTenantMismatch], before any key is used.
+func (k *Keyring) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) > k.max+ciphertextOverhead {
-		return nil, fmt.Errorf("%w: ciphertext of %d bytes in %s.%s", ErrFieldTooLarge, len(ciphertext), f.Table, f.Column)
+		return nil, fmt.Errorf("keys: decrypt %s.%s: %w: ciphertext of %d bytes", f.Table, f.Column, ErrFieldTooLarge, len(ciphertext))
+	}
+	tenant, t, err := k.keys(ctx, f, "decrypt")
+	if err != nil {
+		return nil, err
 	}
 	id, ok := CiphertextKeyID(ciphertext)
 	if !ok || len(ciphertext) < ciphertextOverhead {
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, Reason: ErrTampered, detail: ": malformed ciphertext"})
-	}
-	t, err := k.keys(ctx, tenant)
-	if err != nil {
-		return nil, err
 	}
 	if !t.aeadEnabled[id] {
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrUnknownKey, detail: fmt.Sprintf(": key %d", id)})
@@ -232,12 +244,12 @@ func CiphertextKeyID(ciphertext []byte) (uint32, bool) {
 	return binary.BigEndian.Uint32(ciphertext[1:5]), true
 }
 
-// BlindIndex returns the blind index of value for field (its Row is ignored) under the tenant's primary
-// PRF key: the key id and a truncated HMAC-SHA256 of the normalised value, bound to tenant, table and
+// BlindIndex returns the blind index of value for field f (its Row is ignored) under the primary PRF
+// key of the Principal's tenant (from ctx): the key id and a truncated HMAC-SHA256 of the normalised value, bound to tenant, table and
 // column. Equal values of one tenant and column have equal indexes; nothing links them across tenants
 // (their keys differ) or columns.
-func (k *Keyring) BlindIndex(ctx context.Context, tenant tenantseal.TenantID, f Field, value string, norm Normalizer) ([]byte, error) {
-	t, err := k.keys(ctx, tenant)
+func (k *Keyring) BlindIndex(ctx context.Context, f Field, value string, norm Normalizer) ([]byte, error) {
+	tenant, t, err := k.keys(ctx, f, "blind index")
 	if err != nil {
 		return nil, err
 	}
@@ -246,8 +258,8 @@ func (k *Keyring) BlindIndex(ctx context.Context, tenant tenantseal.TenantID, f 
 
 // BlindIndexes returns the value's blind index under every enabled PRF key, the primary first: a lookup
 // matches rows written before a rotation too, until they are re-encrypted.
-func (k *Keyring) BlindIndexes(ctx context.Context, tenant tenantseal.TenantID, f Field, value string, norm Normalizer) ([][]byte, error) {
-	t, err := k.keys(ctx, tenant)
+func (k *Keyring) BlindIndexes(ctx context.Context, f Field, value string, norm Normalizer) ([][]byte, error) {
+	tenant, t, err := k.keys(ctx, f, "blind index")
 	if err != nil {
 		return nil, err
 	}
@@ -288,66 +300,12 @@ func blindIndex(set *prf.Set, id uint32, tenant tenantseal.TenantID, f Field, va
 	return b, nil
 }
 
-// PrimaryKeyIDs returns the ids of the tenant's primary AEAD and PRF keys, as the Keyring holds them.
-func (k *Keyring) PrimaryKeyIDs(ctx context.Context, tenant tenantseal.TenantID) (aeadID, prfID uint32, err error) {
-	t, err := k.keys(ctx, tenant)
+// PrimaryKeyIDs returns the ids of the primary AEAD and PRF keys of the Principal's tenant (from ctx), as
+// the Keyring holds them.
+func (k *Keyring) PrimaryKeyIDs(ctx context.Context) (aeadID, prfID uint32, err error) {
+	_, t, err := k.keys(ctx, Field{}, "read key ids")
 	if err != nil {
 		return 0, 0, err
 	}
 	return t.aeadPrimary, t.prf.PrimaryID, nil
-}
-
-// Querier runs a query; *db.Pool satisfies it (so do *pgx.Conn and pgxpool.Pool for owner-side tools).
-type Querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-type querierKey struct{}
-
-// WithQuerier returns a copy of ctx under which [PoolLoader] reads keysets through q instead of its
-// pool: inside a transaction, pass the transaction, so that a keyset load does not wait for a second
-// connection (the repositories' With(tx) does this).
-func WithQuerier(ctx context.Context, q Querier) context.Context {
-	return context.WithValue(ctx, querierKey{}, q)
-}
-
-type poolLoader struct{ q Querier }
-
-// PoolLoader reads wrapped keysets through q, which for the app is its *db.Pool: row-level security then
-// lets each Principal read only its own tenant's keysets.
-func PoolLoader(q Querier) Loader { return poolLoader{q} }
-
-func (l poolLoader) LoadKeysets(ctx context.Context, tenant tenantseal.TenantID) (Wrapped, error) {
-	q := l.q
-	if o, ok := ctx.Value(querierKey{}).(Querier); ok {
-		q = o
-	}
-	rows, err := q.Query(ctx, `SELECT k.purpose, k.wrapped, k.kek_id, (SELECT ciphertext FROM tenantseal.kek_canary)
-		FROM tenantseal.tenant_keysets k WHERE k.tenant_id = $1`, tenant)
-	if err != nil {
-		return Wrapped{}, fmt.Errorf("keys: load keysets: %w", err)
-	}
-	var w Wrapped
-	for rows.Next() {
-		var purpose, kekID string
-		var wrapped, canary []byte
-		if err := rows.Scan(&purpose, &wrapped, &kekID, &canary); err != nil {
-			rows.Close()
-			return Wrapped{}, fmt.Errorf("keys: load keysets: %w", err)
-		}
-		switch purpose {
-		case PurposeAEAD:
-			w.AEAD = wrapped
-		case PurposePRF:
-			w.PRF = wrapped
-		}
-		w.KEKID, w.Canary = kekID, canary
-	}
-	if err := rows.Err(); err != nil {
-		return Wrapped{}, fmt.Errorf("keys: load keysets: %w", err)
-	}
-	if w.AEAD == nil || w.PRF == nil {
-		return Wrapped{}, fmt.Errorf("%w (tenant %s)", ErrNoKeyset, tenant)
-	}
-	return w, nil
 }

@@ -24,13 +24,13 @@ func insertCustomer(t *testing.T, e *env, ctx context.Context, tenant tenantseal
 			return err
 		}
 		enc := func(col, v string) []byte {
-			ct, err := e.kr.Encrypt(ctx, tenant, keys.Field{Table: "customers", Column: col, Row: id}, []byte(v))
+			ct, err := e.kr.Encrypt(ctx, keys.Field{Table: "customers", Column: col, Row: id}, []byte(v))
 			if err != nil {
 				t.Fatal(err)
 			}
 			return ct
 		}
-		bidx, err := e.kr.BlindIndex(ctx, tenant, keys.Field{Table: "customers", Column: "email"}, email, keys.NormalizeEmail)
+		bidx, err := e.kr.BlindIndex(ctx, keys.Field{Table: "customers", Column: "email"}, email, keys.NormalizeEmail)
 		if err != nil {
 			return err
 		}
@@ -50,7 +50,7 @@ func readField(t *testing.T, e *env, ctx context.Context, tenant tenantseal.Tena
 	if err := e.pool.QueryRow(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE tenant_id = $1 AND id = $2", column, table), tenant, id).Scan(&ct); err != nil {
 		t.Fatal(err)
 	}
-	return e.kr.Decrypt(ctx, tenant, keys.Field{Table: table, Column: column, Row: id}, ct)
+	return e.kr.Decrypt(ctx, keys.Field{Table: table, Column: column, Row: id}, ct)
 }
 
 func TestRoundTripThroughPostgres(t *testing.T) {
@@ -65,11 +65,11 @@ func TestRoundTripThroughPostgres(t *testing.T) {
 		if err := tx.QueryRow(ctxA, "SELECT gen_random_uuid()::text, gen_random_uuid()::text").Scan(&inv, &doc); err != nil {
 			return err
 		}
-		memo, err := e.kr.Encrypt(ctxA, a, keys.Field{Table: "invoices", Column: "memo", Row: inv}, []byte("net 30"))
+		memo, err := e.kr.Encrypt(ctxA, keys.Field{Table: "invoices", Column: "memo", Row: inv}, []byte("net 30"))
 		if err != nil {
 			return err
 		}
-		bct, err := e.kr.Encrypt(ctxA, a, keys.Field{Table: "documents", Column: "body", Row: doc}, body)
+		bct, err := e.kr.Encrypt(ctxA, keys.Field{Table: "documents", Column: "body", Row: doc}, body)
 		if err != nil {
 			return err
 		}
@@ -106,7 +106,7 @@ func TestRoundTripThroughPostgres(t *testing.T) {
 		}
 	}
 	// The blind index finds the row from a differently written address.
-	idx, err := e.kr.BlindIndexes(ctxA, a, keys.Field{Table: "customers", Column: "email"}, "  ada@EXAMPLE.com", keys.NormalizeEmail)
+	idx, err := e.kr.BlindIndexes(ctxA, keys.Field{Table: "customers", Column: "email"}, "  ada@EXAMPLE.com", keys.NormalizeEmail)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,12 +168,12 @@ func TestKeysetBoundToTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.kr.Invalidate(b) // as a fresh process, or once the cache TTL has passed
-	_, err = e.kr.Encrypt(ctxB, b, keys.Field{Table: "customers", Column: "notes", Row: "x"}, []byte("y"))
+	_, err = e.kr.Encrypt(ctxB, keys.Field{Table: "customers", Column: "notes", Row: "x"}, []byte("y"))
 	if !errors.Is(err, keys.ErrKeysetTampered) {
 		t.Errorf("got %v, want ErrKeysetTampered", err)
 	}
 	// And the app role reads only its own tenant's keysets: b cannot load a's.
-	_, err = e.kr.Encrypt(ctxB, a, keys.Field{Table: "customers", Column: "notes", Row: "x"}, []byte("y"))
+	_, err = e.kr.Encrypt(ctxB, keys.Field{Table: "customers", Column: "notes", Row: "x"}, []byte("y"))
 	if !errors.Is(err, keys.ErrNoKeyset) {
 		t.Errorf("load another tenant's keyset: got %v, want ErrNoKeyset", err)
 	}
@@ -191,11 +191,11 @@ func TestWrongKEK(t *testing.T) {
 	other := mustKEK(t)
 	wrong := keys.NewKEK(e.kek.ID, newAEAD(t)) // same id, different key
 	kr := mustKeyring(t, e.pool, wrong)
-	if _, err := kr.Encrypt(ctxA, a, keys.Field{Table: "t", Column: "c", Row: "r"}, []byte("x")); !errors.Is(err, keys.ErrKEK) {
+	if _, err := kr.Encrypt(ctxA, keys.Field{Table: "t", Column: "c", Row: "r"}, []byte("x")); !errors.Is(err, keys.ErrKEK) {
 		t.Errorf("wrong key under the right id: got %v, want ErrKEK", err)
 	}
 	kr = mustKeyring(t, e.pool, other)
-	if _, err := kr.Encrypt(ctxA, a, keys.Field{Table: "t", Column: "c", Row: "r"}, []byte("x")); !errors.Is(err, keys.ErrKEK) {
+	if _, err := kr.Encrypt(ctxA, keys.Field{Table: "t", Column: "c", Row: "r"}, []byte("x")); !errors.Is(err, keys.ErrKEK) {
 		t.Errorf("another KEK: got %v, want ErrKEK", err)
 	}
 	if err := keys.CheckKEK(ctxA, e.pool, other); !errors.Is(err, keys.ErrKEK) {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tenantseal/tenantseal/rekey"
+
 	"github.com/tenantseal/tenantseal"
 
 	"github.com/jackc/pgx/v5"
@@ -42,7 +44,7 @@ func TestRotateReencryptUnderConcurrentWritesThenRetire(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Retiring before re-encryption must refuse: every row still needs the old key.
-	u, err := keys.Usage(ctxA, e.pool)
+	u, err := rekey.Usage(ctxA, e.pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func TestRotateReencryptUnderConcurrentWritesThenRetire(t *testing.T) {
 			for round := 1; round <= 5; round++ {
 				for i := w; i < n; i += 2 {
 					v := fmt.Sprintf("notes %d v%d", i, round)
-					ct, err := writer.Encrypt(ctxA, a, keys.Field{Table: "customers", Column: "notes", Row: ids[i]}, []byte(v))
+					ct, err := writer.Encrypt(ctxA, keys.Field{Table: "customers", Column: "notes", Row: ids[i]}, []byte(v))
 					if err != nil {
 						t.Error(err)
 						return
@@ -76,7 +78,7 @@ func TestRotateReencryptUnderConcurrentWritesThenRetire(t *testing.T) {
 		}(w)
 	}
 	var progress []int64
-	st, err := keys.Reencrypt(ctxA, e.pool, e.kr, keys.ReencryptOptions{BatchSize: 7, Progress: func(done, total int64) {
+	st, err := rekey.Reencrypt(ctxA, e.pool, e.kr, rekey.ReencryptOptions{BatchSize: 7, Progress: func(done, total int64) {
 		progress = append(progress, done)
 	}})
 	wg.Wait()
@@ -95,17 +97,17 @@ func TestRotateReencryptUnderConcurrentWritesThenRetire(t *testing.T) {
 	}
 	// Writers with a stale cache may have written under the old key after their row was re-encrypted:
 	// a second run (resuming) moves the rest, then nothing is left on the old key.
-	if _, err := keys.Reencrypt(ctxA, e.pool, e.kr, keys.ReencryptOptions{}); err != nil {
+	if _, err := rekey.Reencrypt(ctxA, e.pool, e.kr, rekey.ReencryptOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	u, err = keys.Usage(ctxA, e.pool)
+	u, err = rekey.Usage(ctxA, e.pool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u.AEAD[oldKey] != 0 {
 		t.Fatalf("after reencrypt %d ciphertexts still use the old key", u.AEAD[oldKey])
 	}
-	st2, err := keys.Reencrypt(ctxA, e.pool, e.kr, keys.ReencryptOptions{})
+	st2, err := rekey.Reencrypt(ctxA, e.pool, e.kr, rekey.ReencryptOptions{})
 	if err != nil || st2.Rewritten != 0 {
 		t.Errorf("a run with nothing to do rewrote %d rows (%v), want 0", st2.Rewritten, err)
 	}
@@ -120,15 +122,15 @@ func TestRotateReencryptUnderConcurrentWritesThenRetire(t *testing.T) {
 		}
 	}
 	// The blind index moved too: lookups find rows under the new PRF key alone.
-	idx, _ := e.kr.BlindIndexes(ctxA, a, keys.Field{Table: "customers", Column: "email"}, "C7@X", keys.NormalizeEmail)
+	idx, _ := e.kr.BlindIndexes(ctxA, keys.Field{Table: "customers", Column: "email"}, "C7@X", keys.NormalizeEmail)
 	var found string
 	if err := e.pool.QueryRow(ctxA, "SELECT id::text FROM customers WHERE tenant_id = $1 AND email_bidx = ANY($2)", a, idx).Scan(&found); err != nil || found != ids[7] {
 		t.Errorf("lookup after retire: got %q (%v), want %s", found, err, ids[7])
 	}
 	// A ciphertext under the retired key (from a restored backup, say) no longer decrypts.
-	ct, _ := e.kr.Encrypt(ctxA, a, keys.Field{Table: "customers", Column: "notes", Row: ids[0]}, []byte("x"))
+	ct, _ := e.kr.Encrypt(ctxA, keys.Field{Table: "customers", Column: "notes", Row: ids[0]}, []byte("x"))
 	ct[1], ct[2], ct[3], ct[4] = byte(oldKey>>24), byte(oldKey>>16), byte(oldKey>>8), byte(oldKey)
-	if _, err := e.kr.Decrypt(ctxA, a, keys.Field{Table: "customers", Column: "notes", Row: ids[0]}, ct); !errors.Is(err, keys.ErrUnknownKey) {
+	if _, err := e.kr.Decrypt(ctxA, keys.Field{Table: "customers", Column: "notes", Row: ids[0]}, ct); !errors.Is(err, keys.ErrUnknownKey) {
 		t.Errorf("ciphertext under a retired key: got %v, want ErrUnknownKey", err)
 	}
 	// The other tenant was not touched.
@@ -151,12 +153,12 @@ func TestRotateKEKAndShred(t *testing.T) {
 		t.Fatalf("rotate-kek: got %d keysets (%v), want 4", n, err)
 	}
 	old := mustKeyring(t, e.pool, e.kek)
-	if _, err := old.Decrypt(ctxA, a, keys.Field{Table: "customers", Column: "notes", Row: aID}, nil); !errors.Is(err, keys.ErrTampered) {
+	if _, err := old.Decrypt(ctxA, keys.Field{Table: "customers", Column: "notes", Row: aID}, nil); !errors.Is(err, keys.ErrTampered) {
 		t.Errorf("nil ciphertext: got %v, want ErrTampered", err)
 	}
 	var ct []byte
 	e.pool.QueryRow(ctxA, "SELECT notes FROM customers WHERE id = $1", aID).Scan(&ct)
-	if _, err := old.Decrypt(ctxA, a, keys.Field{Table: "customers", Column: "notes", Row: aID}, ct); !errors.Is(err, keys.ErrKEK) {
+	if _, err := old.Decrypt(ctxA, keys.Field{Table: "customers", Column: "notes", Row: aID}, ct); !errors.Is(err, keys.ErrKEK) {
 		t.Errorf("old KEK after rotate-kek: got %v, want ErrKEK", err)
 	}
 	e.kr = mustKeyring(t, e.pool, next)
@@ -205,7 +207,7 @@ func TestReencryptNeverOverwritesAConcurrentWrite(t *testing.T) {
 		}
 		fired = true
 		for _, id := range ids {
-			ct, err := stale.Encrypt(ctxA, a, keys.Field{Table: "customers", Column: "notes", Row: id}, []byte("written meanwhile"))
+			ct, err := stale.Encrypt(ctxA, keys.Field{Table: "customers", Column: "notes", Row: id}, []byte("written meanwhile"))
 			if err != nil {
 				t.Error(err)
 				return
@@ -216,7 +218,7 @@ func TestReencryptNeverOverwritesAConcurrentWrite(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { keys.SetReencryptHook(nil) })
-	st, err := keys.Reencrypt(ctxA, e.pool, e.kr, keys.ReencryptOptions{})
+	st, err := rekey.Reencrypt(ctxA, e.pool, e.kr, rekey.ReencryptOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/tenantseal/tenantseal"
 
 	"github.com/tenantseal/tenantseal/db"
@@ -35,7 +37,7 @@ func ExampleNew() {
 	}
 	defer pool.Close()
 	kek, _ := keys.OpenKEK(ctx, "local-keyset:///etc/tenantseal/kek.json")
-	kr, _ := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(pool)})
+	kr, _ := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(pool)})
 
 	patients, err := repo.New[Patient](ctx, pool, kr, "public.customers")
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantseal/tenantseal/db"
@@ -35,7 +37,7 @@ func TestOneConnectionNeverDeadlocks(t *testing.T) {
 	defer one.Close()
 	kek := e.admin.KEK
 	fresh := func() *repo.Customers {
-		kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(one)})
+		kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(one)})
 		if err != nil {
 			t.Fatal(err)
 		}

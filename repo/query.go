@@ -233,8 +233,8 @@ func (t *Table[T]) FindBy(ctx context.Context, column, value string) ([]T, error
 	if !ok || f.blindIndex == "" {
 		return nil, fmt.Errorf("repo: %s.%s has no blind index", t.s.table, column)
 	}
-	norm := keys.Normalizers[f.normalizer]
-	idx, err := t.kr.BlindIndexes(ctx, tenant, keys.Field{Table: t.s.table, Column: f.column}, value, norm)
+	norm, _ := keys.NormalizerByName(f.normalizer) // checked by New
+	idx, err := t.kr.BlindIndexes(ctx, keys.Field{Table: t.s.table, Column: f.column}, value, norm)
 	if err != nil {
 		return nil, wrapErr("find in "+t.s.table, err)
 	}

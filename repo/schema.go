@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/tenantseal/tenantseal"
 
 	"github.com/tenantseal/tenantseal/db"
@@ -70,7 +72,7 @@ func (s *schema) byColumn(col string) (field, bool) {
 // tenantseal.TenantID), encrypted (string, []byte or *string; stored as bytea ciphertext), bidx=<column> (a
 // blind index column for an encrypted field), normalize=<exact|lower|email>, version (int64, optimistic
 // concurrency), readonly (set by the database), updated (set to now() by Update).
-func parseSchema(t reflect.Type, rel db.Relation, registry []keys.Column) (*schema, error) {
+func parseSchema(t reflect.Type, rel db.Relation, registry []pgstore.Column) (*schema, error) {
 	if t.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("repo: %s is not a struct", t)
 	}
@@ -144,7 +146,7 @@ func parseSchema(t reflect.Type, rel db.Relation, registry []keys.Column) (*sche
 			if colType != "bytea" {
 				return nil, fmt.Errorf(errTagSyntax, t.Name(), sf.Name, tag, "an encrypted column must be bytea, not "+colType)
 			}
-			if _, ok := keys.Normalizers[f.normalizer]; !ok {
+			if _, ok := keys.NormalizerByName(f.normalizer); !ok {
 				return nil, fmt.Errorf(errTagSyntax, t.Name(), sf.Name, tag, "unknown normalizer "+f.normalizer)
 			}
 			if f.blindIndex != "" {
@@ -156,7 +158,7 @@ func parseSchema(t reflect.Type, rel db.Relation, registry []keys.Column) (*sche
 				}
 			}
 			// Re-encryption and key retirement walk the registry: an unregistered column would be missed.
-			i := slices.IndexFunc(registry, func(c keys.Column) bool { return c.Name == rel.Name && c.Column == f.column })
+			i := slices.IndexFunc(registry, func(c pgstore.Column) bool { return c.Name == rel.Name && c.Column == f.column })
 			if i < 0 {
 				return nil, fmt.Errorf("repo: %s.%s: %s.%s is not registered in tenantseal.encrypted_columns (re-encryption would miss it)", t.Name(), sf.Name, rel.Name, f.column)
 			}

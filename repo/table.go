@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/tenantseal/tenantseal"
 
 	"github.com/jackc/pgx/v5"
@@ -64,7 +66,7 @@ func New[T any](ctx context.Context, pool *db.Pool, kr *keys.Keyring, table stri
 	if err != nil {
 		return nil, fmt.Errorf("repo: %w", err)
 	}
-	registry, err := keys.Columns(ctx, pool.Unscoped())
+	registry, err := pgstore.Columns(ctx, pool.Unscoped())
 	if err != nil {
 		return nil, fmt.Errorf("repo: %w", err)
 	}
@@ -92,7 +94,7 @@ func (t *Table[T]) With(tx pgx.Tx) *Table[T] {
 // another connection of the pool.
 func (t *Table[T]) keyCtx(ctx context.Context) context.Context {
 	if t.tx != nil {
-		return keys.WithQuerier(ctx, t.tx)
+		return pgstore.WithQuerier(ctx, t.tx)
 	}
 	return ctx
 }
@@ -242,13 +244,14 @@ func (t *Table[T]) writeArgs(ctx context.Context, tenant tenantseal.TenantID, rv
 			}
 			continue
 		}
-		ct, err := t.kr.Encrypt(ctx, tenant, keys.Field{Table: t.s.table, Column: f.column, Row: id}, pt)
+		ct, err := t.kr.Encrypt(ctx, keys.Field{Table: t.s.table, Column: f.column, Row: id}, pt)
 		if err != nil {
 			return nil, err
 		}
 		args = append(args, ct)
 		if f.blindIndex != "" {
-			bidx, err := t.kr.BlindIndex(ctx, tenant, keys.Field{Table: t.s.table, Column: f.column}, string(pt), keys.Normalizers[f.normalizer])
+			norm, _ := keys.NormalizerByName(f.normalizer) // checked by New
+			bidx, err := t.kr.BlindIndex(ctx, keys.Field{Table: t.s.table, Column: f.column}, string(pt), norm)
 			if err != nil {
 				return nil, err
 			}
@@ -297,7 +300,7 @@ func (t *Table[T]) decrypt(ctx context.Context, rv reflect.Value, cts [][]byte) 
 			fv.SetZero()
 			continue
 		}
-		pt, err := t.kr.Decrypt(ctx, tenant, keys.Field{Table: t.s.table, Column: f.column, Row: id}, cts[i])
+		pt, err := t.kr.Decrypt(ctx, keys.Field{Table: t.s.table, Column: f.column, Row: id, Tenant: tenant}, cts[i])
 		if err != nil {
 			return err
 		}

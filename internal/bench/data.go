@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/tenantseal/tenantseal"
 
 	"github.com/jackc/pgx/v5"
@@ -101,7 +103,7 @@ func loadMain(ctx context.Context, cfg *Config, superDSN string) (*dataset, erro
 		return nil, err
 	}
 	defer pool.Close()
-	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(pool)})
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(pool)})
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/internal/token"
 
@@ -123,7 +125,7 @@ func (ds *dataset) variants() []variant {
 		if err != nil {
 			return nil, nil, err
 		}
-		kr, err := keys.NewKeyring(keys.Config{KEK: ds.kek, Loader: keys.PoolLoader(p)})
+		kr, err := keys.NewKeyring(keys.Config{KEK: ds.kek, Loader: pgstore.Loader(p)})
 		if err != nil {
 			p.Close()
 			return nil, nil, err

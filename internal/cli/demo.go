@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/internal/token"
 
@@ -200,7 +202,7 @@ func (d *demo) setup(ctx context.Context) error {
 	}
 	d.step("opened a db.Pool as %s with context key %s: the role guard accepted it (no superuser, no BYPASSRLS, owns nothing)", d.roles.App, res.ContextKey.ID)
 
-	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(d.pool)})
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(d.pool)})
 	if err != nil {
 		return err
 	}

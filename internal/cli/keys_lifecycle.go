@@ -7,6 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+	"github.com/tenantseal/tenantseal/rekey"
+
 	"github.com/tenantseal/tenantseal"
 
 	"github.com/tenantseal/tenantseal/db"
@@ -48,7 +51,7 @@ func (r *keysRun) rotate(ctx context.Context) error {
 		return err
 	}
 	// Reads the rotated keysets back as the owner, to print the new primary key ids.
-	kr, err := keys.NewKeyring(keys.Config{KEK: o.kek, Loader: keys.PoolLoader(o.conn)})
+	kr, err := keys.NewKeyring(keys.Config{KEK: o.kek, Loader: pgstore.Loader(o.conn)})
 	if err != nil {
 		return err
 	}
@@ -56,7 +59,7 @@ func (r *keysRun) rotate(ctx context.Context) error {
 		if err := o.admin.Rotate(ctx, id); err != nil {
 			return r.tenantError(id, err)
 		}
-		if a, p, err := kr.PrimaryKeyIDs(ctx, id); err == nil {
+		if a, p, err := kr.PrimaryKeyIDs(ctx); err == nil {
 			r.s.printf("tenant %s: rotated; new primary keys: aead %d, prf %d\n", id, a, p)
 		} else {
 			r.s.printf("tenant %s: rotated\n", id)
@@ -99,7 +102,7 @@ func (r *keysRun) reencrypt(ctx context.Context) error {
 	}
 	defer o.close(ctx)
 	defer pool.Close()
-	kr, err := keys.NewKeyring(keys.Config{KEK: o.kek, Loader: keys.PoolLoader(pool)})
+	kr, err := keys.NewKeyring(keys.Config{KEK: o.kek, Loader: pgstore.Loader(pool)})
 	if err != nil {
 		return err
 	}
@@ -110,7 +113,7 @@ func (r *keysRun) reencrypt(ctx context.Context) error {
 	for _, id := range ids {
 		tctx := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: id, Subject: "tenantseal-reencrypt"})
 		bar := newProgress(r.s.stderr, tty, "tenant "+id.String(), time.Now)
-		st, err := keys.Reencrypt(tctx, pool, kr, keys.ReencryptOptions{BatchSize: r.batch, Progress: bar.update})
+		st, err := rekey.Reencrypt(tctx, pool, kr, rekey.ReencryptOptions{BatchSize: r.batch, Progress: bar.update})
 		bar.finish()
 		stats := fmt.Sprintf("tenant %s: examined %d, rewritten %d, raced %d, tampered %d", id, st.Examined, st.Rewritten, st.Raced, st.Tampered)
 		if err != nil && !errors.Is(err, keys.ErrTampered) {
@@ -151,7 +154,7 @@ func (r *keysRun) retire(ctx context.Context) error {
 	for _, id := range ids {
 		// Usage reads through row-level security, as the app role: it counts what the application sees.
 		tctx := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: id, Subject: "tenantseal-retire"})
-		u, err := keys.Usage(tctx, pool)
+		u, err := rekey.Usage(tctx, pool)
 		if err != nil {
 			return r.tenantError(id, err)
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/tenantseal/tenantseal"
 
 	"github.com/jackc/pgx/v5"
@@ -81,7 +83,7 @@ func (e *keysEnv) keysets(t *testing.T, id tenantseal.TenantID) int {
 // keyring returns a fresh Keyring over the app pool: nothing cached from before.
 func (e *keysEnv) keyring(t *testing.T, kek *keys.KEK) *keys.Keyring {
 	t.Helper()
-	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: keys.PoolLoader(e.pool)})
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(e.pool)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +101,13 @@ func (e *keysEnv) insertCustomer(t *testing.T, kr *keys.Keyring, tenant tenantse
 			return err
 		}
 		enc := func(col, v string) []byte {
-			ct, err := kr.Encrypt(ctx, tenant, keys.Field{Table: "customers", Column: col, Row: id}, []byte(v))
+			ct, err := kr.Encrypt(ctx, keys.Field{Table: "customers", Column: col, Row: id}, []byte(v))
 			if err != nil {
 				t.Fatal(err)
 			}
 			return ct
 		}
-		bidx, err := kr.BlindIndex(ctx, tenant, keys.Field{Table: "customers", Column: "email"}, email, keys.NormalizeEmail)
+		bidx, err := kr.BlindIndex(ctx, keys.Field{Table: "customers", Column: "email"}, email, keys.NormalizeEmail)
 		if err != nil {
 			return err
 		}
@@ -128,7 +130,7 @@ func (e *keysEnv) notes(t *testing.T, kr *keys.Keyring, tenant tenantseal.Tenant
 		t.Fatal(err)
 	}
 	keyID, _ := keys.CiphertextKeyID(ct)
-	pt, err := kr.Decrypt(ctx, tenant, keys.Field{Table: "customers", Column: "notes", Row: id}, ct)
+	pt, err := kr.Decrypt(ctx, keys.Field{Table: "customers", Column: "notes", Row: id}, ct)
 	return string(pt), keyID, err
 }
 

@@ -1,4 +1,4 @@
-package keys
+package rekey
 
 // SetReencryptHook sets a function that runs between reading a batch and rewriting it.
 func SetReencryptHook(f func()) { testHookAfterRead = f }

@@ -1,4 +1,7 @@
-package keys
+// Package rekey moves a tenant's stored ciphertexts and blind indexes under its current primary keys
+// after a rotation, and counts which keys stored values still need, so that retired keys are safe to
+// disable.
+package rekey
 
 import (
 	"bytes"
@@ -8,6 +11,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+
 	"github.com/tenantseal/tenantseal"
 
 	"github.com/jackc/pgx/v5"
@@ -16,62 +22,31 @@ import (
 	"github.com/tenantseal/tenantseal/db"
 )
 
-// Column is an encrypted column as registered in tenantseal.encrypted_columns.
-type Column struct {
-	Table      string // relation as regclass text, e.g. customers or app.customers
-	Name       string // relation name without schema: the table part of the associated data
-	Column     string
-	BlindIndex string // blind index column, "" for none
-	Normalizer string // key of Normalizers
-}
-
-// Columns reads the registry of encrypted columns.
-func Columns(ctx context.Context, q Querier) ([]Column, error) {
-	rows, err := q.Query(ctx, `SELECT e.table_name::text, c.relname::text, e.column_name::text, coalesce(e.blind_index_column::text, ''), e.normalizer
-		FROM tenantseal.encrypted_columns e JOIN pg_class c ON c.oid = e.table_name ORDER BY 1, 3`)
-	if err != nil {
-		return nil, fmt.Errorf("keys: read encrypted columns: %w", err)
-	}
-	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Column, error) {
-		var c Column
-		return c, r.Scan(&c.Table, &c.Name, &c.Column, &c.BlindIndex, &c.Normalizer)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("keys: read encrypted columns: %w", err)
-	}
-	for _, c := range cols {
-		if _, ok := Normalizers[c.Normalizer]; !ok {
-			return nil, fmt.Errorf("keys: %s.%s: unknown normalizer %q", c.Table, c.Column, c.Normalizer)
-		}
-	}
-	return cols, nil
-}
-
 // byTable groups columns by table, keeping the registry's order.
-func byTable(cols []Column) [][]Column {
-	var out [][]Column
+func byTable(cols []pgstore.Column) [][]pgstore.Column {
+	var out [][]pgstore.Column
 	for _, c := range cols {
 		if n := len(out); n > 0 && out[n-1][0].Table == c.Table {
 			out[n-1] = append(out[n-1], c)
 			continue
 		}
-		out = append(out, []Column{c})
+		out = append(out, []pgstore.Column{c})
 	}
 	return out
 }
 
 // Usage counts, for the tenant of the Principal in ctx, how many ciphertexts and blind indexes each key
 // id still produces, across every registered column. Run it through the app's *db.Pool.
-func Usage(ctx context.Context, pool *db.Pool) (KeyUsage, error) {
+func Usage(ctx context.Context, pool *db.Pool) (keys.KeyUsage, error) {
 	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
-		return KeyUsage{}, err
+		return keys.KeyUsage{}, err
 	}
-	cols, err := Columns(ctx, pool)
+	cols, err := pgstore.Columns(ctx, pool)
 	if err != nil {
-		return KeyUsage{}, err
+		return keys.KeyUsage{}, err
 	}
-	u := KeyUsage{AEAD: map[uint32]int64{}, PRF: map[uint32]int64{}}
+	u := keys.KeyUsage{AEAD: map[uint32]int64{}, PRF: map[uint32]int64{}}
 	count := func(table, column string, from int, into map[uint32]int64) error {
 		sql := fmt.Sprintf("SELECT substring(%[2]s FROM %[3]d FOR 4), count(*) FROM %[1]s WHERE tenant_id = $1 AND %[2]s IS NOT NULL GROUP BY 1",
 			table, pgx.Identifier{column}.Sanitize(), from)
@@ -91,11 +66,11 @@ func Usage(ctx context.Context, pool *db.Pool) (KeyUsage, error) {
 	}
 	for _, c := range cols {
 		if err := count(c.Table, c.Column, 2, u.AEAD); err != nil {
-			return KeyUsage{}, fmt.Errorf("keys: usage of %s.%s: %w", c.Table, c.Column, err)
+			return keys.KeyUsage{}, fmt.Errorf("rekey: usage of %s.%s: %w", c.Table, c.Column, err)
 		}
 		if c.BlindIndex != "" {
 			if err := count(c.Table, c.BlindIndex, 1, u.PRF); err != nil {
-				return KeyUsage{}, fmt.Errorf("keys: usage of %s.%s: %w", c.Table, c.BlindIndex, err)
+				return keys.KeyUsage{}, fmt.Errorf("rekey: usage of %s.%s: %w", c.Table, c.BlindIndex, err)
 			}
 		}
 	}
@@ -123,7 +98,7 @@ type ReencryptStats struct {
 // so a concurrent application write is never overwritten: such rows are counted in Raced and a second
 // run picks them up if they still need it. It is resumable: a run after an interruption skips what is
 // already done. Run it through the app's *db.Pool, with a Principal of the tenant.
-func Reencrypt(ctx context.Context, pool *db.Pool, kr *Keyring, opts ReencryptOptions) (ReencryptStats, error) {
+func Reencrypt(ctx context.Context, pool *db.Pool, kr *keys.Keyring, opts ReencryptOptions) (ReencryptStats, error) {
 	var st ReencryptStats
 	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
@@ -133,11 +108,11 @@ func Reencrypt(ctx context.Context, pool *db.Pool, kr *Keyring, opts ReencryptOp
 		opts.BatchSize = 500
 	}
 	kr.Invalidate(tenant) // the primary keys as they are now, not as cached
-	aeadPrimary, prfPrimary, err := kr.PrimaryKeyIDs(ctx, tenant)
+	aeadPrimary, prfPrimary, err := kr.PrimaryKeyIDs(ctx)
 	if err != nil {
 		return st, err
 	}
-	cols, err := Columns(ctx, pool)
+	cols, err := pgstore.Columns(ctx, pool)
 	if err != nil {
 		return st, err
 	}
@@ -146,7 +121,7 @@ func Reencrypt(ctx context.Context, pool *db.Pool, kr *Keyring, opts ReencryptOp
 	for _, tc := range tables {
 		var n int64
 		if err := pool.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s WHERE tenant_id = $1", tc[0].Table), tenant).Scan(&n); err != nil {
-			return st, fmt.Errorf("keys: count %s: %w", tc[0].Table, err)
+			return st, fmt.Errorf("rekey: count %s: %w", tc[0].Table, err)
 		}
 		total += n
 	}
@@ -156,12 +131,12 @@ func Reencrypt(ctx context.Context, pool *db.Pool, kr *Keyring, opts ReencryptOp
 		}
 	}
 	if st.Tampered > 0 {
-		return st, fmt.Errorf("%w: %d rows of tenant %s could not be re-encrypted", ErrTampered, st.Tampered, tenant)
+		return st, fmt.Errorf("%w: %d rows of tenant %s could not be re-encrypted", keys.ErrTampered, st.Tampered, tenant)
 	}
 	return st, nil
 }
 
-func reencryptTable(ctx context.Context, pool *db.Pool, kr *Keyring, tenant tenantseal.TenantID, cols []Column,
+func reencryptTable(ctx context.Context, pool *db.Pool, kr *keys.Keyring, tenant tenantseal.TenantID, cols []pgstore.Column,
 	aeadPrimary, prfPrimary uint32, opts ReencryptOptions, total int64, st *ReencryptStats) error {
 	table := cols[0].Table
 	// Selected: id, then each column's ciphertext and, where it has one, its blind index.
@@ -178,7 +153,7 @@ func reencryptTable(ctx context.Context, pool *db.Pool, kr *Keyring, tenant tena
 	for {
 		rows, err := pool.Query(ctx, query, tenant, after, opts.BatchSize)
 		if err != nil {
-			return fmt.Errorf("keys: read %s: %w", table, err)
+			return fmt.Errorf("rekey: read %s: %w", table, err)
 		}
 		type rec struct {
 			id   string
@@ -193,7 +168,7 @@ func reencryptTable(ctx context.Context, pool *db.Pool, kr *Keyring, tenant tena
 			return x, r.Scan(dest...)
 		})
 		if err != nil {
-			return fmt.Errorf("keys: read %s: %w", table, err)
+			return fmt.Errorf("rekey: read %s: %w", table, err)
 		}
 		if len(recs) == 0 {
 			return nil
@@ -207,7 +182,7 @@ func reencryptTable(ctx context.Context, pool *db.Pool, kr *Keyring, tenant tena
 		for _, r := range recs {
 			st.Examined++
 			sets, conds, args, err := rewriteRow(ctx, kr, tenant, cols, r.id, r.vals, aeadPrimary, prfPrimary)
-			if errors.Is(err, ErrTampered) || errors.Is(err, ErrUnknownKey) {
+			if errors.Is(err, keys.ErrTampered) || errors.Is(err, keys.ErrUnknownKey) {
 				st.Tampered++
 				continue
 			}
@@ -230,7 +205,7 @@ func reencryptTable(ctx context.Context, pool *db.Pool, kr *Keyring, tenant tena
 		}
 		if b.Len() > 0 {
 			if err := pool.Tx(ctx, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() }); err != nil {
-				return fmt.Errorf("keys: rewrite %s: %w", table, err)
+				return fmt.Errorf("rekey: rewrite %s: %w", table, err)
 			}
 		}
 		if opts.Progress != nil {
@@ -244,7 +219,7 @@ var testHookAfterRead func()
 
 // rewriteRow returns the SET and compare-and-set clauses, and their arguments (numbered from $3), that
 // move one row's stale ciphertexts and blind indexes under the primary keys; none when it is current.
-func rewriteRow(ctx context.Context, kr *Keyring, tenant tenantseal.TenantID, cols []Column, id string, vals [][]byte,
+func rewriteRow(ctx context.Context, kr *keys.Keyring, tenant tenantseal.TenantID, cols []pgstore.Column, id string, vals [][]byte,
 	aeadPrimary, prfPrimary uint32) (sets, conds []string, args []any, err error) {
 	i := 0
 	for _, c := range cols {
@@ -258,20 +233,20 @@ func rewriteRow(ctx context.Context, kr *Keyring, tenant tenantseal.TenantID, co
 		if ct == nil {
 			continue
 		}
-		keyID, _ := CiphertextKeyID(ct)
+		keyID, _ := keys.CiphertextKeyID(ct)
 		staleCT := keyID != aeadPrimary
 		staleIdx := c.BlindIndex != "" && (len(bidx) < 4 || binary.BigEndian.Uint32(bidx) != prfPrimary)
 		if !staleCT && !staleIdx {
 			continue
 		}
-		f := Field{Table: c.Name, Column: c.Column, Row: id}
-		pt, err := kr.Decrypt(ctx, tenant, f, ct)
+		f := keys.Field{Table: c.Name, Column: c.Column, Row: id}
+		pt, err := kr.Decrypt(ctx, f, ct)
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		next := ct
 		if staleCT {
-			if next, err = kr.Encrypt(ctx, tenant, f, pt); err != nil {
+			if next, err = kr.Encrypt(ctx, f, pt); err != nil {
 				return nil, nil, nil, err
 			}
 		}
@@ -280,7 +255,8 @@ func rewriteRow(ctx context.Context, kr *Keyring, tenant tenantseal.TenantID, co
 		conds = append(conds, fmt.Sprintf("%s = $%d", pgx.Identifier{c.Column}.Sanitize(), n+1))
 		args = append(args, next, ct)
 		if c.BlindIndex != "" {
-			idx, err := kr.BlindIndex(ctx, tenant, f, string(pt), Normalizers[c.Normalizer])
+			norm, _ := keys.NormalizerByName(c.Normalizer) // checked by pgstore.Columns
+			idx, err := kr.BlindIndex(ctx, f, string(pt), norm)
 			if err != nil {
 				return nil, nil, nil, err
 			}
