@@ -3,7 +3,6 @@ package audit_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,10 +71,7 @@ func TestNoEventLostWhenTheServerStopsAndRestarts(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond) // events recorded while the server is down
 		if err := srv.Restart(ctx); err != nil {
-			if rc, lerr := srv.Container.Logs(context.Background()); lerr == nil {
-				b, _ := io.ReadAll(rc)
-				t.Logf("server log:\n%s", b[max(0, len(b)-3000):])
-			}
+			t.Logf("server log: %s", srv.LogTail(context.Background()))
 			t.Fatalf("restart after %s: %v", fault.name, err)
 		}
 	}

@@ -22,7 +22,7 @@ import (
 // superuser: the database is down for the writer and up for the test's checks through other databases.
 func setConnections(t *testing.T, d *pgtest.Database, allow bool) {
 	t.Helper()
-	super := mustConn(t, pgtest.SharedCluster().Server.SuperDSN)
+	super := mustConn(t, pgtest.SharedCluster(t).Server.SuperDSN)
 	if _, err := super.Exec(testContext(t), fmt.Sprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS %v", d.Name, allow)); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 func TestBootstrapKeepsConnectionSettings(t *testing.T) {
 	t.Parallel()
-	s := pgtest.SharedCluster().Server
+	s := pgtest.SharedCluster(t).Server
 	// The harness's connection string is a URL, or keyword/value under TENANTSEAL_TEST_DSN.
 	dsn := s.SuperDSN + " connect_timeout=7"
 	if u, err := url.Parse(s.SuperDSN); err == nil && strings.Contains(s.SuperDSN, "://") {

@@ -16,7 +16,7 @@ func TestBootstrap(t *testing.T) {
 	t.Parallel()
 	prefix, database := freshNames(t)
 	out := filepath.Join(t.TempDir(), "secrets.env")
-	args := []string{"bootstrap", "--dsn", superDSN(), "--prefix", prefix, "--database", database, "--out", out}
+	args := []string{"bootstrap", "--dsn", superDSN(t), "--prefix", prefix, "--database", database, "--out", out}
 	roles := db.Roles(prefix)
 
 	r := mustRun(t, args...)
@@ -97,7 +97,7 @@ func TestBootstrap(t *testing.T) {
 
 	t.Run("unknown passwords need --reset-passwords", func(t *testing.T) {
 		other := filepath.Join(t.TempDir(), "other.env")
-		r := run(t, "bootstrap", "--dsn", superDSN(), "--prefix", prefix, "--database", database, "--out", other)
+		r := run(t, "bootstrap", "--dsn", superDSN(t), "--prefix", prefix, "--database", database, "--out", other)
 		wantFailure(t, r, 1, "role "+roles.Owner+" exists", "--reset-passwords")
 		if _, err := os.Stat(other); !os.IsNotExist(err) {
 			t.Errorf("a failed bootstrap left %s behind: %v", other, err)
@@ -138,7 +138,7 @@ func TestBootstrapPrintWritesNothing(t *testing.T) {
 	prefix, database := freshNames(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "secrets.env")
-	r := mustRun(t, "bootstrap", "--dsn", superDSN(), "--prefix", prefix, "--database", database, "--out", out, "--print")
+	r := mustRun(t, "bootstrap", "--dsn", superDSN(t), "--prefix", prefix, "--database", database, "--out", out, "--print")
 	env := parseEnv(t, r.stdout)
 	for _, k := range []string{"TENANTSEAL_OWNER_DSN", "TENANTSEAL_APP_DSN", "TENANTSEAL_AUDITOR_DSN", "TENANTSEAL_CONTEXT_KEY"} {
 		if env[k] == "" {

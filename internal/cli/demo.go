@@ -135,13 +135,13 @@ func (d *demo) setup(ctx context.Context) error {
 		if _, pw, ok := dsnCredentials(srv.SuperDSN); ok {
 			d.s.secret(pw)
 		}
-		if u, err := url.Parse(srv.SuperDSN); err == nil && srv.Container != nil {
+		if u, err := url.Parse(srv.SuperDSN); err == nil && srv.Started() {
 			d.step("started %s, listening on %s", srv.Image, u.Host)
 		} else {
 			d.step("using the server named by $TENANTSEAL_TEST_DSN")
 		}
 	}
-	if d.server == nil || d.server.Container == nil {
+	if d.server == nil || !d.server.Started() {
 		// Someone else's server: touch nothing that exists already.
 		if err := d.refuseExisting(ctx); err != nil {
 			return err
@@ -438,7 +438,7 @@ func (d *demo) teardown(ctx context.Context) error {
 
 // dropServer removes the container, or drops the database and roles the demo created.
 func (d *demo) dropServer(ctx context.Context) error {
-	if d.server != nil && d.server.Container != nil {
+	if d.server != nil && d.server.Started() {
 		if err := d.server.Stop(ctx); err != nil {
 			return fmt.Errorf("demo: remove the container: %w", err)
 		}

@@ -15,7 +15,7 @@ import (
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	prefix, database := freshNames(t)
-	r := run(t, "demo", "--dsn", superDSN(), "--prefix", prefix, "--database", database)
+	r := run(t, "demo", "--dsn", superDSN(t), "--prefix", prefix, "--database", database)
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("got %v, want exit 0 and no stderr", r)
 	}
@@ -70,7 +70,7 @@ func TestDemo(t *testing.T) {
 	// It cleaned up after itself on a server it did not start.
 	var n int
 	roles := db.Roles(prefix)
-	err := mustConn(t, superDSN()).QueryRow(testContext(t),
+	err := mustConn(t, superDSN(t)).QueryRow(testContext(t),
 		"SELECT (SELECT count(*) FROM pg_database WHERE datname = $1) + (SELECT count(*) FROM pg_roles WHERE rolname = ANY($2))",
 		database, []string{roles.Owner, roles.App, roles.Auditor, roles.Probe}).Scan(&n)
 	if err != nil || n != 0 {
@@ -81,7 +81,7 @@ func TestDemo(t *testing.T) {
 func TestDemoLeavesExistingDatabasesAlone(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
-	r := run(t, "demo", "--dsn", superDSN(), "--database", d.Name, "--prefix", prefixOf(d.Roles))
+	r := run(t, "demo", "--dsn", superDSN(t), "--database", d.Name, "--prefix", prefixOf(d.Roles))
 	wantFailure(t, r, 1, "database "+d.Name, "already exist", "--database and --prefix")
 	c := mustConn(t, d.OwnerDSN)
 	if err := c.Ping(testContext(t)); err != nil {

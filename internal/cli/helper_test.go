@@ -84,7 +84,7 @@ func wantContains(t testing.TB, what, got string, want ...string) {
 	}
 }
 
-func superDSN() string { return pgtest.SharedCluster().Server.SuperDSN }
+func superDSN(t testing.TB) string { return pgtest.SharedCluster(t).Server.SuperDSN }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -101,7 +101,7 @@ func freshNames(t testing.TB) (prefix, database string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		c, err := pgx.Connect(ctx, superDSN())
+		c, err := pgx.Connect(ctx, superDSN(t))
 		if err != nil {
 			t.Errorf("clean up: %v", err)
 			return

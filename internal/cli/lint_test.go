@@ -115,8 +115,8 @@ func TestLintForeignDatabase(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t) // for its roles
 	_, name := freshNames(t)
-	mustExec(t, superDSN(), "CREATE DATABASE "+name)
-	dsn := pgtest.WithDatabase(superDSN(), name)
+	mustExec(t, superDSN(t), "CREATE DATABASE "+name)
+	dsn := pgtest.WithDatabase(superDSN(t), name)
 	mustExec(t, dsn, `CREATE FUNCTION public.my_tenant() RETURNS uuid LANGUAGE sql STABLE AS 'SELECT NULL::uuid';
 		CREATE TABLE public.things (tenant_id uuid NOT NULL, id uuid NOT NULL, PRIMARY KEY (tenant_id, id))`)
 	prefix := prefixOf(d.Roles)

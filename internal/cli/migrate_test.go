@@ -31,7 +31,7 @@ func TestMigrate(t *testing.T) {
 	t.Parallel()
 	prefix, database := freshNames(t)
 	secrets := filepath.Join(t.TempDir(), "secrets.env")
-	boot := []string{"bootstrap", "--dsn", superDSN(), "--prefix", prefix, "--database", database, "--out", secrets}
+	boot := []string{"bootstrap", "--dsn", superDSN(t), "--prefix", prefix, "--database", database, "--out", secrets}
 	r := mustRun(t, append(boot, "--no-migrate")...)
 	wantContains(t, "stdout", r.stdout, "no context key yet")
 	if env := readSecretsFile(t, secrets); env["TENANTSEAL_CONTEXT_KEY"] != "" {

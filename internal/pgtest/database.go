@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -143,42 +141,4 @@ func WithDatabase(dsn, name string) string {
 	}
 	// Keyword/value: a later dbname overrides an earlier one.
 	return strings.TrimSpace(dsn) + " dbname='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(name) + "'"
-}
-
-var (
-	shared   *Cluster
-	sharedMu sync.Mutex
-)
-
-// NewDatabase gives t its own migrated database on the process's shared cluster (see [Main]) and drops
-// it when t ends, whether it passed or not.
-func NewDatabase(t testing.TB) *Database {
-	t.Helper()
-	sharedMu.Lock()
-	c := shared
-	sharedMu.Unlock()
-	if c == nil {
-		t.Fatal("pgtest: no cluster: call pgtest.Main(m) from TestMain")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	d, err := c.CreateDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := c.DropDatabase(ctx, d.Name); err != nil {
-			t.Errorf("pgtest: drop %s: %v", d.Name, err)
-		}
-	})
-	return d
-}
-
-// SharedCluster returns the cluster that [Main] started.
-func SharedCluster() *Cluster {
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	return shared
 }

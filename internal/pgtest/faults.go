@@ -55,7 +55,7 @@ func StartFaultServer(ctx context.Context) (*Server, error) {
 		}
 		return nil, fmt.Errorf("pgtest: start %s: %w", image, err)
 	}
-	s := &Server{Container: c, Image: image}
+	s := &Server{container: c, Image: image}
 	u := url.URL{Scheme: "postgres", User: url.UserPassword("postgres", password), Host: "127.0.0.1:" + strconv.Itoa(port),
 		Path: "/postgres", RawQuery: "sslmode=disable"}
 	s.SuperDSN = u.String()
@@ -67,7 +67,7 @@ func StartFaultServer(ctx context.Context) (*Server, error) {
 }
 
 func (s *Server) docker(ctx context.Context, what string, op func(*client.Client, string) error) error {
-	if s.Container == nil {
+	if s.container == nil {
 		return fmt.Errorf("pgtest: %s: the server is not a container the harness started", what)
 	}
 	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
@@ -75,7 +75,7 @@ func (s *Server) docker(ctx context.Context, what string, op func(*client.Client
 		return fmt.Errorf("pgtest: docker: %w", err)
 	}
 	defer cli.Close()
-	if err := op(cli.Client, s.Container.GetContainerID()); err != nil {
+	if err := op(cli.Client, s.container.GetContainerID()); err != nil {
 		return fmt.Errorf("pgtest: %s: %w", what, err)
 	}
 	return nil
@@ -111,7 +111,7 @@ func (s *Server) Kill(ctx context.Context) error {
 	// still running and then lose it.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		st, err := s.Container.State(ctx)
+		st, err := s.container.State(ctx)
 		if err != nil {
 			return fmt.Errorf("pgtest: kill: %w", err)
 		}
@@ -128,29 +128,29 @@ func (s *Server) Kill(ctx context.Context) error {
 // Halt stops the container the way an orchestrator does: the stop signal (a fast shutdown), then SIGKILL
 // after timeout.
 func (s *Server) Halt(ctx context.Context, timeout time.Duration) error {
-	if s.Container == nil {
+	if s.container == nil {
 		return fmt.Errorf("pgtest: halt: the server is not a container the harness started")
 	}
-	return s.Container.Stop(ctx, &timeout)
+	return s.container.Stop(ctx, &timeout)
 }
 
 // Restart starts a halted or killed container again and waits until it accepts connections.
 func (s *Server) Restart(ctx context.Context) error {
-	if s.Container == nil {
+	if s.container == nil {
 		return fmt.Errorf("pgtest: restart: the server is not a container the harness started")
 	}
-	if err := s.Container.Start(ctx); err != nil {
-		return fmt.Errorf("pgtest: restart: %w; server log: %s", err, s.logTail(ctx))
+	if err := s.container.Start(ctx); err != nil {
+		return fmt.Errorf("pgtest: restart: %w; server log: %s", err, s.LogTail(ctx))
 	}
 	if err := waitReady(ctx, s.SuperDSN, 60*time.Second); err != nil {
-		return fmt.Errorf("pgtest: restart: %w; server log: %s", err, s.logTail(context.WithoutCancel(ctx)))
+		return fmt.Errorf("pgtest: restart: %w; server log: %s", err, s.LogTail(context.WithoutCancel(ctx)))
 	}
 	return nil
 }
 
-// logTail returns the last lines the container wrote, for failure messages.
-func (s *Server) logTail(ctx context.Context) string {
-	rc, err := s.Container.Logs(ctx)
+// LogTail returns the last lines of the server's log on one line, for failure messages.
+func (s *Server) LogTail(ctx context.Context) string {
+	rc, err := s.container.Logs(ctx)
 	if err != nil {
 		return err.Error()
 	}

@@ -5,60 +5,106 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// Main starts a server and a migrated template for a test binary, runs its tests and removes the server,
-// also when the run is interrupted. Call it from TestMain:
+// The process's shared cluster, started by the first test that needs a database.
+var (
+	sharedMu  sync.Mutex
+	shared    *Cluster
+	sharedErr error
+	started   bool
+)
+
+// Main runs a test binary's tests and, if any of them asked for a database, removes the server and
+// what the run created on it afterwards, also when the run is interrupted. Tests that need no database
+// never start one. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 func Main(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	s, err := StartServer(ctx)
-	if err != nil {
-		cancel()
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	// Remove the container on SIGINT/SIGTERM too: no reaper runs here.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		if _, ok := <-sig; ok {
-			stop, c := context.WithTimeout(context.Background(), 20*time.Second)
-			s.Stop(stop)
-			c()
+			stop(20 * time.Second)
 			os.Exit(130)
 		}
 	}()
-	defer func() {
-		signal.Stop(sig)
-		close(sig)
-		stop, c := context.WithTimeout(context.Background(), 30*time.Second)
-		defer c()
-		if shared != nil && s.Container == nil {
-			if err := shared.Close(stop); err != nil {
-				fmt.Fprintln(os.Stderr, "pgtest: clean up:", err)
-			}
-		}
-		if err := s.Stop(stop); err != nil {
-			fmt.Fprintln(os.Stderr, "pgtest: stop server:", err)
-		}
-	}()
-	c, err := NewCluster(ctx, s)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	code := m.Run()
+	signal.Stop(sig)
+	close(sig)
+	stop(30 * time.Second)
+	os.Exit(code)
+}
+
+// stop removes the shared cluster and its server, if a test started them.
+func stop(within time.Duration) {
 	sharedMu.Lock()
-	shared = c
-	sharedMu.Unlock()
-	return m.Run()
+	defer sharedMu.Unlock()
+	if shared == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if !shared.Server.Started() {
+		// Someone else's server (TENANTSEAL_TEST_DSN): drop what this process created there.
+		if err := shared.Close(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest: clean up:", err)
+		}
+	}
+	if err := shared.Server.Stop(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest: stop server:", err)
+	}
+	shared = nil
+}
+
+// SharedCluster returns the process's cluster, starting the server and the migrated template on first
+// use. It fails the test when they cannot be started.
+func SharedCluster(t testing.TB) *Cluster {
+	t.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if !started {
+		started = true
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		s, err := StartServer(ctx)
+		if err == nil {
+			var c *Cluster
+			if c, err = NewCluster(ctx, s); err != nil {
+				s.Stop(context.WithoutCancel(ctx))
+			}
+			shared = c
+		}
+		sharedErr = err
+	}
+	if sharedErr != nil {
+		t.Fatalf("pgtest: start the shared cluster: %v", sharedErr)
+	}
+	return shared
+}
+
+// NewDatabase gives t its own migrated database on the process's shared cluster and drops it when t
+// ends, whether it passed or not.
+func NewDatabase(t testing.TB) *Database {
+	t.Helper()
+	c := SharedCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d, err := c.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.DropDatabase(ctx, d.Name); err != nil {
+			t.Errorf("pgtest: drop %s: %v", d.Name, err)
+		}
+	})
+	return d
 }

@@ -35,8 +35,8 @@ const (
 type Server struct {
 	// SuperDSN connects as a superuser to the postgres database.
 	SuperDSN string
-	// Container is nil when TENANTSEAL_TEST_DSN names the server.
-	Container testcontainers.Container
+	// container is nil when TENANTSEAL_TEST_DSN names the server.
+	container testcontainers.Container
 	// Image the container runs, empty without a container.
 	Image string
 }
@@ -82,7 +82,7 @@ func StartServer(ctx context.Context) (*Server, error) {
 		}
 		return nil, fmt.Errorf("pgtest: start %s: %w", image, err)
 	}
-	s := &Server{Container: c, Image: image}
+	s := &Server{container: c, Image: image}
 	endpoint, err := c.PortEndpoint(ctx, "5432/tcp", "")
 	if err != nil {
 		s.Stop(context.WithoutCancel(ctx))
@@ -98,12 +98,16 @@ func StartServer(ctx context.Context) (*Server, error) {
 	return s, nil
 }
 
+// Started reports whether the harness started the server (a container), as opposed to using the
+// server TENANTSEAL_TEST_DSN names.
+func (s *Server) Started() bool { return s != nil && s.container != nil }
+
 // Stop removes the container, if the harness started one.
 func (s *Server) Stop(ctx context.Context) error {
-	if s == nil || s.Container == nil {
+	if s == nil || s.container == nil {
 		return nil
 	}
-	return s.Container.Terminate(ctx)
+	return s.container.Terminate(ctx)
 }
 
 // prepareDocker sets testcontainers up for this machine before any container starts.

@@ -1,0 +1,21 @@
+// Package pgtest starts PostgreSQL for tests and gives each test its own migrated database. It is a test
+// kit: only tests and the development binary import it (it links "testing" and testcontainers-go), never
+// the product.
+//
+// A test binary calls [Main] from TestMain. The first test that asks for a database starts a server (a
+// container through testcontainers-go, or the server named by TENANTSEAL_TEST_DSN), bootstraps roles and
+// a migrated template database; [Main] removes the container, or what the run created on a server it was
+// pointed at, when the tests end, also on failure or interrupt. Tests that need no database start
+// nothing. Each test calls [NewDatabase] for its own clone of the template, so tests run in parallel:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+//
+//	func TestSomething(t *testing.T) {
+//		t.Parallel()
+//		d := pgtest.NewDatabase(t)
+//		// d.AppDSN, d.OwnerDSN, d.ContextKey ...
+//	}
+//
+// The image is TENANTSEAL_PG_IMAGE when set, else postgres:17-alpine when present or pullable, else the
+// local image that `make pg-image` builds from the machine's PostgreSQL.
+package pgtest
