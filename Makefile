@@ -34,7 +34,7 @@ test: pg-image pgbouncer
 # Every fuzz target of the parsers and decoders, FUZZTIME each (make test runs them briefly).
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./internal/uuid:FuzzParseUUID ./db:FuzzParseContextKey ./keys:FuzzDecrypt \
-	./keys:FuzzUnwrapKeyset ./lint/internal/nodetree:FuzzParse
+	./keys:FuzzUnwrapKeyset ./lint/internal/nodetree:FuzzParse ./internal/dsn:FuzzParse
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
@@ -43,9 +43,10 @@ fuzz:
 		echo "fuzz $$fn: $(FUZZTIME), no failure"; \
 	done
 
-# The isolation demo on its own throwaway PostgreSQL.
+# The isolation demo on its own throwaway PostgreSQL: the development binary starts the container (the
+# shipped cmd/tenantseal links no container library: `tenantseal demo --dsn ...` runs on a server of yours).
 demo: pg-image
-	@status=0; $(GO) run ./cmd/tenantseal demo || status=$$?; \
+	@status=0; $(GO) run ./internal/cmd/tenantseal-dev demo || status=$$?; \
 	$(MAKE) --no-print-directory clean-containers; exit $$status
 
 lint:
@@ -62,7 +63,7 @@ lint:
 BENCHFLAGS ?=
 bench: pg-image pgbouncer
 	@status=0; $(GO) test -run '^$$' -bench . -benchmem -count 1 ./... || status=$$?; \
-	if [ $$status -eq 0 ]; then $(GO) run ./cmd/tenantseal bench --out bench-results $(BENCHFLAGS) || status=$$?; fi; \
+	if [ $$status -eq 0 ]; then $(GO) run ./internal/cmd/tenantseal-dev bench --out bench-results $(BENCHFLAGS) || status=$$?; fi; \
 	$(MAKE) --no-print-directory clean-containers; exit $$status
 
 # Leftovers of a killed run (no reaper container can be pulled here).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tenantseal/tenantseal/audit"
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/examples/reference"
 	"github.com/tenantseal/tenantseal/repo"
 )
 
@@ -32,11 +33,11 @@ func TestEachDetectionRecordsExactlyOneEvent(t *testing.T) {
 	e := newEnv(t)
 	a, ctxA := e.tenant(t, "a", "support")
 	b, ctxB := e.tenant(t, "b")
-	bc := repo.Customer{DisplayName: "B", Email: "b@x", Phone: "secret-phone-555"}
+	bc := reference.Customer{DisplayName: "B", Email: "b@x", Phone: "secret-phone-555"}
 	if err := e.customers.Insert(ctxB, &bc); err != nil {
 		t.Fatal(err)
 	}
-	ac := repo.Customer{DisplayName: "A", Email: "a@x", Phone: "a-phone"}
+	ac := reference.Customer{DisplayName: "A", Email: "a@x", Phone: "a-phone"}
 	if err := e.customers.Insert(ctxA, &ac); err != nil {
 		t.Fatal(err)
 	}
@@ -57,13 +58,13 @@ func TestEachDetectionRecordsExactlyOneEvent(t *testing.T) {
 				_, err := tx.Exec(ctxA, "INSERT INTO customers (tenant_id, display_name) VALUES ($1, 'x')", b)
 				return err
 			})
-			if err == nil {
-				t.Fatal("the write succeeded")
+			if sqlState(err) != "42501" {
+				t.Fatalf("got %v, want the write refused by the policy (42501)", err)
 			}
 		}, want{"refused_write", "a-user", A, nilS, "customers", "tx", nilS, "42501", "req-a"}},
 		{"refused write, single statement", func(t *testing.T) {
-			if _, err := e.pool.Exec(ctxA, "UPDATE customers SET tenant_id = $1", b); err == nil {
-				t.Fatal("the write succeeded")
+			if _, err := e.pool.Exec(ctxA, "UPDATE customers SET tenant_id = $1", b); sqlState(err) != "42501" {
+				t.Fatalf("got %v, want the write refused by the policy (42501)", err)
 			}
 		}, want{"refused_write", "a-user", A, nilS, "customers", "update", nilS, "42501", "req-a"}},
 		{"foreign id", func(t *testing.T) {
@@ -72,7 +73,7 @@ func TestEachDetectionRecordsExactlyOneEvent(t *testing.T) {
 			}
 		}, want{"foreign_id", "a-user", A, nilS, "customers", "get", bc.ID.String(), nilS, "req-a"}},
 		{"client-supplied tenant", func(t *testing.T) {
-			c := repo.Customer{TenantID: b, DisplayName: "x", Email: "x@x"}
+			c := reference.Customer{TenantID: b, DisplayName: "x", Email: "x@x"}
 			if err := e.customers.Insert(ctxA, &c); !errors.Is(err, repo.ErrTenantMismatch) {
 				t.Fatalf("got %v, want ErrTenantMismatch", err)
 			}
@@ -91,7 +92,7 @@ func TestEachDetectionRecordsExactlyOneEvent(t *testing.T) {
 			}
 		}, want{"tampered_ciphertext", "a-user", A, A, "customers", "decrypt", ac.ID.String(), nilS, "req-a"}},
 		{"elevation", func(t *testing.T) {
-			ctx, err := db.Elevate(ctxA, "ticket 7: billing question", 10*time.Minute)
+			ctx, err := e.pool.Elevate(ctxA, "ticket 7: billing question", 10*time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -130,7 +131,10 @@ func TestEachDetectionRecordsExactlyOneEvent(t *testing.T) {
 		}
 	})
 	t.Run("the elevation detail names reason and ttl", func(t *testing.T) {
-		all, _ := audit.Query(testContext(t), mustConn(t, e.d.AuditorDSN), audit.Filter{Kind: "elevation"})
+		all, err := audit.Query(testContext(t), mustConn(t, e.d.AuditorDSN), audit.Filter{Kind: tenantseal.EventElevation})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if len(all) != 1 || !strings.Contains(str(all[0].Detail), "ticket 7: billing question") || !strings.Contains(str(all[0].Detail), "ttl 10m0s") {
 			t.Errorf("got %v, want one elevation event with reason and ttl", all)
 		}
@@ -166,11 +170,13 @@ func TestTenantsSeeOnlyTheirOwnEvents(t *testing.T) {
 	e := newEnv(t)
 	a, ctxA := e.tenant(t, "a")
 	b, ctxB := e.tenant(t, "b")
-	if _, err := e.pool.Exec(ctxA, "INSERT INTO customers (tenant_id, display_name) VALUES ($1, 'x')", b); err == nil {
-		t.Fatal("write succeeded")
-	}
-	if _, err := e.pool.Exec(ctxB, "INSERT INTO customers (tenant_id, display_name) VALUES ($1, 'x')", a); err == nil {
-		t.Fatal("write succeeded")
+	for _, w := range []struct {
+		ctx    context.Context
+		target tenantseal.TenantID
+	}{{ctxA, b}, {ctxB, a}} {
+		if _, err := e.pool.Exec(w.ctx, "INSERT INTO customers (tenant_id, display_name) VALUES ($1, 'x')", w.target); sqlState(err) != "42501" {
+			t.Fatalf("write into %s: got %v, want it refused by the policy (42501)", w.target, err)
+		}
 	}
 	if all := e.events(t); len(all) != 2 {
 		t.Fatalf("the auditor sees %d events, want 2", len(all))
@@ -191,8 +197,8 @@ func TestTenantsSeeOnlyTheirOwnEvents(t *testing.T) {
 		"UPDATE tenantseal.audit_head SET seq = 0",
 		"SELECT tenantseal.audit_canonical(NULL::tenantseal.audit_log)",
 	} {
-		if _, err := app.Exec(testContext(t), sql); err == nil {
-			t.Errorf("%s: succeeded as the app role", sql)
+		if _, err := app.Exec(testContext(t), sql); sqlState(err) != "42501" {
+			t.Errorf("%s as the app role: got %v, want permission denied (42501)", sql, err)
 		}
 	}
 }

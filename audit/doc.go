@@ -1,7 +1,14 @@
 // Package audit records every cross-tenant attempt out of band in a tamper-evident, hash-chained log,
-// and raises alerts on bursts.
+// raises alerts on bursts, and reads the log back: verify, tail, follow, export.
 //
 // # Recording
+//
+// Parse the app role's connection string once, adjust the [Config], start the writer:
+//
+//	cfg, err := audit.ParseConfig(appDSN) // or &audit.Config{PoolConfig: pc}, a *pgxpool.Config
+//	cfg.SpoolPath = "/var/lib/myapp/audit.spool"
+//	w, err := audit.NewWriter(ctx, cfg)
+//	defer w.Close(ctx)
 //
 // [Writer] implements tenantseal.Recorder: give it to db.Config.Recorder and keys.Config.Recorder, and the
 // pool, the keyring and the repositories report what they detect: writes refused by a policy, lookups
@@ -25,6 +32,15 @@
 // batch replayed after a lost acknowledgement is stored once. Triggers refuse UPDATE, DELETE and TRUNCATE;
 // the app role may only append, through the function; the auditor role reads everything. [Verify] walks
 // the chain and reports the first broken link.
+//
+// # Reading
+//
+// Connect as the auditor role, the only one that sees every tenant's entries. [Query] returns a page of
+// entries selected by a [Filter] (tenant, kind, time, sequence number); [Tail] the last n of them, and
+// the sequence number from which [Follow] goes on printing new ones as they arrive; [Export] writes every
+// match as JSON lines for a SIEM. They read a page at a time, so the log may be of any size. A role that
+// sees only part of the log (the app role, under row-level security) reads only its tenant's entries:
+// [CheckWholeLog] tells, with [ErrPartialLog], and [Verify] refuses such a role.
 //
 // # Alerts and metrics
 //

@@ -2,23 +2,23 @@ package audit_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/tenantseal/tenantseal/keys/pgstore"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantseal/tenantseal"
-
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tenantseal/tenantseal/audit"
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/examples/reference"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
-	"github.com/tenantseal/tenantseal/repo"
+	"github.com/tenantseal/tenantseal/keys/pgstore"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -31,10 +31,14 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func mustWriter(t testing.TB, d *pgtest.Database, edit ...func(*audit.Config)) *audit.Writer {
 	t.Helper()
-	cfg := audit.Config{AppDSN: d.AppDSN, SpoolPath: filepath.Join(t.TempDir(), "audit.spool"), Logger: quiet,
-		FlushInterval: 20 * time.Millisecond, RetryInterval: 50 * time.Millisecond}
+	cfg, err := audit.ParseConfig(d.AppDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SpoolPath, cfg.Logger = filepath.Join(t.TempDir(), "audit.spool"), quiet
+	cfg.FlushInterval, cfg.RetryInterval = 20*time.Millisecond, 50*time.Millisecond
 	for _, e := range edit {
-		e(&cfg)
+		e(cfg)
 	}
 	w, err := audit.NewWriter(testContext(t), cfg)
 	if err != nil {
@@ -50,14 +54,17 @@ type env struct {
 	w         *audit.Writer
 	pool      *db.Pool
 	kr        *keys.Keyring
-	admin     *keys.Admin
-	customers *repo.Customers
+	admin     *pgstore.Admin
+	customers *reference.Customers
 }
 
 func newEnv(t testing.TB, edit ...func(*db.Config)) *env {
 	t.Helper()
 	ctx := testContext(t)
 	d := pgtest.NewDatabase(t)
+	if err := reference.Migrate(ctx, d.OwnerDSN); err != nil {
+		t.Fatal(err)
+	}
 	w := mustWriter(t, d)
 	uri, err := keys.InitLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
 	if err != nil {
@@ -72,11 +79,11 @@ func newEnv(t testing.TB, edit ...func(*db.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	customers, err := repo.NewCustomers(ctx, pool, kr)
+	customers, err := reference.NewCustomers(ctx, pool, kr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{d: d, w: w, pool: pool, kr: kr, admin: &keys.Admin{DB: mustConn(t, d.OwnerDSN), KEK: kek}, customers: customers}
+	return &env{d: d, w: w, pool: pool, kr: kr, admin: pgstore.NewAdmin(mustConn(t, d.OwnerDSN), kek), customers: customers}
 }
 
 func (e *env) tenant(t testing.TB, name string, roles ...string) (tenantseal.TenantID, context.Context) {
@@ -107,4 +114,13 @@ func str(s *string) string {
 		return "<nil>"
 	}
 	return *s
+}
+
+// sqlState returns the SQLSTATE of a PostgreSQL error in err's chain, or "".
+func sqlState(err error) string {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code
+	}
+	return ""
 }

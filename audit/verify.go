@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -74,8 +73,13 @@ func scanEntry(r pgx.CollectableRow) (Entry, error) {
 // Verify walks the whole chain in sequence order and reports the first link that does not hold: a row
 // edited (its hash no longer matches its content), deleted (a gap in the sequence, or a missing tail
 // against the chain head), inserted or reordered (a previous hash that does not match the row before).
+// Connect as the auditor role: for a role that sees only part of the log, the rows hidden from it would
+// look deleted, so Verify refuses it with [ErrPartialLog].
 func Verify(ctx context.Context, q Querier) (VerifyResult, error) {
 	var res VerifyResult
+	if err := CheckWholeLog(ctx, q); err != nil {
+		return res, err
+	}
 	const page = 5000
 	prev, want := genesis, int64(1)
 	for {
@@ -128,38 +132,4 @@ func Verify(ctx context.Context, q Querier) (VerifyResult, error) {
 		res.Break = &Break{Seq: want - 1, Reason: "the chain head's hash does not match the last row"}
 	}
 	return res, nil
-}
-
-// Filter selects entries for [Query].
-type Filter struct {
-	AfterSeq int64     // only entries with a larger sequence number
-	Since    time.Time // only entries at or after this time (zero: all)
-	Tenant   string    // only entries whose acting or target tenant is this one
-	Kind     string    // only this kind
-	Limit    int       // at most this many (default 1000)
-}
-
-// Query returns entries in sequence order. As the auditor it sees all tenants; as the app role, under a
-// tenant context, only that tenant's.
-func Query(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
-	if f.Limit <= 0 {
-		f.Limit = 1000
-	}
-	sql := "SELECT " + entryColumns + ` FROM tenantseal.audit_log
-		WHERE seq > $1 AND ($2::timestamptz IS NULL OR at >= $2)
-		  AND ($3 = '' OR tenant_id::text = $3 OR target_tenant::text = $3) AND ($4 = '' OR kind = $4)
-		ORDER BY seq LIMIT $5`
-	var since *time.Time
-	if !f.Since.IsZero() {
-		since = &f.Since
-	}
-	rows, err := q.Query(ctx, sql, f.AfterSeq, since, f.Tenant, f.Kind, f.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("audit: query: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, scanEntry)
-	if err != nil {
-		return nil, fmt.Errorf("audit: query: %w", err)
-	}
-	return out, nil
 }

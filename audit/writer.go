@@ -26,11 +26,12 @@ const (
 	DefaultSpoolPath     = "tenantseal-audit.spool"
 )
 
-// Config configures a [Writer].
+// Config configures a [Writer]. Build it with [ParseConfig], adjust fields, then call [NewWriter].
 type Config struct {
-	// AppDSN connects as the app role, which may only append through tenantseal.audit_append. The
-	// writer keeps its own connections: events survive the rollback of the transaction that failed.
-	AppDSN string
+	// PoolConfig is the configuration of the writer's own connections: connect as the app role, which may
+	// only append, through tenantseal.audit_append. Own connections, so that events survive the rollback
+	// of the transaction that failed. Required; NewWriter copies it.
+	PoolConfig *pgxpool.Config
 	// QueueSize bounds the events waiting to be written. Default DefaultQueueSize.
 	QueueSize int
 	// BatchSize bounds the events appended per statement. Default DefaultBatchSize.
@@ -67,6 +68,7 @@ type Stats struct {
 // to the spool file and the log, to be replayed in order when it returns. It implements tenantseal.Recorder.
 type Writer struct {
 	cfg      Config
+	base     context.Context // of the writer's own statements: NewWriter's values, never cancelled
 	pool     *pgxpool.Pool
 	queue    chan Entry
 	spool    *spool
@@ -86,12 +88,33 @@ type Writer struct {
 
 var vars = expvar.NewMap("tenantseal_audit")
 
-// NewWriter opens the writer's connection pool (lazily: an unreachable database is not an error here;
-// events spool until it answers) and starts the background goroutine. Close it to flush.
-func NewWriter(ctx context.Context, cfg Config) (*Writer, error) {
-	if cfg.AppDSN == "" {
-		return nil, errors.New("audit: Config.AppDSN is required")
+// DefaultConnectTimeout bounds each connection attempt of a writer whose pool configuration sets none.
+const DefaultConnectTimeout = 5 * time.Second
+
+// ParseConfig parses the app role's connection string, once, into a Config for [NewWriter]: at most two
+// connections (a writer needs no more; change PoolConfig.MaxConns after parsing for more), and a connect
+// timeout of DefaultConnectTimeout unless the string sets connect_timeout. Zero fields take their
+// defaults in NewWriter.
+func ParseConfig(appDSN string) (*Config, error) {
+	pc, err := pgxpool.ParseConfig(appDSN)
+	if err != nil {
+		return nil, fmt.Errorf("audit: parse connection string: %w", err)
 	}
+	pc.MaxConns = 2
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	return &Config{PoolConfig: pc}, nil
+}
+
+// NewWriter opens the writer's connection pool (lazily: an unreachable database is not an error here;
+// events spool until it answers) and starts the background goroutine. Close it to flush. ctx bounds
+// the opening only; its values, not its cancellation, carry over to the writer's own statements.
+func NewWriter(ctx context.Context, config *Config) (*Writer, error) {
+	if config == nil || config.PoolConfig == nil {
+		return nil, errors.New("audit: Config.PoolConfig is nil: build the Config with ParseConfig")
+	}
+	cfg := *config
 	setDefault(&cfg.QueueSize, DefaultQueueSize)
 	setDefault(&cfg.BatchSize, DefaultBatchSize)
 	setDefault(&cfg.FlushInterval, DefaultFlushInterval)
@@ -106,27 +129,20 @@ func NewWriter(ctx context.Context, cfg Config) (*Writer, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Detector == nil {
-		cfg.Detector = NewDetector(DetectorConfig{Logger: cfg.Logger})
+		cfg.Detector = NewDetector(DetectorConfig{Logger: cfg.Logger, Now: cfg.Now})
 	}
-	pc, err := pgxpool.ParseConfig(cfg.AppDSN)
+	cfg.PoolConfig = config.PoolConfig.Copy()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg.PoolConfig)
 	if err != nil {
-		return nil, fmt.Errorf("audit: parse AppDSN: %w", err)
-	}
-	pc.MaxConns = 2
-	if pc.ConnConfig.ConnectTimeout == 0 {
-		pc.ConnConfig.ConnectTimeout = 5 * time.Second
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
+		return nil, fmt.Errorf("audit: open pool: %w", err)
 	}
 	sp, err := openSpool(cfg.SpoolPath)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	w := &Writer{cfg: cfg, pool: pool, queue: make(chan Entry, cfg.QueueSize), spool: sp, detector: cfg.Detector,
-		log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), flushReq: make(chan chan bool)}
+	w := &Writer{cfg: cfg, base: context.WithoutCancel(ctx), pool: pool, queue: make(chan Entry, cfg.QueueSize), spool: sp,
+		detector: cfg.Detector, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), flushReq: make(chan chan bool)}
 	go w.run()
 	return w, nil
 }
@@ -162,7 +178,7 @@ func (w *Writer) Record(ctx context.Context, e tenantseal.Event) {
 		w.dropped.Add(1)
 		vars.Add("dropped", 1)
 		// One log line per second at most, with the running count: never silent, never a flood.
-		now := time.Now().Unix()
+		now := w.cfg.Now().Unix()
 		if last := w.lastDropLog.Load(); now > last && w.lastDropLog.CompareAndSwap(last, now) {
 			w.log.Error("tenantseal audit: queue full, events dropped", "dropped_total", w.dropped.Load(), "kind", en.Kind)
 		}
@@ -296,7 +312,7 @@ func (w *Writer) appendDB(batch []Entry) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.WriteTimeout)
+	ctx, cancel := context.WithTimeout(w.base, w.cfg.WriteTimeout)
 	defer cancel()
 	_, err = w.pool.Exec(ctx, "SELECT tenantseal.audit_append($1::jsonb)", payload)
 	return err

@@ -122,7 +122,10 @@ func TestSpoolSurvivesARestartOfTheProcess(t *testing.T) {
 	if ok, err := w2.Flush(testContext(t)); !ok || err != nil {
 		t.Fatalf("flush: %v %v", ok, err)
 	}
-	got, _ := audit.Query(testContext(t), mustConn(t, d.AuditorDSN), audit.Filter{})
+	got, err := audit.Query(testContext(t), mustConn(t, d.AuditorDSN), audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(got) != 1 || got[0].Kind != "no_tenant" {
 		t.Errorf("got %v, want the event of the previous process", got)
 	}
@@ -166,7 +169,10 @@ func TestOversizedAndInvalidValuesAreKept(t *testing.T) {
 	if ok, err := w.Flush(testContext(t)); !ok || err != nil {
 		t.Fatalf("flush: %v %v", ok, err)
 	}
-	got, _ := audit.Query(testContext(t), mustConn(t, d.AuditorDSN), audit.Filter{})
+	got, err := audit.Query(testContext(t), mustConn(t, d.AuditorDSN), audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(got) != 1 {
 		t.Fatalf("got %d events, want the one event kept", len(got))
 	}

@@ -17,7 +17,7 @@ type Relation struct {
 // QualifiedName returns the quoted schema-qualified name, safe to splice into SQL.
 func (r Relation) QualifiedName() string { return pgx.Identifier{r.Schema, r.Name}.Sanitize() }
 
-// Describe reads a table's columns from the catalog. It is the one query that needs no tenantseal.Principal: it
+// Describe reads a table's columns from the catalog. It is the one query that needs no Principal: it
 // reads no tenant's rows, only the schema, so repositories can check their mapping at construction.
 func (p *Pool) Describe(ctx context.Context, table string) (Relation, error) {
 	rows, err := p.pool.Query(ctx, `SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
@@ -43,7 +43,7 @@ func (p *Pool) Describe(ctx context.Context, table string) (Relation, error) {
 }
 
 // Unscoped runs queries with no tenant context at all, for the catalog and global tables (such as
-// tenantseal.encrypted_columns) at startup, before any request has a tenantseal.Principal. Row-level security
+// tenantseal.encrypted_columns) at startup, before any request has a Principal. Row-level security
 // shows it no tenant's rows and refuses its writes to tenant tables: it fails closed, like any
 // statement without a context.
 type Unscoped struct{ p *Pool }

@@ -91,7 +91,7 @@ type Config struct {
 	// to serve as a member of the owner role. Default DefaultRolePrefix.
 	RolePrefix string
 
-	// ElevationRole is the tenantseal.Principal role that [Elevate] requires. Default DefaultElevationRole.
+	// ElevationRole is the Principal role that [Pool.Elevate] requires. Default DefaultElevationRole.
 	ElevationRole string
 	// MaxElevation caps the TTL of an elevation. Default DefaultMaxElevation.
 	MaxElevation time.Duration
@@ -99,7 +99,7 @@ type Config struct {
 	// elevation's reason. The audit package records these.
 	OnElevatedUse func(ctx context.Context, p tenantseal.Principal, reason string, until time.Time)
 
-	// tenantseal.Recorder receives the cross-tenant attempts the pool detects: statements without a tenantseal.Principal,
+	// Recorder receives the cross-tenant attempts the pool detects: statements without a Principal,
 	// writes refused by a policy, tokens the database refuses, elevated uses. See package audit.
 	Recorder tenantseal.Recorder
 

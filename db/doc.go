@@ -1,11 +1,12 @@
 // Package db runs SQL under a verified tenant context, so that PostgreSQL row-level security, not
 // application code, decides which rows a request can touch.
 //
-// # tenantseal.Principal and context
+// # Principal and context
 //
-// Authentication middleware puts the caller into the request's context with [tenantseal.WithPrincipal]. No method of
-// this package takes a tenant id as an argument: the tenant always comes from the tenantseal.Principal. A context
-// without one fails with [tenantseal.ErrNoTenant] before any SQL is sent.
+// Authentication middleware puts the caller into the request's context with
+// [tenantseal.WithPrincipal]. No method of this package takes a tenant id as an argument: the tenant
+// always comes from the Principal. A context without one fails with [tenantseal.ErrNoTenant] before any
+// SQL is sent.
 //
 // # Scoped execution
 //
@@ -23,6 +24,6 @@
 //
 // # Elevation
 //
-// Support staff read across tenants only through [Elevate]: a reason, a TTL no longer than
+// Support staff read across tenants only through [Pool.Elevate]: a reason, a TTL no longer than
 // Config.MaxElevation, read-only, reported to Config.OnElevatedUse.
 package db

@@ -47,7 +47,7 @@ func TestElevation(t *testing.T) {
 	if got, want := customerNames(t, staff, p), []string{"a1"}; !cmp.Equal(got, want) {
 		t.Errorf("without elevation: got %v, want %v", got, want)
 	}
-	elevated, err := db.Elevate(staff, "ticket 4711: invoice totals look wrong", 5*time.Minute)
+	elevated, err := p.Elevate(staff, "ticket 4711: invoice totals look wrong", 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,12 +65,13 @@ func TestElevation(t *testing.T) {
 			"INSERT INTO customers (tenant_id, display_name) VALUES ('" + a.String() + "', 'x')",
 		}
 		for _, w := range writes {
-			if tag, err := p.Exec(elevated, w); err == nil {
-				t.Errorf("Exec %q elevated: %d rows, want an error", w, tag.RowsAffected())
+			// Refused as writes in a read-only transaction (25006), not by any other failure.
+			if tag, err := p.Exec(elevated, w); sqlState(err) != "25006" {
+				t.Errorf("Exec %q elevated: %d rows, error %v, want SQLSTATE 25006", w, tag.RowsAffected(), err)
 			}
 			err := p.Tx(elevated, func(tx pgx.Tx) error { _, err := tx.Exec(ctx, w); return err })
-			if err == nil {
-				t.Errorf("Tx %q elevated: succeeded, want an error", w)
+			if sqlState(err) != "25006" {
+				t.Errorf("Tx %q elevated: got %v, want SQLSTATE 25006", w, err)
 			}
 			// The single-round-trip Query path relies on the policies alone.
 			if rows, err := p.Query(elevated, w+" RETURNING 1"); err == nil {
@@ -86,27 +87,47 @@ func TestElevation(t *testing.T) {
 	})
 
 	t.Run("refused", func(t *testing.T) {
-		noRole, err := db.Elevate(as(ctx, a, "mallory"), "curious", time.Minute)
-		if err != nil {
-			t.Fatal(err)
+		for _, tc := range []struct {
+			name   string
+			ctx    context.Context
+			reason string
+			ttl    time.Duration
+			want   error
+		}{
+			{"without the support role", as(ctx, a, "mallory"), "curious", time.Minute, db.ErrElevation},
+			{"longer than MaxElevation", staff, "long", 11 * time.Minute, db.ErrElevation},
+			{"empty reason", staff, "  ", time.Minute, db.ErrElevation},
+			{"zero ttl", staff, "x", 0, db.ErrElevation},
+			{"no principal", ctx, "x", time.Minute, tenantseal.ErrNoTenant},
+		} {
+			got, err := p.Elevate(tc.ctx, tc.reason, tc.ttl)
+			if !errors.Is(err, tc.want) {
+				t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+			}
+			if _, _, ok := db.ElevationFrom(got); ok {
+				t.Errorf("%s: the refused context carries an elevation", tc.name)
+			}
 		}
-		tooLong, err := db.Elevate(staff, "long", time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, c := range map[string]context.Context{"without the support role": noRole, "longer than MaxElevation": tooLong} {
+		// A context elevated through a laxer pool is refused at use by a stricter one, before any SQL.
+		laxCfg := mustConfig(t, d, d.AppDSN)
+		laxCfg.MaxElevation = time.Hour
+		laxCfg.ElevationRole = "anyone"
+		lax := mustOpen(t, laxCfg)
+		for name, pr := range map[string]context.Context{
+			"without the support role": as(ctx, a, "mallory", "anyone"),
+			"longer than MaxElevation": as(ctx, a, "sam", "support", "anyone"),
+		} {
+			ttl := time.Minute
+			if name == "longer than MaxElevation" {
+				ttl = 30 * time.Minute
+			}
+			c, err := lax.Elevate(pr, "ticket", ttl)
+			if err != nil {
+				t.Fatalf("%s: lax pool: %v", name, err)
+			}
 			if _, err := p.Query(c, "SELECT 1"); !errors.Is(err, db.ErrElevation) {
 				t.Errorf("%s: got %v, want ErrElevation", name, err)
 			}
-		}
-		if _, err := db.Elevate(staff, "  ", time.Minute); !errors.Is(err, db.ErrElevation) {
-			t.Errorf("empty reason: got %v, want ErrElevation", err)
-		}
-		if _, err := db.Elevate(staff, "x", 0); !errors.Is(err, db.ErrElevation) {
-			t.Errorf("zero ttl: got %v, want ErrElevation", err)
-		}
-		if _, err := db.Elevate(ctx, "x", time.Minute); !errors.Is(err, tenantseal.ErrNoTenant) {
-			t.Errorf("no principal: got %v, want tenantseal.ErrNoTenant", err)
 		}
 	})
 

@@ -12,8 +12,6 @@ import (
 const SQLStateInvalidContext = "TS401"
 
 var (
-	// tenantseal.ErrNoTenant means the context carries no tenantseal.Principal with a tenant; no SQL was sent. Use errors.Is.
-	ErrNoTenant = errors.New("tenantseal: no tenant in context")
 	// ErrInvalidContext means the database refused the tenant context token (SQLSTATE TS401). Use errors.Is.
 	ErrInvalidContext = errors.New("tenantseal: tenant context refused by the database")
 	// ErrUnsafeRole means the pool's role could skip row-level security; see [RoleError]. Use errors.Is.

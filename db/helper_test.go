@@ -2,12 +2,14 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 
 	"github.com/tenantseal/tenantseal"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
@@ -67,4 +69,13 @@ func mustTenant(t testing.TB, d *pgtest.Database, name string) tenantseal.Tenant
 
 func as(ctx context.Context, tenant tenantseal.TenantID, subject string, roles ...string) context.Context {
 	return tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenant, Subject: subject, Roles: roles})
+}
+
+// sqlState returns the SQLSTATE of a PostgreSQL error in err's chain, or "".
+func sqlState(err error) string {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code
+	}
+	return ""
 }

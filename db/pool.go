@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Pool is a pgx connection pool whose every statement runs under the tenant context of the tenantseal.Principal in
+// Pool is a pgx connection pool whose every statement runs under the tenant context of the Principal in
 // its context.Context. Open it with the app role's connection string.
 type Pool struct {
 	pool   *pgxpool.Pool
@@ -108,7 +108,7 @@ SELECT r.rolname, r.rolsuper, r.rolbypassrls,
 	return nil
 }
 
-// token returns the tenant context token for the tenantseal.Principal in ctx, or tenantseal.ErrNoTenant before any SQL is sent.
+// token returns the tenant context token for the Principal in ctx, or ErrNoTenant before any SQL is sent.
 func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated bool, err error) {
 	pr, ok := tenantseal.PrincipalFrom(ctx)
 	if !ok || pr.Tenant.IsZero() {

@@ -92,7 +92,7 @@ func TestNoTenantSendsNoSQL(t *testing.T) {
 	if !errors.Is(err, tenantseal.ErrNoTenant) || called {
 		t.Errorf("Tx: got %v (fn called: %v), want tenantseal.ErrNoTenant without calling fn", err, called)
 	}
-	// A tenantseal.Principal with the zero tenant is no tenant either.
+	// A Principal with the zero tenant is no tenant either.
 	if _, err := p.Exec(tenantseal.WithPrincipal(ctx, tenantseal.Principal{Subject: "x"}), "SELECT 1"); !errors.Is(err, tenantseal.ErrNoTenant) {
 		t.Errorf("zero tenant: got %v, want tenantseal.ErrNoTenant", err)
 	}

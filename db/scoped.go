@@ -16,7 +16,7 @@ const ContextSetting = "tenantseal.context"
 // and nothing carries over to the next user of the connection.
 const setContext = "SELECT set_config('" + ContextSetting + "', $1, true)"
 
-// Tx runs fn in a transaction under the tenant context of the tenantseal.Principal in ctx. BEGIN and the context are
+// Tx runs fn in a transaction under the tenant context of the Principal in ctx. BEGIN and the context are
 // sent in one round trip. The transaction commits when fn returns nil and rolls back otherwise. Under an
 // elevation the transaction is read-only.
 func (p *Pool) Tx(ctx context.Context, fn func(pgx.Tx) error) error {

@@ -103,7 +103,7 @@ func TestSingleStatementIsOneImplicitTransaction(t *testing.T) {
 	if !strings.HasPrefix(tok, "v1."+d.ContextKey.ID+".") {
 		t.Errorf("got context %q in the statement, want a v1 token signed with %s", tok, d.ContextKey.ID)
 	}
-	// The tenant resolved by the database is the tenantseal.Principal's.
+	// The tenant resolved by the database is the Principal's.
 	var got tenantseal.TenantID
 	if err := p.QueryRow(ctx, "SELECT tenantseal.current_tenant()").Scan(&got); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/tenantseal/tenantseal/keys/pgstore"
 
 	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/examples/reference"
 
 	"pgregory.net/rapid"
 
@@ -63,13 +64,13 @@ func TestRepositoryModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := &keys.Admin{DB: mustConn(t, d.OwnerDSN), KEK: kek}
+	admin := pgstore.NewAdmin(mustConn(t, d.OwnerDSN), kek)
 	pool := mustPool(t, d, d.AppDSN)
 	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(pool)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	customers, err := repo.NewCustomers(ctx, pool, kr)
+	customers, err := reference.NewCustomers(ctx, pool, kr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestRepositoryModel(t *testing.T) {
 		rt.Repeat(map[string]func(*rapid.T){
 			"insert": func(rt *rapid.T) {
 				ti := tenant.Draw(rt, "tenant")
-				c := repo.Customer{
+				c := reference.Customer{
 					DisplayName: rapid.SampledFrom(names).Draw(rt, "name"),
 					Email:       rapid.SampledFrom(emails).Draw(rt, "email"),
 					Phone:       fmt.Sprintf("+1 555 %04d", rapid.IntRange(0, 9999).Draw(rt, "phone")),
@@ -128,7 +129,7 @@ func TestRepositoryModel(t *testing.T) {
 			"insert naming another tenant": func(rt *rapid.T) {
 				ti := tenant.Draw(rt, "tenant")
 				other := (ti + 1 + rapid.IntRange(0, n-2).Draw(rt, "other")) % n
-				c := repo.Customer{TenantID: tenants[other], DisplayName: "x", Email: "x@example.com"}
+				c := reference.Customer{TenantID: tenants[other], DisplayName: "x", Email: "x@example.com"}
 				if err := customers.Insert(actx(ti), &c); !errors.Is(err, repo.ErrTenantMismatch) {
 					rt.Fatalf("T%d inserting a row of T%d: got %v, want ErrTenantMismatch", ti, other, err)
 				}
@@ -154,7 +155,7 @@ func TestRepositoryModel(t *testing.T) {
 				id := anyID(rt)
 				want, own := m.rows[ti][id]
 				stale := own && rapid.Bool().Draw(rt, "stale")
-				c := repo.Customer{ID: id, DisplayName: rapid.SampledFrom(names).Draw(rt, "name"), Email: want.email, Phone: want.phone, Version: want.version}
+				c := reference.Customer{ID: id, DisplayName: rapid.SampledFrom(names).Draw(rt, "name"), Email: want.email, Phone: want.phone, Version: want.version}
 				if stale {
 					c.Version--
 				}

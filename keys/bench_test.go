@@ -14,14 +14,9 @@ import (
 	"github.com/tenantseal/tenantseal/keys"
 )
 
-func benchKeyring(b *testing.B, n int) (*keys.Keyring, []tenantseal.TenantID, *memLoader) {
-	kek := fakeKEK(b)
-	l, ids := newMemLoader(b, kek, n)
-	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: l, MaxFieldSize: 1 << 17})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return kr, ids, l
+func benchKeyring(b *testing.B, n int) (*keys.Keyring, []tenantseal.TenantID) {
+	fx := newFixture(b, n, func(c *keys.Config) { c.MaxFieldSize, c.Recorder = 1<<17, nil })
+	return fx.kr, fx.ids
 }
 
 var sizes = []int{64, 1024, 64 * 1024}
@@ -53,8 +48,8 @@ func BenchmarkBareAESGCM(b *testing.B) {
 }
 
 func BenchmarkField(b *testing.B) {
-	kr, ids, _ := benchKeyring(b, 1)
-	ctx := context.Background()
+	kr, ids := benchKeyring(b, 1)
+	ctx := as(b, ids[0])
 	f := keys.Field{Table: "customers", Column: "notes", Row: "7d0c5a8e-0000-4000-8000-000000000001"}
 	for _, n := range sizes {
 		pt := make([]byte, n)
@@ -88,9 +83,9 @@ func BenchmarkField(b *testing.B) {
 // BenchmarkCache measures a cache hit alone (PrimaryKeyIDs does nothing but look the tenant up) and a
 // miss (unwrap both keysets and build the primitives), and reports the heap held per cached tenant.
 func BenchmarkCache(b *testing.B) {
-	ctx := context.Background()
 	b.Run("hit", func(b *testing.B) {
-		kr, ids, _ := benchKeyring(b, 1)
+		kr, ids := benchKeyring(b, 1)
+		ctx := as(b, ids[0])
 		kr.PrimaryKeyIDs(ctx)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -98,7 +93,8 @@ func BenchmarkCache(b *testing.B) {
 		}
 	})
 	b.Run("miss", func(b *testing.B) {
-		kr, ids, _ := benchKeyring(b, 1)
+		kr, ids := benchKeyring(b, 1)
+		ctx := as(b, ids[0])
 		b.ReportAllocs()
 		for b.Loop() {
 			kr.Invalidate(ids[0])
@@ -108,11 +104,15 @@ func BenchmarkCache(b *testing.B) {
 	b.Run("bytes-per-tenant", func(b *testing.B) {
 		const n = 500
 		for b.Loop() {
-			kr, ids, _ := benchKeyring(b, n)
+			kr, ids := benchKeyring(b, n)
+			ctxs := make([]context.Context, n)
+			for i, id := range ids {
+				ctxs[i] = as(b, id)
+			}
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			for _, id := range ids {
+			for _, ctx := range ctxs {
 				kr.PrimaryKeyIDs(ctx)
 			}
 			runtime.GC()

@@ -2,88 +2,146 @@ package keys_test
 
 import (
 	"context"
-	"path/filepath"
+	"fmt"
+	"sync"
 	"testing"
 
-	"github.com/tenantseal/tenantseal/keys/pgstore"
+	"github.com/tink-crypto/tink-go/v2/testing/fakekms"
 
 	"github.com/tenantseal/tenantseal"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
-
-	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// Every test here runs without a database: pgstore's tests cover keysets kept in PostgreSQL.
 
-func testContext(t testing.TB) context.Context { return pgtest.Context(t) }
-
-func mustKEK(t testing.TB) *keys.KEK {
+// fakeKEK is a KEK held by Tink's fake KMS, as a real KMS would hold it.
+func fakeKEK(t testing.TB) *keys.KEK {
 	t.Helper()
-	uri, err := keys.InitLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
+	uri, err := fakekms.NewKeyURI()
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := keys.OpenKEK(testContext(t), uri)
+	a, err := fakekms.NewAEAD(uri)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k
+	return keys.NewKEK("fake", a)
 }
 
-func mustConn(t testing.TB, dsn string) *pgx.Conn { return pgtest.Conn(t, dsn) }
+// memLoader serves wrapped keysets from memory, counting loads; hold, if set, runs first and can keep a
+// load open or fail it. Like
+// pgstore's loader under row-level security, it serves no tenant but the Principal's, and counts the
+// requests that asked for another.
+type memLoader struct {
+	mu      sync.Mutex
+	sets    map[tenantseal.TenantID]keys.Wrapped
+	loads   map[tenantseal.TenantID]int
+	foreign int
+	hold    func(ctx context.Context) error
+}
 
-func mustPool(t testing.TB, d *pgtest.Database) *db.Pool { return d.Pool(t) }
+func (m *memLoader) LoadKeysets(ctx context.Context, tenant tenantseal.TenantID) (keys.Wrapped, error) {
+	if m.hold != nil {
+		if err := m.hold(ctx); err != nil {
+			return keys.Wrapped{}, err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, err := tenantseal.TenantFrom(ctx); err != nil || p != tenant {
+		m.foreign++
+		return keys.Wrapped{}, keys.ErrNoKeyset
+	}
+	m.loads[tenant]++
+	w, ok := m.sets[tenant]
+	if !ok {
+		return keys.Wrapped{}, keys.ErrNoKeyset
+	}
+	return w, nil
+}
 
-func mustKeyring(t testing.TB, p *db.Pool, kek *keys.KEK) *keys.Keyring {
+// set replaces a tenant's wrapped keysets.
+func (m *memLoader) set(tenant tenantseal.TenantID, w keys.Wrapped) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sets[tenant] = w
+}
+
+// counts returns the loads of tenant and the requests for a tenant other than the Principal's.
+func (m *memLoader) counts(tenant tenantseal.TenantID) (loads, foreign int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.loads[tenant], m.foreign
+}
+
+// newMemLoader creates n tenants with keysets wrapped by kek.
+func newMemLoader(t testing.TB, kek *keys.KEK, n int) (*memLoader, []tenantseal.TenantID) {
 	t.Helper()
-	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(p)})
+	l := &memLoader{sets: map[tenantseal.TenantID]keys.Wrapped{}, loads: map[tenantseal.TenantID]int{}}
+	var ids []tenantseal.TenantID
+	for i := range n {
+		id := tenantID(i + 1)
+		w, err := keys.NewTenantKeysets(kek, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.sets[id] = w
+		ids = append(ids, id)
+	}
+	return l, ids
+}
+
+func tenantID(n int) tenantseal.TenantID {
+	id, err := tenantseal.ParseTenantID(fmt.Sprintf("0190a5b2-7c3d-4e5f-8a9b-%012x", n))
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+// events is a Recorder that keeps what it gets, for tests that make their calls one at a time.
+type events []tenantseal.Event
+
+func (ev *events) Record(_ context.Context, e tenantseal.Event) { *ev = append(*ev, e) }
+
+// take returns the events recorded since the last call.
+func (ev *events) take() (e []tenantseal.Event) { e, *ev = *ev, nil; return e }
+
+// fixture is a Keyring over a memLoader of n tenants, recording into rec.
+type fixture struct {
+	kek *keys.KEK
+	l   *memLoader
+	ids []tenantseal.TenantID
+	kr  *keys.Keyring
+	rec *events
+}
+
+func newFixture(t testing.TB, n int, edit ...func(*keys.Config)) *fixture {
+	t.Helper()
+	f := &fixture{kek: fakeKEK(t), rec: &events{}}
+	f.l, f.ids = newMemLoader(t, f.kek, n)
+	cfg := keys.Config{KEK: f.kek, Loader: f.l, Recorder: f.rec}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	kr, err := keys.NewKeyring(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kr
+	f.kr = kr
+	return f
 }
 
-// env is a migrated database with an owner-side Admin, the app pool and a Keyring.
-type env struct {
-	d     *pgtest.Database
-	admin *keys.Admin
-	pool  *db.Pool
-	kr    *keys.Keyring
-	kek   *keys.KEK
+// as returns a context of t carrying a Principal of tenant.
+func as(t testing.TB, tenant tenantseal.TenantID) context.Context {
+	return tenantseal.WithPrincipal(t.Context(), tenantseal.Principal{Tenant: tenant, Subject: "user@" + tenant.String()})
 }
 
-func newEnv(t *testing.T) *env {
+func mustEncrypt(t testing.TB, kr *keys.Keyring, ctx context.Context, f keys.Field, pt string) []byte {
 	t.Helper()
-	d := pgtest.NewDatabase(t)
-	kek := mustKEK(t)
-	p := mustPool(t, d)
-	return &env{d: d, admin: &keys.Admin{DB: mustConn(t, d.OwnerDSN), KEK: kek}, pool: p, kr: mustKeyring(t, p, kek), kek: kek}
-}
-
-func (e *env) tenant(t *testing.T, name string) (tenantseal.TenantID, context.Context) {
-	t.Helper()
-	id, err := e.admin.CreateTenant(testContext(t), name)
+	ct, err := kr.Encrypt(ctx, f, []byte(pt))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id, tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: id, Subject: name + "-user"})
-}
-
-func newAEAD(t testing.TB) tink.AEAD {
-	t.Helper()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := aead.New(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return ct
 }

@@ -36,7 +36,8 @@ func (k *KEK) String() string { return "KEK(" + k.ID + ")" }
 
 // OpenKEK opens the KEK named by uri: "local-keyset://<path>" for a keyset file written by
 // [InitLocalKEK], or any URI a registered Tink KMS client supports (gcp-kms://, aws-kms://, hcvault://,
-// fake-kms:// in tests). It does not contact the database; see [CheckKEK].
+// fake-kms:// in tests). It does not contact the database: pgstore.CheckKEK compares it with the
+// database's canary.
 func OpenKEK(ctx context.Context, uri string) (*KEK, error) {
 	if uri == "" {
 		return nil, fmt.Errorf("%w: no KEK URI configured (set --kek or TENANTSEAL_KEK_URI)", ErrKEK)
@@ -121,9 +122,19 @@ var canaryAD = []byte("tenantseal/kek-canary/v1")
 
 const canaryPlain = "tenantseal kek canary"
 
-func (k *KEK) canary() ([]byte, error) { return k.aead.Encrypt([]byte(canaryPlain), canaryAD) }
+// NewCanary encrypts a fixed value under the KEK. Stored beside the wrapped keysets, it lets a process
+// tell a wrong KEK ([ErrKEK]) from a tampered keyset ([ErrKeysetTampered]) before it decrypts anything:
+// see [KEK.OpensCanary] and [Wrapped.Canary]. It reveals nothing of the KEK.
+func (k *KEK) NewCanary() ([]byte, error) {
+	ct, err := k.aead.Encrypt([]byte(canaryPlain), canaryAD)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encrypt canary: %w", ErrKEK, err)
+	}
+	return ct, nil
+}
 
-func (k *KEK) checkCanary(ct []byte) bool {
+// OpensCanary reports whether ct is a canary made by this KEK with [KEK.NewCanary].
+func (k *KEK) OpensCanary(ct []byte) bool {
 	pt, err := k.aead.Decrypt(ct, canaryAD)
 	return err == nil && string(pt) == canaryPlain
 }

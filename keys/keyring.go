@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tenantseal/tenantseal"
@@ -37,9 +38,9 @@ type Wrapped struct {
 	Canary []byte
 }
 
-// Loader fetches a tenant's wrapped keysets. The context carries the Principal: a loader that reads
-// through row-level security returns [ErrNoKeyset] for any tenant but the Principal's (or any, under
-// elevation).
+// Loader fetches a tenant's wrapped keysets, or fails with [ErrNoKeyset]. A [Keyring] asks only for
+// the tenant of the Principal in ctx; a loader that reads through row-level security (pgstore's) serves
+// no other tenant's keysets either, except under an elevation.
 type Loader interface {
 	LoadKeysets(ctx context.Context, tenant tenantseal.TenantID) (Wrapped, error)
 }
@@ -48,7 +49,7 @@ type Loader interface {
 type Config struct {
 	// KEK unwraps tenant keysets. Required.
 	KEK *KEK
-	// Loader fetches wrapped keysets; usually pgstore.Loader over the app's *db.Pool. Required.
+	// Loader fetches wrapped keysets; usually pgstore.Loader over the app's connection pool. Required.
 	Loader Loader
 	// CacheEntries bounds how many tenants' opened keysets stay in memory. Default DefaultCacheEntries.
 	CacheEntries int
@@ -125,28 +126,42 @@ func (k *Keyring) Stats() CacheStats {
 // Invalidate drops the tenant's opened keysets: the next use reads them again.
 func (k *Keyring) Invalidate(tenant tenantseal.TenantID) { k.cache.invalidate(tenant) }
 
-// keys returns the opened keysets of the Principal's tenant. The tenant comes from ctx alone: a field
-// naming another tenant (Field.Tenant) is refused and recorded, so a warm cache never serves one
-// Principal the keys of another.
-func (k *Keyring) keys(ctx context.Context, f Field, op string) (tenantseal.TenantID, *tenantKeys, error) {
+// tenant returns the Principal's tenant (from ctx), the only tenant whose keys a call may use. A field
+// naming another tenant (Field.Tenant) is refused and recorded before any key is loaded or used, so a
+// warm cache never serves one Principal the keys of another.
+func (k *Keyring) tenant(ctx context.Context, f Field, op string) (tenantseal.TenantID, error) {
 	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
-		return tenant, nil, err
+		return tenant, err
 	}
 	if !f.Tenant.IsZero() && f.Tenant != tenant {
 		if k.rec != nil {
 			k.rec.Record(ctx, tenantseal.Event{Kind: tenantseal.EventTenantMismatch, TargetTenant: f.Tenant,
 				Table: f.Table, Operation: op, RowKey: f.Row, Detail: "column " + f.Column})
 		}
-		return tenant, nil, fmt.Errorf("keys: %s %s.%s: %w", op, f.Table, f.Column, tenantseal.ErrTenantMismatch)
+		return tenant, fmt.Errorf("%w: %s %s.%s of tenant %s", tenantseal.ErrTenantMismatch, op, f.Table, f.Column, f.Tenant)
 	}
-	t, err := k.cache.get(ctx, tenant, func(ctx context.Context) (*tenantKeys, error) {
+	return tenant, nil
+}
+
+// keys returns the opened keysets of tenant, which [Keyring.tenant] took from ctx.
+func (k *Keyring) keys(ctx context.Context, tenant tenantseal.TenantID) (*tenantKeys, error) {
+	return k.cache.get(ctx, tenant, func(ctx context.Context) (*tenantKeys, error) {
 		w, err := k.load.LoadKeysets(ctx, tenant)
 		if err != nil {
 			return nil, err
 		}
 		return k.open(tenant, w)
 	})
+}
+
+// tenantKeys returns the Principal's tenant and its opened keysets.
+func (k *Keyring) tenantKeys(ctx context.Context, f Field, op string) (tenantseal.TenantID, *tenantKeys, error) {
+	tenant, err := k.tenant(ctx, f, op)
+	if err != nil {
+		return tenant, nil, err
+	}
+	t, err := k.keys(ctx, tenant)
 	return tenant, t, err
 }
 
@@ -160,7 +175,7 @@ func (k *Keyring) open(tenant tenantseal.TenantID, w Wrapped) (*tenantKeys, erro
 			return build(ah, ph)
 		}
 	}
-	if w.Canary != nil && !k.kek.checkCanary(w.Canary) {
+	if w.Canary != nil && !k.kek.OpensCanary(w.Canary) {
 		return nil, fmt.Errorf("%w: %s does not open the database's KEK canary (keysets were wrapped by %s)", ErrKEK, k.kek.ID, w.KEKID)
 	}
 	return nil, err
@@ -188,9 +203,9 @@ func build(ah, ph *keyset.Handle) (*tenantKeys, error) {
 // Encrypt encrypts plaintext for field f under the primary key of the Principal's tenant (from ctx).
 func (k *Keyring) Encrypt(ctx context.Context, f Field, plaintext []byte) ([]byte, error) {
 	if len(plaintext) > k.max {
-		return nil, fmt.Errorf("keys: encrypt %s.%s: %w: %d bytes, limit %d", f.Table, f.Column, ErrFieldTooLarge, len(plaintext), k.max)
+		return nil, fmt.Errorf("%w: encrypt %s.%s: %d bytes, limit %d", ErrFieldTooLarge, f.Table, f.Column, len(plaintext), k.max)
 	}
-	tenant, t, err := k.keys(ctx, f, "encrypt")
+	tenant, t, err := k.tenantKeys(ctx, f, "encrypt")
 	if err != nil {
 		return nil, err
 	}
@@ -207,15 +222,19 @@ func (k *Keyring) Encrypt(ctx context.Context, f Field, plaintext []byte) ([]byt
 // whose Tenant is another tenant's with [tenantseal.ErrTenantMismatch], before any key is used.
 func (k *Keyring) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) > k.max+ciphertextOverhead {
-		return nil, fmt.Errorf("keys: decrypt %s.%s: %w: ciphertext of %d bytes", f.Table, f.Column, ErrFieldTooLarge, len(ciphertext))
+		return nil, fmt.Errorf("%w: decrypt %s.%s: ciphertext of %d bytes", ErrFieldTooLarge, f.Table, f.Column, len(ciphertext))
 	}
-	tenant, t, err := k.keys(ctx, f, "decrypt")
+	tenant, err := k.tenant(ctx, f, "decrypt")
 	if err != nil {
 		return nil, err
 	}
 	id, ok := CiphertextKeyID(ciphertext)
 	if !ok || len(ciphertext) < ciphertextOverhead {
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, Reason: ErrTampered, detail: ": malformed ciphertext"})
+	}
+	t, err := k.keys(ctx, tenant)
+	if err != nil {
+		return nil, err
 	}
 	if !t.aeadEnabled[id] {
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrUnknownKey, detail: fmt.Sprintf(": key %d", id)})
@@ -231,7 +250,7 @@ func (k *Keyring) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]by
 func (k *Keyring) tampered(ctx context.Context, tenant tenantseal.TenantID, e *FieldError) error {
 	if k.rec != nil {
 		k.rec.Record(ctx, tenantseal.Event{Kind: tenantseal.EventTampered, TargetTenant: tenant, Table: e.Table, Operation: "decrypt",
-			RowKey: e.Row, Detail: fmt.Sprintf("column %s: %v%s", e.Column, e.Reason, e.detail)})
+			RowKey: e.Row, Detail: fmt.Sprintf("column %s: %s%s", e.Column, strings.TrimPrefix(e.Reason.Error(), "tenantseal: "), e.detail)})
 	}
 	return e
 }
@@ -245,11 +264,11 @@ func CiphertextKeyID(ciphertext []byte) (uint32, bool) {
 }
 
 // BlindIndex returns the blind index of value for field f (its Row is ignored) under the primary PRF
-// key of the Principal's tenant (from ctx): the key id and a truncated HMAC-SHA256 of the normalised value, bound to tenant, table and
-// column. Equal values of one tenant and column have equal indexes; nothing links them across tenants
+// key of the Principal's tenant (from ctx): the key id and a truncated HMAC-SHA256 of the normalised
+// value, bound to tenant, table and column. Equal values of one tenant and column have equal indexes; nothing links them across tenants
 // (their keys differ) or columns.
 func (k *Keyring) BlindIndex(ctx context.Context, f Field, value string, norm Normalizer) ([]byte, error) {
-	tenant, t, err := k.keys(ctx, f, "blind index")
+	tenant, t, err := k.tenantKeys(ctx, f, "blind index")
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +278,7 @@ func (k *Keyring) BlindIndex(ctx context.Context, f Field, value string, norm No
 // BlindIndexes returns the value's blind index under every enabled PRF key, the primary first: a lookup
 // matches rows written before a rotation too, until they are re-encrypted.
 func (k *Keyring) BlindIndexes(ctx context.Context, f Field, value string, norm Normalizer) ([][]byte, error) {
-	tenant, t, err := k.keys(ctx, f, "blind index")
+	tenant, t, err := k.tenantKeys(ctx, f, "blind index")
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +322,7 @@ func blindIndex(set *prf.Set, id uint32, tenant tenantseal.TenantID, f Field, va
 // PrimaryKeyIDs returns the ids of the primary AEAD and PRF keys of the Principal's tenant (from ctx), as
 // the Keyring holds them.
 func (k *Keyring) PrimaryKeyIDs(ctx context.Context) (aeadID, prfID uint32, err error) {
-	_, t, err := k.keys(ctx, Field{}, "read key ids")
+	_, t, err := k.tenantKeys(ctx, Field{}, "read key ids")
 	if err != nil {
 		return 0, 0, err
 	}

@@ -3,214 +3,318 @@ package keys_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/tenantseal/tenantseal"
-
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tenantseal/tenantseal/keys"
 )
 
-// insertCustomer stores an encrypted customer through the app pool and returns its id.
-func insertCustomer(t *testing.T, e *env, ctx context.Context, tenant tenantseal.TenantID, email, phone, notes string) string {
-	t.Helper()
-	var id string
-	err := e.pool.Tx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, "SELECT gen_random_uuid()::text").Scan(&id); err != nil {
-			return err
-		}
-		enc := func(col, v string) []byte {
-			ct, err := e.kr.Encrypt(ctx, keys.Field{Table: "customers", Column: col, Row: id}, []byte(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return ct
-		}
-		bidx, err := e.kr.BlindIndex(ctx, keys.Field{Table: "customers", Column: "email"}, email, keys.NormalizeEmail)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO customers (tenant_id, id, display_name, email, email_bidx, phone, notes)
-			VALUES ($1, $2, 'c', $3, $4, $5, $6)`, tenant, id, enc("email", email), bidx, enc("phone", phone), enc("notes", notes))
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
+var email = keys.Field{Table: "customers", Column: "email", Row: "7d0c5a8e-0000-4000-8000-000000000001"}
 
-func readField(t *testing.T, e *env, ctx context.Context, tenant tenantseal.TenantID, table, column, id string) ([]byte, error) {
-	t.Helper()
-	var ct []byte
-	if err := e.pool.QueryRow(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE tenant_id = $1 AND id = $2", column, table), tenant, id).Scan(&ct); err != nil {
-		t.Fatal(err)
-	}
-	return e.kr.Decrypt(ctx, keys.Field{Table: table, Column: column, Row: id}, ct)
-}
+// ignoreDetail compares events but for their free-text detail, which tests check on its own.
+var ignoreDetail = cmpopts.IgnoreFields(tenantseal.Event{}, "Detail")
 
-func TestRoundTripThroughPostgres(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	a, ctxA := e.tenant(t, "a")
-	cust := insertCustomer(t, e, ctxA, a, "Ada@Example.com ", "+44 20 7946 0000", "prefers e-mail")
-
-	var inv, doc string
-	body := bytes.Repeat([]byte{0, 1, 2, 255}, 4096)
-	err := e.pool.Tx(ctxA, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctxA, "SELECT gen_random_uuid()::text, gen_random_uuid()::text").Scan(&inv, &doc); err != nil {
-			return err
-		}
-		memo, err := e.kr.Encrypt(ctxA, keys.Field{Table: "invoices", Column: "memo", Row: inv}, []byte("net 30"))
-		if err != nil {
-			return err
-		}
-		bct, err := e.kr.Encrypt(ctxA, keys.Field{Table: "documents", Column: "body", Row: doc}, body)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctxA, "INSERT INTO invoices (tenant_id, id, customer_id, amount_minor, currency, memo) VALUES ($1, $2, $3, 100, 'EUR', $4)", a, inv, cust, memo); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctxA, "INSERT INTO documents (tenant_id, id, invoice_id, filename, content_type, size, body) VALUES ($1, $2, $3, 'b.bin', 'application/octet-stream', $4, $5)", a, doc, inv, len(body), bct)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		table, column, id string
-		want              []byte
-	}{
-		{"customers", "email", cust, []byte("Ada@Example.com ")},
-		{"customers", "phone", cust, []byte("+44 20 7946 0000")},
-		{"customers", "notes", cust, []byte("prefers e-mail")},
-		{"invoices", "memo", inv, []byte("net 30")},
-		{"documents", "body", doc, body},
-	} {
-		got, err := readField(t, e, ctxA, a, tc.table, tc.column, tc.id)
-		if err != nil || !bytes.Equal(got, tc.want) {
-			t.Errorf("%s.%s: got %d bytes (%v), want %d bytes", tc.table, tc.column, len(got), err, len(tc.want))
-		}
-	}
-	// The database holds no plaintext.
-	var raw []byte
-	mustConn(t, e.d.SuperDSN).QueryRow(ctxA, "SELECT email || phone || notes FROM customers").Scan(&raw)
-	for _, plain := range []string{"Ada@Example.com", "7946", "prefers"} {
-		if bytes.Contains(raw, []byte(plain)) {
-			t.Errorf("stored row contains plaintext %q", plain)
-		}
-	}
-	// The blind index finds the row from a differently written address.
-	idx, err := e.kr.BlindIndexes(ctxA, keys.Field{Table: "customers", Column: "email"}, "  ada@EXAMPLE.com", keys.NormalizeEmail)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found string
-	if err := e.pool.QueryRow(ctxA, "SELECT id::text FROM customers WHERE tenant_id = $1 AND email_bidx = ANY($2)", a, idx).Scan(&found); err != nil || found != cust {
-		t.Errorf("lookup by blind index: got %q (%v), want %q", found, err, cust)
-	}
-}
-
-func TestSwappedCiphertextsAreTampered(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	a, ctxA := e.tenant(t, "a")
-	b, ctxB := e.tenant(t, "b")
-	a1 := insertCustomer(t, e, ctxA, a, "a1@x", "111", "note a1")
-	a2 := insertCustomer(t, e, ctxA, a, "a2@x", "222", "note a2")
-	b1 := insertCustomer(t, e, ctxB, b, "b1@x", "333", "note b1")
-	super := mustConn(t, e.d.SuperDSN)
-	ctx := testContext(t)
-	// Each swap copies a ciphertext as a superuser (a stolen-backup or insider attacker) and reads it as
-	// the app would.
+// After principal A warmed the cache, a context carrying principal B must not decrypt A's ciphertext:
+// the Keyring uses B's keys, which do not open it, or refuses a field that names A outright.
+func TestWarmCacheServesNoOtherPrincipal(t *testing.T) {
+	const secret = "ada@example.com"
 	tests := []struct {
-		name, sql       string
-		tenant          tenantseal.TenantID
-		ctx             context.Context
-		column, readRow string
+		name      string
+		field     func(a tenantseal.TenantID) keys.Field
+		wantErr   error
+		notErr    error
+		wantEvent func(a, b tenantseal.TenantID) tenantseal.Event
+		wantLoadB int // loads of B's keysets the attempt causes
+	}{{
+		name:    "field without tenant",
+		field:   func(tenantseal.TenantID) keys.Field { return email },
+		wantErr: keys.ErrTampered, notErr: tenantseal.ErrTenantMismatch,
+		wantEvent: func(_, b tenantseal.TenantID) tenantseal.Event {
+			return tenantseal.Event{Kind: tenantseal.EventTampered, TargetTenant: b, Table: "customers", Operation: "decrypt", RowKey: email.Row}
+		},
+		wantLoadB: 1,
+	}, {
+		name:    "field naming tenant A",
+		field:   func(a tenantseal.TenantID) keys.Field { f := email; f.Tenant = a; return f },
+		wantErr: tenantseal.ErrTenantMismatch, notErr: keys.ErrTampered,
+		wantEvent: func(a, _ tenantseal.TenantID) tenantseal.Event {
+			return tenantseal.Event{Kind: tenantseal.EventTenantMismatch, TargetTenant: a, Table: "customers", Operation: "decrypt", RowKey: email.Row}
+		},
+		wantLoadB: 0,
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(t, 2)
+			a, b := fx.ids[0], fx.ids[1]
+			ctxA, ctxB := as(t, a), as(t, b)
+			ct := mustEncrypt(t, fx.kr, ctxA, email, secret)
+			if pt, err := fx.kr.Decrypt(ctxA, email, ct); err != nil || string(pt) != secret {
+				t.Fatalf("A decrypts its own field: got %q, %v; want %q", pt, err, secret)
+			}
+			if st := fx.kr.Stats(); st.Entries != 1 {
+				t.Fatalf("got %d cached tenants, want A's keysets cached", st.Entries)
+			}
+			if ev := fx.rec.take(); len(ev) != 0 {
+				t.Fatalf("A's own use recorded %v, want nothing", ev)
+			}
+
+			pt, err := fx.kr.Decrypt(ctxB, tc.field(a), ct)
+			if !errors.Is(err, tc.wantErr) || errors.Is(err, tc.notErr) {
+				t.Errorf("B decrypts A's ciphertext: got %v, want %v and not %v", err, tc.wantErr, tc.notErr)
+			}
+			if pt != nil {
+				t.Errorf("B decrypts A's ciphertext: got plaintext %q, want none", pt)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error %q contains the plaintext", err)
+			}
+			ev := fx.rec.take()
+			if diff := cmp.Diff([]tenantseal.Event{tc.wantEvent(a, b)}, ev, ignoreDetail); diff != "" {
+				t.Errorf("recorded events (-want +got):\n%s", diff)
+			}
+			for _, e := range ev {
+				if !strings.Contains(e.Detail, "column email") || strings.Contains(e.Detail, secret) {
+					t.Errorf("event detail %q: want the column named and no plaintext", e.Detail)
+				}
+			}
+			loadsB, foreign := fx.l.counts(b)
+			if loadsB != tc.wantLoadB || foreign != 0 {
+				t.Errorf("got %d loads of B's keysets and %d requests for another tenant's, want %d and 0", loadsB, foreign, tc.wantLoadB)
+			}
+		})
+	}
+}
+
+// A field that names another tenant than the Principal's is refused by every operation before any key
+// is loaded, and recorded once.
+func TestFieldTenantMismatchIsRefusedAndRecorded(t *testing.T) {
+	tests := []struct {
+		op   string
+		call func(kr *keys.Keyring, ctx context.Context, f keys.Field, ct []byte) (any, error)
 	}{
-		{"column", fmt.Sprintf("UPDATE customers SET notes = phone WHERE id = '%s'", a1), a, ctxA, "notes", a1},
-		{"row", fmt.Sprintf("UPDATE customers SET phone = (SELECT phone FROM customers WHERE id = '%s') WHERE id = '%s'", a2, a1), a, ctxA, "phone", a1},
-		{"tenant", fmt.Sprintf("UPDATE customers SET email = (SELECT email FROM customers WHERE id = '%s') WHERE id = '%s'", a2, b1), b, ctxB, "email", b1},
-		{"truncated", fmt.Sprintf("UPDATE customers SET notes = substring(notes FROM 1 FOR length(notes) - 1) WHERE id = '%s'", a2), a, ctxA, "notes", a2},
-		{"bit flip", fmt.Sprintf("UPDATE customers SET email = set_byte(email, 20, get_byte(email, 20) # 1) WHERE id = '%s'", a2), a, ctxA, "email", a2},
+		{"encrypt", func(kr *keys.Keyring, ctx context.Context, f keys.Field, _ []byte) (any, error) {
+			return kr.Encrypt(ctx, f, []byte("x"))
+		}},
+		{"decrypt", func(kr *keys.Keyring, ctx context.Context, f keys.Field, ct []byte) (any, error) {
+			return kr.Decrypt(ctx, f, ct)
+		}},
+		{"blind index", func(kr *keys.Keyring, ctx context.Context, f keys.Field, _ []byte) (any, error) {
+			return kr.BlindIndex(ctx, f, "x", nil)
+		}},
+		{"blind index", func(kr *keys.Keyring, ctx context.Context, f keys.Field, _ []byte) (any, error) {
+			return kr.BlindIndexes(ctx, f, "x", nil)
+		}},
+	}
+	for i, tc := range tests {
+		t.Run(fmt.Sprintf("%d %s", i, tc.op), func(t *testing.T) {
+			fx := newFixture(t, 2)
+			a, b := fx.ids[0], fx.ids[1]
+			ct := mustEncrypt(t, fx.kr, as(t, a), email, "x")
+			fx.kr.Invalidate(a)
+			f := email
+			f.Tenant = a
+			out, err := tc.call(fx.kr, as(t, b), f, ct)
+			if !errors.Is(err, tenantseal.ErrTenantMismatch) {
+				t.Errorf("got %v, want ErrTenantMismatch", err)
+			}
+			if !isNil(out) {
+				t.Errorf("got output %x, want none", out)
+			}
+			want := []tenantseal.Event{{Kind: tenantseal.EventTenantMismatch, TargetTenant: a, Table: f.Table, Operation: tc.op, RowKey: f.Row, Detail: "column email"}}
+			if diff := cmp.Diff(want, fx.rec.take()); diff != "" {
+				t.Errorf("recorded events (-want +got):\n%s", diff)
+			}
+			if st := fx.kr.Stats(); st.Loads != 1 {
+				t.Errorf("got %d keyset loads, want only the one that encrypted A's field", st.Loads)
+			}
+			// The same field of the Principal's own tenant goes through.
+			if _, err := tc.call(fx.kr, as(t, a), f, ct); err != nil {
+				t.Errorf("field of the Principal's own tenant: %v", err)
+			}
+		})
+	}
+}
+
+func isNil(v any) bool {
+	switch x := v.(type) {
+	case []byte:
+		return x == nil
+	case [][]byte:
+		return x == nil
+	}
+	return v == nil
+}
+
+func TestNoPrincipalNoKeys(t *testing.T) {
+	fx := newFixture(t, 1)
+	ct := mustEncrypt(t, fx.kr, as(t, fx.ids[0]), email, "x")
+	ctx := t.Context()
+	_, errEnc := fx.kr.Encrypt(ctx, email, []byte("x"))
+	_, errDec := fx.kr.Decrypt(ctx, email, ct)
+	_, errIdx := fx.kr.BlindIndex(ctx, email, "x", nil)
+	_, _, errIDs := fx.kr.PrimaryKeyIDs(ctx)
+	for i, err := range []error{errEnc, errDec, errIdx, errIDs} {
+		if !errors.Is(err, tenantseal.ErrNoTenant) {
+			t.Errorf("call %d without a Principal: got %v, want ErrNoTenant", i, err)
+		}
+	}
+	if st := fx.kr.Stats(); st.Loads != 1 {
+		t.Errorf("got %d loads, want only the Principal's one", st.Loads)
+	}
+}
+
+// A ciphertext decrypts only for the tenant, table, column and row it was written for.
+func TestCiphertextBoundToItsField(t *testing.T) {
+	const secret = "prefers e-mail"
+	fx := newFixture(t, 2)
+	a, b := fx.ids[0], fx.ids[1]
+	ct := mustEncrypt(t, fx.kr, as(t, a), email, secret)
+	with := func(edit func(*keys.Field)) keys.Field { f := email; edit(&f); return f }
+	flipped := bytes.Clone(ct)
+	flipped[len(flipped)-1] ^= 1
+	tests := []struct {
+		name string
+		ctx  context.Context
+		f    keys.Field
+		ct   []byte
+		want error
+	}{
+		{"other tenant", as(t, b), email, ct, keys.ErrUnknownKey},
+		{"other table", as(t, a), with(func(f *keys.Field) { f.Table = "invoices" }), ct, keys.ErrTampered},
+		{"other column", as(t, a), with(func(f *keys.Field) { f.Column = "notes" }), ct, keys.ErrTampered},
+		{"other row", as(t, a), with(func(f *keys.Field) { f.Row = "7d0c5a8e-0000-4000-8000-000000000002" }), ct, keys.ErrTampered},
+		{"table and column shifted", as(t, a), with(func(f *keys.Field) { f.Table, f.Column = "customersemail", "" }), ct, keys.ErrTampered},
+		{"truncated", as(t, a), email, ct[:len(ct)-1], keys.ErrTampered},
+		{"bit flip", as(t, a), email, flipped, keys.ErrTampered},
 	}
 	for _, tc := range tests {
-		if _, err := super.Exec(ctx, tc.sql); err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		got, err := readField(t, e, tc.ctx, tc.tenant, "customers", tc.column, tc.readRow)
-		var fe *keys.FieldError
-		if !errors.Is(err, keys.ErrTampered) || !errors.As(err, &fe) || fe.Row != tc.readRow || fe.Column != tc.column {
-			t.Errorf("%s swap: got %q, %v; want ErrTampered as a *FieldError for %s row %s", tc.name, got, err, tc.column, tc.readRow)
-		}
-		if err != nil && (strings.Contains(err.Error(), "note a") || strings.Contains(err.Error(), "@x")) {
-			t.Errorf("%s swap: error %q contains plaintext", tc.name, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			pt, err := fx.kr.Decrypt(tc.ctx, tc.f, tc.ct)
+			var fe *keys.FieldError
+			if !errors.Is(err, keys.ErrTampered) || !errors.Is(err, tc.want) || !errors.As(err, &fe) {
+				t.Fatalf("got %q, %v; want %v as a *FieldError", pt, err, tc.want)
+			}
+			if fe.Table != tc.f.Table || fe.Column != tc.f.Column || fe.Row != tc.f.Row {
+				t.Errorf("got FieldError for %s.%s row %s, want %s.%s row %s", fe.Table, fe.Column, fe.Row, tc.f.Table, tc.f.Column, tc.f.Row)
+			}
+			ev := fx.rec.take()
+			if len(ev) != 1 || ev[0].Kind != tenantseal.EventTampered || ev[0].RowKey != tc.f.Row {
+				t.Errorf("got events %v, want one %s for row %s", ev, tenantseal.EventTampered, tc.f.Row)
+			}
+			if strings.Contains(err.Error(), secret) || (len(ev) == 1 && strings.Contains(ev[0].Detail, secret)) {
+				t.Errorf("error %q or event %v contains the plaintext", err, ev)
+			}
+		})
 	}
 }
 
-func TestKeysetBoundToTenant(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	a, _ := e.tenant(t, "a")
-	b, ctxB := e.tenant(t, "b")
-	insertCustomer(t, e, ctxB, b, "b@x", "1", "n")
-	// Copy a's wrapped keysets over b's, as an insider could.
-	_, err := mustConn(t, e.d.SuperDSN).Exec(testContext(t), `UPDATE tenantseal.tenant_keysets t SET wrapped = s.wrapped
-		FROM tenantseal.tenant_keysets s WHERE s.tenant_id = $1 AND t.tenant_id = $2 AND s.purpose = t.purpose`, a, b)
+func TestBadInput(t *testing.T) {
+	fx := newFixture(t, 1, func(c *keys.Config) { c.MaxFieldSize = 1024 })
+	ctx := as(t, fx.ids[0])
+	f := keys.Field{Table: "t", Column: "c", Row: "r"}
+	good := mustEncrypt(t, fx.kr, ctx, f, "hello")
+	unknown := bytes.Clone(good)
+	unknown[4] ^= 0xff
+	tests := []struct {
+		name string
+		ct   []byte
+		want error
+	}{
+		{"empty", nil, keys.ErrTampered},
+		{"prefix only", good[:5], keys.ErrTampered},
+		{"truncated", good[:len(good)-1], keys.ErrTampered},
+		{"not a Tink prefix", append([]byte{0}, good[1:]...), keys.ErrTampered},
+		{"unknown key id", unknown, keys.ErrUnknownKey},
+		{"oversized", make([]byte, 4096), keys.ErrFieldTooLarge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := fx.kr.Decrypt(ctx, f, tc.ct); !errors.Is(err, tc.want) {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, err := fx.kr.Encrypt(ctx, f, make([]byte, 1025)); !errors.Is(err, keys.ErrFieldTooLarge) {
+		t.Errorf("oversized plaintext: got %v, want ErrFieldTooLarge", err)
+	}
+	if _, err := fx.kr.Encrypt(as(t, tenantID(0xee)), f, []byte("x")); !errors.Is(err, keys.ErrNoKeyset) {
+		t.Errorf("tenant without keysets: got %v, want ErrNoKeyset", err)
+	}
+	corrupt := fx.l.sets[fx.ids[0]]
+	corrupt.AEAD = bytes.Clone(corrupt.AEAD)
+	corrupt.AEAD[len(corrupt.AEAD)/2] ^= 1
+	fx.l.set(fx.ids[0], corrupt)
+	fx.kr.Invalidate(fx.ids[0])
+	if _, err := fx.kr.Encrypt(ctx, f, []byte("x")); !errors.Is(err, keys.ErrKeysetTampered) {
+		t.Errorf("corrupted wrapped keyset: got %v, want ErrKeysetTampered", err)
+	}
+}
+
+// Nothing a Keyring or KEK prints, returns as an error or records holds key material or plaintext,
+// in any usual encoding; what they should name, they do.
+func TestNoSecretInStringsErrorsOrEvents(t *testing.T) {
+	const secret = "the tenant's secret note"
+	fx := newFixture(t, 2)
+	a, b := fx.ids[0], fx.ids[1]
+	material, err := keys.KeyMaterial(fx.kek, a, fx.l.sets[a])
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.kr.Invalidate(b) // as a fresh process, or once the cache TTL has passed
-	_, err = e.kr.Encrypt(ctxB, keys.Field{Table: "customers", Column: "notes", Row: "x"}, []byte("y"))
-	if !errors.Is(err, keys.ErrKeysetTampered) {
-		t.Errorf("got %v, want ErrKeysetTampered", err)
+	if len(material) != 2 {
+		t.Fatalf("got %d keys, want A's AEAD and PRF keys", len(material))
 	}
-	// And the app role reads only its own tenant's keysets: b cannot load a's.
-	_, err = e.kr.Encrypt(ctxB, keys.Field{Table: "customers", Column: "notes", Row: "x"}, []byte("y"))
-	if !errors.Is(err, keys.ErrNoKeyset) {
-		t.Errorf("load another tenant's keyset: got %v, want ErrNoKeyset", err)
+	ct := mustEncrypt(t, fx.kr, as(t, a), email, secret)
+	var outputs []string
+	add := func(what string, err error) {
+		if err == nil {
+			t.Fatalf("%s: no error", what)
+		}
+		outputs = append(outputs, err.Error())
 	}
-	var n int
-	if err := e.pool.QueryRow(ctxB, "SELECT count(*) FROM tenantseal.tenant_keysets").Scan(&n); err != nil || n != 2 {
-		t.Errorf("app role sees %d keysets (%v), want its own 2", n, err)
+	_, err = fx.kr.Decrypt(as(t, a), keys.Field{Table: "customers", Column: "notes", Row: email.Row}, ct)
+	add("decrypt under another column", err)
+	_, err = fx.kr.Decrypt(as(t, b), email, ct)
+	add("decrypt as another tenant", err)
+	_, err = fx.kr.Decrypt(as(t, a), keys.Field{Table: "customers", Column: "email", Row: email.Row, Tenant: b}, ct)
+	add("decrypt a field of another tenant", err)
+	for _, e := range fx.rec.take() {
+		outputs = append(outputs, e.Detail, fmt.Sprintf("%+v", e))
 	}
-}
-
-func TestWrongKEK(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	_, ctxA := e.tenant(t, "a")
-	a, _ := tenantseal.TenantFrom(ctxA)
-	other := mustKEK(t)
-	wrong := keys.NewKEK(e.kek.ID, newAEAD(t)) // same id, different key
-	kr := mustKeyring(t, e.pool, wrong)
-	if _, err := kr.Encrypt(ctxA, keys.Field{Table: "t", Column: "c", Row: "r"}, []byte("x")); !errors.Is(err, keys.ErrKEK) {
-		t.Errorf("wrong key under the right id: got %v, want ErrKEK", err)
+	for _, v := range []any{fx.kr, fx.kek} {
+		outputs = append(outputs, fmt.Sprint(v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v), fmt.Sprintf("%x", v))
 	}
-	kr = mustKeyring(t, e.pool, other)
-	if _, err := kr.Encrypt(ctxA, keys.Field{Table: "t", Column: "c", Row: "r"}, []byte("x")); !errors.Is(err, keys.ErrKEK) {
-		t.Errorf("another KEK: got %v, want ErrKEK", err)
+	if len(outputs) < 12 {
+		t.Fatalf("got %d outputs to check, want errors, events and formatted values", len(outputs))
 	}
-	if err := keys.CheckKEK(ctxA, e.pool, other); !errors.Is(err, keys.ErrKEK) {
-		t.Errorf("CheckKEK with another KEK: got %v, want ErrKEK", err)
+	forms := func(b []byte) []string {
+		return []string{string(b), hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)),
+			base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b), base64.URLEncoding.EncodeToString(b),
+			base64.RawURLEncoding.EncodeToString(b), fmt.Sprint(b)}
 	}
-	if err := keys.CheckKEK(ctxA, e.pool, e.kek); err != nil {
-		t.Errorf("CheckKEK with the right KEK: %v", err)
+	var secrets []string
+	for _, m := range material {
+		secrets = append(secrets, forms(m)...)
 	}
-	if _, err := keys.OpenKEK(ctxA, keys.LocalKEKScheme+"/nonexistent/kek.json"); !errors.Is(err, keys.ErrKEK) {
-		t.Errorf("missing KEK file: got %v, want ErrKEK", err)
+	secrets = append(secrets, forms([]byte(secret))...)
+	for _, out := range outputs {
+		for _, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Errorf("output %q contains a secret (%q)", out, s)
+			}
+		}
 	}
-	if _, err := keys.OpenKEK(ctxA, ""); !errors.Is(err, keys.ErrKEK) {
-		t.Errorf("no KEK URI: got %v, want ErrKEK", err)
+	if s := fx.kr.String(); !strings.Contains(s, fx.kek.ID) || !strings.Contains(s, "2 tenants cached") {
+		t.Errorf("Keyring.String() = %q, want the KEK's id and 2 tenants cached", s)
 	}
-	if _, err := keys.OpenKEK(ctxA, "aws-kms://arn:aws:kms:eu-west-1:123:key/secret-name"); !errors.Is(err, keys.ErrKEK) || strings.Contains(err.Error(), "secret-name") {
-		t.Errorf("unregistered KMS: got %v, want ErrKEK without the key path", err)
+	if s := fx.kek.String(); s != "KEK("+fx.kek.ID+")" {
+		t.Errorf("KEK.String() = %q, want KEK(%s)", s, fx.kek.ID)
 	}
 }

@@ -1,17 +1,17 @@
-// Package migrations holds tenantseal's schema as golang-migrate SQL files, a runner for them, and the
-// bootstrap that creates the roles and the database.
+// Package migrations holds tenantseal's schema as golang-migrate SQL files and a runner for them. The
+// roles and the database they need come first, from package bootstrap.
 //
 // # Files
 //
 // [FS] returns the embedded NNNN_name.up.sql / .down.sql files. They run as the owner role, with the
 // stock migrate CLI too; the role names they grant to come from the database setting
-// tenantseal.role_prefix, which [Bootstrap] stores.
+// tenantseal.role_prefix, which bootstrap.CreateDatabase stores.
 //
-// # Bootstrap
-//
-// [Bootstrap] runs once as a superuser: it creates the owner, app and auditor roles (prefix
-// configurable, so deployments can share a cluster), the database owned by the owner, applies the
-// migrations as the owner and installs the key that signs tenant contexts. It is idempotent.
+// The schema is the product's only: the tenantseal schema (context keys, keysets, the registry of
+// encrypted columns, the audit log) and public.tenants. Migration 0002 is empty since the example tables
+// it used to create moved to examples/reference; migration 0005 removes them from databases that got
+// them, when they hold no row (otherwise it keeps them and raises a WARNING saying why; see
+// Options.OnNotice).
 //
 // # Running migrations
 //
@@ -23,9 +23,15 @@
 // A migration that fails part-way leaves the database dirty: [Migrator.Up] returns a [*DirtyError]
 // naming the version and the `tenantseal migrate force` command that clears it after repair.
 //
+// # Other sets of migrations
+//
+// Options.Source and Options.Table run another set of golang-migrate files with the same machinery,
+// recorded in a migrations table of its own: an application's, or the examples' (reference.Migrate).
+//
 // # Protecting your own tables
 //
 // Call tenantseal.protect_table('schema.table') in a migration, as the owner, on a table with a
 // tenant_id uuid column: it enables and forces row-level security, creates one policy per command for the
-// app role and the read-only elevation policy, and grants DML to the app role.
+// app role and the read-only elevation policy, and grants DML to the app role. Register each encrypted
+// column in tenantseal.encrypted_columns, as examples/reference/migrations does.
 package migrations

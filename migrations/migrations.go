@@ -14,6 +14,7 @@ import (
 	"github.com/golang-migrate/migrate/v4/source"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -47,12 +48,24 @@ type Options struct {
 	// RolePrefix names the roles that grants and policies refer to. Empty: the database's
 	// tenantseal.role_prefix setting (bootstrap stores it), else the owner's name without "_owner".
 	RolePrefix string
+	// Source holds other migration files than tenantseal's own [FS], named as golang-migrate expects
+	// (NNNN_name.up.sql, NNNN_name.down.sql) at its root: an application's set, or the examples'
+	// (examples/reference), applied beside tenantseal's. A Source needs its own Table.
+	Source fs.FS
+	// Table is the golang-migrate table that records which migrations are applied (the stock CLI's
+	// x-migrations-table). Empty: schema_migrations, which records tenantseal's own.
+	Table string
+	// OnNotice receives the NOTICE and WARNING messages that migrations raise, for the operator: a
+	// migration that keeps something it would otherwise remove says so this way. Nil: they are dropped.
+	OnNotice func(*pgconn.Notice)
 }
 
-// Migrator applies the embedded migrations. Connect as the owner role.
+// Migrator applies a set of migrations: tenantseal's own, or those of Options.Source. Connect as the
+// owner role.
 type Migrator struct {
-	m   *migrate.Migrate
-	src source.Driver
+	m     *migrate.Migrate
+	src   source.Driver
+	files fs.FS
 }
 
 // New connects to ownerDSN and prepares the migrations. Close it when done.
@@ -61,20 +74,37 @@ func New(ctx context.Context, ownerDSN string, opts Options) (*Migrator, error) 
 	if err != nil {
 		return nil, fmt.Errorf("migrations: parse connection string: %w", err)
 	}
+	return NewWithConfig(ctx, cc, opts)
+}
+
+// NewWithConfig is [New] with a parsed connection configuration, which it does not modify.
+func NewWithConfig(ctx context.Context, cc *pgx.ConnConfig, opts Options) (*Migrator, error) {
+	files := opts.Source
+	table := opts.Table
+	switch {
+	case files == nil:
+		files = FS()
+	case table == "":
+		return nil, errors.New("migrations: a Source of migrations needs its own Table")
+	}
+	cc = cc.Copy()
 	if opts.RolePrefix != "" {
 		cc.RuntimeParams["tenantseal.role_prefix"] = opts.RolePrefix
+	}
+	if opts.OnNotice != nil {
+		cc.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { opts.OnNotice(n) }
 	}
 	sqlDB := stdlib.OpenDB(*cc)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("migrations: connect: %w", err)
 	}
-	drv, err := pgxmigrate.WithInstance(sqlDB, &pgxmigrate.Config{})
+	drv, err := pgxmigrate.WithInstance(sqlDB, &pgxmigrate.Config{MigrationsTable: table})
 	if err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	src, err := iofs.New(files, "sql")
+	src, err := iofs.New(files, ".")
 	if err != nil {
 		drv.Close()
 		return nil, fmt.Errorf("migrations: %w", err)
@@ -84,8 +114,13 @@ func New(ctx context.Context, ownerDSN string, opts Options) (*Migrator, error) 
 		drv.Close()
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	src2, _ := iofs.New(files, "sql")
-	return &Migrator{m: m, src: src2}, nil
+	// A second reader of the same files: golang-migrate's own is busy while it migrates.
+	src2, err := iofs.New(files, ".")
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	return &Migrator{m: m, src: src2, files: files}, nil
 }
 
 // Close releases the connection.
@@ -185,19 +220,21 @@ type Migration struct {
 	Applied bool
 }
 
-// Status lists every embedded migration with whether it is applied.
+// Status lists every migration of the Migrator's set with whether it is applied.
 func (mg *Migrator) Status() ([]Migration, bool, error) {
 	cur, dirty, err := mg.Version()
 	if err != nil {
 		return nil, false, err
 	}
-	return List(cur), dirty, nil
+	return list(mg.files, cur), dirty, nil
 }
 
-// List returns the embedded migrations, marking as applied those at or below version.
-func List(version uint) []Migration {
+// List returns tenantseal's embedded migrations, marking as applied those at or below version.
+func List(version uint) []Migration { return list(FS(), version) }
+
+func list(files fs.FS, version uint) []Migration {
 	var out []Migration
-	entries, _ := fs.ReadDir(FS(), ".")
+	entries, _ := fs.ReadDir(files, ".")
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".up.sql")
 		if !ok {

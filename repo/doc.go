@@ -1,40 +1,51 @@
-// Package repo provides typed, tenant-scoped repositories with transparent field encryption.
+// Package repo provides typed, tenant-scoped repositories over your own tables, with transparent field
+// encryption.
 //
 // # Describing a table
 //
 // A struct describes its table once, in `ts` tags; [New] checks the description against the live
-// catalog, so a tag naming a missing column or an encrypted field of an unsupported type fails at start,
-// not at the first query:
+// catalog and builds every statement from it, so a tag naming a missing column or an encrypted field of
+// an unsupported type fails at start, not at the first query:
 //
-//	type Customer struct {
-//		TenantID    tenantseal.TenantID `ts:"tenant_id,tenant"`
-//		ID          repo.ID     `ts:"id,pk"`
-//		DisplayName string      `ts:"display_name"`
-//		Email       string      `ts:"email,encrypted,bidx=email_bidx,normalize=email"`
-//		Version     int64       `ts:"version,version"`
-//		CreatedAt   time.Time   `ts:"created_at,readonly"`
+//	type Patient struct {
+//		ClinicID tenantseal.TenantID `ts:"clinic_id,tenant"`
+//		ID       repo.ID             `ts:"patient_id,pk"`
+//		Name     string              `ts:"display_name"`
+//		Email    string              `ts:"email,encrypted,bidx=email_bidx,normalize=email"`
+//		Version  int64               `ts:"version,version"`
+//		Created  time.Time           `ts:"created_at,readonly"`
 //	}
 //
-//	customers, err := repo.New[Customer](ctx, pool, keyring, "public.customers")
+//	patients, err := repo.New[Patient](ctx, pool, keyring, "clinic.patients")
 //
-// Options: pk (the id, a [ID]), tenant (the tenant column, a tenantseal.TenantID), encrypted (string, []byte or
-// *string in Go; bytea ciphertext in the database, registered in tenantseal.encrypted_columns), bidx=col
-// (its blind index column), normalize=exact|lower|email, version (optimistic concurrency), readonly (set
-// by the database), updated (set to now() by Update).
+// Two columns are required, named as you like: the tenant column (tag option tenant, a
+// tenantseal.TenantID on a uuid column) and the row's id (pk, an [ID] on a uuid column), which together
+// identify a row: every statement compares both. Other options: encrypted (string, []byte or *string in
+// Go; bytea ciphertext in the database, registered in tenantseal.encrypted_columns), bidx=col (its blind
+// index column), normalize=exact|lower|email, version (optimistic concurrency), readonly (set by the
+// database), updated (set to now() by Update; on Insert the column's default applies).
+//
+// Row-level security on the table is yours to declare: tenantseal.protect_table does it for a tenant
+// column named tenant_id; for another name, write the policy comparing it with
+// (SELECT tenantseal.current_tenant()). A miss by id asks tenantseal.exists_elsewhere whether the id is
+// another tenant's, to record the attempt; that function reads the columns tenant_id and id, so for a
+// table whose columns are named otherwise it is not asked and nothing is recorded.
 //
 // # Using it
 //
-// Every method takes ctx first and the tenant only from its tenantseal.Principal: Get, List (keyset pagination
-// with an opaque cursor), Count, Insert, InsertMany, Update (compare-and-set on the version), Delete and
-// FindBy (on a blind index). Reads are one round trip, and every query carries an explicit tenant_id
-// predicate beside row-level security. [Table.With] runs a repository inside a db.Pool.Tx transaction
-// beside custom SQL.
+// Every method takes ctx first and the tenant only from its tenantseal.Principal: Get, List (keyset
+// pagination with an opaque cursor), Count, Insert, InsertMany, Update (compare-and-set on the version),
+// Delete and FindBy (on a blind index). Reads are one round trip, and every query carries an explicit
+// predicate on the tenant column beside row-level security. [Table.With] runs a repository inside a
+// db.Pool.Tx transaction beside custom SQL; [Table.Columns], [Table.Dest] and [Table.DB] let that SQL (a
+// join, say) read rows through the repository's mapping and decryption.
 //
 // # Errors
 //
 // [ErrNotFound] (also for another tenant's row: no existence oracle), [ErrConflict] (stale version),
-// [ErrTenantMismatch] (a struct naming another tenant; nothing written), [ErrNoTenant], [ErrTampered],
-// and a wrapped *pgconn.PgError for anything else. No message contains decrypted data.
-//
-// The reference domain's repositories are [Customers], [Invoices] and [Documents].
+// [ErrTenantMismatch] (a struct naming another tenant; nothing written), [ErrNoTenant],
+// [ErrInvalidCursor], [ErrInvalidQuery], [ErrTampered]; each is returned as it is (a tenant mismatch as a
+// [*MismatchError] that matches ErrTenantMismatch). A database error
+// arrives as "repo: <operation> <table>: <cause>", its *pgconn.PgError reachable with errors.As. No
+// message contains decrypted data.
 package repo

@@ -6,19 +6,18 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tenantseal/tenantseal/keys/pgstore"
-
 	"github.com/tenantseal/tenantseal"
-
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal/keys/pgstore"
 	"github.com/tenantseal/tenantseal/repo"
 )
 
-// Patient is an application's own struct: three tags and it is a repository.
+// Patient is an application's own struct: tag its columns and it is a repository. The tenant column
+// and the pk are whichever columns the tags name (both uuid).
 type Patient struct {
-	TenantID tenantseal.TenantID `ts:"tenant_id,tenant"`
-	ID       repo.ID             `ts:"id,pk"`
+	TenantID tenantseal.TenantID `ts:"clinic_id,tenant"`
+	ID       repo.ID             `ts:"patient_id,pk"`
 	Name     string              `ts:"display_name"`
 	Email    string              `ts:"email,encrypted,bidx=email_bidx,normalize=email"`
 	Notes    *string             `ts:"notes,encrypted"`
@@ -39,7 +38,7 @@ func ExampleNew() {
 	kek, _ := keys.OpenKEK(ctx, "local-keyset:///etc/tenantseal/kek.json")
 	kr, _ := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(pool)})
 
-	patients, err := repo.New[Patient](ctx, pool, kr, "public.customers")
+	patients, err := repo.New[Patient](ctx, pool, kr, "public.patients")
 	if err != nil {
 		return // a tag that does not fit the table is reported here
 	}

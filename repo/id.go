@@ -13,7 +13,7 @@ import (
 )
 
 // ID is a row id: a UUID that encodes to and from a Postgres uuid. [NewID] makes version 7 UUIDs, which
-// sort by creation time, so inserts stay at the right edge of the (tenant_id, id) index and List pages
+// sort by creation time, so inserts stay at the right edge of the (tenant, pk) index and List pages
 // come in creation order.
 type ID [16]byte
 

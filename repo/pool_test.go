@@ -2,16 +2,14 @@ package repo_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/tenantseal/tenantseal/keys/pgstore"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal/keys/pgstore"
 	"github.com/tenantseal/tenantseal/repo"
 )
 
@@ -23,25 +21,13 @@ func TestOneConnectionNeverDeadlocks(t *testing.T) {
 	_, ctxA := e.tenant(t, "a")
 	mustCustomer(t, e, ctxA, "A", "a@x")
 
-	cfg, err := db.ParseConfig(e.d.AppDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.SigningKey = e.d.ContextKey
-	cfg.RolePrefix = strings.TrimSuffix(e.d.Roles.Owner, "_owner")
-	cfg.PoolConfig.MaxConns = 1
-	one, err := db.Open(testContext(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer one.Close()
-	kek := e.admin.KEK
-	fresh := func() *repo.Customers {
-		kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(one)})
+	one := e.d.Pool(t, func(c *db.Config) { c.PoolConfig.MaxConns = 1 })
+	fresh := func() *repo.Table[customer] {
+		kr, err := keys.NewKeyring(keys.Config{KEK: e.kek, Loader: pgstore.Loader(one)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := repo.NewCustomers(testContext(t), one, kr)
+		c, err := repo.New[customer](testContext(t), one, kr, "public.customers")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,8 +39,8 @@ func TestOneConnectionNeverDeadlocks(t *testing.T) {
 		t.Fatalf("List with a cold keyring on one connection: %d rows, %v", len(p.Items), err)
 	}
 	customers := fresh()
-	err = one.Tx(ctx, func(tx pgx.Tx) error {
-		c := repo.Customer{DisplayName: "B", Email: "b@x"}
+	err := one.Tx(ctx, func(tx pgx.Tx) error {
+		c := customer{DisplayName: "B", Email: "b@x"}
 		if err := customers.With(tx).Insert(ctx, &c); err != nil {
 			return err
 		}

@@ -16,7 +16,8 @@ import (
 
 // Config configures a run.
 type Config struct {
-	// SuperDSN names an existing server (superuser); empty starts a container.
+	// SuperDSN connects as a superuser to the server to measure on: it creates the databases bench,
+	// benchflat_small and benchflat_big there, with roles of the same prefixes. Required.
 	SuperDSN string
 	// Tenants and CustomersPerTenant size the dataset; invoices are added at one per two customers.
 	Tenants, CustomersPerTenant int

@@ -2,10 +2,9 @@ package bench
 
 import (
 	"context"
-	"net/url"
-
+	"github.com/tenantseal/tenantseal/bootstrap"
+	"github.com/tenantseal/tenantseal/internal/dsn"
 	"github.com/tenantseal/tenantseal/internal/pgbouncer"
-	"github.com/tenantseal/tenantseal/migrations"
 )
 
 // bouncer is pgbouncer in transaction pooling mode in front of the bench database.
@@ -19,12 +18,12 @@ func (b *bouncer) stop() { b.b.Stop() }
 // bouncerPoolSize is the server connections pgbouncer keeps: fewer than the 64 clients.
 const bouncerPoolSize = 16
 
-func startBouncer(ctx context.Context, res *migrations.BootstrapResult) (*bouncer, error) {
-	u, err := url.Parse(res.AppDSN)
+func startBouncer(ctx context.Context, res *bootstrap.Result) (*bouncer, error) {
+	app, err := dsn.Parse(res.AppDSN)
 	if err != nil {
 		return nil, err
 	}
-	pw, _ := u.User.Password()
+	pw := app.Get(dsn.Password)
 	b, err := pgbouncer.Start(ctx, pgbouncer.Options{
 		Upstream: res.AppDSN, Databases: []string{res.Database}, PoolSize: bouncerPoolSize,
 		Users: map[string]string{res.Roles.App: pw},

@@ -14,16 +14,17 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 
+	"github.com/tenantseal/tenantseal/bootstrap"
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/internal/pgtest"
+	"github.com/tenantseal/tenantseal/examples/reference"
+	"github.com/tenantseal/tenantseal/internal/dsn"
 	"github.com/tenantseal/tenantseal/keys"
-	"github.com/tenantseal/tenantseal/migrations"
 	"github.com/tenantseal/tenantseal/repo"
 )
 
 // dataset is a bootstrapped database loaded with tenants and customers, and the ids to query.
 type dataset struct {
-	res     *migrations.BootstrapResult
+	res     *bootstrap.Result
 	super   string // superuser DSN of the bench database
 	kek     *keys.KEK
 	tenants []tenantseal.TenantID
@@ -43,9 +44,13 @@ func newKEK() (*keys.KEK, error) {
 	return keys.NewKEK("bench", a), nil
 }
 
-func bootstrap(ctx context.Context, superDSN, name string) (*migrations.BootstrapResult, error) {
-	res, err := migrations.Bootstrap(ctx, superDSN, migrations.BootstrapOptions{Database: name, RolePrefix: name})
+// newDatabase bootstraps database name with roles of the same prefix and the examples' tables.
+func newDatabase(ctx context.Context, superDSN, name string) (*dataset, error) {
+	res, err := bootstrap.Run(ctx, superDSN, bootstrap.Options{Database: name, RolePrefix: name})
 	if err != nil {
+		return nil, err
+	}
+	if err := reference.Migrate(ctx, res.OwnerDSN); err != nil {
 		return nil, err
 	}
 	// Variants 3 and 4 use plain tenant ids: only a throwaway database may accept them.
@@ -54,11 +59,17 @@ func bootstrap(ctx context.Context, superDSN, name string) (*migrations.Bootstra
 		return nil, err
 	}
 	defer owner.Close(context.WithoutCancel(ctx))
-	_, err = owner.Exec(ctx, "UPDATE tenantseal.settings SET allow_unsigned = true")
-	return res, err
+	if _, err := owner.Exec(ctx, "UPDATE tenantseal.settings SET allow_unsigned = true"); err != nil {
+		return nil, err
+	}
+	super, err := dsn.WithDatabase(superDSN, res.Database)
+	if err != nil {
+		return nil, err
+	}
+	return &dataset{res: res, super: super}, nil
 }
 
-func openPool(ctx context.Context, res *migrations.BootstrapResult, maxConns int, edit func(*db.Config)) (*db.Pool, error) {
+func openPool(ctx context.Context, res *bootstrap.Result, maxConns int, edit func(*db.Config)) (*db.Pool, error) {
 	cfg, err := db.ParseConfig(res.AppDSN)
 	if err != nil {
 		return nil, err
@@ -76,21 +87,21 @@ func openPool(ctx context.Context, res *migrations.BootstrapResult, maxConns int
 // and blind indexes as an application writes them), invoices beside them, and the plain copy of
 // customers without row-level security that the baseline variants read.
 func loadMain(ctx context.Context, cfg *Config, superDSN string) (*dataset, error) {
-	res, err := bootstrap(ctx, superDSN, "bench")
+	ds, err := newDatabase(ctx, superDSN, "bench")
 	if err != nil {
 		return nil, err
 	}
-	kek, err := newKEK()
-	if err != nil {
+	res := ds.res
+	if ds.kek, err = newKEK(); err != nil {
 		return nil, err
 	}
-	ds := &dataset{res: res, super: pgtest.WithDatabase(superDSN, res.Database), kek: kek}
+	kek := ds.kek
 	owner, err := pgx.Connect(ctx, res.OwnerDSN)
 	if err != nil {
 		return nil, err
 	}
 	defer owner.Close(context.WithoutCancel(ctx))
-	admin := &keys.Admin{DB: owner, KEK: kek}
+	admin := pgstore.NewAdmin(owner, kek)
 	for i := range cfg.Tenants {
 		id, err := admin.CreateTenant(ctx, fmt.Sprintf("tenant-%d", i))
 		if err != nil {
@@ -107,7 +118,7 @@ func loadMain(ctx context.Context, cfg *Config, superDSN string) (*dataset, erro
 	if err != nil {
 		return nil, err
 	}
-	customers, err := repo.NewCustomers(ctx, pool, kr)
+	customers, err := reference.NewCustomers(ctx, pool, kr)
 	if err != nil {
 		return nil, err
 	}
@@ -122,10 +133,10 @@ func loadMain(ctx context.Context, cfg *Config, superDSN string) (*dataset, erro
 			defer wg.Done()
 			for t := range next {
 				tctx := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: ds.tenants[t], Subject: "bench-loader"})
-				rows := make([]*repo.Customer, cfg.CustomersPerTenant)
+				rows := make([]*reference.Customer, cfg.CustomersPerTenant)
 				for i := range rows {
 					notes := fmt.Sprintf("account notes for customer %d of tenant %d", i, t)
-					rows[i] = &repo.Customer{DisplayName: fmt.Sprintf("Customer %d", i),
+					rows[i] = &reference.Customer{DisplayName: fmt.Sprintf("Customer %d", i),
 						Email: fmt.Sprintf("c%d@t%d.example", i, t), Phone: "+1 555 0100", Notes: &notes}
 				}
 				if err := customers.InsertMany(tctx, rows); err != nil {
@@ -185,11 +196,10 @@ func loadMain(ctx context.Context, cfg *Config, superDSN string) (*dataset, erro
 // loadFlat creates n tenants with rows customers each, in bulk (the flatness check reads without
 // decrypting, so no keysets are needed), in its own database.
 func loadFlat(ctx context.Context, superDSN, name string, n, rows int) (*dataset, error) {
-	res, err := bootstrap(ctx, superDSN, name)
+	ds, err := newDatabase(ctx, superDSN, name)
 	if err != nil {
 		return nil, err
 	}
-	ds := &dataset{res: res, super: pgtest.WithDatabase(superDSN, res.Database)}
 	super, err := pgx.Connect(ctx, ds.super)
 	if err != nil {
 		return nil, err

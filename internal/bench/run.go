@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,8 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 // Result is the medians over rounds of one variant at one client count.
@@ -80,13 +79,7 @@ func Run(ctx context.Context, cfg Config, outDir, command string) (*Report, erro
 		Duration: fmt.Sprintf("%d interleaved rounds of %v per variant and client count, after %v warm-up", cfg.Rounds, cfg.Duration, cfg.Warmup)}
 	superDSN := cfg.SuperDSN
 	if superDSN == "" {
-		fmt.Fprintln(cfg.Progress, "starting PostgreSQL in a container")
-		s, err := pgtest.StartServer(ctx)
-		if err != nil {
-			return nil, err
-		}
-		defer s.Stop(context.WithoutCancel(ctx))
-		superDSN = s.SuperDSN
+		return nil, errors.New("bench: no server: Config.SuperDSN is required")
 	}
 	if c, err := pgx.Connect(ctx, superDSN); err == nil {
 		c.QueryRow(ctx, "SELECT version()").Scan(&rep.Postgres)

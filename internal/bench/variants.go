@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/examples/reference"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/repo"
 )
@@ -120,7 +121,7 @@ func (ds *dataset) signedRead(dsn string, mode pgx.QueryExecMode, unsigned bool)
 
 // variants returns the variants in report order.
 func (ds *dataset) variants() []variant {
-	repos := func(ctx context.Context, clients int) (*db.Pool, *repo.Customers, error) {
+	repos := func(ctx context.Context, clients int) (*db.Pool, *reference.Customers, error) {
 		p, err := ds.dbPool(false, ds.res.AppDSN, 0)(ctx, clients)
 		if err != nil {
 			return nil, nil, err
@@ -130,7 +131,7 @@ func (ds *dataset) variants() []variant {
 			p.Close()
 			return nil, nil, err
 		}
-		c, err := repo.NewCustomers(ctx, p, kr)
+		c, err := reference.NewCustomers(ctx, p, kr)
 		if err != nil {
 			p.Close()
 			return nil, nil, err
@@ -188,7 +189,7 @@ func (ds *dataset) variants() []variant {
 				if err != nil {
 					return err
 				}
-				var x repo.Customer
+				var x reference.Customer
 				_, err = pgx.ForEachRow(rows, []any{&x.TenantID, &x.ID, &x.DisplayName, new([]byte), new([]byte), new([]byte), &x.CreatedAt, &x.UpdatedAt, &x.Version}, func() error { return nil })
 				return err
 			}, p.Close, nil
@@ -232,7 +233,7 @@ func (ds *dataset) variants() []variant {
 			return func(ctx context.Context, rng *rand.Rand) error {
 				t, _ := ds.pick(rng)
 				notes := "notes"
-				cu := repo.Customer{DisplayName: "New customer", Email: fmt.Sprintf("n%x@bench.example", rng.Uint64()), Phone: "+1 555 0100", Notes: &notes}
+				cu := reference.Customer{DisplayName: "New customer", Email: fmt.Sprintf("n%x@bench.example", rng.Uint64()), Phone: "+1 555 0100", Notes: &notes}
 				return c.Insert(principal(ctx, t), &cu)
 			}, p.Close, nil
 		}},

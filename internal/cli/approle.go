@@ -91,27 +91,19 @@ func (a *appFlags) resolve() (appConfig, error) {
 	return appConfig{dsn: dsn, key: key}, nil
 }
 
-// open opens the app pool. Without --prefix the role prefix is the database's own: its
-// tenantseal.role_prefix setting, else the owner's name without "_owner", as the migrations tell it.
+// open opens the app pool. Without --prefix the role prefix is the database's own, as the migrations
+// tell it.
 func (a *appFlags) open(ctx context.Context, owner *pgx.Conn, cfg appConfig) (*db.Pool, error) {
 	prefix := a.prefix
 	if prefix == "" {
-		var ownerRole string
-		if err := owner.QueryRow(ctx, "SELECT tenantseal.role_name('owner')").Scan(&ownerRole); err != nil {
+		var err error
+		if prefix, err = db.DatabaseRolePrefix(ctx, owner); err != nil {
 			return nil, fmt.Errorf("cannot tell the role prefix (pass --prefix): %w", ownerError(err))
 		}
-		prefix = strings.TrimSuffix(ownerRole, "_owner")
-	} else {
+	} else if err := db.CheckRolePrefix(ctx, owner, prefix); err != nil {
 		// The pool refuses members of <prefix>_owner: a prefix that names no role would make that check
 		// vacuous.
-		var ok bool
-		ownerRole := db.Roles(prefix).Owner
-		if err := owner.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", ownerRole).Scan(&ok); err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, fmt.Errorf("--prefix %q: no role %s: give the prefix that bootstrap used", prefix, ownerRole)
-		}
+		return nil, fmt.Errorf("--prefix %q: %w (give the prefix that bootstrap used)", prefix, err)
 	}
 	pc, err := db.ParseConfig(cfg.dsn)
 	if err != nil {

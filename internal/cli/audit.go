@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/audit"
 )
 
@@ -26,7 +27,7 @@ var auditCommand = command{
 	},
 }
 
-const auditAbout = `
+var auditAbout = `
 Subcommands:
 
 	verify                      walk the hash chain and report the first broken link: an entry edited,
@@ -36,8 +37,8 @@ Subcommands:
 	export --since T            print every entry at or after T, oldest first, as JSON lines for a SIEM.
 	                            T is an RFC 3339 time (2006-01-02T15:04:05Z) or a duration ago (24h)
 
-tail and export take --tenant T (entries whose acting or target tenant is T) and --kind K (foreign_id,
-refused_write, tenant_mismatch, no_tenant, invalid_context, tampered_ciphertext, elevation, shred).
+tail and export take --tenant T (entries whose acting or target tenant is T) and --kind K, one of:
+` + kindList() + `.
 
 They connect as the auditor role, the only one that reads every tenant's entries: --dsn, else
 $TENANTSEAL_AUDITOR_DSN, else the TENANTSEAL_AUDITOR_DSN line of the secrets file.`
@@ -55,9 +56,6 @@ type follower struct {
 	interval time.Duration
 	polled   func()
 }
-
-// auditPage bounds the entries read per query: tail and export stream a log of any size.
-const auditPage = 1000
 
 func runAudit(ctx context.Context, s *session, args []string, fw follower) error {
 	f := newFlags(s, "audit", "[flags] verify | tail [--follow] [--tenant T] [--kind K] [--format text|json] [-n 20] | export --since T [--format jsonl]", auditAbout)
@@ -88,13 +86,16 @@ func runAudit(ctx context.Context, s *session, args []string, fw follower) error
 		return err
 	}
 
-	filter := audit.Filter{Kind: *kind, Limit: auditPage}
+	var filter audit.Filter
+	if f.set("kind") {
+		if filter.Kind = tenantseal.EventKind(*kind); !filter.Kind.Valid() {
+			return usageErrorf("audit %s: --kind %q: want one of %s", sub, *kind, kindList())
+		}
+	}
 	if f.set("tenant") {
-		id, err := parseTenant("audit "+sub, "--tenant", *tenant)
-		if err != nil {
+		if filter.Tenant, err = parseTenant("audit "+sub, "--tenant", *tenant); err != nil {
 			return err
 		}
-		filter.Tenant = id.String() // the canonical form, as stored
 	}
 	var jsonOut bool
 	switch {
@@ -132,23 +133,36 @@ func runAudit(ctx context.Context, s *session, args []string, fw follower) error
 		return err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	if err := requireWholeLog(ctx, c, "audit "+sub); err != nil {
-		return err
-	}
 
-	out := &entryWriter{w: bufio.NewWriter(s.stdout), json: jsonOut}
-	switch sub {
-	case "verify":
-		return verifyLog(ctx, s, c)
-	case "export":
-		return exportLog(ctx, c, filter, out)
+	if sub == "verify" {
+		return verifyLog(ctx, s, c) // Verify checks that the role sees the whole log itself
 	}
+	// Tail and export as a role that sees part of the log would be silently incomplete.
+	if err := audit.CheckWholeLog(ctx, c); err != nil {
+		return auditError(sub, c, err)
+	}
+	if sub == "export" {
+		if _, err := audit.Export(ctx, c, s.stdout, filter); err != nil {
+			return auditError(sub, c, err)
+		}
+		return nil
+	}
+	out := &entryWriter{w: bufio.NewWriter(s.stdout), json: jsonOut}
 	err = tailLog(ctx, c, filter, *n, *follow, fw, out)
 	if *follow && ctx.Err() != nil {
 		// Interrupting is how a follow ends.
 		return out.flush()
 	}
 	return err
+}
+
+// kindList names the event kinds tenantseal records, for a message.
+func kindList() string {
+	var ks []string
+	for _, k := range tenantseal.EventKinds() {
+		ks = append(ks, string(k))
+	}
+	return strings.Join(ks, ", ")
 }
 
 // parseSince reads an RFC 3339 time or a duration before now.
@@ -166,43 +180,27 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-// wholeLogSQL tells whether the connected role sees every row of the audit log: a superuser, a BYPASSRLS
-// role, or one that a permissive SELECT policy with USING (true) applies to (the auditor's). Any other role
-// sees a filtered log, or none of it (the owner: the table forces row-level security).
-const wholeLogSQL = `
-SELECT r.rolsuper OR r.rolbypassrls OR EXISTS (
-    SELECT 1 FROM pg_policy p, unnest(p.polroles) AS pr(oid)
-     WHERE p.polrelid = 'tenantseal.audit_log'::regclass AND p.polpermissive AND p.polcmd IN ('r', '*')
-       AND pg_get_expr(p.polqual, p.polrelid) = 'true'
-       AND CASE WHEN pr.oid = 0 THEN true ELSE pg_has_role(pr.oid, 'USAGE') END)
-  FROM pg_roles r WHERE r.rolname = current_user`
-
-// requireWholeLog refuses a role that sees only part of the audit log: Verify would report the rows
-// hidden from it as deleted, and tail and export would be silently incomplete.
-func requireWholeLog(ctx context.Context, c *pgx.Conn, cmd string) error {
-	var whole bool
-	if err := c.QueryRow(ctx, wholeLogSQL).Scan(&whole); err != nil {
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") {
-			return fmt.Errorf("%s: the database has no audit log: run 'tenantseal migrate up' first (%w)", cmd, err)
-		}
-		if errors.As(err, &pe) && pe.Code == "42501" {
-			return fmt.Errorf("%s: permission denied: connect as the auditor role (%s): %w", cmd, keyAuditorDSN, err)
-		}
-		return fmt.Errorf("%s: %w", cmd, err)
+// auditError explains a failure of `audit sub`, connected as c, that an operator can fix; other errors
+// keep the audit package's message.
+func auditError(sub string, c *pgx.Conn, err error) error {
+	var pe *pgconn.PgError
+	switch {
+	case errors.Is(err, audit.ErrPartialLog):
+		return fmt.Errorf("audit %s: role %s sees only part of the audit log (row-level security): connect as the auditor role: --dsn, $%s or the secrets file's %s line",
+			sub, c.Config().User, keyAuditorDSN, keyAuditorDSN)
+	case errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000"):
+		return fmt.Errorf("audit %s: the database has no audit log: run 'tenantseal migrate up' first (%w)", sub, err)
+	case errors.As(err, &pe) && pe.Code == "42501":
+		return fmt.Errorf("audit %s: permission denied: connect as the auditor role (%s): %w", sub, keyAuditorDSN, err)
 	}
-	if !whole {
-		return fmt.Errorf("%s: role %s sees only part of the audit log (row-level security): connect as the auditor role: --dsn, $%s or the secrets file's %s line",
-			cmd, c.Config().User, keyAuditorDSN, keyAuditorDSN)
-	}
-	return nil
+	return err
 }
 
 // verifyLog prints the outcome of audit.Verify; a broken chain is a failure the report explains.
 func verifyLog(ctx context.Context, s *session, c *pgx.Conn) error {
 	res, err := audit.Verify(ctx, c)
 	if err != nil {
-		return fmt.Errorf("audit verify: %w", err)
+		return auditError("verify", c, err)
 	}
 	if res.Break != nil {
 		s.printf("audit log broken at seq %d: %s\n", res.Break.Seq, res.Break.Reason)
@@ -212,63 +210,11 @@ func verifyLog(ctx context.Context, s *session, c *pgx.Conn) error {
 	return nil
 }
 
-// lastSeq is the sequence number of the newest entry: what tail and export stop at, so that they end
-// even while events keep arriving (follow picks those up).
-func lastSeq(ctx context.Context, c *pgx.Conn) (int64, error) {
-	var seq int64
-	if err := c.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM tenantseal.audit_log").Scan(&seq); err != nil {
-		return 0, fmt.Errorf("audit: read the newest entry: %w", err)
-	}
-	return seq, nil
-}
-
-// exportLog writes every entry matching f up to the newest at the start, a page at a time.
-func exportLog(ctx context.Context, c *pgx.Conn, f audit.Filter, out *entryWriter) error {
-	head, err := lastSeq(ctx, c)
-	if err != nil {
-		return err
-	}
-	_, err = eachEntry(ctx, c, f, head, func(e *audit.Entry) error { return out.write(e) })
-	if err != nil {
-		return err
-	}
-	return out.flush()
-}
-
-// eachEntry calls fn for every entry after f.AfterSeq that matches f, up to seq upTo (no bound when
-// negative), in sequence order, and returns the last sequence number it passed to fn.
-func eachEntry(ctx context.Context, c *pgx.Conn, f audit.Filter, upTo int64, fn func(*audit.Entry) error) (int64, error) {
-	last := f.AfterSeq
-	for {
-		f.AfterSeq = last
-		page, err := audit.Query(ctx, c, f)
-		if err != nil {
-			return last, err
-		}
-		for i := range page {
-			if upTo >= 0 && page[i].Seq > upTo {
-				return last, nil
-			}
-			if err := fn(&page[i]); err != nil {
-				return last, err
-			}
-			last = page[i].Seq
-		}
-		if len(page) < f.Limit {
-			return last, nil
-		}
-	}
-}
-
 // tailLog prints the last n entries matching f and, with follow, every new one until ctx ends.
 func tailLog(ctx context.Context, c *pgx.Conn, f audit.Filter, n int, follow bool, fw follower, out *entryWriter) error {
-	head, err := lastSeq(ctx, c)
+	entries, head, err := audit.Tail(ctx, c, f, n)
 	if err != nil {
-		return err
-	}
-	entries, err := lastEntries(ctx, c, f, n, head)
-	if err != nil {
-		return err
+		return auditError("tail", c, err)
 	}
 	for i := range entries {
 		if err := out.write(&entries[i]); err != nil {
@@ -278,57 +224,20 @@ func tailLog(ctx context.Context, c *pgx.Conn, f audit.Filter, n int, follow boo
 	if err := out.flush(); err != nil || !follow {
 		return err
 	}
-	// Sequence numbers are assigned under a lock on the chain head, in commit order: polling for larger
-	// ones misses nothing.
 	f.AfterSeq = head
-	t := time.NewTimer(fw.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		last, err := eachEntry(ctx, c, f, -1, func(e *audit.Entry) error { return out.write(e) })
-		if err != nil {
-			return err
-		}
+	err = audit.Follow(ctx, c, f, audit.FollowOptions{Interval: fw.interval, Polled: func() error {
 		if err := out.flush(); err != nil {
 			return err
 		}
-		f.AfterSeq = last
 		if fw.polled != nil {
 			fw.polled()
 		}
-		t.Reset(fw.interval)
+		return nil
+	}}, out.write)
+	if err != nil && ctx.Err() == nil {
+		return auditError("tail", c, err)
 	}
-}
-
-// lastEntries returns the last n entries matching f with seq at most head, oldest first. Query reads
-// forward only, so it reads windows that end at head, doubling from n entries back, until one holds n
-// matches or reaches the start of the log: a sparse filter costs a few index range scans, not a
-// transfer of the whole log.
-func lastEntries(ctx context.Context, c *pgx.Conn, f audit.Filter, n int, head int64) ([]audit.Entry, error) {
-	if n == 0 || head == 0 {
-		return nil, nil
-	}
-	for w := int64(n); ; w *= 2 {
-		f.AfterSeq = max(head-w, 0)
-		var got []audit.Entry
-		_, err := eachEntry(ctx, c, f, head, func(e *audit.Entry) error {
-			got = append(got, *e)
-			if len(got) >= 2*n+auditPage {
-				got = append(got[:0], got[len(got)-n:]...) // keep memory bounded in a dense window
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(got) >= n || f.AfterSeq == 0 {
-			return got[max(len(got)-n, 0):], nil
-		}
-	}
+	return nil
 }
 
 // entryWriter prints entries as text lines or JSON lines.
@@ -339,12 +248,11 @@ type entryWriter struct {
 
 func (o *entryWriter) write(e *audit.Entry) error {
 	if o.json {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("audit: encode entry %d: %w", e.Seq, err)
+		// The encoding of audit.Export, line for line.
+		if err := json.NewEncoder(o.w).Encode(e); err != nil {
+			return fmt.Errorf("audit tail: encode entry %d: %w", e.Seq, err)
 		}
-		o.w.Write(b)
-		return o.w.WriteByte('\n')
+		return nil
 	}
 	_, err := io.WriteString(o.w, textLine(e)+"\n")
 	return err

@@ -27,8 +27,12 @@ import (
 // mustAuditWriter opens an audit writer on d's app role with its spool in a temporary directory.
 func mustAuditWriter(t testing.TB, d *pgtest.Database, now func() time.Time) *audit.Writer {
 	t.Helper()
-	w, err := audit.NewWriter(testContext(t), audit.Config{AppDSN: d.AppDSN, Now: now,
-		SpoolPath: filepath.Join(t.TempDir(), "audit.spool"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg, err := audit.ParseConfig(d.AppDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Now, cfg.SpoolPath, cfg.Logger = now, filepath.Join(t.TempDir(), "audit.spool"), slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := audit.NewWriter(testContext(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,6 +450,9 @@ func TestAuditBadInput(t *testing.T) {
 		{[]string{"audit", "tail", "-n", "-1"}, "-n -1: want 0 or more"},
 		{[]string{"audit", "tail", "--format", "xml"}, `--format "xml": want text or json`},
 		{[]string{"audit", "tail", "--tenant", "acme"}, `"acme" is not a tenant id`},
+		{[]string{"audit", "tail", "--kind", "foreign-id"}, `audit tail: --kind "foreign-id": want one of refused_write, foreign_id, tenant_mismatch, no_tenant, invalid_context, tampered_ciphertext, elevation, shred`},
+		{[]string{"audit", "export", "--since", "1h", "--kind", ""}, `audit export: --kind "": want one of`},
+		{[]string{"audit", "export", "--since", "1h", "--kind", "SHRED"}, `--kind "SHRED": want one of`},
 		{[]string{"audit", "export"}, "--since is required"},
 		{[]string{"audit", "export", "--since", "yesterday"}, "RFC 3339"},
 		{[]string{"audit", "export", "--since", "-1h"}, "ago, not ahead"},
@@ -459,6 +466,9 @@ func TestAuditBadInput(t *testing.T) {
 
 	r := mustRun(t, "help", "audit")
 	wantContains(t, "help audit", r.stdout, "verify", "tail [--follow]", "export --since", "-follow", "-kind", "-tenant", "TENANTSEAL_AUDITOR_DSN")
+	for _, k := range tenantseal.EventKinds() {
+		wantContains(t, "help audit", r.stdout, string(k))
+	}
 	wantContains(t, "help", mustRun(t, "help").stdout, "\taudit ")
 }
 

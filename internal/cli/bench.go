@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -16,10 +17,12 @@ var benchCommand = command{
 }
 
 const benchAbout = `
-Starts PostgreSQL in a container (or uses --dsn, a superuser connection string; it creates the
-databases bench, benchflat_small and benchflat_big), loads --tenants x --customers customers through the
-repositories (encrypted fields, blind indexes) with invoices for about half of them, and measures the
-same point read through every variant, interleaved round after round at each client count:
+On the server of --dsn (a superuser connection string; it creates the databases bench, benchflat_small
+and benchflat_big, and roles of the same prefixes: use a server for benchmarks, not production), or on a
+throwaway PostgreSQL in a container with 'make bench' (go run ./internal/cmd/tenantseal-dev bench), loads
+--tenants x --customers customers through the example repositories (encrypted fields, blind indexes) with
+invoices for about half of them, and measures the same point read through every variant, interleaved
+round after round at each client count:
 
   1  raw pgx, no RLS (a copy of the table without policies), one connection per client: the baseline
   2  application-side filtering through a pgx pool
@@ -36,8 +39,8 @@ tenant. It writes results.json, results.md and chart.svg to --out, prints the Ma
 which targets were missed.`
 
 func runBench(ctx context.Context, s *session, args []string) error {
-	f := newFlags(s, "bench", "[--tenants N] [--customers N] [--clients 1,8,64] [--out DIR] [flags]", benchAbout)
-	dsn := f.String("dsn", "", "superuser connection string of a server to use instead of starting a container")
+	f := newFlags(s, "bench", "--dsn <superuser connection string> [--tenants N] [--customers N] [--clients 1,8,64] [--out DIR] [flags]", benchAbout)
+	dsn := f.String("dsn", "", "superuser connection string of the server to measure on (required, but for 'make bench')")
 	tenants := f.Int("tenants", 1000, "tenants in the main dataset (at most 100000)")
 	customers := f.Int("customers", 1000, "customers per tenant in the main dataset")
 	clients := f.String("clients", "1,8,64", "comma-separated client counts")
@@ -75,12 +78,31 @@ func runBench(ctx context.Context, s *session, args []string) error {
 		}
 		cfg.Clients = append(cfg.Clients, n)
 	}
-	if *dsn != "" {
+	switch {
+	case *dsn != "":
 		if cfg.SuperDSN, err = prepareDSN(s, *dsn, *timeout); err != nil {
 			return err
 		}
+	case s.opts.StartServer == nil:
+		return usageErrorf("bench: no server to measure on: pass --dsn <superuser connection string>, or run 'make bench' for a throwaway one")
+	default:
+		fmt.Fprintln(s.stderr, "starting PostgreSQL")
+		srv, err := s.opts.StartServer(ctx)
+		if err != nil {
+			return err
+		}
+		s.connSecrets(srv.SuperDSN)
+		if srv.Stop != nil {
+			defer srv.Stop(context.WithoutCancel(ctx))
+		}
+		fmt.Fprintln(s.stderr, "using "+srv.Describe)
+		cfg.SuperDSN = srv.SuperDSN
 	}
-	command := "tenantseal " + strings.Join(append([]string{"bench"}, redactArgs(args)...), " ")
+	program := "tenantseal"
+	if *dsn == "" {
+		program = "go run ./internal/cmd/tenantseal-dev" // the build that starts a server
+	}
+	command := program + " " + strings.Join(append([]string{"bench"}, redactArgs(args)...), " ")
 	rep, err := bench.Run(ctx, cfg, *out, command)
 	if err != nil {
 		return err

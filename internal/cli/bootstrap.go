@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-
+	"github.com/tenantseal/tenantseal/bootstrap"
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/migrations"
 )
 
 var bootstrapCommand = command{
@@ -38,7 +35,7 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 	f := newFlags(s, "bootstrap", "--dsn <superuser connection string> [flags]", bootstrapAbout)
 	var (
 		dsn       = f.String("dsn", "", "superuser connection string (required)")
-		database  = f.String("database", "tenantseal", "database to create")
+		database  = f.String("database", bootstrap.DefaultDatabase, "database to create")
 		prefix    = f.String("prefix", db.DefaultRolePrefix, "role name prefix")
 		out       = f.String("out", defaultSecrets, "secrets file to read and write")
 		print     = f.Bool("print", false, "print the secrets file to stdout instead of writing it")
@@ -61,7 +58,7 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 		return err
 	}
 
-	opts := migrations.BootstrapOptions{
+	opts := bootstrap.Options{
 		Database:       *database,
 		RolePrefix:     *prefix,
 		ResetPasswords: *reset,
@@ -91,14 +88,16 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 		defer pending.abort()
 	}
 
-	res, err := migrations.Bootstrap(ctx, superDSN, opts)
+	res, err := bootstrap.Run(ctx, superDSN, opts)
+	var upe *bootstrap.UnknownPasswordError
+	if errors.As(err, &upe) {
+		return fmt.Errorf("bootstrap: role %s exists but its password is not in %s: pass --reset-passwords to set a new one", upe.Role, *out)
+	}
 	if err != nil {
 		return err
 	}
 	for _, dsn := range []string{res.OwnerDSN, res.AppDSN, res.AuditorDSN} {
-		if _, pw, ok := dsnCredentials(dsn); ok {
-			s.secret(pw)
-		}
+		s.connSecrets(dsn)
 	}
 	if res.ContextKey.ID != "" {
 		s.secret(fmt.Sprintf("%x", res.ContextKey.Secret))
@@ -140,32 +139,11 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 		fmt.Fprintln(report, "no context key yet: run 'tenantseal migrate up', then 'tenantseal bootstrap' again")
 	}
 
-	// The passwords reused from the file were never checked by the server: check them now.
-	return checkLogins(ctx, *out, [][2]string{
-		{res.Roles.Owner, res.OwnerDSN}, {res.Roles.App, res.AppDSN}, {res.Roles.Auditor, res.AuditorDSN},
-	})
-}
-
-// checkLogins connects once with each connection string.
-func checkLogins(ctx context.Context, secretsPath string, logins [][2]string) error {
-	for _, l := range logins {
-		role, dsn := l[0], l[1]
-		cfg, err := pgx.ParseConfig(dsn)
-		if err != nil {
-			return err
-		}
-		if cfg.ConnectTimeout == 0 {
-			cfg.ConnectTimeout = db.DefaultConnectTimeout
-		}
-		conn, err := pgx.ConnectConfig(ctx, cfg)
-		if err != nil {
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == "28P01" {
-				return fmt.Errorf("the password of role %s in %s is not the role's password: run bootstrap again with --reset-passwords", role, secretsPath)
-			}
-			return err
-		}
-		conn.Close(context.WithoutCancel(ctx))
+	// After the file is written: a login that fails must not lose new passwords.
+	err = bootstrap.CheckLogins(ctx, res)
+	var le *bootstrap.LoginError
+	if errors.As(err, &le) {
+		return fmt.Errorf("the password of role %s in %s is not the role's password: run bootstrap again with --reset-passwords", le.Role, *out)
 	}
-	return nil
+	return err
 }

@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/tenantseal/tenantseal/internal/dsn"
 )
 
 // command is one `tenantseal <name>` subcommand.
@@ -47,29 +49,58 @@ func lookup(name string) (command, bool) {
 	return command{}, false
 }
 
-// session is what a command runs with: its streams and the secrets to keep out of messages.
+// session is what a command runs with: its streams, the build's options and the secrets to keep out of
+// messages.
 type session struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	secrets        []string
+	opts           Options
+	redactor       dsn.Redactor
 }
 
-// secret registers s so that no error message prints it.
-func (s *session) secret(v string) {
-	if len(v) >= 3 {
-		s.secrets = append(s.secrets, v)
-	}
-}
+// secret registers v so that no message prints it.
+func (s *session) secret(v string) { s.redactor.AddSecret(v) }
+
+// connSecrets registers the passwords of connection string cs so that no message prints them.
+func (s *session) connSecrets(cs string) { s.redactor.AddConnString(cs) }
+
+// redact removes every registered secret, and whatever looks like a password in a connection string,
+// from msg.
+func (s *session) redact(msg string) string { return s.redactor.Redact(msg) }
 
 func (s *session) printf(format string, a ...any) { fmt.Fprintf(s.stdout, format, a...) }
 
+// Options are what a build of the command line adds to it. The zero value is the shipped tenantseal.
+type Options struct {
+	// StartServer starts a throwaway PostgreSQL for demo and bench when they get no --dsn. Nil: they need
+	// --dsn. The development binary (internal/cmd/tenantseal-dev) sets it: the shipped one links no
+	// container library.
+	StartServer func(ctx context.Context) (*Server, error)
+}
+
+// Server is a PostgreSQL server that [Options.StartServer] started.
+type Server struct {
+	// SuperDSN connects as a superuser.
+	SuperDSN string
+	// Describe says what the server is, for the operator: "postgres:17-alpine, listening on ...".
+	Describe string
+	// Stop removes the server. Nil: the server is someone else's, and demo and bench drop what they
+	// create on it, and refuse to touch what exists, as with --dsn.
+	Stop func(context.Context) error
+}
+
 // Run runs the tenantseal command line args (without the program name) and returns the exit status: 0 on
 // success, 1 on failure, 2 on a usage error. SIGINT and SIGTERM cancel the running command, which then
-// cleans up (the demo removes its container) and fails.
-func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+// cleans up (the demo drops what it created) and fails.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return RunWith(Options{}, args, stdin, stdout, stderr)
+}
+
+// RunWith is [Run] with the options of a build.
+func RunWith(opts Options, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s := &session{stdin: stdin, stdout: stdout, stderr: stderr}
+	s := &session{stdin: stdin, stdout: stdout, stderr: stderr, opts: opts}
 	defer func() {
 		// A bug must still end in one line, not a stack trace.
 		if r := recover(); r != nil {
@@ -150,9 +181,8 @@ func help(ctx context.Context, s *session, args []string) error {
 			return usageErrorf("unknown command %q; see 'tenantseal help'", args[0])
 		}
 		// Every command prints its usage on -h, to stdout when asked for.
-		hs := *s
-		hs.stderr = s.stdout
-		return c.run(ctx, &hs, []string{"-h"})
+		hs := &session{stdin: s.stdin, stdout: s.stdout, stderr: s.stdout, opts: s.opts}
+		return c.run(ctx, hs, []string{"-h"})
 	default:
 		return usageErrorf("usage: tenantseal help [command]")
 	}

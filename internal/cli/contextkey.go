@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/tenantseal/tenantseal/migrations"
+	"github.com/tenantseal/tenantseal/db"
 )
 
 var contextKeyCommand = command{
@@ -77,7 +77,7 @@ func runContextKey(ctx context.Context, s *session, args []string) error {
 		return err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	key, err := migrations.InstallContextKey(ctx, c, *overlap)
+	key, err := db.RotateContextKey(ctx, c, *overlap)
 	if err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) {
@@ -93,23 +93,14 @@ func runContextKey(ctx context.Context, s *session, args []string) error {
 	line := formatContextKey(key)
 	s.secret(fmt.Sprintf("%x", key.Secret))
 
+	// The keys that stay accepted until the overlap ends: every one but the new.
 	var until time.Time
 	var retiring []string
-	rows, err := c.Query(ctx, `SELECT kid, not_after FROM tenantseal.context_keys
-		WHERE kid <> $1 AND not_after > now() ORDER BY not_after, kid`, key.ID)
-	if err == nil {
-		for rows.Next() {
-			var kid string
-			var na time.Time
-			if err = rows.Scan(&kid, &na); err != nil {
-				break
-			}
-			retiring = append(retiring, kid)
-			until = na
-		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
+	accepted, err := db.ContextKeys(ctx, c)
+	for _, k := range accepted {
+		if k.ID != key.ID {
+			retiring = append(retiring, k.ID)
+			until = k.NotAfter
 		}
 	}
 

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,38 +18,41 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/tenantseal/tenantseal/bootstrap"
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/internal/pgtest"
+	"github.com/tenantseal/tenantseal/examples/reference"
 	"github.com/tenantseal/tenantseal/keys"
-	"github.com/tenantseal/tenantseal/migrations"
 	"github.com/tenantseal/tenantseal/repo"
 )
 
 var demoCommand = command{
 	name:    "demo",
-	summary: "prove tenant isolation on a throwaway PostgreSQL (what `make demo` runs)",
+	summary: "prove tenant isolation on a server (--dsn), or on a throwaway one with `make demo`",
 	run:     runDemo,
 }
 
 const demoAbout = `
-Starts PostgreSQL in a container (or uses --dsn), bootstraps and migrates a database, writes a
-development KEK to a temporary directory, and creates the tenants acme and globex, each with its own
-keysets wrapped by that KEK.
+Bootstraps and migrates a database on the server of --dsn (a superuser connection string), applies the
+examples' migrations (examples/reference), writes a development KEK to a temporary directory, and
+creates the tenants acme and globex, each with its own keysets wrapped by that KEK. 'make demo' runs it
+on a throwaway PostgreSQL in a container instead, through the development binary (go run
+./internal/cmd/tenantseal-dev demo).
 
-Through the repositories (repo.Customers, repo.Invoices), as the app role, it stores a customer per
-tenant with email, phone and notes encrypted, shows that the stored row holds only ciphertext, reads it
-back decrypted, finds it by a differently cased email address (blind index) and creates an invoice per
-tenant. Then it checks that neither tenant can read, change or delete the other's rows, with SQL and
-through the repositories, that a call without a Principal is refused before any SQL is sent, and that a
-forged tenant context set with raw SQL is refused (SQLSTATE TS401). It exits 1 if any check fails.
+Through the example repositories (reference.Customers, reference.Invoices), as the app role, it stores a
+customer per tenant with email, phone and notes encrypted, shows that the stored row holds only
+ciphertext, reads it back decrypted, finds it by a differently cased email address (blind index) and
+creates an invoice per tenant. Then it checks that neither tenant can read, change or delete the other's
+rows, with SQL and through the repositories, that a call without a Principal is refused before any SQL
+is sent, and that a forged tenant context set with raw SQL is refused (SQLSTATE TS401). It exits 1 if
+any check fails.
 
-The container and the KEK are removed at the end, also on failure and Ctrl-C. With --dsn the demo
-refuses to touch an existing database or roles of the same names, and drops what it created when it
-ends.`
+The KEK is removed at the end, also on failure and Ctrl-C. The demo refuses to touch an existing database
+or roles of the same names, and drops what it created when it ends (with 'make demo', the container goes
+away whole).`
 
 func runDemo(ctx context.Context, s *session, args []string) (err error) {
-	f := newFlags(s, "demo", "[--dsn <superuser connection string>] [flags]", demoAbout)
-	dsn := f.String("dsn", "", "superuser connection string of a server to use instead of starting a container")
+	f := newFlags(s, "demo", "--dsn <superuser connection string> [flags]", demoAbout)
+	dsn := f.String("dsn", "", "superuser connection string of the server to run on (required, but for 'make demo')")
 	database := f.String("database", "demo", "database to create")
 	prefix := f.String("prefix", "demo", "role name prefix")
 	timeout := f.Duration("connect-timeout", db.DefaultConnectTimeout, "give up connecting after this long")
@@ -62,10 +64,13 @@ func runDemo(ctx context.Context, s *session, args []string) (err error) {
 		return usageErrorf("demo: unexpected argument %q", pos[0])
 	}
 	d := &demo{s: s, database: *database, roles: db.Roles(*prefix), prefix: *prefix}
-	if *dsn != "" {
+	switch {
+	case *dsn != "":
 		if d.superDSN, err = prepareDSN(s, *dsn, *timeout); err != nil {
 			return err
 		}
+	case s.opts.StartServer == nil:
+		return usageErrorf("demo: no server to run on: pass --dsn <superuser connection string>, or run 'make demo' for a throwaway one")
 	}
 	defer func() {
 		if terr := d.teardown(ctx); err == nil {
@@ -76,7 +81,7 @@ func runDemo(ctx context.Context, s *session, args []string) (err error) {
 	if err := d.setup(ctx); err != nil {
 		return err
 	}
-	s.printf("\n== Encrypted fields (as %s, through repo.Customers and repo.Invoices)\n", d.roles.App)
+	s.printf("\n== Encrypted fields (as %s, through reference.Customers and reference.Invoices)\n", d.roles.App)
 	if err := d.encryptedChecks(ctx); err != nil {
 		return err
 	}
@@ -104,14 +109,14 @@ type demo struct {
 	prefix   string
 	roles    db.RoleNames
 
-	server  *pgtest.Server // started by the demo, stopped by teardown
-	created bool           // database and roles are the demo's to drop
+	server  *Server // started by the demo, stopped by teardown
+	created bool    // database and roles are the demo's to drop
 	pool    *db.Pool
-	res     *migrations.BootstrapResult
+	res     *bootstrap.Result
 	kekDir  string // holds the development KEK; removed by teardown
 
-	customers *repo.Customers
-	invoices  *repo.Invoices
+	customers *reference.Customers
+	invoices  *reference.Invoices
 
 	acme, globex         tenantseal.TenantID
 	acmeCust, globexCust string // customer ids, set by encryptedChecks
@@ -125,23 +130,21 @@ func (d *demo) step(format string, a ...any) { d.s.printf("- "+format+"\n", a...
 
 func (d *demo) setup(ctx context.Context) error {
 	if d.superDSN == "" {
-		d.step("starting PostgreSQL in a container ...")
-		srv, err := pgtest.StartServer(ctx)
+		d.step("starting PostgreSQL ...")
+		srv, err := d.s.opts.StartServer(ctx)
 		if err != nil {
 			return err
 		}
 		d.server = srv
+		d.s.connSecrets(srv.SuperDSN)
 		d.superDSN = srv.SuperDSN
-		if _, pw, ok := dsnCredentials(srv.SuperDSN); ok {
-			d.s.secret(pw)
-		}
-		if u, err := url.Parse(srv.SuperDSN); err == nil && srv.Started() {
-			d.step("started %s, listening on %s", srv.Image, u.Host)
+		if srv.Stop != nil {
+			d.step("started %s", srv.Describe)
 		} else {
-			d.step("using the server named by $TENANTSEAL_TEST_DSN")
+			d.step("using %s", srv.Describe)
 		}
 	}
-	if d.server == nil || !d.server.Started() {
+	if d.server == nil || d.server.Stop == nil {
 		// Someone else's server: touch nothing that exists already.
 		if err := d.refuseExisting(ctx); err != nil {
 			return err
@@ -149,17 +152,19 @@ func (d *demo) setup(ctx context.Context) error {
 	}
 	d.created = true
 
-	res, err := migrations.Bootstrap(ctx, d.superDSN, migrations.BootstrapOptions{Database: d.database, RolePrefix: d.prefix})
+	res, err := bootstrap.Run(ctx, d.superDSN, bootstrap.Options{Database: d.database, RolePrefix: d.prefix})
 	if err != nil {
 		return err
 	}
 	d.res = res
 	for _, dsn := range []string{res.OwnerDSN, res.AppDSN, res.AuditorDSN} {
-		if _, pw, ok := dsnCredentials(dsn); ok {
-			d.s.secret(pw)
-		}
+		d.s.connSecrets(dsn)
 	}
 	d.step("bootstrap as a superuser: %s", strings.Join(res.Actions, ", "))
+	if err := reference.Migrate(ctx, res.OwnerDSN); err != nil {
+		return err
+	}
+	d.step("applied the examples' migrations as the owner (examples/reference: customers, invoices, documents)")
 
 	if d.kekDir, err = os.MkdirTemp("", "tenantseal-demo-kek-"); err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -179,7 +184,7 @@ func (d *demo) setup(ctx context.Context) error {
 		return err
 	}
 	defer owner.Close(context.WithoutCancel(ctx))
-	admin := &keys.Admin{DB: owner, KEK: kek}
+	admin := pgstore.NewAdmin(owner, kek)
 	for _, t := range []struct {
 		name string
 		id   *tenantseal.TenantID
@@ -188,7 +193,7 @@ func (d *demo) setup(ctx context.Context) error {
 			return fmt.Errorf("demo: tenant %s: %w", t.name, err)
 		}
 	}
-	d.step("as %s, with keys.Admin.CreateTenant: created tenants acme (%s) and globex (%s), each with its own keysets (aead, prf) wrapped by the KEK",
+	d.step("as %s, with pgstore.Admin.CreateTenant: created tenants acme (%s) and globex (%s), each with its own keysets (aead, prf) wrapped by the KEK",
 		d.roles.Owner, d.acme, d.globex)
 
 	cfg, err := db.ParseConfig(res.AppDSN)
@@ -206,13 +211,13 @@ func (d *demo) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if d.customers, err = repo.NewCustomers(ctx, d.pool, kr); err != nil {
+	if d.customers, err = reference.NewCustomers(ctx, d.pool, kr); err != nil {
 		return err
 	}
-	if d.invoices, err = repo.NewInvoices(ctx, d.pool, kr); err != nil {
+	if d.invoices, err = reference.NewInvoices(ctx, d.pool, kr); err != nil {
 		return err
 	}
-	d.step("opened a keys.Keyring over the pool (it loads a tenant's keysets as %s, under row-level security, and unwraps them with the KEK here), and repo.Customers and repo.Invoices over both",
+	d.step("opened a keys.Keyring over the pool (it loads a tenant's keysets as %s, under row-level security, and unwraps them with the KEK here), and reference.Customers and reference.Invoices over both",
 		d.roles.App)
 	return nil
 }
@@ -413,8 +418,8 @@ func wantSQLState(err error, code string) string {
 	return ""
 }
 
-// teardown closes the pool, removes the development KEK and the container, or drops what the demo
-// created on someone else's server. It runs once, on success, failure and interrupt alike.
+// teardown closes the pool, removes the development KEK and the server the demo started, or drops what
+// the demo created on someone else's server. It runs once, on success, failure and interrupt alike.
 func (d *demo) teardown(ctx context.Context) error {
 	if d.tornDown {
 		return nil
@@ -436,13 +441,13 @@ func (d *demo) teardown(ctx context.Context) error {
 	return errors.Join(kekErr, d.dropServer(ctx))
 }
 
-// dropServer removes the container, or drops the database and roles the demo created.
+// dropServer removes the server the demo started, or drops the database and roles the demo created.
 func (d *demo) dropServer(ctx context.Context) error {
-	if d.server != nil && d.server.Started() {
+	if d.server != nil && d.server.Stop != nil {
 		if err := d.server.Stop(ctx); err != nil {
-			return fmt.Errorf("demo: remove the container: %w", err)
+			return fmt.Errorf("demo: remove the server: %w", err)
 		}
-		d.step("removed the container")
+		d.step("removed the server")
 		return nil
 	}
 	if !d.created {

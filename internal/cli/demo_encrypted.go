@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantseal/tenantseal/examples/reference"
 	"github.com/tenantseal/tenantseal/repo"
 )
 
@@ -17,7 +18,7 @@ import (
 type demoCustomer struct {
 	name string
 	ctx  context.Context // carries a Principal of the tenant
-	row  repo.Customer
+	row  reference.Customer
 }
 
 func demoNotes(s string) *string { return &s }
@@ -25,20 +26,20 @@ func demoNotes(s string) *string { return &s }
 // encryptedChecks write a customer and an invoice per tenant through the repositories and show what the
 // database holds. It fails when a customer could not be written: every later check needs both.
 func (d *demo) encryptedChecks(ctx context.Context) error {
-	acme := &demoCustomer{name: "acme", ctx: d.as(ctx, d.acme, "acme"), row: repo.Customer{
+	acme := &demoCustomer{name: "acme", ctx: d.as(ctx, d.acme, "acme"), row: reference.Customer{
 		DisplayName: "Acme buyer", Email: "buyer@acme.example", Phone: "+1 555 0100", Notes: demoNotes("pays by bank transfer")}}
-	globex := &demoCustomer{name: "globex", ctx: d.as(ctx, d.globex, "globex"), row: repo.Customer{
+	globex := &demoCustomer{name: "globex", ctx: d.as(ctx, d.globex, "globex"), row: reference.Customer{
 		DisplayName: "Globex buyer", Email: "buyer@globex.example", Phone: "+44 20 7946 0000", Notes: demoNotes("net 30")}}
 
 	for _, c := range []*demoCustomer{acme, globex} {
 		row := c.row // Insert fills in the id, tenant and version; c.row keeps the plaintext as given
 		err := d.customers.Insert(c.ctx, &row)
 		if err != nil {
-			d.check(fmt.Sprintf("%s inserts its customer through repo.Customers.Insert", c.name), err.Error())
+			d.check(fmt.Sprintf("%s inserts its customer through reference.Customers.Insert", c.name), err.Error())
 			return errors.New("demo: the remaining checks need a customer of each tenant")
 		}
 		c.row.ID, c.row.TenantID = row.ID, row.TenantID
-		d.check(fmt.Sprintf("%s inserts customer %s %q through repo.Customers.Insert, which encrypts email, phone and notes with %s's key",
+		d.check(fmt.Sprintf("%s inserts customer %s %q through reference.Customers.Insert, which encrypts email, phone and notes with %s's key",
 			c.name, row.ID, row.DisplayName, c.name), "")
 	}
 	d.acmeCust, d.globexCust = acme.row.ID.String(), globex.row.ID.String()
@@ -52,7 +53,7 @@ func (d *demo) encryptedChecks(ctx context.Context) error {
 	} else {
 		problem = differs(acme.row, got)
 	}
-	d.check("acme reads its customer back (repo.Customers.Get): email, phone and notes decrypt to what was inserted", problem)
+	d.check("acme reads its customer back (reference.Customers.Get): email, phone and notes decrypt to what was inserted", problem)
 
 	const lookup = " Buyer@ACME.Example"
 	found, err := d.customers.FindByEmail(acme.ctx, lookup)
@@ -64,30 +65,30 @@ func (d *demo) encryptedChecks(ctx context.Context) error {
 	default:
 		problem = ""
 	}
-	d.check(fmt.Sprintf("acme finds it with repo.Customers.FindByEmail(%q): the address is normalized, then matched on its blind index", lookup), problem)
+	d.check(fmt.Sprintf("acme finds it with reference.Customers.FindByEmail(%q): the address is normalized, then matched on its blind index", lookup), problem)
 
 	var acmeInvoice repo.ID
 	issued := time.Now().UTC().Truncate(time.Second)
 	for _, inv := range []struct {
 		c    *demoCustomer
 		id   *repo.ID
-		row  repo.Invoice
+		row  reference.Invoice
 		show string
 	}{
-		{acme, &acmeInvoice, repo.Invoice{AmountMinor: 12500, Currency: "EUR", Status: repo.StatusIssued, Memo: demoNotes("March consulting"), IssuedAt: &issued}, "EUR 125.00"},
-		{globex, &d.globexInvoice, repo.Invoice{AmountMinor: 9900, Currency: "USD", Status: repo.StatusDraft, Memo: demoNotes("Q1 licences")}, "USD 99.00"},
+		{acme, &acmeInvoice, reference.Invoice{AmountMinor: 12500, Currency: "EUR", Status: reference.StatusIssued, Memo: demoNotes("March consulting"), IssuedAt: &issued}, "EUR 125.00"},
+		{globex, &d.globexInvoice, reference.Invoice{AmountMinor: 9900, Currency: "USD", Status: reference.StatusDraft, Memo: demoNotes("Q1 licences")}, "USD 99.00"},
 	} {
 		inv.row.CustomerID = inv.c.row.ID
-		what := fmt.Sprintf("%s creates an invoice of %s for its customer (repo.Invoices.Insert, memo encrypted)", inv.c.name, inv.show)
+		what := fmt.Sprintf("%s creates an invoice of %s for its customer (reference.Invoices.Insert, memo encrypted)", inv.c.name, inv.show)
 		if err := d.invoices.Insert(inv.c.ctx, &inv.row); err != nil {
 			d.check(what, err.Error())
 			continue
 		}
 		*inv.id = inv.row.ID
-		d.check(fmt.Sprintf("%s creates invoice %s of %s for its customer (repo.Invoices.Insert, memo encrypted)", inv.c.name, inv.row.ID, inv.show), "")
+		d.check(fmt.Sprintf("%s creates invoice %s of %s for its customer (reference.Invoices.Insert, memo encrypted)", inv.c.name, inv.row.ID, inv.show), "")
 	}
 
-	what := "acme reads its invoice with its customer in one statement (repo.Invoices.GetWithCustomer): memo and email decrypt"
+	what := "acme reads its invoice with its customer in one statement (reference.Invoices.GetWithCustomer): memo and email decrypt"
 	if acmeInvoice.IsZero() {
 		d.check(what, "acme has no invoice: its creation failed above")
 		return nil
@@ -108,7 +109,7 @@ func (d *demo) encryptedChecks(ctx context.Context) error {
 }
 
 // differs names the encrypted fields of got that differ from want, without their values.
-func differs(want, got repo.Customer) string {
+func differs(want, got reference.Customer) string {
 	var fields []string
 	if got.Email != want.Email {
 		fields = append(fields, "email")
@@ -201,8 +202,8 @@ func (d *demo) repoIsolationChecks(acme context.Context) {
 		method string
 		get    func() error
 	}{
-		{"repo.Invoices.Get", func() error { _, err := d.invoices.Get(acme, d.globexInvoice); return err }},
-		{"repo.Invoices.GetWithCustomer", func() error { _, err := d.invoices.GetWithCustomer(acme, d.globexInvoice); return err }},
+		{"reference.Invoices.Get", func() error { _, err := d.invoices.Get(acme, d.globexInvoice); return err }},
+		{"reference.Invoices.GetWithCustomer", func() error { _, err := d.invoices.GetWithCustomer(acme, d.globexInvoice); return err }},
 	} {
 		what := fmt.Sprintf("acme reads globex's invoice by its id (%s): repo.ErrNotFound, as for an id that exists nowhere", c.method)
 		if d.globexInvoice.IsZero() {

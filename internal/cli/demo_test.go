@@ -1,6 +1,8 @@
 package cli_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/internal/cli"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
@@ -22,17 +25,17 @@ func TestDemo(t *testing.T) {
 	wantContains(t, "stdout", r.stdout,
 		"created database "+database,
 		"- created a development KEK (kek-",
-		"with keys.Admin.CreateTenant: created tenants acme (",
+		"with pgstore.Admin.CreateTenant: created tenants acme (",
 		"== Encrypted fields",
-		`"Acme buyer" through repo.Customers.Insert, which encrypts email, phone and notes with acme's key`,
-		`"Globex buyer" through repo.Customers.Insert, which encrypts email, phone and notes with globex's key`,
+		`"Acme buyer" through reference.Customers.Insert, which encrypts email, phone and notes with acme's key`,
+		`"Globex buyer" through reference.Customers.Insert, which encrypts email, phone and notes with globex's key`,
 		"PASS  acme's customer as stored, read as the superuser (no row-level security): email, phone and notes are ciphertext\n",
-		"PASS  acme reads its customer back (repo.Customers.Get): email, phone and notes decrypt to what was inserted",
-		`PASS  acme finds it with repo.Customers.FindByEmail(" Buyer@ACME.Example")`,
+		"PASS  acme reads its customer back (reference.Customers.Get): email, phone and notes decrypt to what was inserted",
+		`PASS  acme finds it with reference.Customers.FindByEmail(" Buyer@ACME.Example")`,
 		"PASS  acme creates invoice ", "PASS  globex creates invoice ",
-		"PASS  acme reads its invoice with its customer in one statement (repo.Invoices.GetWithCustomer)",
-		"PASS  acme reads globex's invoice by its id (repo.Invoices.Get): repo.ErrNotFound",
-		"PASS  acme reads globex's invoice by its id (repo.Invoices.GetWithCustomer): repo.ErrNotFound",
+		"PASS  acme reads its invoice with its customer in one statement (reference.Invoices.GetWithCustomer)",
+		"PASS  acme reads globex's invoice by its id (reference.Invoices.Get): repo.ErrNotFound",
+		"PASS  acme reads globex's invoice by its id (reference.Invoices.GetWithCustomer): repo.ErrNotFound",
 		`acme lists all customers and sees only its own: [`, `"Acme buyer"]`,
 		`globex lists all customers and sees only its own: [`, `"Globex buyer"]`,
 		"PASS  acme reads globex's customer by its id: no row",
@@ -91,4 +94,58 @@ func TestDemoLeavesExistingDatabasesAlone(t *testing.T) {
 	if err := c.QueryRow(testContext(t), "SELECT count(*) FROM tenantseal.context_keys").Scan(&n); err != nil || n != 1 {
 		t.Errorf("got %d context keys, %v, want the database untouched with its 1 key", n, err)
 	}
+}
+
+// TestDemoAndBenchNeedAServer: the shipped binary starts no container; without --dsn the commands say
+// what to do instead.
+func TestDemoAndBenchNeedAServer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ cmd, make string }{{"demo", "make demo"}, {"bench", "make bench"}} {
+		r := run(t, tc.cmd)
+		wantFailure(t, r, 2, tc.cmd+": no server", "--dsn", tc.make)
+		if r.stdout != "" {
+			t.Errorf("%s: got stdout %q, want none", tc.cmd, r.stdout)
+		}
+	}
+}
+
+// TestStartedServerIsStopped: demo and bench without --dsn use the build's server starter, and stop the
+// server they started even when they fail; its password never shows.
+func TestStartedServerIsStopped(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"demo"}, {"bench", "--tenants", "1", "--customers", "50", "--out", t.TempDir()}} {
+		t.Run(args[0], func(t *testing.T) {
+			t.Parallel()
+			stopped := 0
+			opts := cli.Options{StartServer: func(context.Context) (*cli.Server, error) {
+				return &cli.Server{
+					SuperDSN: "pgx5://postgres:starter-s3cret@127.0.0.1:1/postgres?connect_timeout=1",
+					Describe: "a server that is not there",
+					Stop:     func(context.Context) error { stopped++; return nil },
+				}, nil
+			}}
+			var out, errb bytes.Buffer
+			code := cli.RunWith(opts, args, strings.NewReader(""), &out, &errb)
+			r := result{code: code, stdout: out.String(), stderr: errb.String()}
+			if code != 1 || !strings.Contains(r.stdout+r.stderr, "a server that is not there") {
+				t.Errorf("got %v, want exit 1 after starting the server", r)
+			}
+			if stopped != 1 {
+				t.Errorf("got the server stopped %d times, want once", stopped)
+			}
+			if strings.Contains(r.stdout+r.stderr, "starter-s3cret") {
+				t.Errorf("the output shows the server's password:\n%v", r)
+			}
+		})
+	}
+
+	t.Run("a failed start", func(t *testing.T) {
+		t.Parallel()
+		opts := cli.Options{StartServer: func(context.Context) (*cli.Server, error) {
+			return nil, errors.New("pgtest: no image")
+		}}
+		var out, errb bytes.Buffer
+		code := cli.RunWith(opts, []string{"demo"}, strings.NewReader(""), &out, &errb)
+		wantFailure(t, result{code: code, stdout: out.String(), stderr: errb.String()}, 1, "pgtest: no image")
+	})
 }

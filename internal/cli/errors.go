@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -102,48 +100,4 @@ func oneLine(s string) string {
 	s = strings.TrimSpace(s)
 	s = strings.NewReplacer("\r\n", "; ", "\n\t", "; ", "\n", "; ", "\t", " ").Replace(s)
 	return s
-}
-
-var (
-	urlPassword = regexp.MustCompile(`(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@`)
-	kvPassword  = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'"]+)`)
-)
-
-// redact removes passwords and every registered secret from msg.
-func (s *session) redact(msg string) string {
-	msg = urlPassword.ReplaceAllString(msg, "${1}xxxxx@")
-	msg = kvPassword.ReplaceAllString(msg, "${1}xxxxx")
-	for _, sec := range s.secrets {
-		msg = strings.ReplaceAll(msg, sec, "xxxxx")
-		if esc := url.QueryEscape(sec); esc != sec {
-			msg = strings.ReplaceAll(msg, esc, "xxxxx")
-		}
-	}
-	return msg
-}
-
-// dsnCredentials returns the user and password written in dsn, without reading any environment or
-// password file.
-func dsnCredentials(dsn string) (user, password string, ok bool) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil || u.User == nil {
-			return "", "", false
-		}
-		pw, ok := u.User.Password()
-		return u.User.Username(), pw, ok
-	}
-	for _, m := range regexp.MustCompile(`(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`).FindAllStringSubmatch(dsn, -1) {
-		v := m[2]
-		if strings.HasPrefix(v, "'") {
-			v = strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(v[1 : len(v)-1])
-		}
-		switch m[1] {
-		case "user":
-			user = v
-		case "password":
-			password, ok = v, true
-		}
-	}
-	return user, password, ok
 }

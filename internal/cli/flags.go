@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/internal/dsn"
 )
 
 // flags is a command's flag set with its usage text.
@@ -186,39 +186,30 @@ func (c *connFlags) roleDSN(role, dsn, flagName, key string) (string, error) {
 	return c.prepare(dsn)
 }
 
-// prepare registers the password of dsn as a secret and applies the connect timeout.
+// prepare registers the passwords of dsn as secrets and applies the connect timeout.
 func (c *connFlags) prepare(dsn string) (string, error) {
 	return prepareDSN(c.f.s, dsn, c.timeout)
 }
 
-func prepareDSN(s *session, dsn string, timeout time.Duration) (string, error) {
-	if _, pw, ok := dsnCredentials(dsn); ok {
-		s.secret(pw)
-	}
+// prepareDSN registers the passwords of raw as secrets, parses it (any form internal/dsn accepts, pgx5://
+// too), sets connect_timeout (whole seconds, at least 1) unless raw or $PGCONNECT_TIMEOUT sets one, checks
+// it with pgx, and returns it as keyword/value.
+func prepareDSN(s *session, raw string, timeout time.Duration) (string, error) {
+	s.connSecrets(raw)
 	if timeout < 0 {
 		return "", usageErrorf("--connect-timeout must not be negative")
 	}
-	return withConnectTimeout(dsn, timeout), nil
-}
-
-// withConnectTimeout adds connect_timeout (whole seconds, at least 1) unless dsn or $PGCONNECT_TIMEOUT
-// sets one.
-func withConnectTimeout(dsn string, d time.Duration) string {
-	if d <= 0 || strings.Contains(dsn, "connect_timeout") || os.Getenv("PGCONNECT_TIMEOUT") != "" {
-		return dsn
+	set, err := dsn.Parse(raw)
+	if err == nil && timeout > 0 && !set.Has(dsn.ConnectTimeout) && os.Getenv("PGCONNECT_TIMEOUT") == "" {
+		set.Set(dsn.ConnectTimeout, strconv.Itoa(max(1, int((timeout+time.Second-1)/time.Second))))
 	}
-	secs := strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return dsn // pgx reports the parse error, with the password masked
-		}
-		q := u.Query()
-		q.Set("connect_timeout", secs)
-		u.RawQuery = q.Encode()
-		return u.String()
+	if err == nil {
+		err = set.Validate()
 	}
-	return strings.TrimSpace(dsn) + " connect_timeout=" + secs
+	if err != nil {
+		return "", errors.New(strings.TrimPrefix(err.Error(), "dsn: "))
+	}
+	return set.ConnString(), nil
 }
 
 // listFlag is a flag that may be repeated, each value also a comma-separated list.

@@ -71,7 +71,7 @@ func openKEK(ctx context.Context, s *session, ref kekRef) (*keys.KEK, error) {
 // checkKEK fails unless kek opens the database's KEK canary (or no keyset exists yet), so that a wrong
 // KEK is refused before anything changes.
 func checkKEK(ctx context.Context, q pgstore.Querier, kek *keys.KEK, ref kekRef) error {
-	err := keys.CheckKEK(ctx, q, kek)
+	err := pgstore.CheckKEK(ctx, q, kek)
 	switch {
 	case err == nil:
 		return nil

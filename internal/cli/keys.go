@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal/keys/pgstore"
 )
 
 var keysCommand = command{
@@ -165,7 +166,7 @@ type ownerSide struct {
 	conn  *pgx.Conn
 	kek   *keys.KEK
 	ref   kekRef
-	admin *keys.Admin
+	admin *pgstore.Admin
 }
 
 // connect resolves the owner connection string and the KEK, opens the KEK, connects as the owner and
@@ -183,7 +184,7 @@ func (r *keysRun) connect(ctx context.Context) (*ownerSide, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ownerSide{conn: c, kek: kek, ref: ref, admin: &keys.Admin{DB: c, KEK: kek}}, nil
+	return &ownerSide{conn: c, kek: kek, ref: ref, admin: pgstore.NewAdmin(c, kek)}, nil
 }
 
 func (o *ownerSide) close(ctx context.Context) { o.conn.Close(context.WithoutCancel(ctx)) }

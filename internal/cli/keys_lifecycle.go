@@ -59,7 +59,9 @@ func (r *keysRun) rotate(ctx context.Context) error {
 		if err := o.admin.Rotate(ctx, id); err != nil {
 			return r.tenantError(id, err)
 		}
-		if a, p, err := kr.PrimaryKeyIDs(ctx); err == nil {
+		// The operator acts for the tenant it names: the keyring reads that tenant's keysets only.
+		as := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: id, Subject: "tenantseal keys rotate"})
+		if a, p, err := kr.PrimaryKeyIDs(as); err == nil {
 			r.s.printf("tenant %s: rotated; new primary keys: aead %d, prf %d\n", id, a, p)
 		} else {
 			r.s.printf("tenant %s: rotated\n", id)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tenantseal/tenantseal/examples/reference"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/migrations"
 )
@@ -121,6 +122,15 @@ func TestMigrateDirty(t *testing.T) {
 func TestMigrateDirtyFirstVersion(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
+	// The test template carries the examples' tables, which reference tenants: remove them first.
+	ref, err := reference.NewMigrator(testContext(t), d.OwnerDSN, migrations.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ref.Down(testContext(t), 0); err != nil {
+		t.Fatal(err)
+	}
+	ref.Close()
 	mustRun(t, "migrate", "--dsn", d.OwnerDSN, "goto", "1")
 	mustExec(t, d.OwnerDSN, "UPDATE schema_migrations SET dirty = true")
 
@@ -128,7 +138,8 @@ func TestMigrateDirtyFirstVersion(t *testing.T) {
 	wantFailure(t, r, 1, "dirty at version 1", "`tenantseal migrate force 0`")
 
 	// Repair by hand: undo what the first migration did.
-	down, err := fs.ReadFile(migrations.FS(), "0001_foundation.down.sql")
+	var down []byte
+	down, err = fs.ReadFile(migrations.FS(), "0001_foundation.down.sql")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tenantseal/tenantseal/bootstrap"
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/internal/dsn"
 )
 
 // Keys of the secrets file.
@@ -102,11 +104,12 @@ func (f *secretsFile) bytes() []byte {
 }
 
 // passwords returns the passwords of the connection strings in f, by role name.
-func (f *secretsFile) passwords() map[string]string {
-	pw := map[string]string{}
+func (f *secretsFile) passwords() bootstrap.Passwords {
+	pw := bootstrap.Passwords{}
 	for _, key := range []string{keyOwnerDSN, keyAppDSN, keyAuditorDSN} {
-		if user, p, ok := dsnCredentials(f.get(key)); ok && user != "" {
-			pw[user] = p
+		s, err := dsn.Parse(f.get(key))
+		if err == nil && s.Get(dsn.User) != "" && s.Has(dsn.Password) {
+			pw[s.Get(dsn.User)] = s.Get(dsn.Password)
 		}
 	}
 	return pw

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
@@ -14,9 +15,13 @@ func TestTenants(t *testing.T) {
 
 	acme := mustTenant(t, d.OwnerDSN, "acme")
 	globex := mustTenant(t, d.OwnerDSN, "Globex Corporation")
-	tabbed := mustTenant(t, d.OwnerDSN, "tab\there")
 	if acme == globex {
 		t.Fatalf("got the same id %s twice", acme)
+	}
+	// create refuses control characters; a row written by other means is listed quoted.
+	var tabbed tenantseal.TenantID
+	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t), "INSERT INTO public.tenants (name) VALUES ($1) RETURNING id", "tab\there").Scan(&tabbed); err != nil {
+		t.Fatal(err)
 	}
 
 	r := mustRun(t, "tenants", "list", "--secrets", secrets)
@@ -35,12 +40,74 @@ func TestTenants(t *testing.T) {
 	}
 }
 
-func TestTenantsCreateRejectsLongName(t *testing.T) {
+func TestTenantsCreateRefusesBadNames(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
 	kek := newLocalKEK(t)
-	for _, keys := range []string{"--no-keys", "--kek=" + kek} {
-		r := run(t, "tenants", "create", "--dsn", d.OwnerDSN, "--name", strings.Repeat("x", 201), keys)
-		wantFailure(t, r, 1, "create tenant", "23514")
+	for _, tc := range []struct{ name, why string }{
+		{strings.Repeat("x", 201), "201 bytes"},
+		{"bad\xffutf-8", "not valid UTF-8"},
+		{"new\nline", "holds a control character"},
+	} {
+		for _, keys := range []string{"--no-keys", "--kek=" + kek} {
+			r := run(t, "tenants", "create", "--dsn", d.OwnerDSN, "--name", tc.name, keys)
+			wantFailure(t, r, 2, "tenants create: --name: "+tc.why+": want 1 to 200 bytes of UTF-8 without control characters")
+		}
+	}
+	if r := mustRun(t, "tenants", "list", "--dsn", d.OwnerDSN); strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("after the refusals: got\n%s\nwant the header only", r.stdout)
+	}
+}
+
+func TestTenantsStatus(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	secrets := secretsFor(t, d)
+	acme := mustTenant(t, d.OwnerDSN, "acme").String()
+	other := mustTenant(t, d.OwnerDSN, "other").String()
+	missing := "00000000-0000-4000-8000-000000000001"
+	status := func(id string) string {
+		t.Helper()
+		for _, l := range strings.Split(mustRun(t, "tenants", "list", "--secrets", secrets).stdout, "\n") {
+			if f := strings.Fields(l); len(f) == 4 && f[0] == id {
+				return f[2]
+			}
+		}
+		t.Fatalf("tenant %s is not listed", id)
+		return ""
+	}
+
+	steps := []struct {
+		args []string
+		code int
+		want string // on stdout for exit 0, else on stderr
+		then string // acme's status afterwards
+	}{
+		{[]string{"suspend", acme}, 0, "tenant " + acme + " is suspended", "suspended"},
+		{[]string{"suspend", acme}, 0, "is suspended", "suspended"},
+		{[]string{"resume", acme}, 0, "tenant " + acme + " is active", "active"},
+		{[]string{"suspend", missing}, 1, "tenants suspend: no tenant " + missing, "active"},
+		{[]string{"delete", acme}, 2, "--confirm with the tenant id again is required", "active"},
+		{[]string{"delete", acme, "--confirm", other}, 2, "nothing was deleted", "active"},
+		{[]string{"delete", acme, "--confirm", acme}, 0, "tenant " + acme + " is deleted", "deleted"},
+		{[]string{"delete", acme, "--confirm", acme}, 0, "is deleted", "deleted"},
+		{[]string{"resume", acme}, 1, "tenants resume: tenant " + acme + " is deleted, which is final", "deleted"},
+		{[]string{"suspend", acme}, 1, "tenants suspend: tenant " + acme + " is deleted, which is final", "deleted"},
+	}
+	for _, st := range steps {
+		r := run(t, append(append([]string{"tenants"}, st.args...), "--secrets", secrets)...)
+		if st.code == 0 {
+			if r.code != 0 || !strings.Contains(r.stdout, st.want) {
+				t.Errorf("tenants %s: got %v, want exit 0 and %q", strings.Join(st.args, " "), r, st.want)
+			}
+		} else {
+			wantFailure(t, r, st.code, st.want)
+		}
+		if got := status(acme); got != st.then {
+			t.Errorf("after tenants %s: got status %s, want %s", strings.Join(st.args, " "), got, st.then)
+		}
+	}
+	if got := status(other); got != "active" {
+		t.Errorf("the other tenant: got status %s, want active", got)
 	}
 }

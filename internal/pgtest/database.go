@@ -3,35 +3,40 @@ package pgtest
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantseal/tenantseal/bootstrap"
 	"github.com/tenantseal/tenantseal/db"
-	"github.com/tenantseal/tenantseal/migrations"
+	"github.com/tenantseal/tenantseal/examples/reference"
+	"github.com/tenantseal/tenantseal/internal/dsn"
 )
 
 // Cluster is a bootstrapped, migrated template database on a [Server], from which each test gets its own
 // copy.
 type Cluster struct {
 	Server   *Server
-	Template *migrations.BootstrapResult
+	Template *bootstrap.Result
 	prefix   string
 	seq      atomic.Int64
 }
 
-// NewCluster bootstraps roles with a prefix unique to this process and a migrated template database.
+// NewCluster bootstraps roles with a prefix unique to this process and a template database migrated
+// with tenantseal's migrations, then the examples' (examples/reference: customers, invoices, documents),
+// which many tests use as their tenant tables.
 func NewCluster(ctx context.Context, s *Server) (*Cluster, error) {
 	prefix := "ts" + randomHex(3)
-	res, err := migrations.Bootstrap(ctx, s.SuperDSN, migrations.BootstrapOptions{
+	res, err := bootstrap.Run(ctx, s.SuperDSN, bootstrap.Options{
 		Database:   prefix + "_template",
 		RolePrefix: prefix,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: bootstrap template: %w", err)
+	}
+	if err := reference.Migrate(ctx, res.OwnerDSN); err != nil {
+		return nil, err // "migrations: ...": one prefix
 	}
 	return &Cluster{Server: s, Template: res, prefix: prefix}, nil
 }
@@ -130,15 +135,12 @@ func (c *Cluster) Close(ctx context.Context) error {
 	return nil
 }
 
-// WithDatabase returns dsn, a postgres:// URL or a keyword/value connection string, pointed at database
-// name.
-func WithDatabase(dsn, name string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		if u, err := url.Parse(dsn); err == nil {
-			u.Path = "/" + name
-			return u.String()
-		}
+// WithDatabase returns connString, a URL or keyword/value, pointed at database name, in its own form.
+// The harness passes only connection strings that connected already, which parse.
+func WithDatabase(connString, name string) string {
+	s, err := dsn.WithDatabase(connString, name)
+	if err != nil {
+		panic("pgtest: " + err.Error()) // the error never quotes connString
 	}
-	// Keyword/value: a later dbname overrides an earlier one.
-	return strings.TrimSpace(dsn) + " dbname='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(name) + "'"
+	return s
 }

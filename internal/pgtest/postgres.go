@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -111,7 +112,12 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 // prepareDocker sets testcontainers up for this machine before any container starts.
-func prepareDocker() {
+// It runs once per process: tests start servers concurrently.
+func prepareDocker() { dockerOnce.Do(setUpDocker) }
+
+var dockerOnce sync.Once
+
+func setUpDocker() {
 	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
 		// The reaper image cannot be pulled without a registry; Stop and the Makefile clean up instead.
 		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")

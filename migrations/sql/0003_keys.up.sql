@@ -23,7 +23,8 @@ CREATE TABLE tenantseal.kek_canary (
     ciphertext bytea NOT NULL
 );
 
--- Which columns hold ciphertext and which blind index goes with each. Register your own in migrations.
+-- Which columns hold ciphertext and which blind index goes with each. Register your own in your
+-- migrations, as examples/reference/migrations does.
 CREATE TABLE tenantseal.encrypted_columns (
     table_name         regclass NOT NULL,
     column_name        name NOT NULL,
@@ -33,12 +34,6 @@ CREATE TABLE tenantseal.encrypted_columns (
     PRIMARY KEY (table_name, column_name),
     CHECK (blind_index_column IS NOT NULL OR normalizer = 'exact')
 );
-INSERT INTO tenantseal.encrypted_columns VALUES
-    ('public.customers', 'email', 'email_bidx', 'email'),
-    ('public.customers', 'phone', NULL, 'exact'),
-    ('public.customers', 'notes', NULL, 'exact'),
-    ('public.invoices', 'memo', NULL, 'exact'),
-    ('public.documents', 'body', NULL, 'exact');
 
 DO $$
 DECLARE

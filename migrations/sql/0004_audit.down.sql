@@ -16,9 +16,10 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', tbl, app);
 END $$;
 
+-- The probe keeps the (tenant_id, id) grants that protect_table gave it on tables: harmless without
+-- exists_elsewhere, and what it needs again after the next up.
 DO $$
 BEGIN
-    EXECUTE format('REVOKE ALL ON public.customers, public.invoices, public.documents FROM %I', tenantseal.role_name('probe'));
     EXECUTE format('REVOKE ALL ON SCHEMA tenantseal FROM %I', tenantseal.role_name('probe'));
     EXECUTE format('REVOKE ALL ON FUNCTION tenantseal.current_tenant() FROM %I', tenantseal.role_name('probe'));
 END $$;

@@ -143,7 +143,6 @@ DO $$
 BEGIN
     EXECUTE format('ALTER FUNCTION tenantseal.exists_elsewhere(regclass, uuid) OWNER TO %I', tenantseal.role_name('probe'));
     EXECUTE format('GRANT EXECUTE ON FUNCTION tenantseal.exists_elsewhere(regclass, uuid) TO %I', tenantseal.role_name('app'));
-    EXECUTE format('GRANT SELECT (tenant_id, id) ON public.customers, public.invoices, public.documents TO %I', tenantseal.role_name('probe'));
 END $$;
 
 -- protect_table now also lets the probe see ids and tenants of the table it protects.

@@ -1,0 +1,29 @@
+// Package isolation attacks a live database as its application role and reports every way one tenant
+// can reach another's rows, keys or context: the suite behind `tenantseal isolation-check`, for this
+// schema or your own.
+//
+// [Check] finds the tenant tables in the catalog (every table with the tenant column, and the tenant
+// registry their foreign keys name), seeds rows for throwaway tenants from column types, checks and
+// foreign keys, and runs each case against each table as the app role. A superuser connection reads the
+// ground truth after every write, restores it, and removes everything the run created. The [Report] is a
+// case x table matrix, written as text, JSON or JUnit XML:
+//
+//	rep, err := isolation.Check(ctx, isolation.Config{SuperDSN: super, AppDSN: app, ContextKey: key})
+//	if err != nil {
+//		return err // the suite could not run
+//	}
+//	if !rep.OK() {
+//		rep.WriteText(os.Stdout) // names each leak by case and table
+//	}
+//
+// The cases come in groups, one file each: direct row access (cases_rows.go: select, update, delete,
+// insert, move, upsert, RETURNING, and the indirect ones: foreign keys, joins, subqueries, CTEs,
+// aggregates, window counts, unique violations, COPY TO, cursors), the tenant context
+// (cases_context.go: missing, forged, altered, expired, replayed and wrong-key tokens, RESET, SET ROLE,
+// SECURITY DEFINER functions, views, the owner's own access, reused prepared statements), keys
+// (cases_keys.go: ciphertexts and keysets moved between rows, columns and tenants) and side channels
+// (cases_side.go: pg_stat_activity, LISTEN/NOTIFY, pg_stats). [CaseNames] lists them.
+//
+// From Go tests, package [github.com/tenantseal/tenantseal/isolation/isolationtest] runs each case and
+// table as a subtest; this package itself does not import "testing".
+package isolation

@@ -1,0 +1,2 @@
+-- Intentionally empty: the example tables are not recreated (examples/reference/migrations does that).
+SELECT 1;

@@ -1,0 +1,192 @@
+package repo
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/keys"
+)
+
+// List bounds.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+)
+
+// Get returns the row with id, or [ErrNotFound] (also when it is another tenant's).
+func (t *Table[T]) Get(ctx context.Context, id ID) (T, error) {
+	ctx = t.keyCtx(ctx)
+	var v T
+	tenant, err := tenantseal.TenantFrom(ctx)
+	if err != nil {
+		return v, err
+	}
+	dest, cts := t.dests(&v)
+	err = t.q.QueryRow(ctx, t.st.get, tenant, id).Scan(dest...)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return *new(T), t.notFound(ctx, "get", id)
+	case err != nil:
+		return *new(T), t.dbErr("get", err)
+	}
+	if err := t.decrypt(ctx, reflect.ValueOf(&v).Elem(), cts); err != nil {
+		return *new(T), err
+	}
+	return v, nil
+}
+
+// Cond is an equality condition on a plain (not encrypted) column; build it with [Eq].
+type Cond struct {
+	column string
+	value  any
+}
+
+// Eq matches rows whose column equals value. Encrypted columns cannot be compared: use FindBy on a
+// blind-indexed field.
+func Eq(column string, value any) Cond { return Cond{column, value} }
+
+// ListOptions page through a table in pk order.
+type ListOptions struct {
+	// Limit is the page size: DefaultLimit when 0, at most MaxLimit.
+	Limit int
+	// After is the cursor of the previous Page, empty for the first page.
+	After string
+}
+
+// Page is one page of rows and the cursor of the next, empty after the last.
+type Page[T any] struct {
+	Items []T
+	Next  string
+}
+
+// where appends conds to sb as " AND column = $n", their values to args ($1 is the tenant).
+func (t *Table[T]) where(sb *strings.Builder, conds []Cond, args []any) ([]any, error) {
+	for _, c := range conds {
+		f, ok := t.s.byColumn(c.column)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s has no column %q", ErrInvalidQuery, t.s.table, c.column)
+		}
+		if f.encrypted {
+			return nil, fmt.Errorf("%w: %s.%s is encrypted: equality needs FindBy on a blind index", ErrInvalidQuery, t.s.table, c.column)
+		}
+		args = append(args, c.value)
+		sb.WriteString(" AND " + f.ident + " = " + placeholder(len(args)))
+	}
+	return args, nil
+}
+
+func encodeCursor(id ID) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+func decodeCursor(s string) (ID, error) {
+	var id ID
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, ErrInvalidCursor
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// List returns a page of the tenant's rows matching every condition, in pk order (creation order for
+// ids from NewID). Pages are stable under concurrent inserts: a cursor resumes after the last row seen.
+// A cursor List did not return fails with [ErrInvalidCursor], a limit out of range or a condition on a
+// missing or encrypted column with [ErrInvalidQuery]; nothing is sent then.
+func (t *Table[T]) List(ctx context.Context, opts ListOptions, conds ...Cond) (Page[T], error) {
+	ctx = t.keyCtx(ctx)
+	var page Page[T]
+	tenant, err := tenantseal.TenantFrom(ctx)
+	if err != nil {
+		return page, err
+	}
+	limit := opts.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultLimit
+	case limit < 0 || limit > MaxLimit:
+		return page, fmt.Errorf("%w: list limit %d outside 1..%d", ErrInvalidQuery, limit, MaxLimit)
+	}
+	var sb strings.Builder
+	sb.WriteString(t.st.selectFrom)
+	args, err := t.where(&sb, conds, []any{tenant})
+	if err != nil {
+		return page, err
+	}
+	if opts.After != "" {
+		after, err := decodeCursor(opts.After)
+		if err != nil {
+			return page, err
+		}
+		args = append(args, after)
+		sb.WriteString(t.st.pkAfter + placeholder(len(args)))
+	}
+	args = append(args, limit+1)
+	sb.WriteString(t.st.orderBy + " LIMIT " + placeholder(len(args)))
+	items, err := t.collect(ctx, "list", sb.String(), args...)
+	if err != nil {
+		return page, err
+	}
+	if len(items) > limit {
+		items = items[:limit]
+		page.Next = encodeCursor(t.idOf(reflect.ValueOf(&items[limit-1]).Elem()))
+	}
+	page.Items = items
+	return page, nil
+}
+
+// Count returns how many of the tenant's rows match every condition.
+func (t *Table[T]) Count(ctx context.Context, conds ...Cond) (int64, error) {
+	tenant, err := tenantseal.TenantFrom(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var sb strings.Builder
+	sb.WriteString(t.st.countFrom)
+	args, err := t.where(&sb, conds, []any{tenant})
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = t.q.QueryRow(ctx, sb.String(), args...).Scan(&n)
+	return n, t.dbErr("count", err)
+}
+
+// FindBy returns the tenant's rows whose encrypted, blind-indexed column equals value after
+// normalisation, in pk order (at most MaxLimit). The lookup is an index scan on the blind index; each
+// candidate is decrypted and compared, so a truncated-index collision never yields a wrong row.
+func (t *Table[T]) FindBy(ctx context.Context, column, value string) ([]T, error) {
+	ctx = t.keyCtx(ctx)
+	tenant, err := tenantseal.TenantFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sql, ok := t.st.findBy[column]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s.%s has no blind index", ErrInvalidQuery, t.s.table, column)
+	}
+	f, _ := t.s.byColumn(column)
+	norm, _ := keys.NormalizerByName(f.normalizer) // checked by New
+	idx, err := t.kr.BlindIndexes(ctx, keys.Field{Table: t.s.table, Column: f.column}, value, norm)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.collect(ctx, "find in", sql, tenant, idx)
+	if err != nil {
+		return nil, err
+	}
+	want := norm(value)
+	out := rows[:0]
+	for _, r := range rows {
+		pt, null := plaintext(f, reflect.ValueOf(&r).Elem().Field(f.index))
+		if !null && norm(string(pt)) == want {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,36 @@
+// Package tenants administers the tenants of a tenantseal database: what the `tenantseal tenants`
+// commands do, as library calls.
+//
+// # Running as the owner
+//
+// Every function here takes a connection as the owner role (a *pgx.Conn, *pgxpool.Pool or pgx.Tx): the
+// owner administers public.tenants and tenantseal.tenant_keysets, which the app role may only read, each
+// tenant its own row. Application processes never need this package; operators' tools do.
+//
+// # Lifecycle
+//
+// [Create] inserts a tenant and, through a [KeysetCreator] the caller supplies, its keysets, in one
+// transaction: a tenant exists with its keysets or not at all, and this package needs no key-encryption
+// key for a tenant created without keysets. keys/pgstore's Admin creates keysets:
+//
+//	t, err := tenants.Create(ctx, owner, "Acme", func(ctx context.Context, tx pgx.Tx, id tenantseal.TenantID) error {
+//		return pgstore.NewAdmin(tx, kek).CreateKeysets(ctx, id)
+//	})
+//
+// [List] and [Get] read tenants; [Suspend], [Resume] and [Delete] change public.tenants.status between
+// [StatusActive], [StatusSuspended] and [StatusDeleted]. The status is a record for the application's
+// own checks: the row-level security policies do not read it, and a deleted tenant's rows and keysets
+// stay. Deletion is final: a deleted tenant cannot be suspended or resumed.
+//
+// # Crypto-shredding
+//
+// [Shred] destroys a tenant's keysets, so that every encrypted field of the tenant is unreadable for
+// good, and records it in the audit log through a tenantseal.Recorder (an audit.Writer), naming the
+// database role that ran it. It needs no key-encryption key: an operator must be able to shred a tenant
+// when the KEK is out of reach.
+//
+// # Names
+//
+// A tenant's name is 1 to [MaxNameLen] bytes of valid UTF-8 without control characters; [ValidateName]
+// checks it before the database sees it.
+package tenants

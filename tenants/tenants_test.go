@@ -1,0 +1,258 @@
+package tenants_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
+	"github.com/tenantseal/tenantseal/tenants"
+)
+
+func TestCreateListGet(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	owner := mustConn(t, d.OwnerDSN)
+	before := time.Now().Add(-time.Minute)
+
+	var want []tenants.Tenant
+	for _, name := range []string{"acme", "Globex Corporation", "Café 東京", strings.Repeat("東", 66)} {
+		tn := mustCreate(t, owner, name, nil)
+		if tn.ID.IsZero() || tn.Name != name || tn.Status != tenants.StatusActive || tn.CreatedAt.Before(before) || tn.CreatedAt.Location() != time.UTC {
+			t.Errorf("create %q: got %+v, want a new active tenant of that name, created now, in UTC", name, tn)
+		}
+		want = append(want, tn)
+	}
+	got, err := tenants.List(testContext(t), owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("list differs from what create returned (-want +got):\n%s", diff)
+	}
+	for _, w := range want {
+		if g, err := tenants.Get(testContext(t), owner, w.ID); err != nil || !cmp.Equal(g, w) {
+			t.Errorf("get %s: got %+v, %v; want %+v", w.ID, g, err, w)
+		}
+	}
+	missing := tenantseal.TenantID{1}
+	if _, err := tenants.Get(testContext(t), owner, missing); !errors.Is(err, tenants.ErrNotFound) {
+		t.Errorf("get a missing tenant: got %v, want tenants.ErrNotFound", err)
+	}
+}
+
+func TestCreateRefusesBadNamesBeforeTheDatabase(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	owner, sent := countingConn(t, d.OwnerDSN)
+	tests := []struct {
+		name, tenant, why string
+	}{
+		{"empty", "", "empty"},
+		{"201 bytes", strings.Repeat("x", 201), "201 bytes"},
+		{"201 bytes of 3-byte characters", strings.Repeat("東", 67), "201 bytes"},
+		{"invalid UTF-8", "acme\xff", "not valid UTF-8"},
+		{"tab", "tab\there", "control character"},
+		{"newline", "two\nlines", "control character"},
+		{"NUL", "nul\x00", "control character"},
+		{"escape", "red\x1b[31m", "control character"},
+		{"C1 control", "next\u0085line", "control character"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tenants.ValidateName(tc.tenant); !errors.Is(err, tenants.ErrInvalidName) {
+				t.Fatalf("ValidateName: got %v, want tenants.ErrInvalidName", err)
+			}
+			n := sent.n.Load()
+			_, err := tenants.Create(testContext(t), owner, tc.tenant, nil)
+			if !errors.Is(err, tenants.ErrInvalidName) {
+				t.Fatalf("got %v, want tenants.ErrInvalidName", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.why) || !strings.Contains(msg, "1 to 200 bytes of UTF-8 without control characters") ||
+				strings.Count(msg, "tenants: ") != 1 {
+				t.Errorf("got message %q, want one \"tenants: \" prefix, %q and the limits", msg, tc.why)
+			}
+			if got := sent.n.Load() - n; got != 0 {
+				t.Errorf("got %d statements sent, want none", got)
+			}
+		})
+	}
+	for _, ok := range []string{"a", strings.Repeat("x", 200), strings.Repeat("東", 66) + "xx", "Ünïcödé & <co>"} {
+		if err := tenants.ValidateName(ok); err != nil {
+			t.Errorf("ValidateName(%q): got %v, want nil", ok, err)
+		}
+	}
+	if ts, err := tenants.List(testContext(t), owner); err != nil || len(ts) != 0 {
+		t.Errorf("after the refusals: got tenants %v (%v), want none", ts, err)
+	}
+}
+
+func TestCreateWithKeysetsIsOneTransaction(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	owner := mustConn(t, d.OwnerDSN)
+	kek := mustKEK(t)
+
+	acme := mustCreate(t, owner, "acme", withKeysets(kek))
+	if n := keysetCount(t, owner, acme.ID); n != 2 {
+		t.Errorf("got %d keysets, want 2 (aead, prf)", n)
+	}
+	bare := mustCreate(t, owner, "bare", nil)
+	if n := keysetCount(t, owner, bare.ID); n != 0 {
+		t.Errorf("created without keysets: got %d keysets, want 0", n)
+	}
+
+	// A creator that fails after storing the keysets takes the tenant's row with it.
+	errBoom := errors.New("boom")
+	var failed tenantseal.TenantID
+	_, err := tenants.Create(testContext(t), owner, "doomed", func(ctx context.Context, tx pgx.Tx, id tenantseal.TenantID) error {
+		failed = id
+		if err := withKeysets(kek)(ctx, tx, id); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) || err.Error() != "boom" {
+		t.Errorf("got %v, want the creator's error as it is", err)
+	}
+	if _, err := tenants.Get(testContext(t), owner, failed); !errors.Is(err, tenants.ErrNotFound) {
+		t.Errorf("tenant of the failed creation: got %v, want tenants.ErrNotFound", err)
+	}
+	if n := keysetCount(t, owner, failed); n != 0 {
+		t.Errorf("failed creation: got %d keysets, want 0", n)
+	}
+
+	// The app role may not create tenants.
+	if _, err := tenants.Create(testContext(t), mustConn(t, d.AppDSN), "intruder", nil); sqlState(err) != "42501" {
+		t.Errorf("create as the app role: got %v, want permission denied (42501)", err)
+	}
+}
+
+func TestStatusChanges(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	owner := mustConn(t, d.OwnerDSN)
+	id := mustCreate(t, owner, "acme", nil).ID
+	other := mustCreate(t, owner, "other", nil).ID
+	missing := tenantseal.TenantID{1}
+
+	type change func(context.Context, tenants.DB, tenantseal.TenantID) error
+	steps := []struct {
+		name    string
+		do      change
+		id      tenantseal.TenantID
+		wantErr error
+		want    tenants.Status // of id afterwards
+	}{
+		{"suspend", tenants.Suspend, id, nil, tenants.StatusSuspended},
+		{"suspend again", tenants.Suspend, id, nil, tenants.StatusSuspended},
+		{"resume", tenants.Resume, id, nil, tenants.StatusActive},
+		{"resume an active tenant", tenants.Resume, id, nil, tenants.StatusActive},
+		{"suspend a missing tenant", tenants.Suspend, missing, tenants.ErrNotFound, tenants.StatusActive},
+		{"resume a missing tenant", tenants.Resume, missing, tenants.ErrNotFound, tenants.StatusActive},
+		{"delete a missing tenant", tenants.Delete, missing, tenants.ErrNotFound, tenants.StatusActive},
+		{"suspend before deleting", tenants.Suspend, id, nil, tenants.StatusSuspended},
+		{"delete", tenants.Delete, id, nil, tenants.StatusDeleted},
+		{"delete again", tenants.Delete, id, nil, tenants.StatusDeleted},
+		{"resume a deleted tenant", tenants.Resume, id, tenants.ErrDeleted, tenants.StatusDeleted},
+		{"suspend a deleted tenant", tenants.Suspend, id, tenants.ErrDeleted, tenants.StatusDeleted},
+	}
+	for _, st := range steps {
+		err := st.do(testContext(t), owner, st.id)
+		if !errors.Is(err, st.wantErr) || (st.wantErr == nil) != (err == nil) {
+			t.Errorf("%s: got error %v, want %v", st.name, err, st.wantErr)
+		}
+		got, err := tenants.Get(testContext(t), owner, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != st.want {
+			t.Errorf("%s: got status %s, want %s", st.name, got.Status, st.want)
+		}
+	}
+	if got, err := tenants.Get(testContext(t), owner, other); err != nil || got.Status != tenants.StatusActive {
+		t.Errorf("the other tenant: got %+v, %v; want it active still", got, err)
+	}
+	// The app role may not change a status, even of its own tenant.
+	if err := tenants.Suspend(testContext(t), mustConn(t, d.AppDSN), other); sqlState(err) != "42501" {
+		t.Errorf("suspend as the app role: got %v, want permission denied (42501)", err)
+	}
+}
+
+func TestShred(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	owner := mustConn(t, d.OwnerDSN)
+	kek := mustKEK(t)
+	a := mustCreate(t, owner, "a", withKeysets(kek)).ID
+	b := mustCreate(t, owner, "b", withKeysets(kek)).ID
+	bare := mustCreate(t, owner, "bare", nil).ID
+	rec := &recorder{}
+
+	got, err := tenants.Shred(testContext(t), owner, rec, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tenants.Shredded{Purposes: []string{"aead", "prf"}, KEKIDs: []string{kek.ID}, Role: d.Roles.Owner}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("shredded differs (-want +got):\n%s", diff)
+	}
+	if n := keysetCount(t, owner, a); n != 0 {
+		t.Errorf("shredded tenant: got %d keysets, want 0", n)
+	}
+	if n := keysetCount(t, owner, b); n != 2 {
+		t.Errorf("other tenant: got %d keysets, want 2", n)
+	}
+	wantEvents := []tenantseal.Event{{Kind: tenantseal.EventShred, TargetTenant: a, Table: "tenantseal.tenant_keysets", Operation: "shred",
+		Detail: "destroyed 2 keysets (aead, prf) as database role " + d.Roles.Owner}}
+	if diff := cmp.Diff(wantEvents, rec.recorded()); diff != "" {
+		t.Errorf("recorded events differ (-want +got):\n%s", diff)
+	}
+
+	// Refusals record nothing and destroy nothing.
+	tests := []struct {
+		name    string
+		db      tenants.DB
+		rec     tenantseal.Recorder
+		id      tenantseal.TenantID
+		wantErr error  // matched with errors.Is, or
+		state   string // the SQLSTATE wanted
+	}{
+		{"again", owner, rec, a, tenants.ErrNoKeysets, ""},
+		{"a tenant without keysets", owner, rec, bare, tenants.ErrNoKeysets, ""},
+		{"a missing tenant", owner, rec, tenantseal.TenantID{1}, tenants.ErrNotFound, ""},
+		{"as the app role", mustConn(t, d.AppDSN), rec, b, nil, "42501"},
+		{"as the auditor role", mustConn(t, d.AuditorDSN), rec, b, nil, "42501"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tenants.Shred(testContext(t), tc.db, tc.rec, tc.id)
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Errorf("got %v, want %v", err, tc.wantErr)
+			}
+			if tc.state != "" && sqlState(err) != tc.state {
+				t.Errorf("got %v, want SQLSTATE %s", err, tc.state)
+			}
+			if n := len(rec.recorded()); n != 1 {
+				t.Errorf("got %d events recorded in all, want only the first shred's", n)
+			}
+			if n := keysetCount(t, owner, b); n != 2 {
+				t.Errorf("other tenant: got %d keysets, want 2", n)
+			}
+		})
+	}
+	t.Run("without a recorder", func(t *testing.T) {
+		if _, err := tenants.Shred(testContext(t), owner, nil, b); err == nil || !strings.Contains(err.Error(), "Recorder is required") {
+			t.Errorf("got %v, want a refusal naming the missing Recorder", err)
+		}
+		if n := keysetCount(t, owner, b); n != 2 {
+			t.Errorf("got %d keysets, want 2: nothing shredded unrecorded", n)
+		}
+	})
+}
