@@ -153,7 +153,7 @@ func TestInvalidContextIsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: tenant, Subject: "mallory"})
-	if _, err := e.pool.Exec(ctx, "SELECT count(*) FROM tenants"); !errors.Is(err, db.ErrInvalidContext) {
+	if _, err := e.pool.Exec(ctx, "SELECT count(*) FROM tenantseal.tenants"); !errors.Is(err, db.ErrInvalidContext) {
 		t.Fatalf("got %v, want ErrInvalidContext", err)
 	}
 	got := e.events(t)

@@ -102,6 +102,16 @@ func TestRunAgain(t *testing.T) {
 	if err := bootstrap.CheckLogins(ctx, first); err != nil {
 		t.Fatalf("CheckLogins: %v", err)
 	}
+	// Nothing of tenantseal's lands in public: not its registry, not its migrations table.
+	rows, err := mustConn(t, first.OwnerDSN).Query(ctx, `SELECT c.relname::text FROM pg_class c
+		WHERE c.relnamespace = 'public'::regnamespace UNION ALL
+		SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if public, err := pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || len(public) != 0 {
+		t.Errorf("got %v (%v) in public after bootstrap, want nothing", public, err)
+	}
 
 	t.Run("with the passwords and key changes nothing", func(t *testing.T) {
 		opts := opts

@@ -40,7 +40,7 @@ func TestRotateContextKey(t *testing.T) {
 		cfg := mustConfig(t, d, d.AppDSN)
 		cfg.SigningKey = key
 		var n int
-		return mustOpen(t, cfg).QueryRow(as(testContext(t), tenant, "s"), "SELECT count(*) FROM tenants").Scan(&n)
+		return mustOpen(t, cfg).QueryRow(as(testContext(t), tenant, "s"), "SELECT count(*) FROM tenantseal.tenants").Scan(&n)
 	}
 
 	if got, want := keyIDs(mustContextKeys(t, d)), map[string]bool{old.ID: false}; !cmp.Equal(got, want) {

@@ -61,7 +61,7 @@ func mustExec(t testing.TB, c *pgx.Conn, sql string, args ...any) {
 func mustTenant(t testing.TB, d *pgtest.Database, name string) tenantseal.TenantID {
 	t.Helper()
 	var id tenantseal.TenantID
-	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t), "INSERT INTO tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
+	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t), "INSERT INTO tenantseal.tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	return id

@@ -128,12 +128,12 @@ func TestUnsignedModeOnlyWhenTheOwnerAllowsIt(t *testing.T) {
 	a := mustTenant(t, d, "a")
 	mustTenant(t, d, "b")
 	var n int
-	if err := p.QueryRow(as(ctx, a, "x"), "SELECT count(*) FROM tenants").Scan(&n); !errors.Is(err, db.ErrInvalidContext) {
+	if err := p.QueryRow(as(ctx, a, "x"), "SELECT count(*) FROM tenantseal.tenants").Scan(&n); !errors.Is(err, db.ErrInvalidContext) {
 		t.Fatalf("unsigned before the owner allows it: got %v, want ErrInvalidContext", err)
 	}
 	mustExec(t, mustConn(t, d.OwnerDSN), "UPDATE tenantseal.settings SET allow_unsigned = true")
 	var got tenantseal.TenantID
-	if err := p.QueryRow(as(ctx, a, "x"), "SELECT id FROM tenants").Scan(&got); err != nil || got != a {
+	if err := p.QueryRow(as(ctx, a, "x"), "SELECT id FROM tenantseal.tenants").Scan(&got); err != nil || got != a {
 		t.Errorf("unsigned once allowed: got %s (%v), want only tenant %s", got, err, a)
 	}
 }

@@ -34,12 +34,6 @@ func mustConn(t testing.TB, dsn string) *pgx.Conn {
 	return c
 }
 
-func mustExec(t testing.TB, dsn, sql string) {
-	t.Helper()
-	if _, err := mustConn(t, dsn).Exec(testContext(t, time.Minute), sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
 
 func prefixOf(d *pgtest.Database) string { return strings.TrimSuffix(d.Roles.Owner, "_owner") }
 
@@ -67,7 +61,7 @@ func mustPool(t testing.TB, d *pgtest.Database, dsn string, edit ...func(*db.Con
 func mustTenant(t testing.TB, d *pgtest.Database, name string) tenantseal.TenantID {
 	t.Helper()
 	var id tenantseal.TenantID
-	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t, time.Minute), "INSERT INTO tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
+	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t, time.Minute), "INSERT INTO tenantseal.tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	return id

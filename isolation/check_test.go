@@ -30,7 +30,7 @@ func TestIsolationSuiteOnShippedSchema(t *testing.T) {
 	for _, ti := range rep.Tables {
 		tables = append(tables, ti.Name)
 	}
-	if want := []string{"tenants", "customers", "invoices", "documents"}; !slices.Equal(tables, want) {
+	if want := []string{"tenantseal.tenants", "customers", "invoices", "documents"}; !slices.Equal(tables, want) {
 		t.Errorf("discovered %v, want %v", tables, want)
 	}
 	for _, c := range isolation.CaseNames() {

@@ -8,7 +8,7 @@
 // tenantseal.role_prefix, which bootstrap.CreateDatabase stores.
 //
 // The schema is the product's only: the tenantseal schema (context keys, keysets, the registry of
-// encrypted columns, the audit log) and public.tenants. Migration 0002 is empty since the example tables
+// encrypted columns, the audit log) and tenantseal.tenants. Migration 0002 is empty since the example tables
 // it used to create moved to examples/reference; migration 0005 removes them from databases that got
 // them, when they hold no row (otherwise it keeps them and raises a WARNING saying why; see
 // Options.OnNotice).

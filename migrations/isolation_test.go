@@ -182,7 +182,7 @@ func TestTenantTablesIsolateAsAppRole(t *testing.T) {
 	})
 
 	t.Run("tenants table shows only the own tenant", func(t *testing.T) {
-		rows, err := p.Query(a.ctx, "SELECT id FROM tenants")
+		rows, err := p.Query(a.ctx, "SELECT id FROM tenantseal.tenants")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,9 +190,9 @@ func TestTenantTablesIsolateAsAppRole(t *testing.T) {
 		if err != nil || len(ids) != 1 || ids[0] != a.tenant {
 			t.Errorf("got %v (%v), want only %s", ids, err, a.tenant)
 		}
-		_, err = p.Exec(a.ctx, "UPDATE tenants SET name = 'x'")
+		_, err = p.Exec(a.ctx, "UPDATE tenantseal.tenants SET name = 'x'")
 		if got := sqlState(err); got != "42501" {
-			t.Errorf("update tenants: got %v, want 42501 (no grant)", err)
+			t.Errorf("update tenantseal.tenants: got %v, want 42501 (no grant)", err)
 		}
 	})
 }
@@ -204,7 +204,7 @@ func TestNoContextMeansNoRowsAndFailedWrites(t *testing.T) {
 	ctx := testContext(t)
 	a := seed(t, p, ctx, mustTenant(t, d, "a"), "a")
 	app := mustConn(t, d.AppDSN) // raw app role connection: no tenant context at all
-	for _, table := range []string{"customers", "invoices", "documents", "tenants"} {
+	for _, table := range []string{"customers", "invoices", "documents", "tenantseal.tenants"} {
 		var n int
 		if err := app.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != 0 {
 			t.Errorf("%s: got %d rows (%v), want 0", table, n, err)

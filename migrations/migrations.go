@@ -2,6 +2,7 @@ package migrations
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -21,10 +22,20 @@ import (
 //go:embed sql/*.sql
 var files embed.FS
 
+// Schema holds the golang-migrate tables of tenantseal's migrations and of sets applied beside them
+// (Options.Table): nothing of tenantseal lives in public, so an application's own schema_migrations
+// there stays its own.
+const Schema = "tenantseal_migrations"
+
+// Table records which of tenantseal's own migrations are applied: Schema.Table.
+const Table = "schema_migrations"
+
 // FS returns the migration files, named NNNN_name.up.sql and NNNN_name.down.sql as golang-migrate
-// expects. The same files run with the stock migrate CLI:
+// expects. The same files run with the stock migrate CLI, once bootstrap (or a [Migrator]) has created
+// [Schema]:
 //
-//	migrate -source file://migrations/sql -database "pgx5://<owner>@host/db" up
+//	migrate -source file://migrations/sql \
+//	    -database 'pgx5://<owner>@host/db?x-migrations-table="tenantseal_migrations"."schema_migrations"&x-migrations-table-quoted=1' up
 func FS() fs.FS {
 	sub, err := fs.Sub(files, "sql")
 	if err != nil {
@@ -52,8 +63,9 @@ type Options struct {
 	// (NNNN_name.up.sql, NNNN_name.down.sql) at its root: an application's set, or the examples'
 	// (examples/reference), applied beside tenantseal's. A Source needs its own Table.
 	Source fs.FS
-	// Table is the golang-migrate table that records which migrations are applied (the stock CLI's
-	// x-migrations-table). Empty: schema_migrations, which records tenantseal's own.
+	// Table is the golang-migrate table in [Schema] that records which migrations of Source are
+	// applied (the stock CLI's x-migrations-table, quoted with the schema). Empty: [Table], which records
+	// tenantseal's own.
 	Table string
 	// OnNotice receives the NOTICE and WARNING messages that migrations raise, for the operator: a
 	// migration that keeps something it would otherwise remove says so this way. Nil: they are dropped.
@@ -82,10 +94,12 @@ func NewWithConfig(ctx context.Context, cc *pgx.ConnConfig, opts Options) (*Migr
 	files := opts.Source
 	table := opts.Table
 	switch {
+	case files == nil && (table == "" || table == Table):
+		files, table = FS(), Table
 	case files == nil:
-		files = FS()
-	case table == "":
-		return nil, errors.New("migrations: a Source of migrations needs its own Table")
+		return nil, errors.New("migrations: Options.Table names another set's table: give its Source too")
+	case table == "" || table == Table:
+		return nil, fmt.Errorf("migrations: a Source of migrations needs its own Table (not %s)", Table)
 	}
 	cc = cc.Copy()
 	if opts.RolePrefix != "" {
@@ -99,7 +113,11 @@ func NewWithConfig(ctx context.Context, cc *pgx.ConnConfig, opts Options) (*Migr
 		sqlDB.Close()
 		return nil, fmt.Errorf("migrations: connect: %w", err)
 	}
-	drv, err := pgxmigrate.WithInstance(sqlDB, &pgxmigrate.Config{MigrationsTable: table})
+	if err := prepareSchema(ctx, sqlDB, opts.Source == nil); err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	drv, err := pgxmigrate.WithInstance(sqlDB, &pgxmigrate.Config{SchemaName: Schema, MigrationsTable: table})
 	if err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("migrations: %w", err)
@@ -257,4 +275,38 @@ func Latest() uint {
 		return 0
 	}
 	return l[len(l)-1].Version
+}
+
+// prepareSchema creates [Schema] when it is missing. For tenantseal's own set it also adopts the
+// migrations table that earlier versions kept in public: public.schema_migrations moves into Schema
+// when Schema has none yet and the database holds tenantseal's schema (so the table is tenantseal's,
+// not an application's).
+func prepareSchema(ctx context.Context, sqlDB *sql.DB, own bool) error {
+	schema := pgx.Identifier{Schema}.Sanitize()
+	var exists bool
+	if err := sqlDB.QueryRowContext(ctx, "SELECT to_regnamespace($1) IS NOT NULL", schema).Scan(&exists); err != nil {
+		return fmt.Errorf("migrations: look for schema %s: %w", Schema, err)
+	}
+	if !exists {
+		// Asked only when missing, so that the operator sees no "already exists" notice; a migrator that
+		// created it meanwhile is no failure.
+		if _, err := sqlDB.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+schema+"; REVOKE ALL ON SCHEMA "+schema+" FROM PUBLIC"); err != nil {
+			return fmt.Errorf("migrations: create schema %s: %w", Schema, err)
+		}
+	}
+	if !own {
+		return nil
+	}
+	var legacy bool
+	err := sqlDB.QueryRowContext(ctx, `SELECT to_regclass($1) IS NULL AND to_regclass('public.schema_migrations') IS NOT NULL
+		AND to_regclass('tenantseal.context_keys') IS NOT NULL`, pgx.Identifier{Schema, Table}.Sanitize()).Scan(&legacy)
+	if err != nil {
+		return fmt.Errorf("migrations: look for an earlier migrations table: %w", err)
+	}
+	if legacy {
+		if _, err := sqlDB.ExecContext(ctx, "ALTER TABLE public.schema_migrations SET SCHEMA "+schema); err != nil {
+			return fmt.Errorf("migrations: move public.schema_migrations into %s: %w", Schema, err)
+		}
+	}
+	return nil
 }

@@ -89,7 +89,7 @@ func withoutExamples(t *testing.T, d *pgtest.Database) {
 		t.Fatal(err)
 	}
 	// golang-migrate keeps its table after the last down; a database that never had the examples has none.
-	if _, err := mustConn(t, d.OwnerDSN).Exec(testContext(t), "DROP TABLE "+reference.MigrationsTable); err != nil {
+	if _, err := mustConn(t, d.OwnerDSN).Exec(testContext(t), "DROP TABLE "+pgx.Identifier{migrations.Schema, reference.MigrationsTable}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -111,7 +111,7 @@ func TestUpDownUpRestoresTheSameSchema(t *testing.T) {
 		t.Fatalf("down to zero: %v", err)
 	}
 	for _, line := range dump(t, d.SuperDSN) {
-		if strings.Contains(line, "tenantseal.") || strings.Contains(line, "public.customers") || strings.Contains(line, "public.tenants") {
+		if strings.Contains(line, "tenantseal.") || strings.Contains(line, "public.customers") || strings.Contains(line, "tenantseal.tenants") {
 			t.Errorf("after down to zero, still there: %s", line)
 		}
 	}
@@ -165,7 +165,7 @@ func TestDirtyStateNamesVersionAndForce(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
 	ctx := testContext(t)
-	mustConn(t, d.OwnerDSN).Exec(ctx, "UPDATE schema_migrations SET dirty = true")
+	mustConn(t, d.OwnerDSN).Exec(ctx, "UPDATE tenantseal_migrations.schema_migrations SET dirty = true")
 	mg := mustMigrator(t, d.OwnerDSN)
 	err := mg.Up(ctx)
 	var de *migrations.DirtyError

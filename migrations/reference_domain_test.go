@@ -10,10 +10,10 @@ import (
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/tenantseal/tenantseal/examples/reference"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/migrations"
 )
@@ -92,12 +92,25 @@ func (n *notices) all() []string {
 	return append([]string(nil), n.got...)
 }
 
-// migrate runs Up of the migrations in files (tenantseal's own when nil) on the database of cfg.
+// migrate runs Up of the migrations in files (tenantseal's own when nil) on the database of cfg. Files
+// of an earlier release are recorded where that release kept its migrations table, public.schema_migrations,
+// so that the current migrator finds the database as that release left it.
 func migrate(t *testing.T, cfg *pgx.ConnConfig, files fs.FS, n *notices) {
 	t.Helper()
 	opts := migrations.Options{}
 	if files != nil {
-		opts.Source, opts.Table = files, "schema_migrations"
+		opts.Source, opts.Table = files, "earlier_release"
+		defer func() {
+			c, err := pgx.ConnectConfig(testContext(t), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(testContext(t))
+			if _, err := c.Exec(testContext(t), `ALTER TABLE tenantseal_migrations.earlier_release SET SCHEMA public;
+				ALTER TABLE public.earlier_release RENAME TO schema_migrations`); err != nil {
+				t.Fatal(err)
+			}
+		}()
 	}
 	if n != nil {
 		opts.OnNotice = n.add
@@ -156,15 +169,15 @@ func registered(t *testing.T, c *pgx.Conn) []string {
 	return mustStrings(t, c, "SELECT table_name::text || '.' || column_name FROM tenantseal.encrypted_columns ORDER BY 1")
 }
 
-// A fresh database gets no table of tenantseal's in public but the tenant registry (and golang-migrate's
-// schema_migrations), and no registered encrypted column.
-func TestFreshDatabaseHasOnlyTenantsInPublic(t *testing.T) {
+// A fresh database gets no table of tenantseal's in public, not even golang-migrate's, and no registered
+// encrypted column.
+func TestFreshDatabaseHasNothingInPublic(t *testing.T) {
 	t.Parallel()
 	super, owner := freshDatabase(t, pgtest.NewDatabase(t))
 	migrate(t, owner, nil, nil)
 	c := mustConnConfig(t, super)
-	if diff := cmp.Diff([]string{"schema_migrations", "tenants"}, publicTables(t, c)); diff != "" {
-		t.Errorf("tables in public (-want +got):\n%s", diff)
+	if got := publicTables(t, c); len(got) != 0 {
+		t.Errorf("got tables %v in public, want none", got)
 	}
 	if got := registered(t, c); len(got) != 0 {
 		t.Errorf("got encrypted columns %v registered, want none", got)
@@ -177,6 +190,8 @@ func TestFreshDatabaseHasOnlyTenantsInPublic(t *testing.T) {
 func TestMigration0005DropsOnlyEmptyExampleTables(t *testing.T) {
 	t.Parallel()
 	oldTables := []string{"customers", "documents", "invoices", "schema_migrations", "tenants"}
+	// The registry and the migrations table leave public whatever happens to the example tables.
+	keptTables := []string{"customers", "documents", "invoices"}
 	oldRegistered := []string{"customers.email", "customers.notes", "customers.phone", "documents.body", "invoices.memo"}
 	for _, tc := range []struct {
 		name string
@@ -189,26 +204,26 @@ func TestMigration0005DropsOnlyEmptyExampleTables(t *testing.T) {
 	}{
 		{
 			name:         "empty",
-			wantTables:   []string{"schema_migrations", "tenants"},
+			wantTables:   nil,
 			wantRegistry: []string{},
 			wantNotice:   []string{"NOTICE: tenantseal: dropped the empty example tables public.documents, public.invoices, public.customers"},
 		},
 		{
 			name: "customers hold a row",
 			setup: []string{
-				"INSERT INTO tenants (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'a')",
+				"INSERT INTO public.tenants (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'a')",
 				"INSERT INTO customers (tenant_id, display_name) VALUES ('00000000-0000-0000-0000-00000000000a', 'kept')",
 			},
-			wantTables:   oldTables,
+			wantTables:   keptTables,
 			wantRegistry: oldRegistered,
 			wantRows:     1,
 			wantNotice: []string{"WARNING: tenantseal: kept public.documents, public.invoices, public.customers: they hold rows (public.customers)",
-				"they are yours now", "examples/reference/migrations describes them", "x-migrations-table=tenantseal_reference_migrations", "force 1"},
+				"they are yours now", "examples/reference/migrations describes them", `x-migrations-table="tenantseal_migrations"."reference"`, "force 1"},
 		},
 		{
 			name:         "a view depends on them",
 			setup:        []string{"CREATE VIEW customer_names AS SELECT display_name FROM customers"},
-			wantTables:   append([]string{"customer_names"}, oldTables...),
+			wantTables:   append([]string{"customer_names"}, keptTables...),
 			wantRegistry: oldRegistered,
 			wantNotice:   []string{"WARNING: tenantseal: kept the empty example tables public.documents, public.invoices, public.customers: other objects depend on them", "customer_names"},
 		},
@@ -229,10 +244,10 @@ func TestMigration0005DropsOnlyEmptyExampleTables(t *testing.T) {
 			n := &notices{}
 			migrate(t, owner, nil, n)
 			var version uint
-			if err := c.QueryRow(testContext(t), "SELECT version FROM schema_migrations").Scan(&version); err != nil || version != migrations.Latest() {
+			if err := c.QueryRow(testContext(t), "SELECT version FROM tenantseal_migrations.schema_migrations").Scan(&version); err != nil || version != migrations.Latest() {
 				t.Errorf("got version %d (%v), want %d", version, err, migrations.Latest())
 			}
-			if diff := cmp.Diff(tc.wantTables, publicTables(t, c)); diff != "" {
+			if diff := cmp.Diff(tc.wantTables, publicTables(t, c), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("tables in public after migrating (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tc.wantRegistry, registered(t, c)); diff != "" {
@@ -279,7 +294,7 @@ func TestMigration0005LeavesTheExamplesTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := mustConn(t, d.SuperDSN)
-	want := []string{"customers", "documents", "invoices", "schema_migrations", "tenants", reference.MigrationsTable}
+	want := []string{"customers", "documents", "invoices"}
 	if diff := cmp.Diff(want, publicTables(t, c)); diff != "" {
 		t.Errorf("tables in public (-want +got):\n%s", diff)
 	}

@@ -60,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	for _, stmt := range []string{
 		`CREATE SCHEMA "Ledger"`,
 		`GRANT USAGE ON SCHEMA "Ledger" TO ` + app,
-		`CREATE TABLE ` + ledger + ` (tenant_id uuid NOT NULL REFERENCES public.tenants (id), id uuid NOT NULL,
+		`CREATE TABLE ` + ledger + ` (tenant_id uuid NOT NULL REFERENCES tenantseal.tenants (id), id uuid NOT NULL,
 			` + qMail + ` bytea, ` + qIdx + ` bytea, body bytea, PRIMARY KEY (tenant_id, id))`,
 		`SELECT tenantseal.protect_table($$` + ledger + `$$)`,
 		fmt.Sprintf(`INSERT INTO tenantseal.encrypted_columns VALUES ($$%[1]s$$, '%[2]s', '%[3]s', 'email'), ($$%[1]s$$, '%[4]s', NULL, 'exact')`,

@@ -89,7 +89,7 @@ func (f fixture) create(t *testing.T, e *env) {
 		e.owner(t, fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s, %s", q(f.schema), app, q(e.d.Roles.Probe)))
 	}
 	e.owner(t, fmt.Sprintf(`CREATE TABLE %s (
-		%s uuid NOT NULL REFERENCES public.tenants (id),
+		%s uuid NOT NULL REFERENCES tenantseal.tenants (id),
 		%s uuid NOT NULL,
 		%s text NOT NULL,
 		%s bytea,

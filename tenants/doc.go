@@ -4,7 +4,7 @@
 // # Running as the owner
 //
 // Every function here takes a connection as the owner role (a *pgx.Conn, *pgxpool.Pool or pgx.Tx): the
-// owner administers public.tenants and tenantseal.tenant_keysets, which the app role may only read, each
+// owner administers tenantseal.tenants and tenantseal.tenant_keysets, which the app role may only read, each
 // tenant its own row. Application processes never need this package; operators' tools do.
 //
 // # Lifecycle
@@ -17,7 +17,7 @@
 //		return pgstore.NewAdmin(tx, kek).CreateKeysets(ctx, id)
 //	})
 //
-// [List] and [Get] read tenants; [Suspend], [Resume] and [Delete] change public.tenants.status between
+// [List] and [Get] read tenants; [Suspend], [Resume] and [Delete] change tenantseal.tenants.status between
 // [StatusActive], [StatusSuspended] and [StatusDeleted]. The status is a record for the application's
 // own checks: the row-level security policies do not read it, and a deleted tenant's rows and keysets
 // stay. Deletion is final: a deleted tenant cannot be suspended or resumed.

@@ -42,7 +42,7 @@ func Shred(ctx context.Context, db DB, rec tenantseal.Recorder, id tenantseal.Te
 	var s Shredded
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		// The tenant's row, locked: a concurrent Create of keysets for it waits for the shred.
-		if err := tx.QueryRow(ctx, "SELECT current_user FROM public.tenants WHERE id = $1 FOR UPDATE", id).Scan(&s.Role); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT current_user FROM tenantseal.tenants WHERE id = $1 FOR UPDATE", id).Scan(&s.Role); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, "DELETE FROM tenantseal.tenant_keysets WHERE tenant_id = $1 RETURNING purpose, kek_id", id)

@@ -32,7 +32,7 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Status is a tenant's state, as public.tenants.status stores it.
+// Status is a tenant's state, as tenantseal.tenants.status stores it.
 type Status string
 
 // The states of a tenant.
@@ -42,7 +42,7 @@ const (
 	StatusDeleted   Status = "deleted" // final
 )
 
-// Tenant is a row of public.tenants.
+// Tenant is a row of tenantseal.tenants.
 type Tenant struct {
 	ID        tenantseal.TenantID
 	Name      string
@@ -74,7 +74,7 @@ func Create(ctx context.Context, db DB, name string, keysets KeysetCreator) (Ten
 	var t Tenant
 	var keysetErr error
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "INSERT INTO public.tenants (name) VALUES ($1) RETURNING "+tenantColumns, name)
+		rows, err := tx.Query(ctx, "INSERT INTO tenantseal.tenants (name) VALUES ($1) RETURNING "+tenantColumns, name)
 		if err != nil {
 			return err
 		}
@@ -97,7 +97,7 @@ func Create(ctx context.Context, db DB, name string, keysets KeysetCreator) (Ten
 
 // List returns every tenant, the oldest first.
 func List(ctx context.Context, db DB) ([]Tenant, error) {
-	rows, err := db.Query(ctx, "SELECT "+tenantColumns+" FROM public.tenants ORDER BY created_at, id")
+	rows, err := db.Query(ctx, "SELECT "+tenantColumns+" FROM tenantseal.tenants ORDER BY created_at, id")
 	if err != nil {
 		return nil, fmt.Errorf("tenants: list: %w", err)
 	}
@@ -110,7 +110,7 @@ func List(ctx context.Context, db DB) ([]Tenant, error) {
 
 // Get returns the tenant id, or [ErrNotFound].
 func Get(ctx context.Context, db DB, id tenantseal.TenantID) (Tenant, error) {
-	rows, err := db.Query(ctx, "SELECT "+tenantColumns+" FROM public.tenants WHERE id = $1", id)
+	rows, err := db.Query(ctx, "SELECT "+tenantColumns+" FROM tenantseal.tenants WHERE id = $1", id)
 	if err != nil {
 		return Tenant{}, fmt.Errorf("tenants: get %s: %w", id, err)
 	}
@@ -144,7 +144,7 @@ func Delete(ctx context.Context, db DB, id tenantseal.TenantID) error {
 
 // setStatus sets the tenant's status in one statement, which leaves a deleted tenant alone.
 func setStatus(ctx context.Context, db DB, id tenantseal.TenantID, to Status) error {
-	tag, err := db.Exec(ctx, `UPDATE public.tenants SET status = $2
+	tag, err := db.Exec(ctx, `UPDATE tenantseal.tenants SET status = $2
 		WHERE id = $1 AND (status <> 'deleted' OR $2 = 'deleted')`, id, string(to))
 	if err != nil {
 		return fmt.Errorf("tenants: set %s %s: %w", id, to, err)

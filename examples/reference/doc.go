@@ -9,14 +9,14 @@
 // (every key led by tenant_id, composite (tenant_id, id) foreign keys, forced row-level security through
 // tenantseal.protect_table) and register their encrypted columns in tenantseal.encrypted_columns. They
 // need tenantseal's own migrations first, run as the owner role and are recorded in their own table,
-// [MigrationsTable], so that they come and go without touching tenantseal's schema_migrations:
+// [MigrationsTable], so that they come and go without touching tenantseal's own:
 //
 //	err := reference.Migrate(ctx, ownerDSN)
 //
 // or, with the stock migrate CLI:
 //
 //	migrate -source file://examples/reference/migrations \
-//		-database "pgx5://<owner>@host/db?x-migrations-table=tenantseal_reference_migrations" up
+//		-database 'pgx5://<owner>@host/db?x-migrations-table="tenantseal_migrations"."reference"&x-migrations-table-quoted=1' up
 //
 // A database migrated by tenantseal before these tables moved here may still have them (migration 0005
 // keeps them when they hold rows); to manage them with these files, mark them applied with the same

@@ -11,9 +11,10 @@ import (
 //go:embed migrations/*.sql
 var files embed.FS
 
-// MigrationsTable is the golang-migrate table that records the reference migrations, apart from
-// tenantseal's own schema_migrations (x-migrations-table of the stock migrate CLI).
-const MigrationsTable = "tenantseal_reference_migrations"
+// MigrationsTable is the golang-migrate table, in schema migrations.Schema, that records the reference
+// migrations apart from tenantseal's own (x-migrations-table of the stock migrate CLI, quoted with the
+// schema).
+const MigrationsTable = "reference"
 
 // Migrations returns the reference domain's golang-migrate files (NNNN_name.up.sql, .down.sql).
 func Migrations() fs.FS {

@@ -39,7 +39,7 @@ func TestMigrationsDownAndUp(t *testing.T) {
 		if registered, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			t.Fatal(err)
 		}
-		if err := super.QueryRow(ctx, "SELECT version FROM schema_migrations").Scan(&product); err != nil {
+		if err := super.QueryRow(ctx, "SELECT version FROM tenantseal_migrations.schema_migrations").Scan(&product); err != nil {
 			t.Fatal(err)
 		}
 		return tables, registered, product

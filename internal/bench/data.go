@@ -209,9 +209,9 @@ func loadFlat(ctx context.Context, superDSN, name string, n, rows int) (*dataset
 		sql  string
 		args []any
 	}{
-		{"INSERT INTO tenants (name) SELECT 'flat-' || g FROM generate_series(1, $1::int) g", []any{n}},
+		{"INSERT INTO tenantseal.tenants (name) SELECT 'flat-' || g FROM generate_series(1, $1::int) g", []any{n}},
 		{`INSERT INTO customers (tenant_id, id, display_name)
-		   SELECT t.id, gen_random_uuid(), 'Customer ' || g FROM tenants t, generate_series(1, $1::int) g`, []any{rows}},
+		   SELECT t.id, gen_random_uuid(), 'Customer ' || g FROM tenantseal.tenants t, generate_series(1, $1::int) g`, []any{rows}},
 		{"ANALYZE", nil},
 	} {
 		if _, err := super.Exec(ctx, s.sql, s.args...); err != nil {

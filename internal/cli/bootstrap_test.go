@@ -52,7 +52,7 @@ func TestBootstrap(t *testing.T) {
 	tenant := mustTenant(t, env["TENANTSEAL_OWNER_DSN"], "acme")
 	pool := mustPool(t, env["TENANTSEAL_APP_DSN"], prefix, key)
 	var name string
-	if err := pool.QueryRow(as(testContext(t), tenant), "SELECT name FROM tenants").Scan(&name); err != nil || name != "acme" {
+	if err := pool.QueryRow(as(testContext(t), tenant), "SELECT name FROM tenantseal.tenants").Scan(&name); err != nil || name != "acme" {
 		t.Errorf("app pool with the written key: got %q, %v, want \"acme\"", name, err)
 	}
 	mustConn(t, env["TENANTSEAL_AUDITOR_DSN"])

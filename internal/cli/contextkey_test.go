@@ -43,7 +43,7 @@ func TestContextKeyRotate(t *testing.T) {
 
 	count := func(p *db.Pool) error {
 		var n int
-		return p.QueryRow(as(testContext(t), tenant), "SELECT count(*) FROM tenants").Scan(&n)
+		return p.QueryRow(as(testContext(t), tenant), "SELECT count(*) FROM tenantseal.tenants").Scan(&n)
 	}
 	newPool := mustPool(t, d.AppDSN, prefix, key)
 	oldPool := mustPool(t, d.AppDSN, prefix, old)

@@ -210,7 +210,7 @@ func ownerWithKEK(ctx context.Context, s *session, dsn string, ref kekRef) (*pgx
 // requireTenant fails unless the tenant exists.
 func requireTenant(ctx context.Context, c *pgx.Conn, cmd string, id tenantseal.TenantID) error {
 	var ok bool
-	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM public.tenants WHERE id = $1)", id).Scan(&ok); err != nil {
+	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tenantseal.tenants WHERE id = $1)", id).Scan(&ok); err != nil {
 		return fmt.Errorf("%s: %w", cmd, ownerError(err))
 	}
 	if !ok {

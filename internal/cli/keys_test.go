@@ -246,7 +246,7 @@ func TestKEKFromEnvironment(t *testing.T) {
 	r := run(t, "tenants", "create", "--name", "acme", "--secrets", secrets)
 	wantFailure(t, r, 2, "no KEK configured", "cannot use encrypted fields", "--kek", "$TENANTSEAL_KEK_URI", secrets, "--no-keys")
 	var n int
-	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t), "SELECT count(*) FROM tenants").Scan(&n); err != nil || n != 0 {
+	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t), "SELECT count(*) FROM tenantseal.tenants").Scan(&n); err != nil || n != 0 {
 		t.Errorf("got %d tenants (%v), want none created", n, err)
 	}
 	for _, sub := range []string{"check", "rotate --all", "rotate-kek --new local-keyset:///x"} {
@@ -294,7 +294,7 @@ func TestWrongKEK(t *testing.T) {
 		})
 	}
 	var n int
-	if err := mustConn(t, e.d.OwnerDSN).QueryRow(testContext(t), "SELECT count(*) FROM tenants").Scan(&n); err != nil || n != 1 {
+	if err := mustConn(t, e.d.OwnerDSN).QueryRow(testContext(t), "SELECT count(*) FROM tenantseal.tenants").Scan(&n); err != nil || n != 1 {
 		t.Errorf("got %d tenants (%v), want the wrong KEK to create none", n, err)
 	}
 	missing := "local-keyset://" + filepath.Join(t.TempDir(), "missing.json")

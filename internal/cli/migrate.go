@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tenantseal/tenantseal/migrations"
 )
 
@@ -82,7 +83,12 @@ func runMigrate(ctx context.Context, s *session, args []string) error {
 	if err != nil {
 		return err
 	}
-	mg, err := migrations.New(ctx, dsn, migrations.Options{})
+	// A migration that keeps something it would otherwise remove says so with a NOTICE or WARNING: the
+	// operator must see it.
+	notice := func(n *pgconn.Notice) {
+		fmt.Fprintf(s.stderr, "tenantseal: %s: %s\n", n.Severity, s.redact(oneLine(n.Message)))
+	}
+	mg, err := migrations.New(ctx, dsn, migrations.Options{OnNotice: notice})
 	if err != nil {
 		return err
 	}

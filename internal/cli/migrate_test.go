@@ -90,7 +90,7 @@ func TestMigrate(t *testing.T) {
 func TestMigrateDirty(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
-	mustExec(t, d.OwnerDSN, "UPDATE schema_migrations SET dirty = true")
+	mustExec(t, d.OwnerDSN, "UPDATE tenantseal_migrations.schema_migrations SET dirty = true")
 	l := migrations.Latest()
 
 	for _, args := range [][]string{{"up"}, {"down"}, {"down", "--all"}, {"goto", "1"}, {"version"}, {"status"}} {
@@ -132,7 +132,7 @@ func TestMigrateDirtyFirstVersion(t *testing.T) {
 	}
 	ref.Close()
 	mustRun(t, "migrate", "--dsn", d.OwnerDSN, "goto", "1")
-	mustExec(t, d.OwnerDSN, "UPDATE schema_migrations SET dirty = true")
+	mustExec(t, d.OwnerDSN, "UPDATE tenantseal_migrations.schema_migrations SET dirty = true")
 
 	r := run(t, "migrate", "--dsn", d.OwnerDSN, "up")
 	wantFailure(t, r, 1, "dirty at version 1", "`tenantseal migrate force 0`")

@@ -20,7 +20,7 @@ func TestTenants(t *testing.T) {
 	}
 	// create refuses control characters; a row written by other means is listed quoted.
 	var tabbed tenantseal.TenantID
-	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t), "INSERT INTO public.tenants (name) VALUES ($1) RETURNING id", "tab\there").Scan(&tabbed); err != nil {
+	if err := mustConn(t, d.OwnerDSN).QueryRow(testContext(t), "INSERT INTO tenantseal.tenants (name) VALUES ($1) RETURNING id", "tab\there").Scan(&tabbed); err != nil {
 		t.Fatal(err)
 	}
 

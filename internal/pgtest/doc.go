@@ -18,7 +18,7 @@
 //
 // The template has tenantseal's own migrations and then those of examples/reference (public.customers,
 // invoices and documents, registered in tenantseal.encrypted_columns, recorded in
-// tenantseal_reference_migrations): tests use them as ready-made tenant tables. A test of the product
+// tenantseal_migrations.reference): tests use them as ready-made tenant tables. A test of the product
 // schema alone reverts them first (reference.NewMigrator, Down).
 //
 // The image is TENANTSEAL_PG_IMAGE when set, else postgres:17-alpine when present or pullable, else the

@@ -53,12 +53,12 @@ func (a *Admin) inTx(ctx context.Context, what string, needKEK bool, fn func(pgx
 	return nil
 }
 
-// CreateTenant inserts a tenant into public.tenants and gives it its keysets, in one transaction, and
+// CreateTenant inserts a tenant into tenantseal.tenants and gives it its keysets, in one transaction, and
 // returns its id.
 func (a *Admin) CreateTenant(ctx context.Context, name string) (tenantseal.TenantID, error) {
 	var id tenantseal.TenantID
 	err := a.inTx(ctx, "create tenant", true, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, "INSERT INTO public.tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, "INSERT INTO tenantseal.tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
 			return wrap("create tenant", err)
 		}
 		return a.createKeysets(ctx, tx, id)

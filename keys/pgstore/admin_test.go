@@ -43,7 +43,7 @@ func TestCreateKeysetsInTheCallersTransaction(t *testing.T) {
 			}
 			var id tenantseal.TenantID
 			create := func(tx pgx.Tx) error {
-				if err := tx.QueryRow(ctx, "INSERT INTO public.tenants (name) VALUES ('t') RETURNING id").Scan(&id); err != nil {
+				if err := tx.QueryRow(ctx, "INSERT INTO tenantseal.tenants (name) VALUES ('t') RETURNING id").Scan(&id); err != nil {
 					return err
 				}
 				return tc.create(e, ctx, tx, id)
@@ -233,7 +233,7 @@ func TestWrongKEK(t *testing.T) {
 	}
 	// Rows of tenants created with a wrong KEK were not left behind.
 	var n int
-	if err := e.owner.QueryRow(ctxA, "SELECT count(*) FROM public.tenants WHERE name = 'c'").Scan(&n); err != nil || n != 0 {
+	if err := e.owner.QueryRow(ctxA, "SELECT count(*) FROM tenantseal.tenants WHERE name = 'c'").Scan(&n); err != nil || n != 0 {
 		t.Errorf("got %d tenants from refused CreateTenant calls (%v), want none", n, err)
 	}
 }

@@ -41,7 +41,7 @@ func ExampleAdmin_CreateKeysetsIn() {
 	admin := pgstore.NewAdmin(owner, kek)
 	err := pgx.BeginFunc(ctx, owner, func(tx pgx.Tx) error {
 		var id tenantseal.TenantID
-		if err := tx.QueryRow(ctx, "INSERT INTO public.tenants (name) VALUES ($1) RETURNING id", "acme").Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, "INSERT INTO tenantseal.tenants (name) VALUES ($1) RETURNING id", "acme").Scan(&id); err != nil {
 			return err
 		}
 		return admin.CreateKeysetsIn(ctx, tx, id)

@@ -27,7 +27,7 @@ func (e *env) vaultTable(t *testing.T) {
 	t.Helper()
 	app := pgx.Identifier{e.d.Roles.App}.Sanitize()
 	e.exec(t, `CREATE SCHEMA "Vault"`, `GRANT USAGE ON SCHEMA "Vault" TO `+app,
-		`CREATE TABLE `+vault+` (tenant_id uuid NOT NULL REFERENCES public.tenants (id), id uuid NOT NULL DEFAULT gen_random_uuid(),
+		`CREATE TABLE `+vault+` (tenant_id uuid NOT NULL REFERENCES tenantseal.tenants (id), id uuid NOT NULL DEFAULT gen_random_uuid(),
 			"e-mail" bytea, "e-mail bidx" bytea, notes bytea, PRIMARY KEY (tenant_id, id))`,
 		`SELECT tenantseal.protect_table('`+vault+`')`,
 		`INSERT INTO tenantseal.encrypted_columns VALUES ('`+vault+`', 'e-mail', 'e-mail bidx', 'email'), ('`+vault+`', 'notes', NULL, 'exact')`)

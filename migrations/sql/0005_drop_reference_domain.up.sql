@@ -18,7 +18,7 @@ DECLARE
     dependents text;
 BEGIN
     -- Tables that examples/reference/migrations created are that set's, not leftovers of 0002.
-    IF EXISTS (SELECT 1 FROM pg_class WHERE relname = 'tenantseal_reference_migrations' AND relkind = 'r') THEN
+    IF to_regclass('tenantseal_migrations.reference') IS NOT NULL THEN
         RETURN;
     END IF;
     FOREACH t IN ARRAY tables LOOP
@@ -47,7 +47,7 @@ BEGIN
         RAISE WARNING 'tenantseal: kept %: they hold rows (%). Earlier tenantseal versions created these example '
             'tables; they are yours now, and tenantseal''s migrations will not touch them again. '
             'examples/reference/migrations describes them: to manage them with it, mark it applied with '
-            'migrate -source file://examples/reference/migrations -database ''<owner DSN>&x-migrations-table=tenantseal_reference_migrations'' force 1',
+            'migrate -source file://examples/reference/migrations -database ''<owner DSN>?x-migrations-table="tenantseal_migrations"."reference"&x-migrations-table-quoted=1'' force 1',
             array_to_string(names, ', '), array_to_string(held, ', ');
         RETURN;
     END IF;

@@ -2,7 +2,7 @@
 -- own migrations, as the owner role, with its own migrations table:
 --
 --   migrate -source file://examples/reference/migrations \
---     -database "pgx5://<owner>@host/db?x-migrations-table=tenantseal_reference_migrations" up
+--     -database 'pgx5://<owner>@host/db?x-migrations-table="tenantseal_migrations"."reference"&x-migrations-table-quoted=1' up
 --
 -- Every table carries tenant_id, leads its primary key, unique constraints and indexes with it,
 -- references parents through composite (tenant_id, id) keys and is put under forced row-level security
@@ -21,7 +21,7 @@ CREATE TABLE public.customers (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     version      bigint NOT NULL DEFAULT 1,
     PRIMARY KEY (tenant_id, id),
-    FOREIGN KEY (tenant_id) REFERENCES public.tenants (id)
+    FOREIGN KEY (tenant_id) REFERENCES tenantseal.tenants (id)
 );
 CREATE UNIQUE INDEX customers_email_bidx ON public.customers (tenant_id, email_bidx);
 CREATE INDEX customers_created ON public.customers (tenant_id, created_at, id);

@@ -1,0 +1,1 @@
+ALTER TABLE tenantseal.tenants SET SCHEMA public;
