@@ -34,7 +34,6 @@ func mustConn(t testing.TB, dsn string) *pgx.Conn {
 	return c
 }
 
-
 func prefixOf(d *pgtest.Database) string { return strings.TrimSuffix(d.Roles.Owner, "_owner") }
 
 // mustPool opens the app role's db.Pool on d, edited by edit.
