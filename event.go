@@ -16,13 +16,66 @@ const (
 	EventTampered       EventKind = "tampered_ciphertext" // a ciphertext that does not decrypt for its row
 	EventElevation      EventKind = "elevation"           // a use of just-in-time elevation
 	EventShred          EventKind = "shred"               // a crypto-shred of a tenant's keysets by an operator
+
+	// A lookup by id that found no row. The repository reports every such miss without asking anything
+	// itself, so that a miss costs the caller the same whether the id is another tenant's or nobody's;
+	// the audit writer has the database check it, on its own role: stored as EventForeignID when the id
+	// is another tenant's, not stored when it is nobody's, stored as it is when it could not be checked.
+	EventLookupMiss EventKind = "lookup_miss"
+	// A role-level setting or the password of the app role changed (ALTER ROLE on itself, which
+	// PostgreSQL lets every role do), as db.Pool sees at startup and in its periodic checks.
+	EventRoleChanged EventKind = "role_changed"
+
+	// Refusals of the authentication layer (package authn). Events before a token's signature is verified
+	// name no Principal: nothing of such a token is trusted.
+	EventAuthRefused     EventKind = "auth_refused"     // a bearer token missing, malformed, badly signed, of a wrong issuer, audience, type or API
+	EventAuthExpired     EventKind = "auth_expired"     // a token expired, not yet valid, or living longer than allowed
+	EventUnknownTenant   EventKind = "unknown_tenant"   // a verified token naming no tenant the registry knows
+	EventIssuerMismatch  EventKind = "issuer_mismatch"  // a verified token naming a tenant its issuer may not speak for
+	EventStepUpRefused   EventKind = "step_up_refused"  // an elevation without step-up: no admin token, no MFA, stale auth_time, reused jti
+	EventEnvelopeRefused EventKind = "envelope_refused" // a job's principal envelope tampered with, expired or bound to another job
+)
+
+// Operator actions, recorded by the libraries an operator's tool calls (keys/pgstore, tenants,
+// migrations, bootstrap) with the operator as the Principal: a Subject and no Tenant (see
+// [OperatorPrincipal]). They are records, not attempts: an audit.Detector does not count them.
+const (
+	EventKeyRotate        EventKind = "key_rotate"         // new primary keys for a tenant
+	EventKeyRetire        EventKind = "key_retire"         // old keys disabled
+	EventKeyEnable        EventKind = "key_enable"         // disabled keys enabled again
+	EventKeyDestroy       EventKind = "key_destroy"        // disabled keys removed from a keyset for good
+	EventKEKRotate        EventKind = "kek_rotate"         // keysets re-wrapped under another KEK
+	EventContextKeyRotate EventKind = "context_key_rotate" // a new signing key for tenant contexts
+	EventMigrate          EventKind = "migrate"            // schema migrations applied, reverted or forced
+	EventTenantChange     EventKind = "tenant_change"      // a tenant created, suspended, resumed, deleted or renamed
+	EventBootstrap        EventKind = "bootstrap"          // roles, database or context key set up
+	EventQuarantine       EventKind = "quarantine_release" // a tenant's quarantine list emptied for re-examination
+	EventKeySettings      EventKind = "key_settings"       // the key cache bound or write grace changed
 )
 
 // EventKinds lists every kind tenantseal records, in a stable order.
 func EventKinds() []EventKind {
 	return []EventKind{EventRefusedWrite, EventForeignID, EventTenantMismatch, EventNoTenant,
-		EventInvalidContext, EventTampered, EventElevation, EventShred}
+		EventInvalidContext, EventTampered, EventElevation, EventShred, EventLookupMiss, EventRoleChanged,
+		EventAuthRefused, EventAuthExpired, EventUnknownTenant, EventIssuerMismatch, EventStepUpRefused, EventEnvelopeRefused,
+		EventKeyRotate, EventKeyRetire, EventKeyEnable, EventKeyDestroy, EventKEKRotate, EventContextKeyRotate,
+		EventMigrate, EventTenantChange, EventBootstrap, EventQuarantine, EventKeySettings}
 }
+
+// Operator reports whether k records an operator's action (a shred included) rather than an attempt.
+func (k EventKind) Operator() bool {
+	switch k {
+	case EventShred, EventKeyRotate, EventKeyRetire, EventKeyEnable, EventKeyDestroy, EventKEKRotate,
+		EventContextKeyRotate, EventMigrate, EventTenantChange, EventBootstrap, EventQuarantine, EventKeySettings:
+		return true
+	}
+	return false
+}
+
+// OperatorPrincipal is the Principal of an operator's action: the operator named by subject (an OS user
+// and host, a CI job, an on-call engineer) and no tenant, so that it can never read or write tenant data,
+// and its events are recorded under no tenant.
+func OperatorPrincipal(subject string) Principal { return Principal{Subject: subject} }
 
 // Valid reports whether k is one of the kinds tenantseal records.
 func (k EventKind) Valid() bool {

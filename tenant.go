@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -61,6 +62,22 @@ type Principal struct {
 	Subject string
 	// Roles are the caller's application roles. Elevation requires the pool's ElevationRole among them.
 	Roles []string
+	// Auth is what the credentials said about how and when the caller authenticated, as the
+	// authentication layer (package authn) verified it; zero when the application built the Principal
+	// from credentials of its own. Step-up for elevation decides on it.
+	Auth Authentication
+}
+
+// Authentication is what a verified access token said about its holder's login. None of it is secret,
+// and none of it is the token: a Principal never carries a credential.
+type Authentication struct {
+	Issuer   string    // the token's iss, exactly
+	Audience string    // the configured audience the token was accepted for
+	TokenID  string    // the token's jti: an elevation is granted once per token
+	Expires  time.Time // the token's exp
+	AuthTime time.Time // the token's auth_time: when the user last logged in actively; zero if not stated
+	AMR      []string  // authentication methods (RFC 8176), e.g. "pwd", "otp", "mfa"
+	ACR      string    // the authentication context class reference, if any
 }
 
 // HasRole reports whether p has role r.

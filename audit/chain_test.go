@@ -156,11 +156,11 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 func TestReplayedBatchIsStoredOnce(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
-	app := mustConn(t, d.AppDSN)
+	writer := mustConn(t, d.AuditWriterDSN)
 	batch := `[{"event_id": "0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5b", "kind": "foreign_id", "at": "2026-01-01T00:00:00Z"},
 	           {"event_id": "0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5c", "kind": "no_tenant", "at": "2026-01-01T00:00:01Z"}]`
 	for i := 0; i < 2; i++ {
-		if _, err := app.Exec(testContext(t), "SELECT tenantseal.audit_append($1::jsonb)", batch); err != nil {
+		if _, err := writer.Exec(testContext(t), "SELECT tenantseal.audit_append($1::jsonb)", batch); err != nil {
 			t.Fatal(err)
 		}
 	}

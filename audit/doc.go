@@ -3,9 +3,10 @@
 //
 // # Recording
 //
-// Parse the app role's connection string once, adjust the [Config], start the writer:
+// Parse the audit writer role's connection string (TENANTSEAL_AUDIT_WRITER_DSN, which bootstrap writes)
+// once, adjust the [Config], start the writer:
 //
-//	cfg, err := audit.ParseConfig(appDSN) // or &audit.Config{PoolConfig: pc}, a *pgxpool.Config
+//	cfg, err := audit.ParseConfig(writerDSN) // or &audit.Config{PoolConfig: pc}, a *pgxpool.Config
 //	cfg.SpoolPath = "/var/lib/myapp/audit.spool"
 //	w, err := audit.NewWriter(ctx, cfg)
 //	defer w.Close(ctx)
@@ -18,20 +19,31 @@
 // [WithRequestID]; never plaintext, tokens or keys. Oversized or invalid UTF-8 values are cut or
 // replaced with a marker, never refused.
 //
-// Record queues and returns; a goroutine appends batches through tenantseal.audit_append on the writer's
-// own connections, so an event survives the rollback of the transaction that failed. A full queue makes
-// Record wait at most Config.MaxBlock, then drop the event, count it in [Stats] and log it at ERROR:
-// never silently. While the database cannot be reached, events go to the log and to a spool file that
-// is replayed, in order, when it can. Close flushes.
+// Record queues and returns; a goroutine appends batches (at most [MaxBatchSize] events) through
+// tenantseal.audit_append on the writer's own connections, as the writer's own role, so an event survives
+// the rollback of the transaction that failed, and SQL injected into the application (the app role)
+// can neither append, nor cancel or terminate the writer's sessions, nor hold the chain head locked. A
+// full queue makes Record wait at most Config.MaxBlock, then drop the event, count it in [Stats] and log
+// it at ERROR: never silently. While the database cannot be reached, or the chain head stays locked
+// longer than Config.LockTimeout, events go to the log and to a spool file that is replayed, in order,
+// when it can. Close flushes.
+//
+// A lookup by id that missed (tenantseal.EventLookupMiss, from the repositories) is checked by
+// audit_append itself, on the writer's connection: stored as a foreign_id attempt when the id is another
+// tenant's, dropped when it is nobody's. The caller's request never waits for that check.
 //
 // # Tamper evidence
 //
-// The database assigns each entry its sequence number and a SHA-256 hash over the previous hash and a
-// canonical encoding of the entry, under a lock on the chain head, so concurrent writers cannot fork the
-// chain. An event carries an id chosen when it is recorded, and an id already stored is skipped, so a
+// The database assigns each entry its sequence number, its time (its own clock; the writer's is kept as
+// ReportedAt, never later) and a SHA-256 hash over the previous hash and a canonical encoding of the
+// entry, under a lock on the chain head, so concurrent writers cannot fork the chain. An event carries an id chosen when it is recorded, and an id already stored is skipped, so a
 // batch replayed after a lost acknowledgement is stored once. Triggers refuse UPDATE, DELETE and TRUNCATE;
-// the app role may only append, through the function; the auditor role reads everything. [Verify] walks
-// the chain and reports the first broken link.
+// only the audit writer role may append, through the function; the auditor role reads everything.
+// [Verify] walks the chain and reports the first broken link.
+//
+// What injected SQL catches itself (DO ... EXCEPTION) reaches no Recorder. The database counts every
+// tenant context it refuses in a sequence, which no rollback undoes, and logs it at LOG level in the
+// server log: [ContextRefusals] reads the count, to compare with the invalid_context entries.
 //
 // # Reading
 //
@@ -39,8 +51,9 @@
 // entries selected by a [Filter] (tenant, kind, time, sequence number); [Tail] the last n of them, and
 // the sequence number from which [Follow] goes on printing new ones as they arrive; [Export] writes every
 // match as JSON lines for a SIEM. They read a page at a time, so the log may be of any size. A role that
-// sees only part of the log (the app role, under row-level security) reads only its tenant's entries:
-// [CheckWholeLog] tells, with [ErrPartialLog], and [Verify] refuses such a role.
+// does not see the whole log is told by [CheckWholeLog], with [ErrPartialLog], and refused by [Verify].
+// The app role reads no audit table: a tenant reads the entries it acted in with [OwnEvents], numbered
+// within the tenant, without the chain's sequence numbers, whose gaps would tell other tenants' volume.
 //
 // # Alerts and metrics
 //

@@ -16,8 +16,11 @@ type Entry struct {
 	Seq int64 `json:"seq,omitempty"`
 	// EventID is chosen when the event is recorded: the database skips an id it already holds, so a
 	// batch appended again after a lost acknowledgement is not stored twice.
-	EventID      string               `json:"event_id"`
+	EventID string `json:"event_id"`
+	// At is when the event was recorded, by the writer's clock, until it is stored; then the database's
+	// clock, which also orders it (Seq). What the writer said is kept as ReportedAt (never later than At).
 	At           time.Time            `json:"at"`
+	ReportedAt   *time.Time           `json:"reported_at,omitempty"`
 	Kind         tenantseal.EventKind `json:"kind"`
 	Subject      *string              `json:"subject"`
 	TenantID     *string              `json:"tenant_id"`

@@ -80,20 +80,7 @@ func TestNoEventLostWhenTheServerStopsAndRestarts(t *testing.T) {
 	wg.Wait()
 	recorded := n.Load()
 
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok, err := w.Flush(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events still spooled 60 s after the restart: %+v", w.Stats())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	mustFlushWithin(t, w, 60*time.Second, "after the restart")
 	auditor := pgtest.Conn(t, d.AuditorDSN)
 	seen := map[string]int{}
 	after := int64(0)

@@ -31,7 +31,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func mustWriter(t testing.TB, d *pgtest.Database, edit ...func(*audit.Config)) *audit.Writer {
 	t.Helper()
-	cfg, err := audit.ParseConfig(d.AppDSN)
+	cfg, err := audit.ParseConfig(d.AuditWriterDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,4 +123,24 @@ func sqlState(err error) string {
 		return pg.Code
 	}
 	return ""
+}
+
+// mustFlushWithin flushes w until everything recorded is in the database, and fails the test when some
+// of it still waits in the spool after within.
+func mustFlushWithin(t testing.TB, w *audit.Writer, within time.Duration, when string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ok, err := w.Flush(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events still spooled %v %s: %+v", within, when, w.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

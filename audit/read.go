@@ -97,15 +97,20 @@ func CheckWholeLog(ctx context.Context, q Querier) error {
 // assigned under a lock on the chain head, in commit order: every entry up to it is committed, and
 // reading past it later misses nothing.
 func head(ctx context.Context, q Querier) (int64, error) {
-	rows, err := q.Query(ctx, "SELECT coalesce(max(seq), 0) FROM tenantseal.audit_log")
+	return number(ctx, q, "read the newest entry", "SELECT coalesce(max(seq), 0) FROM tenantseal.audit_log")
+}
+
+// number runs sql, a query of one bigint, for what.
+func number(ctx context.Context, q Querier, what, sql string) (int64, error) {
+	rows, err := q.Query(ctx, sql)
 	if err != nil {
-		return 0, fmt.Errorf("audit: read the newest entry: %w", err)
+		return 0, fmt.Errorf("audit: %s: %w", what, err)
 	}
-	seq, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[int64])
+	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[int64])
 	if err != nil {
-		return 0, fmt.Errorf("audit: read the newest entry: %w", err)
+		return 0, fmt.Errorf("audit: %s: %w", what, err)
 	}
-	return seq, nil
+	return n, nil
 }
 
 // each calls fn for every entry after f.AfterSeq that matches f, up to seq upTo, in sequence order, a
@@ -244,4 +249,41 @@ func Export(ctx context.Context, q Querier, w io.Writer, f Filter) (int64, error
 		return n, fmt.Errorf("audit: export: %w", err)
 	}
 	return n, nil
+}
+
+// OwnEvents returns, in order, the entries the tenant of the Principal in ctx acted in, through q, a
+// db.Pool or one of its transactions (the app role reads no audit table: its sequence numbers and
+// indexes would tell other tenants' volume). Each entry's Seq numbers it within the tenant, from 1; it
+// carries no hashes. At most limit entries (1000 at most, DefaultPageSize when 0) after the one numbered
+// after.
+func OwnEvents(ctx context.Context, q Querier, after int64, limit int) ([]Entry, error) {
+	if limit <= 0 {
+		limit = DefaultPageSize
+	}
+	rows, err := q.Query(ctx, `SELECT n, event_id::text, at, kind, subject, tenant_id::text, target_tenant::text, table_name, operation,
+		row_key, sqlstate, request_id, detail, reported_at FROM tenantseal.tenant_audit_log($1, $2)`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("audit: own events: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Entry, error) {
+		var e Entry
+		err := r.Scan(&e.Seq, &e.EventID, &e.At, &e.Kind, &e.Subject, &e.TenantID, &e.TargetTenant, &e.Table, &e.Operation,
+			&e.RowKey, &e.SQLState, &e.RequestID, &e.Detail, &e.ReportedAt)
+		e.At = e.At.UTC()
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: own events: %w", err)
+	}
+	return out, nil
+}
+
+// ContextRefusals returns how many tenant contexts the database has refused (TS401) since it was
+// migrated, as it counts them itself: in a sequence, which no rollback undoes. It counts the refusals
+// that SQL injected into the application caught itself (DO ... EXCEPTION), which reach no Recorder: more
+// refusals than invalid_context entries in the log (allowing for those still on their way, and for the
+// isolation suite's own attempts) mean such attempts. The database also writes each refusal to the
+// server log at LOG level. Connect as the auditor role.
+func ContextRefusals(ctx context.Context, q Querier) (int64, error) {
+	return number(ctx, q, "context refusals", "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM tenantseal.context_refusals")
 }

@@ -35,7 +35,7 @@ var genesis = make([]byte, sha256.Size)
 
 // canonical is the encoding the database hashes (tenantseal.audit_canonical): seq and time in
 // microseconds as big-endian int64, then each text field as a big-endian int32 length and its UTF-8 bytes,
-// NULL as length -1.
+// NULL as length -1, then, when it is set, the reported time in microseconds as big-endian int64.
 func canonical(e *Entry) []byte {
 	b := make([]byte, 0, 256)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Seq))
@@ -49,6 +49,9 @@ func canonical(e *Entry) []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(*f)))
 		b = append(b, *f...)
 	}
+	if e.ReportedAt != nil {
+		b = binary.BigEndian.AppendUint64(b, uint64(e.ReportedAt.UnixMicro()))
+	}
 	return b
 }
 
@@ -60,13 +63,17 @@ func chainHash(prev []byte, e *Entry) []byte {
 }
 
 const entryColumns = `seq, event_id::text, at, kind, subject, tenant_id::text, target_tenant::text, table_name, operation, row_key,
-	sqlstate, request_id, detail, prev_hash, hash`
+	sqlstate, request_id, detail, prev_hash, hash, reported_at`
 
 func scanEntry(r pgx.CollectableRow) (Entry, error) {
 	var e Entry
 	err := r.Scan(&e.Seq, &e.EventID, &e.At, &e.Kind, &e.Subject, &e.TenantID, &e.TargetTenant, &e.Table, &e.Operation,
-		&e.RowKey, &e.SQLState, &e.RequestID, &e.Detail, &e.PrevHash, &e.Hash)
+		&e.RowKey, &e.SQLState, &e.RequestID, &e.Detail, &e.PrevHash, &e.Hash, &e.ReportedAt)
 	e.At = e.At.UTC()
+	if e.ReportedAt != nil {
+		utc := e.ReportedAt.UTC()
+		e.ReportedAt = &utc
+	}
 	return e, err
 }
 

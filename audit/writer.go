@@ -7,12 +7,15 @@ import (
 	"expvar"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tenantseal/tenantseal"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -24,17 +27,22 @@ const (
 	DefaultMaxBlock      = 5 * time.Millisecond
 	DefaultRetryInterval = time.Second
 	DefaultSpoolPath     = "tenantseal-audit.spool"
+	DefaultLockTimeout   = time.Second
+	// MaxBatchSize is the most events tenantseal.audit_append takes in one call.
+	MaxBatchSize = 1000
 )
 
 // Config configures a [Writer]. Build it with [ParseConfig], adjust fields, then call [NewWriter].
 type Config struct {
-	// PoolConfig is the configuration of the writer's own connections: connect as the app role, which may
-	// only append, through tenantseal.audit_append. Own connections, so that events survive the rollback
-	// of the transaction that failed. Required; NewWriter copies it.
+	// PoolConfig is the configuration of the writer's own connections: connect as the audit writer role
+	// (<prefix>_audit_writer, TENANTSEAL_AUDIT_WRITER_DSN), the only role that may append, through
+	// tenantseal.audit_append. A role of its own, so that SQL injected into the application (the app
+	// role) can neither append nor cancel or terminate the writer's sessions; own connections, so that
+	// events survive the rollback of the transaction that failed. Required; NewWriter copies it.
 	PoolConfig *pgxpool.Config
 	// QueueSize bounds the events waiting to be written. Default DefaultQueueSize.
 	QueueSize int
-	// BatchSize bounds the events appended per statement. Default DefaultBatchSize.
+	// BatchSize bounds the events appended per statement. Default DefaultBatchSize; at most MaxBatchSize.
 	BatchSize int
 	// FlushInterval bounds how long an event waits for its batch to fill. Default DefaultFlushInterval.
 	FlushInterval time.Duration
@@ -48,6 +56,11 @@ type Config struct {
 	RetryInterval time.Duration
 	// WriteTimeout bounds one append to the database. Default 5 s.
 	WriteTimeout time.Duration
+	// LockTimeout bounds how long an append waits for the lock on the chain head (lock_timeout of the
+	// writer's sessions). A session that holds it longer delays the writer by this much at most: then
+	// the batch goes to the spool, is retried every RetryInterval, and every such wait is logged at
+	// ERROR and counted in Stats.LockTimeouts. Default DefaultLockTimeout.
+	LockTimeout time.Duration
 	// Logger receives the local spill of events that could not be written yet, drops and alerts.
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -60,7 +73,9 @@ type Config struct {
 // Stats are the writer's counters. Expvar publishes the same under "tenantseal_audit".
 type Stats struct {
 	Recorded, Written, Spooled, Replayed, Dropped int64
-	ByKind                                        map[string]int64
+	// LockTimeouts counts appends that gave up waiting for the chain head (Config.LockTimeout).
+	LockTimeouts int64
+	ByKind       map[string]int64
 }
 
 // Writer records events asynchronously: Record queues, a goroutine appends batches through
@@ -82,6 +97,7 @@ type Writer struct {
 	flushReq  chan chan bool
 
 	recorded, written, spooled, replayed, dropped atomic.Int64
+	lockTimeouts                                  atomic.Int64
 	kinds                                         sync.Map // kind -> *atomic.Int64
 	lastDropLog                                   atomic.Int64
 }
@@ -91,12 +107,12 @@ var vars = expvar.NewMap("tenantseal_audit")
 // DefaultConnectTimeout bounds each connection attempt of a writer whose pool configuration sets none.
 const DefaultConnectTimeout = 5 * time.Second
 
-// ParseConfig parses the app role's connection string, once, into a Config for [NewWriter]: at most two
-// connections (a writer needs no more; change PoolConfig.MaxConns after parsing for more), and a connect
-// timeout of DefaultConnectTimeout unless the string sets connect_timeout. Zero fields take their
-// defaults in NewWriter.
-func ParseConfig(appDSN string) (*Config, error) {
-	pc, err := pgxpool.ParseConfig(appDSN)
+// ParseConfig parses the audit writer role's connection string, once, into a Config for [NewWriter]: at
+// most two connections (a writer needs no more; change PoolConfig.MaxConns after parsing for more), and
+// a connect timeout of DefaultConnectTimeout unless the string sets connect_timeout. Zero fields take
+// their defaults in NewWriter.
+func ParseConfig(writerDSN string) (*Config, error) {
+	pc, err := pgxpool.ParseConfig(writerDSN)
 	if err != nil {
 		return nil, fmt.Errorf("audit: parse connection string: %w", err)
 	}
@@ -122,6 +138,10 @@ func NewWriter(ctx context.Context, config *Config) (*Writer, error) {
 	setDefault(&cfg.RetryInterval, DefaultRetryInterval)
 	setDefault(&cfg.SpoolPath, DefaultSpoolPath)
 	setDefault(&cfg.WriteTimeout, 5*time.Second)
+	setDefault(&cfg.LockTimeout, DefaultLockTimeout)
+	if cfg.BatchSize > MaxBatchSize {
+		return nil, fmt.Errorf("audit: Config.BatchSize %d exceeds the %d events tenantseal.audit_append takes", cfg.BatchSize, MaxBatchSize)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -132,6 +152,15 @@ func NewWriter(ctx context.Context, config *Config) (*Writer, error) {
 		cfg.Detector = NewDetector(DetectorConfig{Logger: cfg.Logger, Now: cfg.Now})
 	}
 	cfg.PoolConfig = config.PoolConfig.Copy()
+	// Set at connection start, so that no role-level setting (ALTER ROLE ... SET) can make the writer's
+	// sessions wait longer or refuse to write.
+	if cfg.PoolConfig.ConnConfig.RuntimeParams == nil {
+		cfg.PoolConfig.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	rp := cfg.PoolConfig.ConnConfig.RuntimeParams
+	rp["lock_timeout"] = strconv.FormatInt(cfg.LockTimeout.Milliseconds(), 10)
+	rp["statement_timeout"] = strconv.FormatInt(cfg.WriteTimeout.Milliseconds(), 10)
+	rp["default_transaction_read_only"] = "off"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg.PoolConfig)
 	if err != nil {
 		return nil, fmt.Errorf("audit: open pool: %w", err)
@@ -194,7 +223,7 @@ func (w *Writer) count(kind string) {
 // Stats returns the counters.
 func (w *Writer) Stats() Stats {
 	s := Stats{Recorded: w.recorded.Load(), Written: w.written.Load(), Spooled: w.spooled.Load(),
-		Replayed: w.replayed.Load(), Dropped: w.dropped.Load(), ByKind: map[string]int64{}}
+		Replayed: w.replayed.Load(), Dropped: w.dropped.Load(), LockTimeouts: w.lockTimeouts.Load(), ByKind: map[string]int64{}}
 	w.kinds.Range(func(k, v any) bool {
 		s.ByKind[k.(string)] = v.(*atomic.Int64).Load()
 		return true
@@ -307,6 +336,8 @@ func (w *Writer) write(batch []Entry) {
 	vars.Add("written", int64(len(batch)))
 }
 
+// appendDB appends a batch. The database checks the lookup misses in it and returns those it stored as
+// foreign ids: they count for alerts from then on.
 func (w *Writer) appendDB(batch []Entry) error {
 	payload, err := json.Marshal(batch)
 	if err != nil {
@@ -314,7 +345,39 @@ func (w *Writer) appendDB(batch []Entry) error {
 	}
 	ctx, cancel := context.WithTimeout(w.base, w.cfg.WriteTimeout)
 	defer cancel()
-	_, err = w.pool.Exec(ctx, "SELECT tenantseal.audit_append($1::jsonb)", payload)
+	rows, err := w.pool.Query(ctx, "SELECT * FROM tenantseal.audit_append($1::jsonb)", payload)
+	if err != nil {
+		return w.appendFailed(err)
+	}
+	confirmed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return w.appendFailed(err)
+	}
+	for _, id := range confirmed {
+		for _, en := range batch {
+			if en.EventID == id {
+				en.Kind = tenantseal.EventForeignID
+				w.detector.Observe(w.base, en)
+			}
+		}
+	}
+	return nil
+}
+
+// appendFailed says why an append failed where an operator looks, beyond the spool's log lines: a
+// chain head held locked past Config.LockTimeout, or a role that may not append.
+func (w *Writer) appendFailed(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "55P03": // lock_not_available
+			n := w.lockTimeouts.Add(1)
+			vars.Add("lock_timeouts", 1)
+			w.log.Error("tenantseal audit: the chain head stayed locked longer than the lock timeout: events spooled, retried", "lock_timeout", w.cfg.LockTimeout.String(), "lock_timeouts_total", n)
+		case "42501", "42883":
+			w.log.Error("tenantseal audit: the writer's role may not append: connect as the audit writer role (<prefix>_audit_writer)", "error", err.Error())
+		}
+	}
 	return err
 }
 

@@ -71,20 +71,7 @@ func TestNoEventLostWhileTheDatabaseIsDown(t *testing.T) {
 	record(25, 30) // more while down: they queue behind the spool
 
 	setConnections(t, d, true)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, err := w.Flush(testContext(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the spool was not replayed within 30 s of the database's return: %+v", w.Stats())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	mustFlushWithin(t, w, 30*time.Second, "after the database's return")
 	got, err := audit.Query(testContext(t), mustConn(t, d.AuditorDSN), audit.Filter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)

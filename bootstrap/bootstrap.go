@@ -28,10 +28,14 @@ type Options struct {
 	Passwords Passwords
 	// ResetPasswords gives existing roles new passwords.
 	ResetPasswords bool
+	// ResetRoles names the existing roles that get new passwords, the others keeping theirs.
+	ResetRoles []string
 	// ContextKey known from an earlier bootstrap: kept when the database still accepts it.
 	ContextKey *db.ContextKey
 	// SkipMigrate stops after roles, database and grants: no migrations and no context key.
 	SkipMigrate bool
+	// Limits are the session limits set on the app role; zero fields take their defaults.
+	Limits SessionLimits
 }
 
 // Result holds what an application and a DBA need afterwards. It holds secrets: its String method
@@ -39,10 +43,11 @@ type Options struct {
 type Result struct {
 	Roles    db.RoleNames
 	Database string
-	// OwnerDSN, AppDSN and AuditorDSN are postgres:// URLs with the roles' passwords.
-	OwnerDSN   string
-	AppDSN     string
-	AuditorDSN string
+	// OwnerDSN, AppDSN, AuditorDSN and AuditWriterDSN are postgres:// URLs with the roles' passwords.
+	OwnerDSN       string
+	AppDSN         string
+	AuditorDSN     string
+	AuditWriterDSN string
 	// ContextKey signs tenant context tokens (zero with SkipMigrate).
 	ContextKey db.ContextKey
 	// Actions lists what this run changed, for the operator.
@@ -50,7 +55,8 @@ type Result struct {
 }
 
 func (r *Result) String() string {
-	return fmt.Sprintf("bootstrap.Result(database=%s roles=%s,%s,%s key=%s)", r.Database, r.Roles.Owner, r.Roles.App, r.Roles.Auditor, r.ContextKey.ID)
+	return fmt.Sprintf("bootstrap.Result(database=%s roles=%s,%s,%s,%s key=%s)", r.Database, r.Roles.Owner, r.Roles.App, r.Roles.Auditor,
+		r.Roles.AuditWriter, r.ContextKey.ID)
 }
 
 // GoString is String, for %#v.
@@ -58,7 +64,7 @@ func (r *Result) GoString() string { return r.String() }
 
 // Run does every step as the superuser of superDSN, idempotently: [CheckSuperuser], [CreateRoles],
 // [CreateDatabase], [SecurePublicSchema], then (unless SkipMigrate) [Migrate] and [EnsureContextKey] as
-// the owner. It does not log in as the roles: call [CheckLogins] once the result is stored, so that a
+// the owner and [HideStatistics]. It does not log in as the roles: call [CheckLogins] once the result is stored, so that a
 // failed login does not lose new passwords.
 func Run(ctx context.Context, superDSN string, opts Options) (*Result, error) {
 	if opts.Database == "" {
@@ -87,7 +93,7 @@ func Run(ctx context.Context, superDSN string, opts Options) (*Result, error) {
 	}
 
 	res := &Result{Roles: db.Roles(opts.RolePrefix), Database: opts.Database}
-	passwords, actions, err := CreateRoles(ctx, conn, opts.RolePrefix, RoleOptions{Passwords: opts.Passwords, ResetPasswords: opts.ResetPasswords})
+	passwords, actions, err := CreateRoles(ctx, conn, opts.RolePrefix, RoleOptions{Passwords: opts.Passwords, ResetPasswords: opts.ResetPasswords, ResetRoles: opts.ResetRoles, Limits: opts.Limits})
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +105,7 @@ func Run(ctx context.Context, superDSN string, opts Options) (*Result, error) {
 	for _, r := range []struct {
 		role string
 		dsn  *string
-	}{{res.Roles.Owner, &res.OwnerDSN}, {res.Roles.App, &res.AppDSN}, {res.Roles.Auditor, &res.AuditorDSN}} {
+	}{{res.Roles.Owner, &res.OwnerDSN}, {res.Roles.App, &res.AppDSN}, {res.Roles.Auditor, &res.AuditorDSN}, {res.Roles.AuditWriter, &res.AuditWriterDSN}} {
 		if *r.dsn, err = RoleDSN(conn, r.role, passwords[r.role], opts.Database); err != nil {
 			return nil, err
 		}
@@ -136,7 +142,51 @@ func Run(ctx context.Context, superDSN string, opts Options) (*Result, error) {
 	if created {
 		res.Actions = append(res.Actions, "created context signing key "+key.ID)
 	}
+	n, err := HideStatistics(ctx, superIn, opts.RolePrefix)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		res.Actions = append(res.Actions, fmt.Sprintf("removed %d column statistics of tenant tables that collect none", n))
+	}
 	return res, nil
+}
+
+// HideStatistics makes tenant tables collect no column statistics, and removes those collected before:
+// the planner uses them for conditions with leakproof operators (=, <, > on text, uuid, numbers, times),
+// and EXPLAIN shows its estimates to every role, so most common values and histogram bounds of every
+// tenant would be one EXPLAIN away (pg_stats hides them, the planner does not). Tables are hidden that
+// tenantseal.protect_table hid (statistics target 0 on any column: columns added since follow), and
+// tenantseal's own tables under row-level security that the app role of prefix may read. A table
+// protected with hide_statistics => false keeps its statistics. conn is a superuser's, connected to the
+// database: only a superuser may change pg_statistic. It returns how many column statistics it removed.
+func HideStatistics(ctx context.Context, conn *pgx.Conn, prefix string) (int64, error) {
+	rows, err := conn.Query(ctx, `SELECT format('ALTER TABLE %s ', c.oid::regclass) ||
+			string_agg(format('ALTER COLUMN %I SET STATISTICS 0', a.attname), ', ' ORDER BY a.attnum)
+		FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity AND a.attstattarget <> 0
+		  AND (EXISTS (SELECT 1 FROM pg_catalog.pg_attribute z WHERE z.attrelid = c.oid AND z.attnum > 0 AND z.attstattarget = 0)
+		       OR (c.relnamespace = 'tenantseal'::regnamespace AND has_table_privilege($1, c.oid, 'SELECT')))
+		GROUP BY c.oid ORDER BY c.oid`, db.Roles(prefix).App)
+	if err != nil {
+		return 0, fmt.Errorf("bootstrap: hide statistics: %w", err)
+	}
+	stmts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("bootstrap: hide statistics: %w", err)
+	}
+	for _, stmt := range stmts {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return 0, fmt.Errorf("bootstrap: hide statistics: %w", err)
+		}
+	}
+	tag, err := conn.Exec(ctx, `DELETE FROM pg_catalog.pg_statistic s USING pg_catalog.pg_attribute a, pg_catalog.pg_class c
+		WHERE a.attrelid = s.starelid AND a.attnum = s.staattnum AND a.attstattarget = 0
+		  AND c.oid = s.starelid AND c.relrowsecurity`)
+	if err != nil {
+		return 0, fmt.Errorf("bootstrap: hide statistics: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // Migrate applies tenantseal's pending migrations as the owner of ownerDSN, with the roles of prefix,
@@ -206,6 +256,7 @@ func (e *LoginError) Unwrap() error { return e.Err }
 func CheckLogins(ctx context.Context, res *Result) error {
 	for _, l := range []struct{ role, dsn string }{
 		{res.Roles.Owner, res.OwnerDSN}, {res.Roles.App, res.AppDSN}, {res.Roles.Auditor, res.AuditorDSN},
+		{res.Roles.AuditWriter, res.AuditWriterDSN},
 	} {
 		cfg, err := pgx.ParseConfig(l.dsn)
 		if err != nil {

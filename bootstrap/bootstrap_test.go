@@ -13,13 +13,14 @@ import (
 	"github.com/tenantseal/tenantseal/bootstrap"
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/dsn"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
 // secretsOf returns the secrets res holds: the roles' passwords and the context key, as hex.
 func secretsOf(t testing.TB, res *bootstrap.Result) []string {
 	t.Helper()
 	var out []string
-	for _, c := range []string{res.OwnerDSN, res.AppDSN, res.AuditorDSN} {
+	for _, c := range []string{res.OwnerDSN, res.AppDSN, res.AuditorDSN, res.AuditWriterDSN} {
 		s, err := dsn.Parse(c)
 		if err != nil {
 			t.Fatal(err)
@@ -62,7 +63,7 @@ func TestRunKeepsConnectionSettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, c := range []string{res.OwnerDSN, res.AppDSN, res.AuditorDSN} {
+			for _, c := range []string{res.OwnerDSN, res.AppDSN, res.AuditorDSN, res.AuditWriterDSN} {
 				u, err := url.Parse(c)
 				if err != nil {
 					t.Fatal(err)
@@ -160,7 +161,8 @@ func TestRunAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got, want := reset.Actions, []string{"reset the password of role " + first.Roles.Owner,
-			"reset the password of role " + first.Roles.App, "reset the password of role " + first.Roles.Auditor}; !cmp.Equal(got, want) {
+			"reset the password of role " + first.Roles.App, "reset the password of role " + first.Roles.Auditor,
+			"reset the password of role " + first.Roles.AuditWriter}; !cmp.Equal(got, want) {
 			t.Errorf("got actions %q, want %q", got, want)
 		}
 		if reset.AppDSN == first.AppDSN || reset.ContextKey.ID != first.ContextKey.ID {
@@ -178,7 +180,7 @@ func TestRunAgain(t *testing.T) {
 func passwordsOf(t testing.TB, res *bootstrap.Result) bootstrap.Passwords {
 	t.Helper()
 	pw := bootstrap.Passwords{}
-	for _, c := range []string{res.OwnerDSN, res.AppDSN, res.AuditorDSN} {
+	for _, c := range []string{res.OwnerDSN, res.AppDSN, res.AuditorDSN, res.AuditWriterDSN} {
 		s, err := dsn.Parse(c)
 		if err != nil {
 			t.Fatal(err)
@@ -203,7 +205,10 @@ func TestSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := actions, []string{"created role " + roles.Owner, "created role " + roles.App, "created role " + roles.Auditor, "created role " + roles.Probe}; !cmp.Equal(got, want) {
+	if got, want := actions, []string{"created role " + roles.Owner, "created role " + roles.App, "created role " + roles.Auditor,
+		"created role " + roles.AuditWriter, "created role " + roles.Probe,
+		"set the session limits of role " + roles.App + " (idle_in_transaction_session_timeout=60000ms, lock_timeout=5000ms, statement_timeout=30000ms)",
+		"set the session limits of role " + roles.AuditWriter + " (lock_timeout=5000ms)"}; !cmp.Equal(got, want) {
 		t.Errorf("got actions %q, want %q", got, want)
 	}
 	if s := fmt.Sprint(passwords) + fmt.Sprintf("%#v", passwords); strings.Contains(s, passwords[roles.App]) {
@@ -273,5 +278,72 @@ func TestNamesAreChecked(t *testing.T) {
 	var conn *pgx.Conn // never used: the name is refused first
 	if _, err := bootstrap.CreateDatabase(t.Context(), conn, "ok", "Bad"); err == nil {
 		t.Errorf("CreateDatabase with a bad prefix: got no error")
+	}
+}
+
+// Bootstrap gives the app role exactly its session limits, again on every run, and makes tenant tables
+// keep no column statistics, also for columns added after protect_table hid them.
+func TestSessionLimitsAndHiddenStatistics(t *testing.T) {
+	t.Parallel()
+	prefix, database := freshNames(t)
+	ctx := testContext(t)
+	res, err := bootstrap.Run(ctx, superDSN(t), bootstrap.Options{Database: database, RolePrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	super := mustConn(t, superDSN(t))
+	settings := func(role string) []string {
+		t.Helper()
+		rows, err := super.Query(ctx, `SELECT c FROM pg_db_role_setting s, unnest(s.setconfig) c
+			WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) ORDER BY 1`, role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	want := []string{"idle_in_transaction_session_timeout=60000", "lock_timeout=5000", "statement_timeout=30000"}
+	if got := settings(res.Roles.App); !cmp.Equal(got, want) {
+		t.Errorf("app role settings: got %v, want %v", got, want)
+	}
+	// What the app role set on itself goes, in any database; the limits come back.
+	mustExec(t, super, "ALTER ROLE "+res.Roles.App+" SET statement_timeout = 0")
+	mustExec(t, super, "ALTER ROLE "+res.Roles.App+" IN DATABASE "+database+" SET default_transaction_read_only = on")
+	actions, err := bootstrap.SetSessionLimits(ctx, super, res.Roles, bootstrap.SessionLimits{})
+	if err != nil || len(actions) != 1 {
+		t.Errorf("SetSessionLimits again: got %q (%v), want one action", actions, err)
+	}
+	if got := settings(res.Roles.App); !cmp.Equal(got, want) {
+		t.Errorf("app role settings after the reset: got %v, want %v", got, want)
+	}
+
+	in := mustConn(t, pgtest.WithDatabase(superDSN(t), database))
+	mustExec(t, in, fmt.Sprintf(`SET ROLE %s;
+		CREATE TABLE public.notes (tenant_id uuid NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), body text, PRIMARY KEY (tenant_id, id));
+		SELECT tenantseal.protect_table('public.notes');
+		ALTER TABLE public.notes ADD COLUMN later text;
+		RESET ROLE;
+		INSERT INTO tenantseal.tenants (id, name) VALUES ('00000000-0000-0000-0000-000000000001', 'a');
+		INSERT INTO public.notes (tenant_id, body, later) SELECT '00000000-0000-0000-0000-000000000001', 'b' || i, 'l' || i FROM generate_series(1, 50) i;
+		ANALYZE public.notes`, res.Roles.Owner))
+	count := func() int {
+		var n int
+		if err := in.QueryRow(ctx, "SELECT count(*) FROM pg_statistic WHERE starelid = 'public.notes'::regclass").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("before: %d column statistics, want 1 (of the column added after protect_table)", n)
+	}
+	if n, err := bootstrap.HideStatistics(ctx, in, prefix); err != nil || n != 1 {
+		t.Errorf("HideStatistics: removed %d (%v), want 1", n, err)
+	}
+	mustExec(t, in, "ANALYZE public.notes")
+	if n := count(); n != 0 {
+		t.Errorf("after: %d column statistics, want none, also after ANALYZE", n)
 	}
 }

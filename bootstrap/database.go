@@ -11,7 +11,8 @@ import (
 
 // CreateDatabase creates database name owned by the owner role of prefix unless it exists, and (again
 // each time) makes the owner its owner, records the role prefix in it (the migrations read
-// tenantseal.role_prefix), revokes everything from PUBLIC and grants CONNECT to the app and auditor roles.
+// tenantseal.role_prefix), revokes everything from PUBLIC and grants CONNECT to the app, auditor and audit
+// writer roles.
 // conn is a superuser's; the roles must exist ([CreateRoles]). It returns what it changed.
 func CreateDatabase(ctx context.Context, conn *pgx.Conn, name, prefix string) ([]string, error) {
 	if err := checkIdent("database name", name); err != nil {
@@ -38,7 +39,8 @@ func CreateDatabase(ctx context.Context, conn *pgx.Conn, name, prefix string) ([
 		fmt.Sprintf("ALTER DATABASE %s OWNER TO %s", dbIdent, owner),
 		fmt.Sprintf("ALTER DATABASE %s SET tenantseal.role_prefix = %s", dbIdent, quoteLiteral(prefix)),
 		fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", dbIdent),
-		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s, %s", dbIdent, pgx.Identifier{r.App}.Sanitize(), pgx.Identifier{r.Auditor}.Sanitize()),
+		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s, %s, %s", dbIdent, pgx.Identifier{r.App}.Sanitize(), pgx.Identifier{r.Auditor}.Sanitize(),
+			pgx.Identifier{r.AuditWriter}.Sanitize()),
 	} {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			return nil, fmt.Errorf("bootstrap: %w", err)

@@ -3,8 +3,9 @@
 //
 // # All at once
 //
-// [Run] does every step, idempotently, and returns the connection strings of the owner, app and auditor
-// roles and the context key, which is what `tenantseal bootstrap` writes to its secrets file:
+// [Run] does every step, idempotently, and returns the connection strings of the owner, app, auditor and
+// audit writer roles and the context key, which is what `tenantseal bootstrap` writes to its secrets
+// file:
 //
 //	res, err := bootstrap.Run(ctx, superDSN, bootstrap.Options{Database: "app", RolePrefix: "app"})
 //
@@ -13,12 +14,15 @@
 // The steps are functions of their own, for a deployment that creates databases or roles its own way:
 //
 //   - [CheckSuperuser]: the connection's role may create roles and databases.
-//   - [CreateRoles]: the owner, app, auditor and probe roles, with their attributes re-asserted each time.
-//   - [CreateDatabase]: the database owned by the owner, its role prefix, CONNECT for app and auditor only.
+//   - [CreateRoles]: the owner, app, auditor, audit writer and probe roles, with their attributes
+//     re-asserted each time, and the app role's [SessionLimits] ([SetSessionLimits]).
+//   - [CreateDatabase]: the database owned by the owner, its role prefix, CONNECT for app, auditor and
+//     audit writer only.
 //   - [SecurePublicSchema]: in that database, the owner owns schema public and nobody else creates in it.
 //   - [RoleDSN]: the connection string of a role, with the superuser's TLS and timeout settings.
 //   - [Migrate]: the migrations, as the owner.
 //   - [EnsureContextKey]: the context signing key, as the owner.
+//   - [HideStatistics]: no column statistics of tenant tables, as the superuser.
 //   - [CheckLogins]: every connection string of a [Result] logs in.
 //
 // # Secrets

@@ -22,7 +22,7 @@ func mustConn(t testing.TB, dsn string) *pgx.Conn { return pgtest.Conn(t, dsn) }
 func superDSN(t testing.TB) string { return pgtest.SharedCluster(t).Server.SuperDSN }
 
 // freshNames returns a role prefix and a database name that no other test uses and, before the test
-// creates anything under them, registers a cleanup that drops the database and all four roles when the
+// creates anything under them, registers a cleanup that drops the database and all five roles when the
 // test ends, passed or failed: the server may be someone else's (TENANTSEAL_TEST_DSN).
 func freshNames(t testing.TB) (prefix, database string) {
 	t.Helper()
@@ -42,7 +42,7 @@ func freshNames(t testing.TB) (prefix, database string) {
 		defer c.Close(ctx)
 		stmts := []string{"DROP DATABASE IF EXISTS " + pgx.Identifier{database}.Sanitize() + " WITH (FORCE)"}
 		r := db.Roles(prefix)
-		for _, role := range []string{r.App, r.Auditor, r.Probe, r.Owner} {
+		for _, role := range []string{r.App, r.Auditor, r.AuditWriter, r.Probe, r.Owner} {
 			stmts = append(stmts, "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize())
 		}
 		for _, s := range stmts {
@@ -56,4 +56,11 @@ func freshNames(t testing.TB) (prefix, database string) {
 		}
 	})
 	return prefix, database
+}
+
+func mustExec(t testing.TB, c *pgx.Conn, sql string) {
+	t.Helper()
+	if _, err := c.Exec(testContext(t), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
 }

@@ -20,7 +20,7 @@ func (r Relation) QualifiedName() string { return pgx.Identifier{r.Schema, r.Nam
 // Describe reads a table's columns from the catalog. It is the one query that needs no Principal: it
 // reads no tenant's rows, only the schema, so repositories can check their mapping at construction.
 func (p *Pool) Describe(ctx context.Context, table string) (Relation, error) {
-	rows, err := p.pool.Query(ctx, `SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+	rows, err := p.Unscoped().Query(ctx, `SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 		WHERE c.oid = to_regclass($1) ORDER BY a.attnum`, table)
@@ -45,13 +45,20 @@ func (p *Pool) Describe(ctx context.Context, table string) (Relation, error) {
 // Unscoped runs queries with no tenant context at all, for the catalog and global tables (such as
 // tenantseal.encrypted_columns) at startup, before any request has a Principal. Row-level security
 // shows it no tenant's rows and refuses its writes to tenant tables: it fails closed, like any
-// statement without a context.
+// statement without a context. The context is set empty, transaction-locally, in the same round trip,
+// so that no context left in the session (by SQL that set one without LOCAL) can apply.
 type Unscoped struct{ p *Pool }
 
 // Unscoped returns the pool's context-free query runner.
 func (p *Pool) Unscoped() Unscoped { return Unscoped{p} }
 
-// Query runs sql with no tenant context.
+// Query runs sql with an empty tenant context.
 func (u Unscoped) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return u.p.pool.Query(ctx, sql, args...)
+	return u.p.query(ctx, "", false, sql, args)
+}
+
+// QueryRow runs sql, expected to return at most one row, with an empty tenant context.
+func (u Unscoped) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := u.Query(ctx, sql, args...)
+	return &row{rows: rows, err: err}
 }

@@ -23,6 +23,8 @@ const (
 	DefaultMaxElevation   = time.Hour
 	DefaultElevationRole  = "support"
 	DefaultConnectTimeout = 10 * time.Second
+	// DefaultRoleCheckInterval is how often a pool checks its role by default; see Config.RoleCheckInterval.
+	DefaultRoleCheckInterval = time.Minute
 )
 
 // ContextKey is a secret that signs tenant context tokens. The database holds only values derived from
@@ -67,12 +69,17 @@ type Config struct {
 	// pgx.QueryExecModeCacheStatement, or default_query_exec_mode from the connection string.
 	//
 	// Behind pgbouncer in transaction pooling mode use pgx.QueryExecModeCacheDescribe (or
-	// QueryExecModeDescribeExec, QueryExecModeExec, QueryExecModeSimpleProtocol): CacheStatement prepares
-	// named statements on one server connection and runs them on whichever the pooler hands out next, which
-	// fails with 42P05 (prepared statement already exists) or 26000 (does not exist). The connection string
-	// can say the same with default_query_exec_mode=cache_describe. The tenant context needs nothing
-	// else: it is set transaction-locally in the same transaction as the statement, which pgbouncer never
-	// splits across server connections.
+	// QueryExecModeDescribeExec, QueryExecModeExec): CacheStatement prepares named statements on one server
+	// connection and runs them on whichever the pooler hands out next, which fails with 42P05 (prepared
+	// statement already exists) or 26000 (does not exist). The connection string can say the same with
+	// default_query_exec_mode=cache_describe. The tenant context needs nothing else: it is set
+	// transaction-locally in the same transaction as the statement, which pgbouncer never splits across
+	// server connections.
+	//
+	// pgx.QueryExecModeSimpleProtocol, here or as default_query_exec_mode=simple_protocol in the
+	// connection string, is refused by [Open] ([ErrUnsafeExecMode]): it writes the parameters into the
+	// statement text, the tenant context token among them, and every session of the app role reads the
+	// statement text of the others in pg_stat_activity, where a token can be replayed for its lifetime.
 	ExecMode pgx.QueryExecMode
 
 	// SigningKey signs every tenant context token. Required unless Unsigned is set.
@@ -98,10 +105,23 @@ type Config struct {
 	// OnElevatedUse, if set, is called before every statement or transaction that runs elevated, with the
 	// elevation's reason. The audit package records these.
 	OnElevatedUse func(ctx context.Context, p tenantseal.Principal, reason string, until time.Time)
+	// AuthorizeElevation, if set, must approve every elevation: [Pool.Elevate] asks it before granting,
+	// and the pool again before every elevated statement or transaction, so that an approval can lapse.
+	// A refusal fails with an error for which errors.Is(err, ErrElevation) holds: the hook's own when it
+	// says so, otherwise the hook's wrapped. Package authn provides one that requires step-up: a staff
+	// token (an admin issuer or audience), MFA, a recent auth_time, each token used for one elevation.
+	AuthorizeElevation func(ctx context.Context, req ElevationRequest) error
 
 	// Recorder receives the cross-tenant attempts the pool detects: statements without a Principal,
-	// writes refused by a policy, tokens the database refuses, elevated uses. See package audit.
+	// writes refused by a policy, tokens the database refuses, elevated uses, changes of the app role
+	// itself. See package audit.
 	Recorder tenantseal.Recorder
+
+	// RoleCheckInterval is how often the pool checks, besides at Open, its role's role-level settings
+	// (ALTER ROLE ... SET, which PostgreSQL lets every role run on itself) and that its password still
+	// logs in (ALTER ROLE ... PASSWORD), and records any change as tenantseal.EventRoleChanged. Default
+	// DefaultRoleCheckInterval; negative: at Open only.
+	RoleCheckInterval time.Duration
 
 	// Now returns the current time; tests may replace it. Default time.Now.
 	Now func() time.Time
@@ -120,10 +140,12 @@ func ParseConfig(connString string) (*Config, error) {
 	return &Config{PoolConfig: pc}, nil
 }
 
-// RoleNames are the roles of a deployment: the owner, the app, the auditor, and the probe, a NOLOGIN role
-// with BYPASSRLS that owns only tenantseal.exists_elsewhere and reads only tenant_id and id columns.
+// RoleNames are the roles of a deployment: the owner, the app, the auditor, the audit writer (the only
+// role that appends to the audit log: the app role can neither become it nor signal its sessions), and
+// the probe, a NOLOGIN role with BYPASSRLS that owns only tenantseal.exists_elsewhere and reads only
+// tenant_id and id columns.
 type RoleNames struct {
-	Owner, App, Auditor, Probe string
+	Owner, App, Auditor, AuditWriter, Probe string
 }
 
 // Roles returns the role names for prefix, or for DefaultRolePrefix when prefix is empty.
@@ -131,7 +153,8 @@ func Roles(prefix string) RoleNames {
 	if prefix == "" {
 		prefix = DefaultRolePrefix
 	}
-	return RoleNames{Owner: prefix + "_owner", App: prefix + "_app", Auditor: prefix + "_auditor", Probe: prefix + "_probe"}
+	return RoleNames{Owner: prefix + "_owner", App: prefix + "_app", Auditor: prefix + "_auditor",
+		AuditWriter: prefix + "_audit_writer", Probe: prefix + "_probe"}
 }
 
 // validate fills defaults and checks the configuration.
@@ -168,10 +191,21 @@ func (c *Config) validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.RoleCheckInterval == 0 {
+		c.RoleCheckInterval = DefaultRoleCheckInterval
+	}
 	if c.ExecMode != 0 {
 		pc := c.PoolConfig.Copy()
 		pc.ConnConfig.DefaultQueryExecMode = c.ExecMode
 		c.PoolConfig = pc
 	}
+	if m := c.PoolConfig.ConnConfig.DefaultQueryExecMode; m == pgx.QueryExecModeSimpleProtocol {
+		return fmt.Errorf("%w: %s writes the tenant context token into the statement text, which every session of the role reads in pg_stat_activity; use %s",
+			ErrUnsafeExecMode, m, safeExecModes)
+	}
 	return nil
 }
+
+// safeExecModes names the exec modes that send the tenant context token as a bound parameter, for errors.
+const safeExecModes = "cache_statement (the default), or behind pgbouncer cache_describe, describe_exec or exec " +
+	"(Config.ExecMode, or default_query_exec_mode in the connection string)"

@@ -1,9 +1,13 @@
 package db_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantseal/tenantseal/db"
 )
@@ -32,4 +36,45 @@ func FuzzParseContextKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The simple protocol writes parameters into the statement text, where every session of the role reads
+// the tenant context token (pg_stat_activity): Open refuses it, however it is asked for, before it
+// connects.
+func TestOpenRefusesTheSimpleProtocol(t *testing.T) {
+	const dsn = "postgres://app:pw@127.0.0.1:1/db"
+	for _, tc := range []struct {
+		name string
+		dsn  string
+		mode pgx.QueryExecMode
+		want error
+	}{
+		{"Config.ExecMode", dsn, pgx.QueryExecModeSimpleProtocol, db.ErrUnsafeExecMode},
+		{"default_query_exec_mode in the connection string", dsn + "?default_query_exec_mode=simple_protocol", 0, db.ErrUnsafeExecMode},
+		{"ExecMode overrides a safe connection string", dsn + "?default_query_exec_mode=cache_describe", pgx.QueryExecModeSimpleProtocol, db.ErrUnsafeExecMode},
+		{"cache_describe, for pgbouncer", dsn + "?default_query_exec_mode=cache_describe", 0, nil},
+		{"exec", dsn, pgx.QueryExecModeExec, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := db.ParseConfig(tc.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.SigningKey = db.ContextKey{ID: "k1", Secret: make([]byte, 32)}
+			cfg.ExecMode = tc.mode
+			cfg.PoolConfig.ConnConfig.ConnectTimeout = 100 * time.Millisecond
+			p, err := db.Open(t.Context(), cfg)
+			if p != nil {
+				p.Close()
+			}
+			switch {
+			case tc.want != nil && !errors.Is(err, tc.want):
+				t.Errorf("got %v, want %v", err, tc.want)
+			case tc.want != nil && !strings.Contains(err.Error(), "cache_describe"):
+				t.Errorf("error %q does not name the safe modes", err)
+			case tc.want == nil && errors.Is(err, db.ErrUnsafeExecMode):
+				t.Errorf("got %v, want the mode accepted (and no server to reach)", err)
+			}
+		})
+	}
 }

@@ -12,9 +12,24 @@
 //
 // Every statement runs under a token that names the tenant and subject, expires after Config.TokenTTL and
 // is signed with Config.SigningKey. It is set with set_config(..., true), transaction-local, in the same
-// round trip as the statement ([Pool.Exec], [Pool.Query], [Pool.QueryRow]) or as BEGIN ([Pool.Tx]). The
-// database verifies it once per statement in a SECURITY DEFINER function and raises SQLSTATE TS401
-// ([ErrInvalidContext]) for anything forged, altered, expired or signed with a retired key.
+// round trip as the statement ([Pool.Exec], [Pool.Query], [Pool.QueryRow]) or as BEGIN ([Pool.Tx]),
+// always as a bound parameter: [Open] refuses the simple protocol, which would write it into the
+// statement text that other sessions of the role read ([ErrUnsafeExecMode]). The database verifies it
+// once per statement in a SECURITY DEFINER function and raises SQLSTATE TS401 ([ErrInvalidContext]) for
+// anything forged, altered, expired, signed with a retired key, or of a tenant that is not active.
+//
+// # Pooled sessions
+//
+// A connection goes back to the pool as it came out: each one-statement batch ends with RESET ALL in the
+// same round trip, and a connection that ran a transaction, failed, or has not been swept for a while is
+// swept (settings, cursors, LISTEN, advisory locks, SQL-level prepared statements) before it is reused.
+// [Pool.Unscoped] sets an empty context itself. Configure session settings in the connection string or
+// on the role, not with SET in an AfterConnect hook: the reset undoes those.
+//
+// # The role itself
+//
+// PostgreSQL lets the app role ALTER ROLE itself (its password, its role-level settings). [Open] and
+// [Pool.CheckRole], every Config.RoleCheckInterval, record such changes as tenantseal.EventRoleChanged.
 //
 // # Safe roles
 //
@@ -24,6 +39,7 @@
 //
 // # Elevation
 //
-// Support staff read across tenants only through [Pool.Elevate]: a reason, a TTL no longer than
-// Config.MaxElevation, read-only, reported to Config.OnElevatedUse.
+// Support staff read another tenant's rows only through [Pool.Elevate], which names that one tenant, the
+// tenant of the support case: a reason, a TTL no longer than Config.MaxElevation, read-only (the database
+// honours an elevated token in a READ ONLY transaction only), reported to Config.OnElevatedUse.
 package db

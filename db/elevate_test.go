@@ -36,8 +36,8 @@ func TestElevation(t *testing.T) {
 	}
 	p := mustOpen(t, cfg)
 	ctx := testContext(t)
-	a, b := mustTenant(t, d, "a"), mustTenant(t, d, "b")
-	for tenant, name := range map[tenantseal.TenantID]string{a: "a1", b: "b1"} {
+	a, b, c := mustTenant(t, d, "a"), mustTenant(t, d, "b"), mustTenant(t, d, "c")
+	for tenant, name := range map[tenantseal.TenantID]string{a: "a1", b: "b1", c: "c1"} {
 		if _, err := p.Exec(as(ctx, tenant, "seed"), "INSERT INTO customers (tenant_id, display_name) VALUES ($1, $2)", tenant, name); err != nil {
 			t.Fatal(err)
 		}
@@ -47,14 +47,27 @@ func TestElevation(t *testing.T) {
 	if got, want := customerNames(t, staff, p), []string{"a1"}; !cmp.Equal(got, want) {
 		t.Errorf("without elevation: got %v, want %v", got, want)
 	}
-	elevated, err := p.Elevate(staff, "ticket 4711: invoice totals look wrong", 5*time.Minute)
+	// The support case is b's: the elevation reads b's rows, and only b's, not the staff's own tenant's.
+	elevated, err := p.Elevate(staff, b, "ticket 4711: invoice totals look wrong", 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := customerNames(t, elevated, p), []string{"a1", "b1"}; !cmp.Equal(got, want) {
-		t.Errorf("elevated: got %v, want %v", got, want)
+	if got, want := customerNames(t, elevated, p), []string{"b1"}; !cmp.Equal(got, want) {
+		t.Errorf("elevated into b: got %v, want %v", got, want)
 	}
-	if want := []use{{"sam", "ticket 4711: invoice totals look wrong"}}; !cmp.Equal(uses, want) {
+	var inTx []string
+	err = p.Tx(elevated, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, "SELECT display_name FROM customers ORDER BY 1")
+		if err != nil {
+			return err
+		}
+		inTx, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil || !cmp.Equal(inTx, []string{"b1"}) {
+		t.Errorf("elevated into b, in a transaction: got %v (%v), want [b1]", inTx, err)
+	}
+	if want := []use{{"sam", "ticket 4711: invoice totals look wrong"}, {"sam", "ticket 4711: invoice totals look wrong"}}; !cmp.Equal(uses, want) {
 		t.Errorf("elevated uses: got %v, want %v", uses, want)
 	}
 
@@ -73,11 +86,13 @@ func TestElevation(t *testing.T) {
 			if sqlState(err) != "25006" {
 				t.Errorf("Tx %q elevated: got %v, want SQLSTATE 25006", w, err)
 			}
-			// The single-round-trip Query path relies on the policies alone.
+			// The single-round-trip Query path runs read-only too.
 			if rows, err := p.Query(elevated, w+" RETURNING 1"); err == nil {
-				if n, err := pgx.CollectRows(rows, pgx.RowTo[int]); err == nil && len(n) != 0 {
-					t.Errorf("Query %q elevated: wrote %d rows", w, len(n))
+				if _, err := pgx.CollectRows(rows, pgx.RowTo[int]); sqlState(err) != "25006" {
+					t.Errorf("Query %q elevated: got %v, want SQLSTATE 25006", w, err)
 				}
+			} else if sqlState(err) != "25006" {
+				t.Errorf("Query %q elevated: got %v, want SQLSTATE 25006", w, err)
 			}
 		}
 		var n int
@@ -100,13 +115,16 @@ func TestElevation(t *testing.T) {
 			{"zero ttl", staff, "x", 0, db.ErrElevation},
 			{"no principal", ctx, "x", time.Minute, tenantseal.ErrNoTenant},
 		} {
-			got, err := p.Elevate(tc.ctx, tc.reason, tc.ttl)
+			got, err := p.Elevate(tc.ctx, b, tc.reason, tc.ttl)
 			if !errors.Is(err, tc.want) {
 				t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
 			}
 			if _, _, ok := db.ElevationFrom(got); ok {
 				t.Errorf("%s: the refused context carries an elevation", tc.name)
 			}
+		}
+		if _, err := p.Elevate(staff, tenantseal.TenantID{}, "no case", time.Minute); !errors.Is(err, db.ErrElevation) {
+			t.Errorf("no tenant of a support case: got %v, want ErrElevation", err)
 		}
 		// A context elevated through a laxer pool is refused at use by a stricter one, before any SQL.
 		laxCfg := mustConfig(t, d, d.AppDSN)
@@ -121,11 +139,11 @@ func TestElevation(t *testing.T) {
 			if name == "longer than MaxElevation" {
 				ttl = 30 * time.Minute
 			}
-			c, err := lax.Elevate(pr, "ticket", ttl)
+			lc, err := lax.Elevate(pr, b, "ticket", ttl)
 			if err != nil {
 				t.Fatalf("%s: lax pool: %v", name, err)
 			}
-			if _, err := p.Query(c, "SELECT 1"); !errors.Is(err, db.ErrElevation) {
+			if _, err := p.Query(lc, "SELECT 1"); !errors.Is(err, db.ErrElevation) {
 				t.Errorf("%s: got %v, want ErrElevation", name, err)
 			}
 		}

@@ -16,6 +16,9 @@ var (
 	ErrInvalidContext = errors.New("tenantseal: tenant context refused by the database")
 	// ErrUnsafeRole means the pool's role could skip row-level security; see [RoleError]. Use errors.Is.
 	ErrUnsafeRole = errors.New("tenantseal: connected role could bypass row-level security")
+	// ErrUnsafeExecMode means the pool's exec mode would put the tenant context token where other
+	// sessions of the role can read it: the simple protocol. Use errors.Is.
+	ErrUnsafeExecMode = errors.New("tenantseal: exec mode exposes the tenant context")
 	// ErrElevation means an elevation was refused: bad reason or TTL, a missing role, or expired.
 	// Use errors.Is.
 	ErrElevation = errors.New("tenantseal: elevation refused")

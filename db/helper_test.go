@@ -3,7 +3,6 @@ package db_test
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 
 	"github.com/tenantseal/tenantseal"
@@ -18,21 +17,6 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func testContext(t testing.TB) context.Context { return pgtest.Context(t) }
-
-// queryCounter counts statements sent on the pool's connections.
-type queryCounter struct{ n atomic.Int64 }
-
-func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	q.n.Add(1)
-	return ctx
-}
-func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (q *queryCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	q.n.Add(1)
-	return ctx
-}
-func (q *queryCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (q *queryCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 func mustConfig(t testing.TB, d *pgtest.Database, dsn string) *db.Config {
 	return d.Config(t, dsn)

@@ -23,6 +23,12 @@ type Pool struct {
 	cfg    Config
 	tokens sync.Map // tokenKey -> cachedToken: a signed token is reused for half its lifetime
 	stores atomic.Int64
+	// base is the context of the pool's own statements (sweeps, role checks): Open's values, never
+	// cancelled.
+	base context.Context
+	role *roleWatch
+	// verifier is what the database verifies tenant contexts with, as found at Open.
+	verifier Verifier
 }
 
 type tokenKey struct {
@@ -37,8 +43,11 @@ type cachedToken struct {
 
 // Open connects, checks that the connected role cannot bypass row-level security, and returns the pool.
 // It fails with a [*RoleError] (errors.Is(err, ErrUnsafeRole)) when the role is a superuser, has
-// BYPASSRLS, is a member of the owner role or owns a table, and within the connect timeout when the
-// server cannot be reached.
+// BYPASSRLS, is a member of the owner role or owns a table, with [ErrUnsafeExecMode] for the simple
+// protocol, and within the connect timeout when the server cannot be reached. It records the role-level
+// settings of the role that are not the session limits bootstrap sets, and goes on checking them and the
+// role's password every Config.RoleCheckInterval (see [Pool.CheckRole]). [Pool.Verifier] reports which
+// verifier of tenant contexts the database runs.
 func Open(ctx context.Context, cfg *Config) (*Pool, error) {
 	if cfg == nil {
 		return nil, errors.New("db: nil Config")
@@ -47,19 +56,32 @@ func Open(ctx context.Context, cfg *Config) (*Pool, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, c.PoolConfig)
+	p := &Pool{cfg: c, base: context.WithoutCancel(ctx)}
+	pool, err := pgxpool.NewWithConfig(ctx, p.cfg.PoolConfig)
 	if err != nil {
 		return nil, fmt.Errorf("db: open pool: %w", err)
 	}
+	p.pool = pool
 	if err := checkRole(ctx, pool, Roles(c.RolePrefix).Owner); err != nil {
 		pool.Close()
 		return nil, err
 	}
-	return &Pool{pool: pool, cfg: c}, nil
+	if p.verifier, err = loadVerifier(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := p.watchRole(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return p, nil
 }
 
-// Close closes every connection of the pool.
-func (p *Pool) Close() { p.pool.Close() }
+// Close stops the role checks and closes every connection of the pool.
+func (p *Pool) Close() {
+	p.role.stop()
+	p.pool.Close()
+}
 
 // Stat returns the pool's statistics.
 func (p *Pool) Stat() *pgxpool.Stat { return p.pool.Stat() }
@@ -129,14 +151,17 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated boo
 		case !now.Before(until.Truncate(time.Second)):
 			return "", false, fmt.Errorf("%w: expired at %s", ErrElevation, until.UTC().Format(time.RFC3339))
 		}
+		if err := p.authorizeElevation(ctx, pr, e, true); err != nil {
+			return "", false, err
+		}
 		if until.Before(claims.Expires) {
 			claims.Expires = until
 		}
-		claims.Elevated = true
+		claims.Tenant, claims.Elevated = e.tenant, true
 		if p.cfg.OnElevatedUse != nil {
 			p.cfg.OnElevatedUse(ctx, pr, reason, until)
 		}
-		p.Record(ctx, tenantseal.Event{Kind: tenantseal.EventElevation, Operation: operation(stmt),
+		p.Record(ctx, tenantseal.Event{Kind: tenantseal.EventElevation, TargetTenant: e.tenant, Operation: operation(stmt),
 			Detail: fmt.Sprintf("reason %q, ttl %v, until %s", reason, e.ttl, until.UTC().Format(time.RFC3339))})
 	}
 	if p.cfg.Unsigned {

@@ -69,11 +69,11 @@ func TestNoTenantSendsNoSQL(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
 	cfg := mustConfig(t, d, d.AppDSN)
-	qc := &queryCounter{}
+	qc := &pgtest.Statements{}
 	cfg.PoolConfig.ConnConfig.Tracer = qc
 	p := mustOpen(t, cfg)
 	ctx := testContext(t)
-	before := qc.n.Load()
+	before := qc.N()
 
 	_, err := p.Exec(ctx, "DELETE FROM customers")
 	if !errors.Is(err, tenantseal.ErrNoTenant) {
@@ -96,7 +96,7 @@ func TestNoTenantSendsNoSQL(t *testing.T) {
 	if _, err := p.Exec(tenantseal.WithPrincipal(ctx, tenantseal.Principal{Subject: "x"}), "SELECT 1"); !errors.Is(err, tenantseal.ErrNoTenant) {
 		t.Errorf("zero tenant: got %v, want tenantseal.ErrNoTenant", err)
 	}
-	if got := qc.n.Load(); got != before {
+	if got := qc.N(); got != before {
 		t.Errorf("got %d statements sent, want 0", got-before)
 	}
 }

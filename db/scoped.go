@@ -4,21 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // ContextSetting is the transaction-local setting that carries the tenant context token.
 const ContextSetting = "tenantseal.context"
 
-// setContext is queued first in every batch: transaction-local, so it is gone when the transaction ends
-// and nothing carries over to the next user of the connection.
-const setContext = "SELECT set_config('" + ContextSetting + "', $1, true)"
+// setContext is queued before the statement in every batch: transaction-local, so it is gone when the
+// transaction ends and nothing carries over to the next user of the connection.
+// It returns no row: the token does not travel back.
+const setContext = "SELECT WHERE set_config('" + ContextSetting + "', $1, true) IS NULL"
 
 // Tx runs fn in a transaction under the tenant context of the Principal in ctx. BEGIN and the context are
 // sent in one round trip. The transaction commits when fn returns nil and rolls back otherwise. Under an
-// elevation the transaction is read-only.
+// elevation the transaction is read-only. The connection is swept (see the package's pooled sessions)
+// before it is used again: fn may have changed its session.
 func (p *Pool) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return p.TxWith(ctx, pgx.TxOptions{}, fn)
 }
@@ -32,10 +36,15 @@ func (p *Pool) TxWith(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) e
 	if elevated {
 		opts.AccessMode = pgx.ReadOnly
 	}
+	c, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("db: begin: %w", err)
+	}
+	defer p.release(c, true)
 	b := &pgx.Batch{}
 	b.BeginTx(opts)
 	b.Queue(setContext, tok)
-	br := p.pool.SendBatch(ctx, b)
+	br := c.SendBatch(ctx, b)
 	tx := br.Tx()
 	defer func() {
 		// Rollback after Commit returns ErrTxClosed: nothing to do then.
@@ -55,58 +64,106 @@ func (p *Pool) TxWith(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) e
 	return nil
 }
 
-// send queues the context and then sql in one batch: one round trip, one implicit transaction.
-func (p *Pool) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
-	tok, _, err := p.token(ctx, sql)
+// scoped is one round trip on a connection of its own: the tenant context, the statement and the reset
+// of the session, and, under an elevation, BEGIN READ ONLY and COMMIT around them (the database honours
+// an elevated context in a read-only transaction only).
+type scoped struct {
+	p      *Pool
+	c      *pgxpool.Conn
+	br     pgx.BatchResults
+	closed bool
+	err    error
+}
+
+// send queues the context, then sql, then the reset, in one batch: one round trip, one transaction. tok
+// "" runs sql with an empty context, which no tenant policy matches.
+func (p *Pool) send(ctx context.Context, tok string, elevated bool, sql string, args []any) (*scoped, error) {
+	c, err := p.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	b := &pgx.Batch{}
+	if elevated {
+		b.Queue(beginReadOnly)
+	}
 	b.Queue(setContext, tok)
 	b.Queue(sql, args...)
-	br := p.pool.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return nil, p.recordFailure(ctx, sql, err)
+	if elevated {
+		b.Queue("COMMIT")
 	}
-	return br, nil
+	b.Queue(resetSession)
+	s := &scoped{p: p, c: c, br: c.SendBatch(ctx, b)}
+	for range 1 + btoi(elevated) {
+		if _, err := s.br.Exec(); err != nil {
+			s.close(pgconn.CommandTag{})
+			return nil, p.recordFailure(ctx, sql, err)
+		}
+	}
+	return s, nil
 }
 
-// Exec runs one statement under the tenant context in a single round trip. Under an elevation it runs in
-// a read-only transaction instead.
-func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if _, _, ok := ElevationFrom(ctx); ok {
-		var tag pgconn.CommandTag
-		err := p.TxWith(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) (err error) {
-			tag, err = tx.Exec(ctx, sql, args...)
-			return err
-		})
-		return tag, err
+const beginReadOnly = "BEGIN READ ONLY"
+
+func btoi(b bool) int {
+	if b {
+		return 1
 	}
-	br, err := p.send(ctx, sql, args)
+	return 0
+}
+
+// close reads the rest of the batch and returns the connection to the pool, to be swept first when
+// anything failed or the statement (tag) was not one of those that change nothing in the session
+// beyond its settings, which the batch's reset undoes.
+func (s *scoped) close(tag pgconn.CommandTag) error {
+	if s.closed {
+		return s.err
+	}
+	s.closed = true
+	s.err = s.br.Close()
+	dml := tag.Select() || tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE")
+	s.p.release(s.c, s.err != nil || !dml)
+	return s.err
+}
+
+// Exec runs one statement under the tenant context in a single round trip; under an elevation, in a
+// read-only transaction.
+func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tok, elevated, err := p.token(ctx, sql)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	tag, err := br.Exec()
-	if cerr := br.Close(); err == nil {
+	s, err := p.send(ctx, tok, elevated, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := s.br.Exec()
+	if cerr := s.close(tag); err == nil {
 		err = cerr
 	}
 	return tag, p.recordFailure(ctx, sql, err)
 }
 
-// Query runs one query under the tenant context in a single round trip. Close the rows (pgx.CollectRows
-// does) to return the connection to the pool.
+// Query runs one query under the tenant context in a single round trip; under an elevation, in a
+// read-only transaction. Close the rows (pgx.CollectRows does) to return the connection to the pool.
 func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	br, err := p.send(ctx, sql, args)
+	tok, elevated, err := p.token(ctx, sql)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := br.Query()
+	return p.query(ctx, tok, elevated, sql, args)
+}
+
+func (p *Pool) query(ctx context.Context, tok string, elevated bool, sql string, args []any) (pgx.Rows, error) {
+	s, err := p.send(ctx, tok, elevated, sql, args)
 	if err != nil {
-		br.Close()
+		return nil, err
+	}
+	rows, err := s.br.Query()
+	if err != nil {
+		s.close(pgconn.CommandTag{})
 		return nil, p.recordFailure(ctx, sql, err)
 	}
-	return &batchRows{Rows: rows, br: br, ctx: ctx, pool: p, sql: sql}, nil
+	return &batchRows{Rows: rows, s: s, ctx: ctx, pool: p, sql: sql}, nil
 }
 
 // QueryRow runs a query expected to return at most one row; errors surface at Scan, pgx.ErrNoRows when
@@ -119,7 +176,7 @@ func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 // batchRows closes the batch, and so releases the connection, when the rows are closed.
 type batchRows struct {
 	pgx.Rows
-	br       pgx.BatchResults
+	s        *scoped
 	closed   bool
 	closeErr error
 	// For recording a refusal that surfaces while reading, once.
@@ -135,7 +192,7 @@ func (r *batchRows) Close() {
 	}
 	r.closed = true
 	r.Rows.Close()
-	r.closeErr = r.br.Close()
+	r.closeErr = r.s.close(r.Rows.CommandTag())
 }
 
 func (r *batchRows) Err() error {

@@ -1,12 +1,17 @@
 package isolation
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/token"
 
 	"github.com/jackc/pgx/v5"
@@ -270,4 +275,234 @@ func caseSetRole(ctx context.Context, s *suite, atk int, emit func(string) *rec)
 		}
 	}
 	r.notef("tried %d roles: %s", len(roles), strings.Join(roles, ", "))
+}
+
+// caseInactiveTenant: a valid token of a tenant that is suspended, deleted or gone from
+// tenantseal.tenants must read and write nothing: the verifier checks the tenant's status, not only the
+// signature. The victim's status is changed as the superuser and restored.
+func caseInactiveTenant(ctx context.Context, s *suite, t *table, atk int, r *rec) {
+	if !s.cat.tenants {
+		r.na = "no tenantseal.tenants: no tenant status to enforce"
+		return
+	}
+	v := s.victims(atk)[0]
+	tok := s.token(v)
+	for _, status := range []string{"suspended", "deleted"} {
+		if _, err := s.super.Exec(ctx, "UPDATE tenantseal.tenants SET status = $2 WHERE id = $1", s.tenants[v], status); err != nil {
+			r.errorf("set T%d %s: %v", v, status, err)
+			return
+		}
+		s.underToken(ctx, t, v, r, fmt.Sprintf("a valid token of T%d, %s", v, status), func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", tok)
+			return err
+		})
+		if _, err := s.super.Exec(ctx, "UPDATE tenantseal.tenants SET status = 'active' WHERE id = $1", s.tenants[v]); err != nil {
+			r.errorf("restore T%d: %v", v, err)
+			return
+		}
+		s.verify(ctx, r, v)
+	}
+}
+
+// caseElevatedToken: an elevation names one tenant, the one of its support case. Its token (signed
+// with the context key, as db.Pool.Elevate signs it) must show that tenant's rows only, and write
+// nothing, in a read-only transaction and outside one.
+func caseElevatedToken(ctx context.Context, s *suite, t *table, atk int, r *rec) {
+	if s.cfg.Sign != nil {
+		r.na = "Config.Sign is set: the suite cannot sign an elevation"
+		return
+	}
+	tok, err := token.Sign(s.cfg.ContextKey.ID, s.cfg.ContextKey.Secret, token.Claims{Tenant: s.tenants[atk], Subject: subject,
+		Expires: time.Now().Add(time.Minute), Elevated: true})
+	if err != nil {
+		r.errorf("%v", err)
+		return
+	}
+	for _, mode := range []string{"BEGIN READ ONLY", "BEGIN"} {
+		err := s.inTx(ctx, mode, tok, func(tx pgx.Tx) error {
+			got, err := strs(ctx, tx, rowText(t))
+			if refused(err) {
+				r.checks++
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			f := s.foreignIn(strings.Join(got, "\n"), atk)
+			r.expect(len(f) == 0, "an elevation to T%d (%s) reads rows of %v: it must read only the tenant it names", atk, mode, f)
+			return nil
+		})
+		if err != nil {
+			r.errorf("%s: %v", mode, err)
+		}
+	}
+	// Writes under the elevation, outside a read-only transaction: the database must refuse them itself.
+	sql, args := clone(t, s.leaf(t, atk), s.tenants[atk].String(), nil, nil)
+	for _, w := range []struct {
+		sql  string
+		args []any
+	}{{fmt.Sprintf("UPDATE %s SET %s", t.qname(), change(t)), nil}, {sql, args}, {"DELETE FROM " + t.qname(), nil}} {
+		err := s.inTx(ctx, "BEGIN", tok, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, w.sql, w.args...)
+			switch {
+			case err == nil:
+				r.expect(tag.RowsAffected() == 0, "under an elevation, outside a read-only transaction, %q wrote %d rows", w.sql, tag.RowsAffected())
+			case refused(err):
+				r.checks++
+			default:
+				r.checks++
+				r.notef("%q under an elevation failed with SQLSTATE %s", w.sql, sqlState(err))
+			}
+			return nil
+		})
+		if err != nil {
+			r.errorf("%v", err)
+		}
+	}
+}
+
+// inTx runs fn on an app-role connection in a transaction begun with begin, under tok, and rolls back.
+func (s *suite) inTx(ctx context.Context, begin, tok string, fn func(pgx.Tx) error) error {
+	conn, err := s.app.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", tok); err != nil {
+		return err
+	}
+	return fn(tx)
+}
+
+// pollutions are session-level changes that SQL injected into one request can make, each to be undone
+// before the connection serves the next request.
+var pollutions = []string{
+	"SELECT set_config('row_security', 'off', false)",
+	"SET statement_timeout = 1",
+	"SET default_transaction_read_only = on",
+	"SET search_path = pg_catalog",
+	"SET lock_timeout = 1",
+	"DO $$ BEGIN PERFORM set_config('row_security', 'off', false); END $$",
+}
+
+// casePooledSession: an attacker's request through a db.Pool of one connection changes the session
+// for good (SET without LOCAL, set_config(..., false), a session-level tenant context); the next
+// request on that connection, another tenant's, must work as on a fresh one, record no refusal, and
+// Unscoped() must still read no tenant's rows.
+func casePooledSession(ctx context.Context, s *suite, atk int, emit func(string) *rec) {
+	r := emit("(session)")
+	if s.cfg.Sign != nil {
+		r.na = "Config.Sign is set: no db.Pool to test"
+		return
+	}
+	var rec recorded
+	pool, err := s.victimPool(ctx, func(c *db.Config) { c.Recorder = &rec })
+	if err != nil {
+		r.errorf("%v", err)
+		return
+	}
+	defer pool.Close()
+	v := s.victims(atk)[0]
+	t := s.cat.tables[0]
+	attacker, victim := s.principal(ctx, atk), s.principal(ctx, v)
+	const settings = "SELECT concat_ws(' ', current_setting('row_security'), current_setting('statement_timeout'), current_setting('default_transaction_read_only'), current_setting('search_path'), current_setting('lock_timeout'), coalesce(current_setting('tenantseal.context', true), ''))"
+	fresh, err := strs(ctx, pool.Unscoped(), settings)
+	if err != nil || len(fresh) != 1 {
+		r.errorf("settings of a fresh session: %v", err)
+		return
+	}
+	ownRows := len(s.rows[t][v])
+	for _, p := range append(pollutions, "SELECT set_config('tenantseal.context', '"+s.token(atk)+"', false)") {
+		what := p
+		if strings.Contains(p, "tenantseal.context") {
+			what = "a session-level tenant context of T" + fmt.Sprint(atk)
+		}
+		if _, err := pool.Exec(attacker, p); err != nil {
+			r.notef("%s: refused (%v)", what, sqlState(err))
+		}
+		rec.reset()
+		got, err := strs(ctx, poolQuerier{pool, victim}, rowText(t))
+		r.expect(err == nil && len(got) == ownRows, "after %s, the next request of T%d on the connection read %d rows of %s (%v), want its own %d", what, v, len(got), t, err, ownRows)
+		where, args := whereRow(t, s.leaf(t, v), 1)
+		tag, err := pool.Exec(victim, fmt.Sprintf("UPDATE %s SET %s WHERE %s", t.qname(), change(t), where), args...)
+		r.expect(err == nil && tag.RowsAffected() == 1, "after %s, the next update of T%d on the connection changed %d rows (%v), want 1", what, v, tag.RowsAffected(), err)
+		err = pool.Tx(victim, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, fmt.Sprintf("UPDATE %s SET %s WHERE %s", t.qname(), change(t), where), args...)
+			return err
+		})
+		r.expect(err == nil, "after %s, the next transaction of T%d on the connection failed: %v", what, v, err)
+		unscoped, err := strs(ctx, pool.Unscoped(), rowText(t))
+		r.expect(err == nil && len(unscoped) == 0, "after %s, Unscoped() read %d rows of %s (%v): it must read none", what, len(unscoped), t, err)
+		now, err := strs(ctx, pool.Unscoped(), settings)
+		r.expect(err == nil && len(now) == 1 && now[0] == fresh[0], "after %s, the session's settings are %v (%v), a fresh session's %v", what, now, err, fresh)
+		r.expect(len(rec.kinds(tenantseal.EventRefusedWrite, tenantseal.EventInvalidContext)) == 0,
+			"after %s, the next requests were recorded as attempts: %v", what, rec.kinds(tenantseal.EventRefusedWrite, tenantseal.EventInvalidContext))
+		s.verify(ctx, r, v)
+	}
+}
+
+// poolQuerier runs queries through a db.Pool under a fixed context.
+type poolQuerier struct {
+	p   *db.Pool
+	ctx context.Context
+}
+
+func (q poolQuerier) Query(_ context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return q.p.Query(q.ctx, sql, args...)
+}
+
+// recorded is a tenantseal.Recorder that keeps what it receives.
+type recorded struct {
+	mu     sync.Mutex
+	events []tenantseal.Event
+}
+
+func (r *recorded) Record(_ context.Context, e tenantseal.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorded) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = nil
+}
+
+// kinds returns the recorded events of the given kinds, as "kind: detail".
+func (r *recorded) kinds(kinds ...tenantseal.EventKind) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		if slices.Contains(kinds, e.Kind) {
+			out = append(out, string(e.Kind)+": "+cmp.Or(e.Detail, e.Table))
+		}
+	}
+	return out
+}
+
+// victimPool opens a db.Pool of one connection as the app role, signing with the suite's context key,
+// as an application would.
+func (s *suite) victimPool(ctx context.Context, edit ...func(*db.Config)) (*db.Pool, error) {
+	cfg, err := db.ParseConfig(s.cfg.AppDSN)
+	if err != nil {
+		return nil, err
+	}
+	cfg.SigningKey = s.cfg.ContextKey
+	cfg.PoolConfig.MaxConns = 1
+	cfg.RoleCheckInterval = -1
+	for _, e := range edit {
+		e(cfg)
+	}
+	pool, err := db.Open(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open a db.Pool as the app role: %w", err)
+	}
+	return pool, nil
 }

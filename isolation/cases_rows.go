@@ -21,6 +21,7 @@ const (
 	groupContext  = "context"
 	groupKeys     = "keys"
 	groupSide     = "side-channel"
+	groupRole     = "role"
 )
 
 // cases lists every attack in report order.
@@ -57,6 +58,9 @@ func cases() []caseDef {
 		{"view", groupContext, caseView},
 		{"owner-bypass", groupContext, perTable(false, caseOwnerBypass)},
 		{"prepared-statement-reuse", groupContext, perTable(true, casePreparedReuse)},
+		{"inactive-tenant", groupContext, perTable(true, caseInactiveTenant)},
+		{"elevated-token", groupContext, perTable(true, caseElevatedToken)},
+		{"pooled-session", groupContext, casePooledSession},
 
 		{"ciphertext-moved-row", groupKeys, perTable(false, caseCiphertextMovedRow)},
 		{"ciphertext-moved-column", groupKeys, perTable(false, caseCiphertextMovedColumn)},
@@ -64,8 +68,15 @@ func cases() []caseDef {
 		{"keyset-moved-tenant", groupKeys, caseKeysetMovedTenant},
 
 		{"pg-stat-activity", groupSide, casePgStatActivity},
+		{"statement-text", groupSide, caseStatementText},
 		{"listen-notify", groupSide, caseListenNotify},
 		{"pg-stats", groupSide, perTable(true, casePgStats)},
+		{"planner", groupSide, casePlanner},
+
+		{"audit-append", groupRole, caseAuditAppend},
+		{"other-roles", groupRole, caseOtherRoles},
+		{"session-limits", groupRole, caseSessionLimits},
+		{"alter-role-self", groupRole, caseAlterRoleSelf},
 	}
 }
 

@@ -1,6 +1,7 @@
 package isolation
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -163,7 +164,16 @@ func casePgStats(ctx context.Context, s *suite, t *table, atk int, r *rec) {
 		r.errorf("%v", err)
 		return
 	}
-	r.control(truth > 0, "the table has statistics after ANALYZE (else nothing was tested)")
+	if truth == 0 {
+		var hidden bool
+		if err := s.super.QueryRow(ctx, `SELECT bool_and(attstattarget = 0) FROM pg_attribute
+			WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`, t.oid).Scan(&hidden); err != nil {
+			r.errorf("%v", err)
+			return
+		}
+		r.control(hidden, "the table has statistics after ANALYZE (else nothing was tested)")
+		r.notef("the table collects no column statistics (statistics target 0): pg_stats has nothing to show")
+	}
 	_ = s.as(ctx, s.token(atk), false, func(tx pgx.Tx) error {
 		var n int
 		var vals string
@@ -183,4 +193,299 @@ func casePgStats(ctx context.Context, s *suite, t *table, atk int, r *rec) {
 		r.expect(refused(err) || errors.Is(err, pgx.ErrNoRows), "pg_statistic is readable: %d rows (%v)", n, err)
 		return nil
 	})
+}
+
+// planShapes steer the planner: its own choice, then index scans, plain index scans, bitmap scans.
+var planShapes = []string{
+	"",
+	"SET LOCAL enable_seqscan = off",
+	"SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+	"SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off",
+}
+
+// casePlanner: the planner as a side channel. EXPLAIN (ANALYZE) tells, per plan node, how many rows it
+// returned and removed ("Rows Removed by Filter" and friends), and EXPLAIN the planner's estimate: a
+// condition on another tenant's values must give the same numbers as one on made-up values that no row
+// holds, under every plan shape the attacker can force. Otherwise the plan visits other tenants' rows
+// (the tenant comparison is a filter after the attacker's index condition, as when two permissive
+// policies are ORed) or estimates from their values (column statistics), and bisecting recovers them.
+func casePlanner(ctx context.Context, s *suite, atk int, emit func(string) *rec) {
+	for _, t := range s.cat.all() {
+		s.plannerTable(ctx, t, atk, emit(t.String()))
+	}
+	// tenantseal's own tables the app role reads are not seeded: every index must lead with tenant_id,
+	// or a condition on its columns is an index condition that reaches every tenant's rows.
+	for _, t := range s.cat.internal {
+		r := emit(t.String())
+		for _, ix := range t.indexes {
+			r.expect(len(ix.cols) > 0 && ix.cols[0] == t.tenantCol,
+				"the app role reads it, and its index %s (%s) does not lead with %s: EXPLAIN ANALYZE counts the rows of every tenant that a condition on it reaches",
+				ix.name, strings.Join(ix.cols, ", "), t.tenantCol)
+		}
+	}
+}
+
+func (s *suite) plannerTable(ctx context.Context, t *table, atk int, r *rec) {
+	var stats int
+	if err := s.super.QueryRow(ctx, "SELECT count(*) FROM pg_statistic WHERE starelid = $1", t.oid).Scan(&stats); err != nil {
+		r.errorf("%v", err)
+		return
+	}
+	r.expect(stats == 0, "pg_statistic holds %d column statistics of it: EXPLAIN shows estimates made from every tenant's values (most common values, histogram bounds)", stats)
+	indexed := map[string]bool{}
+	for _, ix := range t.indexes {
+		for _, c := range ix.cols {
+			indexed[c] = true
+		}
+	}
+	victims := s.victims(atk)
+	if s.cfg.Short {
+		victims = victims[:1]
+	}
+	for _, v := range victims {
+		vr := s.rows[t][v][0]
+		for _, c := range t.cols {
+			val := vr.vals[c.name]
+			made := s.madeUp(t, c, atk, val)
+			if val == nil || made == nil {
+				continue
+			}
+			stmts := []string{"SELECT 1 FROM %s WHERE %s"}
+			shapes := planShapes[:2]
+			if indexed[c.name] {
+				shapes = planShapes
+				stmts = append(stmts, "UPDATE %s SET "+ident(t.tenantCol)+" = "+ident(t.tenantCol)+" WHERE %s", "DELETE FROM %s WHERE %s")
+			}
+			cond := fmt.Sprintf("%s = ($1::text)::%s", ident(c.name), c.typ)
+			for i, stmt := range stmts {
+				sql := fmt.Sprintf(stmt, t.qname(), cond)
+				for _, shape := range shapes {
+					if i > 0 && shape != planShapes[1] {
+						continue // writes: one shape is enough
+					}
+					got, err1 := s.explain(ctx, atk, shape, sql, *val)
+					base, err2 := s.explain(ctx, atk, shape, sql, *made)
+					switch {
+					case err1 != nil || err2 != nil:
+						err := errors.Join(err1, err2)
+						if refused(err) || sqlState(err) == "42883" {
+							r.checks++ // not allowed, or no = operator for the type: nothing to compare
+							continue
+						}
+						r.errorf("EXPLAIN %s: %v", sql, err)
+					default:
+						r.expect(got.String() == base.String(), "EXPLAIN ANALYZE %s (%s) with T%d's %s: %s: the plan visits or estimates other tenants' rows",
+							sql, cmp.Or(shape, "the planner's choice"), v, c.name, got.diff(base))
+					}
+				}
+			}
+		}
+	}
+}
+
+// madeUp returns a value of column c that no seeded row holds and that differs from val, or nil when
+// val is one the attacker's own rows hold too (then own rows would tell the two apart).
+func (s *suite) madeUp(t *table, c *column, atk int, val *string) *string {
+	if val == nil {
+		return nil
+	}
+	for _, own := range s.rows[t][atk] {
+		if o := own.vals[c.name]; o != nil && *o == *val {
+			return nil
+		}
+	}
+	for _, cand := range candidates(t, c, marker()) {
+		if cand != nil && *cand != *val {
+			return cand
+		}
+	}
+	return nil
+}
+
+// planNode is what one node of a plan says about rows.
+type planNode struct {
+	name   string // node type and index
+	counts []string
+}
+
+func (n planNode) String() string { return n.name + " (" + strings.Join(n.counts, ", ") + ")" }
+
+// plan is what a plan's nodes say about rows, in plan order.
+type plan []planNode
+
+func (p plan) String() string {
+	var s []string
+	for _, n := range p {
+		s = append(s, n.String())
+	}
+	return strings.Join(s, "; ")
+}
+
+// diff names the nodes whose numbers differ between p and base, shortly.
+func (p plan) diff(base plan) string {
+	if len(p) != len(base) {
+		return fmt.Sprintf("the plan %s, and for a made-up value %s", p, base)
+	}
+	var out []string
+	for i := range p {
+		if p[i].String() != base[i].String() {
+			out = append(out, fmt.Sprintf("%s where a made-up value gives (%s)", p[i], strings.Join(base[i].counts, ", ")))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// explain runs EXPLAIN (ANALYZE) of sql with arg as tenant atk after shape, in a transaction that rolls
+// back, and returns what the plan's nodes say about rows: estimated, returned and removed rows, loops,
+// heap fetches.
+func (s *suite) explain(ctx context.Context, atk int, shape, sql, arg string) (plan, error) {
+	var pl plan
+	err := s.as(ctx, s.token(atk), false, func(tx pgx.Tx) error {
+		if shape != "" {
+			if _, err := tx.Exec(ctx, shape); err != nil {
+				return err
+			}
+		}
+		var out []map[string]any
+		if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, COSTS, TIMING OFF, SUMMARY OFF, FORMAT JSON) "+sql, arg).Scan(&out); err != nil {
+			return err
+		}
+		for _, o := range out {
+			if p, ok := o["Plan"].(map[string]any); ok {
+				pl = planRows(p, pl)
+			}
+		}
+		return nil
+	})
+	return pl, err
+}
+
+// planRows appends what node p and its children say about rows.
+func planRows(p map[string]any, pl plan) plan {
+	n := planNode{name: fmt.Sprint(p["Node Type"])}
+	if ix, ok := p["Index Name"]; ok {
+		n.name += fmt.Sprintf(" on %v", ix)
+	}
+	for _, k := range []string{"Plan Rows", "Actual Rows", "Actual Loops", "Rows Removed by Filter", "Rows Removed by Index Recheck",
+		"Rows Removed by Join Filter", "Heap Fetches"} {
+		if v, ok := p[k]; ok {
+			n.counts = append(n.counts, fmt.Sprintf("%s %v", strings.ToLower(strings.TrimPrefix(k, "Rows ")), v))
+		}
+	}
+	pl = append(pl, n)
+	if kids, ok := p["Plans"].([]any); ok {
+		for _, k := range kids {
+			if kp, ok := k.(map[string]any); ok {
+				pl = planRows(kp, pl)
+			}
+		}
+	}
+	return pl
+}
+
+// execModes are pgx's ways to send a statement: all but the simple protocol bind parameters.
+var execModes = []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
+	pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol}
+
+// caseStatementText: in every exec mode db.Open accepts, a victim's statements through db.Pool must leave
+// its token nowhere another session of the role reads statement text: pg_stat_activity (where the last
+// statement of an idle connection stays), pg_stat_statements when it is installed, and
+// pg_prepared_statements. A mode db.Open refuses passes. The server log at the current settings is
+// judged from the settings: bind parameters are logged with log_statement = all or
+// log_min_duration_statement >= 0 (and log_parameter_max_length <> 0).
+func caseStatementText(ctx context.Context, s *suite, atk int, emit func(string) *rec) {
+	r := emit("(session)")
+	if s.cfg.Sign != nil {
+		r.na = "Config.Sign is set: no db.Pool to test"
+		return
+	}
+	v := s.victims(atk)[0]
+	t := s.cat.tables[0]
+	kid := s.tokenParts(atk)[1]
+	var statements bool
+	if err := s.super.QueryRow(ctx, "SELECT to_regclass('pg_stat_statements') IS NOT NULL").Scan(&statements); err != nil {
+		r.errorf("%v", err)
+		return
+	}
+	// The victim's sessions are told apart by their application_name; the token looked for is one that
+	// names the victim's tenant, as db.Pool signs it.
+	app := "tenantseal-isolation-victim-" + randomHex(4)
+	views := []string{"SELECT coalesce(query, '') FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND application_name = '" + app + "'",
+		"SELECT statement FROM pg_prepared_statements"}
+	if statements {
+		// Less the suite's own SET attacks (cases_context.go), which carry tokens in their text.
+		views = append(views, "SELECT query FROM pg_stat_statements WHERE query NOT LIKE 'SET tenantseal.context%'")
+	} else {
+		r.notef("pg_stat_statements is not installed: not looked at")
+	}
+	for _, mode := range execModes {
+		pool, err := s.victimPool(ctx, func(c *db.Config) {
+			c.ExecMode = mode
+			c.PoolConfig.ConnConfig.RuntimeParams["application_name"] = app
+		})
+		if errors.Is(err, db.ErrUnsafeExecMode) {
+			r.checks++
+			continue
+		}
+		if err != nil {
+			r.errorf("%s: %v", mode, err)
+			continue
+		}
+		victim := s.principal(ctx, v)
+		// look reads, as the attacker, every view of statement text; seeing tells whether the victim's
+		// statement must be among them.
+		look := func(seeing bool) {
+			_ = s.as(ctx, s.token(atk), false, func(tx pgx.Tx) error {
+				var seen []string
+				for _, q := range views {
+					got, err := strs(ctx, tx, q)
+					if err != nil {
+						r.errorf("%s: %v", q, err)
+						return nil
+					}
+					seen = append(seen, got...)
+				}
+				all := strings.Join(seen, "\n")
+				if seeing {
+					r.control(strings.Contains(all, probeTag), "%s: the victim's statement is visible in pg_stat_activity (else nothing was tested)", mode)
+				}
+				r.expect(!strings.Contains(all, "v1."+kid+"."+s.tenants[v].String()+"."), "with exec mode %s, another session of the role reads the victim's tenant context token in its statement text", mode)
+				return nil
+			})
+		}
+		var n int
+		err = pool.QueryRow(victim, fmt.Sprintf("SELECT count(*) %s FROM %s", probeTag, t.qname())).Scan(&n)
+		if err == nil {
+			look(false) // the victim's connection idles, its last statement on show
+			err = pool.Tx(victim, func(tx pgx.Tx) error {
+				if err := tx.QueryRow(ctx, fmt.Sprintf("SELECT count(*) %s FROM %s", probeTag, t.qname())).Scan(&n); err != nil {
+					return err
+				}
+				look(true)
+				return nil
+			})
+		}
+		if err != nil {
+			r.errorf("%s: the victim's statements: %v", mode, err)
+		}
+		pool.Close()
+	}
+	var logStatement, minDuration, paramLen, canRead string
+	if err := s.super.QueryRow(ctx, `SELECT current_setting('log_statement'), current_setting('log_min_duration_statement'),
+		current_setting('log_parameter_max_length'),
+		(pg_has_role($1, 'pg_read_server_files', 'USAGE') OR pg_has_role($1, 'pg_monitor', 'USAGE'))::text`, s.appRole).
+		Scan(&logStatement, &minDuration, &paramLen, &canRead); err != nil {
+		r.errorf("%v", err)
+		return
+	}
+	logged := (logStatement == "all" || minDuration != "-1") && paramLen != "0"
+	switch {
+	case logged && canRead == "true":
+		r.leakf("the server logs bind parameters (log_statement = %s, log_min_duration_statement = %s), tokens among them, and the app role may read server files", logStatement, minDuration)
+	case logged:
+		r.checks++
+		r.notef("the server logs bind parameters (log_statement = %s, log_min_duration_statement = %s): whoever reads the server log can replay a token for its lifetime", logStatement, minDuration)
+	default:
+		r.checks++
+	}
 }

@@ -61,6 +61,7 @@ type table struct {
 	cols      []*column
 	pk        []string
 	uniques   []key // every unique constraint and plain unique index, the primary key included
+	indexes   []key // every index, by its columns ("" for an expression)
 	fks       []fkey
 	checks    []check
 	encrypted []string // columns registered in tenantseal.encrypted_columns
@@ -186,14 +187,27 @@ type function struct {
 func (f *function) String() string { return fmt.Sprintf("%s.%s(%s)", f.schema, f.name, f.args) }
 
 type catalog struct {
-	tables    []*table // tenant tables, in seeding order (parents first)
-	registry  []*table
+	tables   []*table // tenant tables, in seeding order (parents first)
+	registry []*table
+	// internal are tenantseal's own tables with a tenant_id column that the app role may read, such as
+	// the audit log: not seeded, checked by their structure.
+	internal  []*table
 	views     []*view
 	functions []*function
 	notifies  []string // channel names found in function bodies
 	appRole   string
 	keysets   bool // tenantseal.tenant_keysets and tenantseal.encrypted_columns exist
 	ctxKeys   bool // tenantseal.context_keys exists
+	// tenants is true when tenantseal.tenants exists: the verifier honours tokens of its active tenants
+	// only.
+	tenants bool
+	// auditAppend is true when tenantseal.audit_append(jsonb) exists.
+	auditAppend bool
+}
+
+// hasRegistry reports whether qname (schema.name) is one of the discovered registries.
+func (c *catalog) hasRegistry(schema, name string) bool {
+	return slices.ContainsFunc(c.registry, func(t *table) bool { return t.schema == schema && t.name == name })
 }
 
 func (c *catalog) all() []*table { return append(slices.Clone(c.registry), c.tables...) }
@@ -202,7 +216,8 @@ func (c *catalog) all() []*table { return append(slices.Clone(c.registry), c.tab
 func discover(ctx context.Context, super *pgx.Conn, appRole, tenantCol string, schemas []string) (*catalog, error) {
 	cat := &catalog{appRole: appRole}
 	if err := super.QueryRow(ctx, `SELECT to_regclass('tenantseal.tenant_keysets') IS NOT NULL AND to_regclass('tenantseal.encrypted_columns') IS NOT NULL,
-		to_regclass('tenantseal.context_keys') IS NOT NULL`).Scan(&cat.keysets, &cat.ctxKeys); err != nil {
+		to_regclass('tenantseal.context_keys') IS NOT NULL, to_regclass('tenantseal.tenants') IS NOT NULL,
+		to_regprocedure('tenantseal.audit_append(jsonb)') IS NOT NULL`).Scan(&cat.keysets, &cat.ctxKeys, &cat.tenants, &cat.auditAppend); err != nil {
 		return nil, fmt.Errorf("isolation: read catalog: %w", err)
 	}
 	type rel struct {
@@ -297,14 +312,52 @@ func discover(ctx context.Context, super *pgx.Conn, appRole, tenantCol string, s
 	if err := discoverReachable(ctx, super, cat, schemas); err != nil {
 		return nil, err
 	}
+	if err := discoverInternal(ctx, super, cat); err != nil {
+		return nil, err
+	}
 	return cat, nil
 }
 
-// describe fills columns, keys and constraints of the tables in byOID.
+// discoverInternal finds tenantseal's own tables that carry tenant_id and that the app role may read,
+// the registries aside.
+func discoverInternal(ctx context.Context, super *pgx.Conn, cat *catalog) error {
+	var known []uint32
+	for _, t := range cat.all() {
+		known = append(known, t.oid)
+	}
+	rows, err := super.Query(ctx, `SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'tenantseal' AND c.relkind IN ('r', 'p') AND NOT c.oid = ANY($2)
+		  AND has_table_privilege($1, c.oid, 'SELECT')
+		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+		ORDER BY 2`, cat.appRole, known)
+	if err != nil {
+		return fmt.Errorf("isolation: discover tenantseal's tables: %w", err)
+	}
+	byOID := map[uint32]*table{}
+	var oid uint32
+	var name string
+	if _, err := pgx.ForEachRow(rows, []any{&oid, &name}, func() error {
+		t := &table{oid: oid, schema: "tenantseal", name: name, tenantCol: "tenant_id"}
+		byOID[oid] = t
+		cat.internal = append(cat.internal, t)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("isolation: discover tenantseal's tables: %w", err)
+	}
+	if len(byOID) == 0 {
+		return nil
+	}
+	return describe(ctx, super, byOID)
+}
+
+// describe fills columns, keys, constraints and indexes of the tables in byOID.
 func describe(ctx context.Context, super *pgx.Conn, byOID map[uint32]*table) error {
 	oids := make([]uint32, 0, len(byOID))
 	for oid := range byOID {
 		oids = append(oids, oid)
+	}
+	if err := describeIndexes(ctx, super, byOID, oids); err != nil {
+		return err
 	}
 	rows, err := super.Query(ctx, `SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), bt.typname::text, bt.typcategory::text,
 			CASE WHEN bt.typname IN ('varchar', 'bpchar') AND coalesce(nullif(t.typtypmod, -1), a.atttypmod) > 4
@@ -371,6 +424,26 @@ func describe(ctx context.Context, super *pgx.Conn, byOID map[uint32]*table) err
 		return nil
 	}); err != nil {
 		return fmt.Errorf("isolation: describe constraints: %w", err)
+	}
+	return nil
+}
+
+func describeIndexes(ctx context.Context, super *pgx.Conn, byOID map[uint32]*table, oids []uint32) error {
+	rows, err := super.Query(ctx, `SELECT i.indrelid, ic.relname::text,
+			(SELECT array_agg(coalesce(a.attname::text, '') ORDER BY u.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY u(n, ord)
+			   LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.n)
+		FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+		WHERE i.indrelid = ANY($1) ORDER BY 1, 2`, oids)
+	if err != nil {
+		return fmt.Errorf("isolation: describe indexes: %w", err)
+	}
+	var oid uint32
+	var k key
+	if _, err := pgx.ForEachRow(rows, []any{&oid, &k.name, &k.cols}, func() error {
+		byOID[oid].indexes = append(byOID[oid].indexes, k)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("isolation: describe indexes: %w", err)
 	}
 	return nil
 }

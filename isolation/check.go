@@ -44,8 +44,9 @@ type Config struct {
 	// against every table.
 	Short bool
 	// AcceptOracles names SECURITY DEFINER functions (schema.name) documented to answer a yes/no question
-	// about other tenants' rows, such as tenantseal.exists_elsewhere for the audit of cross-tenant
-	// lookups. The security-definer case reports their differing answers as notes instead of leaks.
+	// about other tenants' rows, that the app role may call. The security-definer case reports their
+	// differing answers as notes instead of leaks. tenantseal's own existence probe is not one: only the
+	// audit writer's appends may ask it.
 	AcceptOracles []string
 	// KEK wraps the keysets of the suite's tenants for the key cases. Default: a throwaway local KEK.
 	KEK *keys.KEK
@@ -75,6 +76,8 @@ type suite struct {
 	keysetSnap string
 	plain      map[*seedRow]map[string]string
 
+	// registered is true when the suite put its tenants into tenantseal.tenants itself.
+	registered    bool
 	probeSchema   string
 	retiredKid    string
 	retiredSecret []byte

@@ -20,9 +20,13 @@
 // insert, move, upsert, RETURNING, and the indirect ones: foreign keys, joins, subqueries, CTEs,
 // aggregates, window counts, unique violations, COPY TO, cursors), the tenant context
 // (cases_context.go: missing, forged, altered, expired, replayed and wrong-key tokens, RESET, SET ROLE,
-// SECURITY DEFINER functions, views, the owner's own access, reused prepared statements), keys
-// (cases_keys.go: ciphertexts and keysets moved between rows, columns and tenants) and side channels
-// (cases_side.go: pg_stat_activity, LISTEN/NOTIFY, pg_stats). [CaseNames] lists them.
+// SECURITY DEFINER functions, views, the owner's own access, reused prepared statements, tokens of
+// suspended and deleted tenants, elevations beyond their tenant, session state left in a pooled
+// connection), keys (cases_keys.go: ciphertexts and keysets moved between rows, columns and tenants),
+// side channels (cases_side.go: pg_stat_activity, tokens in statement text in every exec mode,
+// LISTEN/NOTIFY, pg_stats, the planner: EXPLAIN ANALYZE row counts and estimates for other tenants'
+// values) and the app role beyond rows (cases_role.go: writing the audit log, signalling the sessions of
+// other roles, the session limits of the role, ALTER ROLE on itself). [CaseNames] lists them.
 //
 // From Go tests, package [github.com/tenantseal/tenantseal/isolation/isolationtest] runs each case and
 // table as a subtest; this package itself does not import "testing".

@@ -46,8 +46,27 @@
 //
 // Storage code changes keysets only in their wrapped form, and never holds an opened one:
 // [RotateWrapped] adds a new primary key, [RetireWrapped] disables the keys a [KeyUsage] shows unused,
-// [Rewrap] moves a keyset to a new KEK, and [KEK.NewCanary] and [KEK.OpensCanary] tell a wrong KEK from
-// a tampered keyset.
+// [EnableWrapped] turns them back on, [DestroyWrapped] removes them for good, [Rewrap] moves a keyset to
+// a new KEK, and [KEK.NewCanary] and [KEK.OpensCanary] tell a wrong KEK from a tampered keyset.
+// [WrappedKeys] lists a wrapped keyset's keys without the KEK.
+//
+// # Caches and rotation
+//
+// A Keyring caches opened keysets for the shorter of Config.CacheTTL and the bound the store declares
+// ([Wrapped.CacheBound]: pgstore's is the database's max_cache_ttl), so a retirement that waits that
+// long after a rotation (pgstore's Admin.Retire does) can never disable a key some cache still
+// encrypts under. Sooner than that, caches learn of changes: over a [VersionLoader] a Keyring checks the
+// stored version every Config.Revalidate, and a ciphertext naming a key the cached keysets lack makes it
+// read them again (at most once a second per tenant), so that a process that cached before a rotation
+// reads values written after it instead of calling them tampered.
+//
+// # KEKs in a KMS, and per tenant
+//
+// [OpenKEK] opens KMS keys through Tink's registry ([RegisterKMSClient]); [OpenKEKWith] takes clients
+// of the caller's own; package keys/kms provides AWS KMS, Google Cloud KMS and Vault. A tenant may have
+// a KEK of its own ([Wrapped.KEKURI], bring your own key), which the Keyring opens with Config.OpenKEK:
+// its customer disabling that key makes its keysets, and only its, fail to open. A KEK's id is a
+// fingerprint of the key, not of its URI's spelling.
 //
 // Nothing here puts plaintext, key material or ciphertext into an error, an event, a log or a String
 // method.

@@ -26,15 +26,19 @@ var (
 	ErrKEK = errors.New("tenantseal: key-encryption key unavailable or wrong")
 	// ErrKeyInUse means a key cannot be retired because rows still need it.
 	ErrKeyInUse = errors.New("tenantseal: key still used by rows")
+	// ErrShredded means the tenant's keysets were crypto-shredded: its encrypted fields are gone for good,
+	// by an operator's decision, not by tampering. It matches [ErrNoKeyset] too.
+	ErrShredded = fmt.Errorf("%w: crypto-shredded", ErrNoKeyset)
 )
 
-// FieldError reports a ciphertext that cannot be trusted, with where it was read from. It matches
+// FieldError reports a ciphertext that cannot be read, with where it was read from. It matches
 // [ErrTampered] with errors.Is; one naming a key the tenant does not hold matches [ErrUnknownKey] too.
-// It never holds the ciphertext or any plaintext.
+// One of a shredded tenant matches [ErrShredded] (and not ErrTampered): the shred destroyed it. It never
+// holds the ciphertext or any plaintext.
 type FieldError struct {
 	Table, Column, Row string
 	KeyID              uint32 // the key id the ciphertext names, 0 when unreadable
-	Reason             error  // ErrTampered or ErrUnknownKey
+	Reason             error  // ErrTampered, ErrUnknownKey or ErrShredded
 	detail             string
 }
 
@@ -44,8 +48,11 @@ func (e *FieldError) Error() string {
 
 // Unwrap returns the sentinels the error matches.
 func (e *FieldError) Unwrap() []error {
-	if e.Reason == ErrUnknownKey {
+	switch e.Reason {
+	case ErrUnknownKey:
 		return []error{ErrTampered, ErrUnknownKey}
+	case ErrShredded:
+		return []error{ErrShredded}
 	}
 	return []error{e.Reason}
 }

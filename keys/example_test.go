@@ -84,15 +84,20 @@ func ExampleRetireWrapped() {
 	ct, _ := kr.Encrypt(ctx, keys.Field{Table: "customers", Column: "notes", Row: "1"}, []byte("net 30"))
 	old, _ := keys.CiphertextKeyID(ct)
 
-	rotated, _ := keys.RotateWrapped(kek, acme, keys.PurposeAEAD, w.AEAD)
+	rotated, _, _ := keys.RotateWrapped(kek, acme, keys.PurposeAEAD, w.AEAD)
 	// Until re-encryption, a stored value still needs the old key: retirement refuses.
-	_, _, err := keys.RetireWrapped(kek, acme, keys.PurposeAEAD, rotated, keys.KeyUsage{Tenant: acme, AEAD: map[uint32]int64{old: 1}})
+	_, _, err := keys.RetireWrapped(kek, acme, keys.PurposeAEAD, rotated, keys.KeyUsage{Tenant: acme, AEAD: map[uint32]int64{old: 1}}, keys.RetireOptions{})
 	fmt.Println(errors.Is(err, keys.ErrKeyInUse))
 
-	// Once nothing needs it, the old key is disabled.
-	_, retired, _ := keys.RetireWrapped(kek, acme, keys.PurposeAEAD, rotated, keys.KeyUsage{Tenant: acme})
+	// Once nothing needs it, the old key is disabled; it stays in the keyset, and can be enabled again.
+	retiredSet, retired, _ := keys.RetireWrapped(kek, acme, keys.PurposeAEAD, rotated, keys.KeyUsage{Tenant: acme}, keys.RetireOptions{})
 	fmt.Println(len(retired), retired[0] == old)
+
+	// Destroying removes it for good.
+	_, destroyed, _ := keys.DestroyWrapped(kek, acme, keys.PurposeAEAD, retiredSet, keys.KeyUsage{Tenant: acme}, keys.RetireOptions{})
+	fmt.Println(destroyed[0] == old)
 	// Output:
 	// true
 	// 1 true
+	// true
 }

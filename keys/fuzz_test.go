@@ -45,3 +45,30 @@ func FuzzUnwrapKeyset(f *testing.F) {
 		}
 	})
 }
+
+// WrappedKeys reads bytes from the database without the KEK: anything stored there must fail cleanly,
+// never panic, and a real wrapped keyset must list its keys.
+func FuzzWrappedKeys(f *testing.F) {
+	w, err := keys.NewTenantKeysets(fakeKEK(f), tenantID(1))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(w.AEAD)
+	f.Add(w.PRF)
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		info, err := keys.WrappedKeys(b)
+		if err == nil {
+			primaries := 0
+			for _, k := range info {
+				if k.Primary {
+					primaries++
+				}
+			}
+			if primaries > 1 {
+				t.Errorf("got %d primary keys in %+v", primaries, info)
+			}
+		}
+	})
+}

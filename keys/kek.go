@@ -17,6 +17,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
+	"google.golang.org/protobuf/proto"
 )
 
 // LocalKEKScheme prefixes the URI of a development KEK kept in a local keyset file.
@@ -26,23 +27,40 @@ const LocalKEKScheme = "local-keyset://"
 // local keyset file (development) or a key in a KMS reached through Tink's KMS client registry. String
 // prints only its fingerprint.
 type KEK struct {
-	// ID fingerprints the KEK's URI; stored beside each wrapped keyset to name the KEK in errors. Not
-	// secret, and not what decides: a keyset opens with the right key under any URI.
+	// ID fingerprints the key, not the spelling of its URI: for a local keyset file, a hash of the key
+	// material (so a file reached by a relative, an absolute or a linked path has one id); for a KMS key,
+	// a hash of its URI in canonical form (scheme in lower case, no surrounding space).
+	// Stored beside each wrapped keyset to name the KEK in messages and in `keys status`. Not secret, and
+	// not what decides: a keyset opens with the right key whatever its id.
 	ID   string
 	aead tink.AEAD
 }
 
 func (k *KEK) String() string { return "KEK(" + k.ID + ")" }
 
+// KMSClient reaches keys held in a KMS: Tink's registry.KMSClient, so that every Tink KMS extension
+// (tink-go-awskms, tink-go-gcpkms, tink-go-hcvault) and any client of the caller's own fits.
+// Package keys/kms provides the extensions' clients, connecting on first use.
+type KMSClient = registry.KMSClient
+
+// RegisterKMSClient adds c to Tink's process-wide KMS client registry, which [OpenKEK] consults for
+// every URI that is not a local keyset: a binary that registers its KMS client at startup can then open
+// KEKs by URI anywhere. The first registered client that supports a URI serves it.
+func RegisterKMSClient(c KMSClient) { registry.RegisterKMSClient(c) }
+
 // OpenKEK opens the KEK named by uri: "local-keyset://<path>" for a keyset file written by
 // [InitLocalKEK], or any URI a registered Tink KMS client supports (gcp-kms://, aws-kms://, hcvault://,
-// fake-kms:// in tests). It does not contact the database: pgstore.CheckKEK compares it with the
-// database's canary.
-func OpenKEK(ctx context.Context, uri string) (*KEK, error) {
+// fake-kms:// in tests; see [RegisterKMSClient]). It does not contact the database: pgstore.CheckKEK
+// compares it with the database's canary.
+func OpenKEK(ctx context.Context, uri string) (*KEK, error) { return OpenKEKWith(ctx, uri) }
+
+// OpenKEKWith is [OpenKEK] that asks clients first, in order, and the registry after them: a caller
+// that holds its own KMS clients (a test's, one per tenant's account) needs no process-wide state.
+func OpenKEKWith(ctx context.Context, uri string, clients ...KMSClient) (*KEK, error) {
+	uri = strings.TrimSpace(uri)
 	if uri == "" {
 		return nil, fmt.Errorf("%w: no KEK URI configured (set --kek or TENANTSEAL_KEK_URI)", ErrKEK)
 	}
-	id := kekID(uri)
 	if path, ok := strings.CutPrefix(uri, LocalKEKScheme); ok {
 		raw, err := os.ReadFile(path)
 		if err != nil {
@@ -56,17 +74,64 @@ func OpenKEK(ctx context.Context, uri string) (*KEK, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: local KEK file %s is not an AEAD keyset", ErrKEK, path)
 		}
+		id, err := materialID(h)
+		if err != nil {
+			return nil, err
+		}
 		return &KEK{ID: id, aead: a}, nil
 	}
-	client, err := registry.GetKMSClient(uri)
+	client, err := kmsClient(uri, clients)
 	if err != nil {
-		return nil, fmt.Errorf("%w: no KMS client registered for %s", ErrKEK, redactURI(uri))
+		return nil, err
 	}
 	a, err := client.GetAEAD(uri)
 	if err != nil {
-		return nil, fmt.Errorf("%w: KMS: %w", ErrKEK, err)
+		return nil, fmt.Errorf("%w: KMS %s: %s", ErrKEK, redactURI(uri), redactAll(err.Error(), uri))
 	}
-	return &KEK{ID: id, aead: a}, nil
+	return &KEK{ID: kekID(canonicalURI(uri)), aead: a}, nil
+}
+
+// kmsClient returns the first of clients, else of the registry, that supports uri.
+func kmsClient(uri string, clients []KMSClient) (KMSClient, error) {
+	for _, c := range clients {
+		if c.Supported(uri) {
+			return c, nil
+		}
+	}
+	c, err := registry.GetKMSClient(uri)
+	if err != nil {
+		return nil, fmt.Errorf("%w: no KMS client registered for %s", ErrKEK, redactURI(uri))
+	}
+	return c, nil
+}
+
+// materialID fingerprints a local keyset by its key material, domain-separated: the same key under any
+// path has the same id, and the hash reveals nothing of the key.
+func materialID(h *keyset.Handle) (string, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(insecurecleartextkeyset.KeysetMaterial(h))
+	if err != nil {
+		return "", fmt.Errorf("%w: fingerprint local KEK: %w", ErrKEK, err)
+	}
+	return kekID("tenantseal/kek-material/v1\x00" + string(b)), nil
+}
+
+// canonicalURI is a KMS key URI in one spelling: no surrounding space, the scheme in lower case. The
+// rest is the KMS's name of the key, kept as it is (a fake-kms URI is base64, where case and slashes
+// count).
+func canonicalURI(uri string) string {
+	uri = strings.TrimSpace(uri)
+	if scheme, rest, ok := strings.Cut(uri, "://"); ok {
+		return strings.ToLower(scheme) + "://" + rest
+	}
+	return uri
+}
+
+// redactAll removes the parts of uri (which name accounts and key paths) from a KMS client's message.
+func redactAll(msg, uri string) string {
+	if _, rest, ok := strings.Cut(uri, "://"); ok && rest != "" {
+		msg = strings.ReplaceAll(msg, rest, "…")
+	}
+	return msg
 }
 
 // NewKEK wraps an AEAD the caller already holds (a KMS AEAD built elsewhere, a test key) as a KEK named

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tink-crypto/tink-go/v2/testing/fakekms"
+
 	"github.com/tenantseal/tenantseal/keys"
 )
 
@@ -69,5 +71,68 @@ func TestOpenKEKFails(t *testing.T) {
 				t.Errorf("error %q: want one prefix, in front", err)
 			}
 		})
+	}
+}
+
+// The KEK id comes from the key: one file under three spellings of its path has one id; another key in
+// the same place has another.
+func TestKEKIDComesFromTheKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "kek.json")
+	if _, err := keys.InitLocalKEK(path); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	var ids []string
+	for _, uri := range []string{keys.LocalKEKScheme + path, keys.LocalKEKScheme + "kek.json", keys.LocalKEKScheme + "./kek.json", keys.LocalKEKScheme + link} {
+		k, err := keys.OpenKEK(t.Context(), uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, k.ID)
+	}
+	for _, id := range ids[1:] {
+		if id != ids[0] {
+			t.Errorf("got ids %v, want one id for one key", ids)
+			break
+		}
+	}
+	other := filepath.Join(t.TempDir(), "kek.json")
+	if _, err := keys.InitLocalKEK(other); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := keys.OpenKEK(t.Context(), keys.LocalKEKScheme+other); err != nil || k.ID == ids[0] {
+		t.Errorf("another key: got id %s (%v), want another id than %s", k.ID, err, ids[0])
+	}
+}
+
+// A caller's own KMS clients come before the registry, and spellings of one KMS URI share an id.
+func TestOpenKEKWithOwnClients(t *testing.T) {
+	uri, err := fakekms.NewKeyURI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := fakekms.NewClient(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.OpenKEK(t.Context(), uri); !errors.Is(err, keys.ErrKEK) {
+		t.Fatalf("unregistered: got %v, want ErrKEK", err)
+	}
+	k, err := keys.OpenKEKWith(t.Context(), uri, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := keys.OpenKEKWith(t.Context(), "  "+uri+"\n", client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := k.NewCanary()
+	if err != nil || !again.OpensCanary(c) || k.ID != again.ID {
+		t.Errorf("two spellings of one KMS key: ids %s and %s, canary %v (%v); want one KEK", k.ID, again.ID, again.OpensCanary(c), err)
 	}
 }

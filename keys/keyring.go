@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tenantseal/tenantseal"
@@ -21,6 +22,7 @@ import (
 const (
 	DefaultCacheEntries = 10_000
 	DefaultCacheTTL     = 5 * time.Minute
+	DefaultRevalidate   = 10 * time.Second
 	DefaultMaxFieldSize = 1 << 20
 	// BlindIndexSize is the length of a blind index: a 4-byte key id and 16 bytes of keyed PRF output.
 	BlindIndexSize = 4 + 16
@@ -36,13 +38,41 @@ type Wrapped struct {
 	KEKID string
 	// Canary is the database's KEK canary, to tell a wrong KEK from a tampered keyset.
 	Canary []byte
+	// Version changes whenever the stored keysets change (rotation, retirement, re-enabling,
+	// destruction, re-wrapping): see [VersionLoader]. Zero when the store keeps none.
+	Version int64
+	// CacheBound is the longest any process may keep these keysets opened, as the store declares it
+	// (pgstore: tenantseal.key_settings.max_cache_ttl): a Keyring caches them for the shorter of it and
+	// Config.CacheTTL. Retiring an old key is safe once this long has passed since the rotation, because
+	// no cache can then still encrypt under it. Zero: no bound beyond the Keyring's own.
+	CacheBound time.Duration
+	// Shredded says the tenant's keysets were crypto-shredded before these were made: a ciphertext
+	// naming a key they lack is one the shred destroyed ([ErrShredded]), not a tampered one.
+	Shredded bool
+	// KEKURI, when set, names the tenant's own KEK (bring your own key: a key the customer holds in its
+	// KMS), which wraps these keysets instead of the Keyring's: the Keyring opens it with
+	// Config.OpenKEK, and Canary is then that KEK's. Empty: the Keyring's own KEK.
+	KEKURI string
 }
 
-// Loader fetches a tenant's wrapped keysets, or fails with [ErrNoKeyset]. A [Keyring] asks only for
-// the tenant of the Principal in ctx; a loader that reads through row-level security (pgstore's) serves
-// no other tenant's keysets either, except under an elevation.
+// Loader fetches a tenant's wrapped keysets, or fails with [ErrNoKeyset] ([ErrShredded] after a
+// crypto-shred). A [Keyring] asks only for the tenant of the Principal in ctx; a loader that reads
+// through row-level security (pgstore's) serves no other tenant's keysets either, except under an
+// elevation.
 type Loader interface {
 	LoadKeysets(ctx context.Context, tenant tenantseal.TenantID) (Wrapped, error)
+}
+
+// VersionLoader is a [Loader] that can also tell cheaply whether a tenant's stored keysets changed. A
+// Keyring over one asks at most every Config.Revalidate per tenant and reloads on a change, so that
+// rotations, retirements and shreds reach it in seconds rather than at the end of its cache TTL. The
+// answer is an optimisation, never what safety rests on: an entry still expires at its TTL when the
+// store cannot answer.
+type VersionLoader interface {
+	Loader
+	// KeysetVersion returns a number that changes whenever the tenant's stored keysets change (any
+	// value, -1 say, when it has none), as [Wrapped.Version] reports it.
+	KeysetVersion(ctx context.Context, tenant tenantseal.TenantID) (int64, error)
 }
 
 // Config configures a [Keyring].
@@ -54,24 +84,36 @@ type Config struct {
 	// CacheEntries bounds how many tenants' opened keysets stay in memory. Default DefaultCacheEntries.
 	CacheEntries int
 	// CacheTTL bounds how long an opened keyset is used before it is read again: how long a rotation or a
-	// shred takes to reach this process. Default DefaultCacheTTL.
+	// shred takes at most to reach this process. The store may declare a shorter bound
+	// ([Wrapped.CacheBound]), which then applies. Default DefaultCacheTTL.
 	CacheTTL time.Duration
+	// Revalidate is how often a cached keyset is checked against the stored version when the Loader is a
+	// [VersionLoader]: one cheap query per tenant and interval. Default DefaultRevalidate; negative: never.
+	Revalidate time.Duration
 	// MaxFieldSize bounds a plaintext, in bytes. Default DefaultMaxFieldSize.
 	MaxFieldSize int
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 	// Recorder, if set, receives an event for every ciphertext that fails to decrypt for its row.
 	Recorder tenantseal.Recorder
+	// OpenKEK opens the KEK of a tenant that has one of its own ([Wrapped.KEKURI]). Default: [OpenKEK],
+	// through the KMS clients registered with [RegisterKMSClient]. Opened KEKs are kept for the
+	// Keyring's life; a customer that revokes its key makes its keysets fail to open at the next load.
+	OpenKEK func(ctx context.Context, uri string) (*KEK, error)
 }
 
 // Keyring encrypts and decrypts fields and computes blind indexes with each tenant's own keysets.
 // It is safe for concurrent use. Nothing of a keyset appears in its String output or its errors.
 type Keyring struct {
-	kek   *KEK
-	load  Loader
-	cache *cache
-	max   int
-	rec   tenantseal.Recorder
+	kek     *KEK
+	load    Loader
+	cache   *cache
+	max     int
+	rec     tenantseal.Recorder
+	openKEK func(ctx context.Context, uri string) (*KEK, error)
+
+	mu   sync.Mutex
+	keks map[string]*KEK // tenants' own KEKs, by URI
 }
 
 // tenantKeys are one tenant's opened keysets.
@@ -80,6 +122,9 @@ type tenantKeys struct {
 	aeadPrimary uint32
 	aeadEnabled map[uint32]bool
 	prf         *prf.Set
+	version     int64         // Wrapped.Version
+	cacheBound  time.Duration // Wrapped.CacheBound
+	shredded    bool          // Wrapped.Shredded
 }
 
 // NewKeyring returns a Keyring.
@@ -96,6 +141,9 @@ func NewKeyring(cfg Config) (*Keyring, error) {
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = DefaultCacheTTL
 	}
+	if cfg.Revalidate == 0 {
+		cfg.Revalidate = DefaultRevalidate
+	}
 	if cfg.MaxFieldSize == 0 {
 		cfg.MaxFieldSize = DefaultMaxFieldSize
 	}
@@ -105,22 +153,27 @@ func NewKeyring(cfg Config) (*Keyring, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Keyring{kek: cfg.KEK, load: cfg.Loader, cache: newCache(cfg.CacheEntries, cfg.CacheTTL, cfg.Now), max: cfg.MaxFieldSize, rec: cfg.Recorder}, nil
+	if cfg.OpenKEK == nil {
+		cfg.OpenKEK = OpenKEK
+	}
+	return &Keyring{kek: cfg.KEK, load: cfg.Loader, cache: newCache(cfg.CacheEntries, cfg.CacheTTL, cfg.Revalidate, cfg.Now), max: cfg.MaxFieldSize,
+		rec: cfg.Recorder, openKEK: cfg.OpenKEK, keks: map[string]*KEK{}}, nil
 }
 
 func (k *Keyring) String() string {
 	return fmt.Sprintf("Keyring(%s, %d tenants cached)", k.kek, k.cache.len())
 }
 
-// CacheStats reports cache hits, misses and keyset loads since the Keyring was made.
+// CacheStats reports cache hits, misses, keyset loads and version checks since the Keyring was made.
 type CacheStats struct {
-	Hits, Misses, Loads int64
-	Entries             int
+	Hits, Misses, Loads, Checks int64
+	Entries                     int
 }
 
 // Stats returns the cache counters.
 func (k *Keyring) Stats() CacheStats {
-	return CacheStats{Hits: k.cache.hits.Load(), Misses: k.cache.misses.Load(), Loads: k.cache.loads.Load(), Entries: k.cache.len()}
+	return CacheStats{Hits: k.cache.hits.Load(), Misses: k.cache.misses.Load(), Loads: k.cache.loads.Load(),
+		Checks: k.cache.checks.Load(), Entries: k.cache.len()}
 }
 
 // Invalidate drops the tenant's opened keysets: the next use reads them again.
@@ -146,13 +199,28 @@ func (k *Keyring) tenant(ctx context.Context, f Field, op string) (tenantseal.Te
 
 // keys returns the opened keysets of tenant, which [Keyring.tenant] took from ctx.
 func (k *Keyring) keys(ctx context.Context, tenant tenantseal.TenantID) (*tenantKeys, error) {
-	return k.cache.get(ctx, tenant, func(ctx context.Context) (*tenantKeys, error) {
+	load := func(ctx context.Context) (*tenantKeys, error) {
 		w, err := k.load.LoadKeysets(ctx, tenant)
 		if err != nil {
 			return nil, err
 		}
-		return k.open(tenant, w)
-	})
+		return k.open(ctx, tenant, w)
+	}
+	var version versionFunc
+	if vl, ok := k.load.(VersionLoader); ok {
+		version = func(ctx context.Context) (int64, error) { return vl.KeysetVersion(ctx, tenant) }
+	}
+	return k.cache.get(ctx, tenant, load, version)
+}
+
+// keysWith returns the opened keysets of tenant that enable AEAD key id: the cached ones, or, when they
+// do not and were loaded a while ago, the stored ones read again (a key added or re-enabled since).
+func (k *Keyring) keysWith(ctx context.Context, tenant tenantseal.TenantID, id uint32) (*tenantKeys, error) {
+	t, err := k.keys(ctx, tenant)
+	if err != nil || t.aeadEnabled[id] || !k.cache.stale(tenant, t) {
+		return t, err
+	}
+	return k.keys(ctx, tenant)
 }
 
 // tenantKeys returns the Principal's tenant and its opened keysets.
@@ -165,20 +233,51 @@ func (k *Keyring) tenantKeys(ctx context.Context, f Field, op string) (tenantsea
 	return tenant, t, err
 }
 
-// open unwraps and builds a tenant's keysets. The stored KEK id only names the KEK in errors: the key
-// decides, so a KEK reached under another URI (a moved file, another URI form) still works.
-func (k *Keyring) open(tenant tenantseal.TenantID, w Wrapped) (*tenantKeys, error) {
-	ah, err := unwrap(k.kek, w.AEAD, tenant, PurposeAEAD)
-	if err == nil {
-		var ph *keyset.Handle
-		if ph, err = unwrap(k.kek, w.PRF, tenant, PurposePRF); err == nil {
-			return build(ah, ph)
+// open unwraps and builds a tenant's keysets, with the tenant's own KEK if it has one. The stored KEK id
+// only names the KEK in errors: the key decides, so a KEK reached under another URI (a moved file,
+// another URI form) still works.
+func (k *Keyring) open(ctx context.Context, tenant tenantseal.TenantID, w Wrapped) (*tenantKeys, error) {
+	kek := k.kek
+	if w.KEKURI != "" {
+		var err error
+		if kek, err = k.tenantKEK(ctx, w.KEKURI); err != nil {
+			return nil, fmt.Errorf("%w (the own KEK of tenant %s)", err, tenant)
 		}
 	}
-	if w.Canary != nil && !k.kek.OpensCanary(w.Canary) {
-		return nil, fmt.Errorf("%w: %s does not open the database's KEK canary (keysets were wrapped by %s)", ErrKEK, k.kek.ID, w.KEKID)
+	ah, err := unwrap(kek, w.AEAD, tenant, PurposeAEAD)
+	if err == nil {
+		var ph *keyset.Handle
+		if ph, err = unwrap(kek, w.PRF, tenant, PurposePRF); err == nil {
+			t, err := build(ah, ph)
+			if err != nil {
+				return nil, err
+			}
+			t.version, t.cacheBound, t.shredded = w.Version, w.CacheBound, w.Shredded
+			return t, nil
+		}
+	}
+	if w.Canary != nil && !kek.OpensCanary(w.Canary) {
+		return nil, fmt.Errorf("%w: %s does not open the KEK canary of tenant %s (its keysets were wrapped by %s)", ErrKEK, kek.ID, tenant, w.KEKID)
 	}
 	return nil, err
+}
+
+// tenantKEK returns the opened KEK of uri, opening it on first use.
+func (k *Keyring) tenantKEK(ctx context.Context, uri string) (*KEK, error) {
+	k.mu.Lock()
+	kek, ok := k.keks[uri]
+	k.mu.Unlock()
+	if ok {
+		return kek, nil
+	}
+	kek, err := k.openKEK(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	k.keks[uri] = kek
+	k.mu.Unlock()
+	return kek, nil
 }
 
 func build(ah, ph *keyset.Handle) (*tenantKeys, error) {
@@ -232,11 +331,19 @@ func (k *Keyring) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]by
 	if !ok || len(ciphertext) < ciphertextOverhead {
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, Reason: ErrTampered, detail: ": malformed ciphertext"})
 	}
-	t, err := k.keys(ctx, tenant)
+	t, err := k.keysWith(ctx, tenant, id)
+	if errors.Is(err, ErrShredded) {
+		// Not an attack: the shred destroyed the value, and this says which one.
+		return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrShredded, detail: ": the tenant's keysets were shredded"}
+	}
 	if err != nil {
 		return nil, err
 	}
 	if !t.aeadEnabled[id] {
+		if t.shredded {
+			// Not an attack: the key went with the shred, and so did the value.
+			return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrShredded, detail: fmt.Sprintf(": key %d", id)}
+		}
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrUnknownKey, detail: fmt.Sprintf(": key %d", id)})
 	}
 	pt, err := t.aead.Decrypt(ciphertext, associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row))

@@ -15,10 +15,10 @@ func rotate(t *testing.T, fx *fixture, tenant tenantseal.TenantID) {
 	t.Helper()
 	w := fx.l.sets[tenant]
 	var err error
-	if w.AEAD, err = keys.RotateWrapped(fx.kek, tenant, keys.PurposeAEAD, w.AEAD); err != nil {
+	if w.AEAD, _, err = keys.RotateWrapped(fx.kek, tenant, keys.PurposeAEAD, w.AEAD); err != nil {
 		t.Fatal(err)
 	}
-	if w.PRF, err = keys.RotateWrapped(fx.kek, tenant, keys.PurposePRF, w.PRF); err != nil {
+	if w.PRF, _, err = keys.RotateWrapped(fx.kek, tenant, keys.PurposePRF, w.PRF); err != nil {
 		t.Fatal(err)
 	}
 	fx.l.set(tenant, w)
@@ -67,7 +67,7 @@ func TestRotateThenRetire(t *testing.T) {
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
-			out, ids, err := keys.RetireWrapped(fx.kek, a, keys.PurposeAEAD, w.AEAD, tc.usage)
+			out, ids, err := keys.RetireWrapped(fx.kek, a, keys.PurposeAEAD, w.AEAD, tc.usage, keys.RetireOptions{})
 			if !errors.Is(err, tc.want) || out != nil || ids != nil {
 				t.Errorf("got %d bytes, ids %v, %v; want nothing and %v", len(out), ids, err, tc.want)
 			}
@@ -80,12 +80,12 @@ func TestRotateThenRetire(t *testing.T) {
 		wrapped *[]byte
 		old     uint32
 	}{{keys.PurposeAEAD, &w.AEAD, oldAEAD}, {keys.PurposePRF, &w.PRF, oldPRF}} {
-		next, ids, err := keys.RetireWrapped(fx.kek, a, p.purpose, *p.wrapped, usage)
+		next, ids, err := keys.RetireWrapped(fx.kek, a, p.purpose, *p.wrapped, usage, keys.RetireOptions{})
 		if err != nil || !slices.Equal(ids, []uint32{p.old}) {
 			t.Fatalf("retire %s: got %v (%v), want [%d]", p.purpose, ids, err, p.old)
 		}
 		*p.wrapped = next
-		if _, ids, err := keys.RetireWrapped(fx.kek, a, p.purpose, next, usage); err != nil || len(ids) != 0 {
+		if _, ids, err := keys.RetireWrapped(fx.kek, a, p.purpose, next, usage, keys.RetireOptions{}); err != nil || len(ids) != 0 {
 			t.Errorf("retire %s again: got %v (%v), want nothing left to retire", p.purpose, ids, err)
 		}
 	}
@@ -119,7 +119,7 @@ func TestWrappedKeysetOpensOnlyForItsTenantAndPurpose(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := keys.RotateWrapped(tc.kek, tc.tenant, tc.purpose, tc.wrapped); !errors.Is(err, tc.want) {
+			if _, _, err := keys.RotateWrapped(tc.kek, tc.tenant, tc.purpose, tc.wrapped); !errors.Is(err, tc.want) {
 				t.Errorf("rotate: got %v, want %v", err, tc.want)
 			}
 			if _, err := keys.Rewrap(tc.kek, other, tc.tenant, tc.purpose, tc.wrapped); !errors.Is(err, tc.want) {
@@ -127,7 +127,7 @@ func TestWrappedKeysetOpensOnlyForItsTenantAndPurpose(t *testing.T) {
 			}
 		})
 	}
-	if _, err := keys.RotateWrapped(fx.kek, a, "mac", w.AEAD); err == nil || errors.Is(err, keys.ErrKeysetTampered) || !strings.Contains(err.Error(), `"mac"`) {
+	if _, _, err := keys.RotateWrapped(fx.kek, a, "mac", w.AEAD); err == nil || errors.Is(err, keys.ErrKeysetTampered) || !strings.Contains(err.Error(), `"mac"`) {
 		t.Errorf("unknown purpose: got %v, want an error naming it", err)
 	}
 }

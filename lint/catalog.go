@@ -19,22 +19,36 @@ type catalog struct {
 	tenantCol   string // quoted
 	tenantCall  string // e.g. "tenantseal.current_tenant()", for fix hints
 	tenantFuncs map[uint32]bool
-	elevated    uint32 // 0 when the database has no tenantseal.elevated()
+	// product is tenantseal.current_tenant(), the verifying function of the product's own tables
+	// (0 in a database without tenantseal); elevated is tenantseal.elevated() (0 likewise).
+	product, elevated uint32
+	// userSchemas are the checked schemas but the product's own; tables of internalSchemas are always
+	// checked too, with their own expectations.
+	userSchemas []string
 
-	tables   []*table // ordinary and partitioned tables in the checked schemas
-	byOID    map[uint32]*table
-	policies []*policy
-	indexes  []index
-	fks      []foreignKey
-	views    []view
-	viewDeps map[uint32][]uint32 // view or materialized view -> relations its rules read
-	secdefs  []secdefFunc
-	owned    []ownedRel // relations the app role owns
-	// ownerPath is the chain of roles granted to the app role that leads to the owner role (the owner
-	// role last); empty when the app role is no member of it.
-	ownerPath []string
-	funcs     map[uint32]funcInfo
-	ops       map[uint32]opInfo
+	tables    []*table // ordinary, partitioned and foreign tables in the checked schemas
+	byOID     map[uint32]*table
+	policies  []*policy
+	indexes   []index
+	fks       []foreignKey
+	excls     []exclusion
+	views     []view
+	viewDeps  map[uint32][]uint32 // view or materialized view -> relations its rules read
+	viewFuncs map[uint32][]uint32 // view or materialized view -> functions its rules call
+	functions []*function         // functions and procedures of the checked schemas, extensions' excepted
+	funcByOID map[uint32]*function
+	triggers  []trigger
+	owned     []ownedRel // relations the app role owns
+	// memberships are the roles the app role is a member of, directly or through others, each with
+	// the chain of grants that leads to it; the owner role among them is a finding of its own.
+	memberships []membership
+	// privsOf holds, for each role that owns a function, the roles whose privileges it has (itself
+	// included): a policy TO one of those applies to the function's body.
+	privsOf     map[uint32]map[uint32]bool
+	defaultACLs []defaultACL
+	creatable   []string // schemas (or "database <name>") in which the app role may create objects
+	funcs       map[uint32]funcInfo
+	ops         map[uint32]opInfo
 }
 
 type role struct {
@@ -47,9 +61,21 @@ type table struct {
 	oid           uint32
 	name          string // schema-qualified, quoted
 	raw           string // schema.name unquoted, to match Options.GlobalTables
+	schema        string // unquoted
+	relname       string // unquoted
+	kind          string // pg_class.relkind: "r", "p" or "f"
+	internal      bool   // in one of the product's own schemas
 	partition     bool
 	rls, force    bool
+	owner         uint32
 	tenantAttnum  int16 // 0: no tenant column
+	tenantNotNull bool
+	// registry marks a table of tenants (tenantseal.tenants, Options.Registry): its key, the attnum of
+	// its single-column primary key (0 without one), is the tenant.
+	registry      bool
+	key           int16
+	columns       []string // unquoted column names, for hints
+	attnums       []int16  // the attnum of each of columns
 	appPriv       map[string]bool
 	publicPrivs   []string
 	policiesCount int
@@ -58,13 +84,20 @@ type table struct {
 func (t *table) tenant() bool { return t.tenantAttnum != 0 }
 
 // rlsApplies says whether the table's own row-level security settings matter: a partition is reached
-// through its parent, whose policies apply, unless the app role holds privileges on the partition itself.
+// through its parent, whose policies apply, unless the app role holds privileges on the partition itself;
+// a table of the product's own that the app role may not use is the owner's alone (the product's SECURITY
+// DEFINER functions reach it, which TS021 judges). Foreign tables cannot have row-level security at all
+// (TS029).
 func (t *table) rlsApplies() bool {
-	return t.tenant() && (!t.partition || t.appAny())
+	return t.tenant() && t.kind != "f" && (!t.partition && !t.internal || t.appAny())
 }
 
 func (t *table) appAny() bool {
 	return t.appPriv["SELECT"] || t.appPriv["INSERT"] || t.appPriv["UPDATE"] || t.appPriv["DELETE"]
+}
+
+func (t *table) appWrites() bool {
+	return t.appPriv["INSERT"] || t.appPriv["UPDATE"] || t.appPriv["DELETE"]
 }
 
 type policy struct {
@@ -73,8 +106,10 @@ type policy struct {
 	cmd          string // "r", "a", "w", "d" or "*", as pg_policy.polcmd
 	permissive   bool
 	appliesToApp bool
+	roles        []uint32       // pg_policy.polroles; 0 is PUBLIC
 	qual, check  *nodetree.Node // nil when absent
 	qualSQL      string
+	checkSQL     string
 }
 
 func (p *policy) object() string { return p.name + " on " + p.table.name }
@@ -83,7 +118,11 @@ func (p *policy) command() string {
 	return map[string]string{"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}[p.cmd]
 }
 
+// covers reports whether the policy applies to cmd ("SELECT", "INSERT", "UPDATE" or "DELETE").
+func (p *policy) covers(cmd string) bool { return p.cmd == "*" || p.command() == cmd }
+
 type index struct {
+	oid        uint32
 	table      uint32
 	name       string // unqualified, for messages
 	qualified  string // for DROP INDEX
@@ -91,10 +130,12 @@ type index struct {
 	primary    bool
 	valid      bool
 	partial    bool
-	keys       []int16  // attnums of the key columns; 0 for an expression
-	keyDefs    []string // the key columns as SQL
-	constraint string   // the PRIMARY KEY or UNIQUE constraint the index backs, or ""
-	attached   bool     // an index of a partition that belongs to its parent's partitioned index
+	pred       *nodetree.Node // the partial index's predicate, or nil
+	keys       []int16        // attnums of the key columns; 0 for an expression
+	keyDefs    []string       // the key columns as SQL
+	constraint string         // the PRIMARY KEY, UNIQUE or EXCLUDE constraint the index backs, or ""
+	attached   bool           // an index of a partition that belongs to its parent's partitioned index
+	def        string         // the definition without the index name, to find duplicates
 }
 
 type foreignKey struct {
@@ -104,19 +145,45 @@ type foreignKey struct {
 	fromColumns, toColumns []string
 }
 
+type exclusion struct {
+	name    string
+	table   uint32
+	keys    []int16
+	ops     []string // the operator of each key
+	columns []string
+}
+
 type view struct {
 	oid          uint32
 	name         string
 	materialized bool
 	checked      bool // in a checked schema
 	invoker      bool // security_invoker=true
+	appSelect    bool
 }
 
-type secdefFunc struct {
-	name          string
+type function struct {
+	oid           uint32
+	name          string // schema.name(argtypes), quoted
+	short         string // the unqualified name, lower case
+	schema        string
 	procedure     bool
+	secdef        bool
+	leakproof     bool
+	trigger       bool // returns trigger
+	lang          string
+	src           string // prosrc
+	sqlBody       *nodetree.Node
 	hasSearchPath bool
 	publicExecute bool
+	appExecute    bool
+	owner         role
+}
+
+type trigger struct {
+	name  string
+	table uint32
+	fn    uint32
 }
 
 type ownedRel struct {
@@ -124,19 +191,36 @@ type ownedRel struct {
 	kind string // pg_class.relkind
 }
 
+type membership struct {
+	role
+	path []string // quoted role names from the app role's direct grant to this role
+}
+
+type defaultACL struct {
+	owner, schema, objtype, grantee string // schema "" for every schema
+	privileges                      []string
+}
+
 type funcInfo struct {
 	name      string
+	schema    string
 	leakproof bool
 }
 
 type opInfo struct {
-	name string
+	name string // e.g. "=(uuid, uuid)"
+	op   string // e.g. "="
 	code uint32
 }
 
+// internalSchemas hold the product's own objects: they are always checked, whatever Options.Schemas
+// says, and with the product's expectations (see internal.go).
+var internalSchemas = []string{internalSchema, "tenantseal_migrations"}
+
 func load(ctx context.Context, conn Querier, opts Options) (*catalog, error) {
-	c := &catalog{opts: opts, byOID: map[uint32]*table{}, viewDeps: map[uint32][]uint32{},
-		tenantFuncs: map[uint32]bool{}, funcs: map[uint32]funcInfo{}, ops: map[uint32]opInfo{}}
+	c := &catalog{opts: opts, byOID: map[uint32]*table{}, viewDeps: map[uint32][]uint32{}, viewFuncs: map[uint32][]uint32{},
+		tenantFuncs: map[uint32]bool{}, funcByOID: map[uint32]*function{}, privsOf: map[uint32]map[uint32]bool{},
+		funcs: map[uint32]funcInfo{}, ops: map[uint32]opInfo{}}
 	var err error
 	if c.app, err = loadRole(ctx, conn, opts.AppRole); err != nil {
 		return nil, err
@@ -144,32 +228,23 @@ func load(ctx context.Context, conn Querier, opts Options) (*catalog, error) {
 	if c.owner, err = loadRole(ctx, conn, opts.OwnerRole); err != nil {
 		return nil, err
 	}
-	schemas := opts.Schemas
-	if len(schemas) == 0 {
-		err := each(ctx, conn, "schemas", `SELECT nspname FROM pg_namespace
-			WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY 1`, nil,
-			func(r pgx.Rows) error {
-				var s string
-				err := r.Scan(&s)
-				schemas = append(schemas, s)
-				return err
-			})
-		if err != nil {
-			return nil, err
-		}
+	if err := c.loadSchemas(ctx, conn); err != nil {
+		return nil, err
 	}
-	schemas = slices.DeleteFunc(slices.Clone(schemas), func(s string) bool { return s == internalSchema })
-
 	if err := c.loadTenantFunction(ctx, conn); err != nil {
 		return nil, err
 	}
+	schemas := append(slices.Clone(c.userSchemas), internalSchemas...)
 	for _, step := range []func(context.Context, Querier, []string) error{
-		c.loadTables, c.loadPolicies, c.loadIndexes, c.loadForeignKeys, c.loadViews, c.loadSecurityDefiners,
-		c.loadAppRoleReach, c.loadPolicyCallees,
+		c.loadTables, c.loadPolicies, c.loadIndexes, c.loadRegistry, c.loadForeignKeys, c.loadExclusions, c.loadViews,
+		c.loadFunctions, c.loadTriggers, c.loadAppRoleReach, c.loadPrivilegesToCome, c.loadPolicyCallees,
 	} {
 		if err := step(ctx, conn, schemas); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.checkTenantColumn(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -209,6 +284,35 @@ func loadRole(ctx context.Context, conn Querier, name string) (role, error) {
 	return r, nil
 }
 
+// loadSchemas resolves Options.Schemas: every schema named must exist (a typo would otherwise check
+// nothing and report nothing).
+func (c *catalog) loadSchemas(ctx context.Context, conn Querier) error {
+	var existing []string
+	err := each(ctx, conn, "schemas", `SELECT nspname FROM pg_namespace
+		WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY 1`, nil,
+		func(r pgx.Rows) error {
+			var s string
+			err := r.Scan(&s)
+			existing = append(existing, s)
+			return err
+		})
+	if err != nil {
+		return err
+	}
+	schemas := existing
+	if len(c.opts.Schemas) > 0 {
+		schemas = nil
+		for _, s := range c.opts.Schemas {
+			if !slices.Contains(existing, s) {
+				return fmt.Errorf("%w: schema %q does not exist", ErrOptions, s)
+			}
+			schemas = append(schemas, s)
+		}
+	}
+	c.userSchemas = slices.DeleteFunc(slices.Clone(schemas), func(s string) bool { return slices.Contains(internalSchemas, s) })
+	return nil
+}
+
 func (c *catalog) loadTenantFunction(ctx context.Context, conn Querier) error {
 	fn := c.opts.TenantFunction
 	sql := `SELECT p.oid, format('%I.%I', n.nspname, p.proname)
@@ -234,22 +338,32 @@ func (c *catalog) loadTenantFunction(ctx context.Context, conn Querier) error {
 	if len(c.tenantFuncs) == 0 {
 		return fmt.Errorf("%w: tenant function %s does not exist", ErrOptions, fn)
 	}
-	err = each(ctx, conn, "elevation function", `SELECT coalesce(to_regprocedure($1)::oid, 0), quote_ident($2)`,
-		[]any{elevatedFunction, c.opts.TenantColumn}, func(r pgx.Rows) error {
-			return r.Scan(&c.elevated, &c.tenantCol)
+	return each(ctx, conn, "product functions", `SELECT coalesce(to_regprocedure($1)::oid, 0), coalesce(to_regprocedure($2)::oid, 0), quote_ident($3)`,
+		[]any{productTenantFunction, elevatedFunction, c.opts.TenantColumn}, func(r pgx.Rows) error {
+			return r.Scan(&c.product, &c.elevated, &c.tenantCol)
 		})
-	return err
+}
+
+// verifiers returns the functions whose result is the verified tenant for t's policies: the product's
+// own for its tables, Options.TenantFunction for the others.
+func (c *catalog) verifiers(t *table) map[uint32]bool {
+	if t.internal {
+		return map[uint32]bool{c.product: true}
+	}
+	return c.tenantFuncs
 }
 
 func (c *catalog) loadTables(ctx context.Context, conn Querier, schemas []string) error {
 	return each(ctx, conn, "tables", `
-		SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname, c.relispartition,
-		       c.relrowsecurity, c.relforcerowsecurity,
-		       coalesce((SELECT a.attnum FROM pg_attribute a
-		                  WHERE a.attrelid = c.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped), 0),
+		SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname, n.nspname, c.relname,
+		       c.relkind::text, n.nspname = ANY($4), c.relispartition, c.relrowsecurity, c.relforcerowsecurity, c.relowner,
+		       coalesce(a.attnum, 0), coalesce(a.attnotnull, false),
+		       ARRAY(SELECT x.attname::text FROM pg_attribute x WHERE x.attrelid = c.oid AND x.attnum > 0 AND NOT x.attisdropped ORDER BY x.attnum),
+		       ARRAY(SELECT x.attnum FROM pg_attribute x WHERE x.attrelid = c.oid AND x.attnum > 0 AND NOT x.attisdropped ORDER BY x.attnum),
 		       has_any_column_privilege($2::oid, c.oid, 'SELECT'), has_any_column_privilege($2::oid, c.oid, 'INSERT'),
 		       has_any_column_privilege($2::oid, c.oid, 'UPDATE'), has_table_privilege($2::oid, c.oid, 'DELETE'),
-		       has_table_privilege($2::oid, c.oid, 'TRUNCATE'),
+		       has_table_privilege($2::oid, c.oid, 'TRUNCATE'), has_table_privilege($2::oid, c.oid, 'TRIGGER'),
+		       has_any_column_privilege($2::oid, c.oid, 'REFERENCES'),
 		       ARRAY(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) p
 		              WHERE has_any_column_privilege('public', c.oid, p)
 		             UNION ALL
@@ -257,17 +371,23 @@ func (c *catalog) loadTables(ctx context.Context, conn Querier, schemas []string
 		              WHERE has_table_privilege('public', c.oid, p)),
 		       (SELECT count(*) FROM pg_policy pol WHERE pol.polrelid = c.oid)
 		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		 WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1)`,
-		[]any{schemas, c.app.oid, c.opts.TenantColumn}, func(r pgx.Rows) error {
+		  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		       AND a.attname = CASE WHEN n.nspname = ANY($4) THEN $5 ELSE $3 END
+		 WHERE c.relkind IN ('r', 'p', 'f') AND n.nspname = ANY($1)
+		 ORDER BY n.nspname, c.relname`,
+		[]any{schemas, c.app.oid, c.opts.TenantColumn, internalSchemas, DefaultTenantColumn}, func(r pgx.Rows) error {
 			t := &table{appPriv: map[string]bool{}}
-			var sel, ins, upd, del, trunc bool
+			var sel, ins, upd, del, trunc, trig, refs bool
 			var n int64
-			if err := r.Scan(&t.oid, &t.name, &t.raw, &t.partition, &t.rls, &t.force, &t.tenantAttnum,
-				&sel, &ins, &upd, &del, &trunc, &t.publicPrivs, &n); err != nil {
+			if err := r.Scan(&t.oid, &t.name, &t.raw, &t.schema, &t.relname, &t.kind, &t.internal, &t.partition, &t.rls, &t.force,
+				&t.owner, &t.tenantAttnum, &t.tenantNotNull, &t.columns, &t.attnums,
+				&sel, &ins, &upd, &del, &trunc, &trig, &refs, &t.publicPrivs, &n); err != nil {
 				return err
 			}
-			t.appPriv["SELECT"], t.appPriv["INSERT"], t.appPriv["UPDATE"], t.appPriv["DELETE"], t.appPriv["TRUNCATE"] =
-				sel, ins, upd, del, trunc
+			for p, v := range map[string]bool{"SELECT": sel, "INSERT": ins, "UPDATE": upd, "DELETE": del,
+				"TRUNCATE": trunc, "TRIGGER": trig, "REFERENCES": refs} {
+				t.appPriv[p] = v
+			}
 			t.policiesCount = int(n)
 			c.tables = append(c.tables, t)
 			c.byOID[t.oid] = t
@@ -275,19 +395,57 @@ func (c *catalog) loadTables(ctx context.Context, conn Querier, schemas []string
 		})
 }
 
+// loadRegistry marks the tenant registries: the product's tenantseal.tenants and Options.Registry.
+func (c *catalog) loadRegistry(ctx context.Context, conn Querier, _ []string) error {
+	var product, user uint32
+	err := each(ctx, conn, "registry", `SELECT coalesce(to_regclass($1)::oid, 0), coalesce(to_regclass(nullif($2, ''))::oid, 0)`,
+		[]any{DefaultRegistry, c.opts.Registry}, func(r pgx.Rows) error {
+			return r.Scan(&product, &user)
+		})
+	if err != nil {
+		return err
+	}
+	if c.opts.Registry != "" && c.byOID[user] == nil {
+		return fmt.Errorf("%w: registry %s is not a table in the checked schemas", ErrOptions, c.opts.Registry)
+	}
+	for _, oid := range []uint32{product, user} {
+		t := c.byOID[oid]
+		if t == nil {
+			continue
+		}
+		t.registry = true
+		for _, ix := range c.indexes {
+			if ix.table == t.oid && ix.primary && len(ix.keys) == 1 {
+				t.key = ix.keys[0]
+			}
+		}
+	}
+	return nil
+}
+
+// keyAttnum is the column that holds t's tenant: the tenant column, or a registry's key.
+func keyAttnum(t *table) int16 {
+	if t.registry && !t.tenant() {
+		return t.key
+	}
+	return t.tenantAttnum
+}
+
 func (c *catalog) loadPolicies(ctx context.Context, conn Querier, schemas []string) error {
 	return each(ctx, conn, "policies", `
 		SELECT pol.polrelid, quote_ident(pol.polname), pol.polcmd::text, pol.polpermissive,
 		       0 = ANY(pol.polroles) OR EXISTS (SELECT 1 FROM unnest(pol.polroles) r
 		                                         WHERE r <> 0 AND pg_has_role($2::oid, r, 'USAGE')),
-		       pol.polqual::text, pol.polwithcheck::text, coalesce(pg_get_expr(pol.polqual, pol.polrelid), '')
+		       pol.polroles::oid[], pol.polqual::text, pol.polwithcheck::text,
+		       coalesce(pg_get_expr(pol.polqual, pol.polrelid), ''), coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid), '')
 		  FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-		 WHERE n.nspname = ANY($1)`,
+		 WHERE n.nspname = ANY($1)
+		 ORDER BY n.nspname, c.relname, pol.polname`,
 		[]any{schemas, c.app.oid}, func(r pgx.Rows) error {
 			p := &policy{}
 			var rel uint32
 			var qual, check *string
-			if err := r.Scan(&rel, &p.name, &p.cmd, &p.permissive, &p.appliesToApp, &qual, &check, &p.qualSQL); err != nil {
+			if err := r.Scan(&rel, &p.name, &p.cmd, &p.permissive, &p.appliesToApp, &p.roles, &qual, &check, &p.qualSQL, &p.checkSQL); err != nil {
 				return err
 			}
 			if p.table = c.byOID[rel]; p.table == nil {
@@ -311,21 +469,31 @@ func (c *catalog) loadPolicies(ctx context.Context, conn Querier, schemas []stri
 
 func (c *catalog) loadIndexes(ctx context.Context, conn Querier, schemas []string) error {
 	return each(ctx, conn, "indexes", `
-		SELECT i.indrelid, quote_ident(ic.relname), format('%I.%I', n.nspname, ic.relname),
-		       i.indisunique, i.indisprimary, i.indisvalid, i.indpred IS NOT NULL,
+		SELECT i.indexrelid, i.indrelid, quote_ident(ic.relname), format('%I.%I', n.nspname, ic.relname),
+		       i.indisunique, i.indisprimary, i.indisvalid, i.indpred::text,
 		       ARRAY(SELECT i.indkey[k] FROM generate_series(0, i.indnkeyatts - 1) k ORDER BY k),
 		       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k ORDER BY k),
 		       coalesce((SELECT quote_ident(con.conname) FROM pg_constraint con
-		                  WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u')), ''),
-		       EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+		                  WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x')), ''),
+		       EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid),
+		       regexp_replace(pg_get_indexdef(i.indexrelid), '^CREATE (UNIQUE )?INDEX \S+ ON ', '')
 		  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
 		  JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-		 WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1)`,
+		 WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1)
+		 ORDER BY n.nspname, ic.relname`,
 		[]any{schemas}, func(r pgx.Rows) error {
 			var ix index
-			if err := r.Scan(&ix.table, &ix.name, &ix.qualified, &ix.unique, &ix.primary, &ix.valid, &ix.partial,
-				&ix.keys, &ix.keyDefs, &ix.constraint, &ix.attached); err != nil {
+			var pred *string
+			if err := r.Scan(&ix.oid, &ix.table, &ix.name, &ix.qualified, &ix.unique, &ix.primary, &ix.valid, &pred,
+				&ix.keys, &ix.keyDefs, &ix.constraint, &ix.attached, &ix.def); err != nil {
 				return err
+			}
+			if pred != nil {
+				ix.partial = true
+				var err error
+				if ix.pred, err = nodetree.Parse(*pred); err != nil {
+					return fmt.Errorf("index %s: predicate: %w", ix.qualified, err)
+				}
 			}
 			c.indexes = append(c.indexes, ix)
 			return nil
@@ -341,7 +509,8 @@ func (c *catalog) loadForeignKeys(ctx context.Context, conn Querier, schemas []s
 		       ARRAY(SELECT quote_ident(a.attname) FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
 		               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord)
 		  FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-		 WHERE con.contype = 'f' AND con.conparentid = 0 AND n.nspname = ANY($1)`,
+		 WHERE con.contype = 'f' AND con.conparentid = 0 AND n.nspname = ANY($1)
+		 ORDER BY n.nspname, c.relname, con.conname`,
 		[]any{schemas}, func(r pgx.Rows) error {
 			var fk foreignKey
 			if err := r.Scan(&fk.name, &fk.from, &fk.to, &fk.fromKeys, &fk.toKeys, &fk.fromColumns, &fk.toColumns); err != nil {
@@ -352,17 +521,38 @@ func (c *catalog) loadForeignKeys(ctx context.Context, conn Querier, schemas []s
 		})
 }
 
+func (c *catalog) loadExclusions(ctx context.Context, conn Querier, schemas []string) error {
+	return each(ctx, conn, "exclusion constraints", `
+		SELECT quote_ident(con.conname), con.conrelid, con.conkey,
+		       ARRAY(SELECT o.oprname::text FROM unnest(con.conexclop) WITH ORDINALITY k(op, ord)
+		               JOIN pg_operator o ON o.oid = k.op ORDER BY k.ord),
+		       ARRAY(SELECT pg_get_indexdef(con.conindid, k::int, true) FROM generate_series(1, cardinality(con.conkey)) k)
+		  FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE con.contype = 'x' AND con.conparentid = 0 AND n.nspname = ANY($1)
+		 ORDER BY n.nspname, c.relname, con.conname`,
+		[]any{schemas}, func(r pgx.Rows) error {
+			var x exclusion
+			if err := r.Scan(&x.name, &x.table, &x.keys, &x.ops, &x.columns); err != nil {
+				return err
+			}
+			c.excls = append(c.excls, x)
+			return nil
+		})
+}
+
 func (c *catalog) loadViews(ctx context.Context, conn Querier, schemas []string) error {
 	// Views outside the checked schemas are read too: a checked view may reach a tenant table through them.
 	err := each(ctx, conn, "views", `
 		SELECT v.oid, format('%I.%I', n.nspname, v.relname), v.relkind = 'm', n.nspname = ANY($1),
 		       coalesce((SELECT o.option_value::bool FROM pg_options_to_table(v.reloptions) o
-		                  WHERE o.option_name = 'security_invoker'), false)
+		                  WHERE o.option_name = 'security_invoker'), false),
+		       has_table_privilege($2::oid, v.oid, 'SELECT')
 		  FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
-		 WHERE v.relkind IN ('v', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`,
-		[]any{schemas}, func(r pgx.Rows) error {
+		 WHERE v.relkind IN ('v', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+		 ORDER BY n.nspname, v.relname`,
+		[]any{schemas, c.app.oid}, func(r pgx.Rows) error {
 			var v view
-			if err := r.Scan(&v.oid, &v.name, &v.materialized, &v.checked, &v.invoker); err != nil {
+			if err := r.Scan(&v.oid, &v.name, &v.materialized, &v.checked, &v.invoker, &v.appSelect); err != nil {
 				return err
 			}
 			c.views = append(c.views, v)
@@ -372,90 +562,48 @@ func (c *catalog) loadViews(ctx context.Context, conn Querier, schemas []string)
 		return err
 	}
 	return each(ctx, conn, "view dependencies", `
-		SELECT DISTINCT rw.ev_class, d.refobjid
+		SELECT DISTINCT rw.ev_class, d.refobjid, d.refclassid = 'pg_proc'::regclass
 		  FROM pg_rewrite rw JOIN pg_class v ON v.oid = rw.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace
 		  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
-		                  AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> rw.ev_class
+		                  AND d.refclassid IN ('pg_class'::regclass, 'pg_proc'::regclass) AND d.refobjid <> rw.ev_class
 		 WHERE v.relkind IN ('v', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`,
 		nil, func(r pgx.Rows) error {
 			var from, to uint32
-			if err := r.Scan(&from, &to); err != nil {
+			var fn bool
+			if err := r.Scan(&from, &to, &fn); err != nil {
 				return err
 			}
-			c.viewDeps[from] = append(c.viewDeps[from], to)
+			if fn {
+				c.viewFuncs[from] = append(c.viewFuncs[from], to)
+			} else {
+				c.viewDeps[from] = append(c.viewDeps[from], to)
+			}
 			return nil
 		})
 }
 
-func (c *catalog) loadSecurityDefiners(ctx context.Context, conn Querier, schemas []string) error {
-	return each(ctx, conn, "functions", `
-		SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), p.prokind = 'p',
-		       coalesce(EXISTS (SELECT 1 FROM unnest(p.proconfig) s WHERE s LIKE 'search\_path=%'), false),
-		       has_function_privilege('public', p.oid, 'EXECUTE')
-		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		 WHERE p.prosecdef AND (n.nspname = ANY($1) OR n.nspname = $2)`,
-		[]any{schemas, internalSchema}, func(r pgx.Rows) error {
-			var f secdefFunc
-			if err := r.Scan(&f.name, &f.procedure, &f.hasSearchPath, &f.publicExecute); err != nil {
-				return err
-			}
-			c.secdefs = append(c.secdefs, f)
-			return nil
-		})
-}
-
-// loadAppRoleReach reads what lets the app role act as someone else: the relations it owns and the
-// chain of memberships that leads it to the owner role.
-func (c *catalog) loadAppRoleReach(ctx context.Context, conn Querier, schemas []string) error {
-	// The internal schema counts here: the app role owning anything of tenantseal's is as bad.
-	err := each(ctx, conn, "owned relations", `
-		SELECT format('%I.%I', n.nspname, c.relname), c.relkind::text
-		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		 WHERE c.relowner = $2::oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-		   AND (n.nspname = ANY($1) OR n.nspname = $3)`,
-		[]any{schemas, c.app.oid, internalSchema}, func(r pgx.Rows) error {
-			var o ownedRel
-			err := r.Scan(&o.name, &o.kind)
-			c.owned = append(c.owned, o)
-			return err
-		})
-	if err != nil {
-		return err
-	}
-	// pg_auth_members itself, not pg_has_role: the latter calls a superuser a member of every role,
-	// which would blur two different findings.
-	return each(ctx, conn, "role memberships", `
-		WITH RECURSIVE m(roleid, path) AS (
-		    SELECT am.roleid, ARRAY[quote_ident(r.rolname)]
-		      FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid
-		     WHERE am.member = $1::oid
-		    UNION ALL
-		    SELECT am.roleid, m.path || quote_ident(r.rolname)
-		      FROM m JOIN pg_auth_members am ON am.member = m.roleid JOIN pg_roles r ON r.oid = am.roleid
-		     WHERE cardinality(m.path) < 64
-		)
-		SELECT path FROM m WHERE roleid = $2::oid ORDER BY cardinality(path), path LIMIT 1`,
-		[]any{c.app.oid, c.owner.oid}, func(r pgx.Rows) error {
-			return r.Scan(&c.ownerPath)
-		})
-}
-
-// loadPolicyCallees reads the functions and operators that policy expressions call, for TS014.
+// loadPolicyCallees reads the functions and operators that policy expressions and SQL-standard function
+// bodies call, for TS014, TS017 and TS024.
 func (c *catalog) loadPolicyCallees(ctx context.Context, conn Querier, _ []string) error {
 	var funcs, ops []uint32
-	for _, p := range c.policies {
-		for _, e := range []*nodetree.Node{p.qual, p.check} {
-			if e != nil {
-				f, o := callees(e)
-				funcs, ops = append(funcs, f...), append(ops, o...)
-			}
+	add := func(e *nodetree.Node) {
+		if e != nil {
+			f, o := callees(e)
+			funcs, ops = append(funcs, f...), append(ops, o...)
 		}
+	}
+	for _, p := range c.policies {
+		add(p.qual)
+		add(p.check)
+	}
+	for _, f := range c.functions {
+		add(f.sqlBody)
 	}
 	if len(funcs)+len(ops) == 0 {
 		return nil
 	}
 	err := each(ctx, conn, "operators", `
-		SELECT o.oid, o.oprcode::oid,
+		SELECT o.oid, o.oprcode::oid, o.oprname::text,
 		       format('%s(%s, %s)', o.oprname,
 		              CASE WHEN o.oprleft = 0 THEN 'NONE' ELSE format_type(o.oprleft, NULL) END,
 		              CASE WHEN o.oprright = 0 THEN 'NONE' ELSE format_type(o.oprright, NULL) END)
@@ -463,7 +611,7 @@ func (c *catalog) loadPolicyCallees(ctx context.Context, conn Querier, _ []strin
 		[]any{ops}, func(r pgx.Rows) error {
 			var oid uint32
 			var op opInfo
-			if err := r.Scan(&oid, &op.code, &op.name); err != nil {
+			if err := r.Scan(&oid, &op.code, &op.op, &op.name); err != nil {
 				return err
 			}
 			c.ops[oid] = op
@@ -474,15 +622,49 @@ func (c *catalog) loadPolicyCallees(ctx context.Context, conn Querier, _ []strin
 		return err
 	}
 	return each(ctx, conn, "functions", `
-		SELECT p.oid, format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), p.proleakproof
+		SELECT p.oid, format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), n.nspname, p.proleakproof
 		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ANY($1::oid[])`,
 		[]any{funcs}, func(r pgx.Rows) error {
 			var oid uint32
 			var f funcInfo
-			if err := r.Scan(&oid, &f.name, &f.leakproof); err != nil {
+			if err := r.Scan(&oid, &f.name, &f.schema, &f.leakproof); err != nil {
 				return err
 			}
 			c.funcs[oid] = f
 			return nil
 		})
+}
+
+// checkTenantColumn refuses a tenant column that no table of the user's schemas has: every table would
+// pass for a global one, and the report would say little about isolation.
+func (c *catalog) checkTenantColumn() error {
+	count := map[string]int{}
+	found := false
+	for _, t := range c.tables {
+		if t.internal {
+			continue
+		}
+		found = true
+		if t.tenant() {
+			return nil
+		}
+		for _, col := range t.columns {
+			count[col]++
+		}
+	}
+	if !found {
+		return nil
+	}
+	hint := ""
+	best := 1
+	for col, n := range count {
+		if strings.HasSuffix(col, "_id") && (n > best || n == best && hint != "" && col < hint) {
+			hint, best = col, n
+		}
+	}
+	if hint != "" {
+		hint = fmt.Sprintf(" (%d tables have %q)", best, hint)
+	}
+	return fmt.Errorf("%w: no table in schema %s has the tenant column %q%s",
+		ErrOptions, strings.Join(c.userSchemas, ", "), c.opts.TenantColumn, hint)
 }

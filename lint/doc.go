@@ -15,22 +15,29 @@
 //		os.Exit(1)
 //	}
 //
+// [WriteJSON] and [WriteSARIF] write the findings for machines, [WriteFixes] their fix hints as an SQL
+// script to review. A [Baseline] accepts the findings of an old schema so that only new ones count;
+// [CheckMigration] and [Compare] classify a schema change as safe, breaking or dangerous.
+//
 // # What it checks
 //
 // A tenant table is an ordinary or partitioned table in a checked schema with the tenant column
-// ([Options.TenantColumn]). [Rules] lists the rules TS001 to TS016: row-level security enabled and
-// forced, a permissive policy for the app role per granted command, policies that compare the tenant
-// column with the verifying tenant function once per statement, with explicit WITH CHECK and only
-// leakproof functions, keys and foreign keys that include the tenant column, an index led by it, an app
-// role that cannot bypass row-level security, safe SECURITY DEFINER functions, views that run as the
-// caller, no grants to PUBLIC, and no tenant-less table the app role may write unless it is listed in
-// [Options.GlobalTables].
+// ([Options.TenantColumn]). [Rules] lists the rules, each with a page under docs/lint: row-level
+// security enabled and forced, one permissive policy per command for the app role whose meaning is
+// "this tenant's rows only" (judged by evaluating it on probe rows, not by its shape) and whose tenant
+// comparison is an index condition, keys, indexes and foreign keys that lead with or pair the tenant
+// column, NOT NULL tenant columns, an app role that cannot become a role that bypasses row-level
+// security, SECURITY DEFINER and trigger functions that do not reach other tenants' rows, views that run
+// as the caller, no privileges that row-level security does not govern (TRUNCATE, TRIGGER, REFERENCES),
+// none that arrive with objects created later (default privileges, CREATE), and no table without a
+// tenant column that the app role may read or write unless it is listed in [Options.GlobalTables].
 //
-// The schema tenantseal is the product's own: its tables are exempt from the table rules, its SECURITY
-// DEFINER functions are checked like any other.
+// tenantseal's own schemas are always checked, against what the product expects of them: the app role
+// never reads the context signing keys, never writes the settings, and its policies on the keysets, the
+// audit log and the tenant registry admit its own tenant's rows only.
 //
-// The checks read the catalog's stored expression trees rather than deparsed SQL, so they see which
-// function a policy calls and whether the call is wrapped in a sub-select. They are structural checks,
-// not proofs: a clean report means the known mistakes are absent, not that the policies are correct;
-// only isolation tests against a real database prove that.
+// Policies are judged on the catalog's stored expression trees rather than deparsed SQL; function
+// bodies are read as text, which makes the function rules heuristics. A clean report means the known
+// mistakes are absent, not that the policies are correct: only isolation tests against a real database
+// prove that.
 package lint

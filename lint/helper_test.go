@@ -3,6 +3,7 @@ package lint_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -46,6 +47,38 @@ func options(d *pgtest.Database) lint.Options {
 	return lint.Options{AppRole: d.Roles.App, OwnerRole: d.Roles.Owner}
 }
 
+// fixtureOptions applies the "-- lint: <option> <value>" lines of a fixture to opts: global-table,
+// tenant-function, tenant-column, registry and schema, as the CLI's flags of those names.
+func fixtureOptions(t testing.TB, path string, opts lint.Options) lint.Options {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "-- lint: ")
+		if !ok {
+			continue
+		}
+		key, value, _ := strings.Cut(strings.TrimSpace(rest), " ")
+		switch key {
+		case "global-table":
+			opts.GlobalTables = append(opts.GlobalTables, value)
+		case "tenant-function":
+			opts.TenantFunction = value
+		case "tenant-column":
+			opts.TenantColumn = value
+		case "registry":
+			opts.Registry = value
+		case "schema":
+			opts.Schemas = append(opts.Schemas, value)
+		default:
+			t.Fatalf("%s: unknown option %q", path, key)
+		}
+	}
+	return opts
+}
+
 // mustRun lints through a new connection to dsn and checks that the findings come sorted.
 func mustRun(t testing.TB, dsn string, opts lint.Options) []lint.Finding {
 	t.Helper()
@@ -79,4 +112,18 @@ func text(fs []lint.Finding) string {
 		return err.Error()
 	}
 	return b.String()
+}
+
+// shippedFindings lints d before a fixture is applied, with the fixture's options when they name only
+// what exists already, else with the defaults.
+func shippedFindings(t testing.TB, d *pgtest.Database, opts lint.Options) []lint.Finding {
+	t.Helper()
+	fs, err := lint.Run(testContext(t), mustConn(t, d.OwnerDSN), opts)
+	if errors.Is(err, lint.ErrOptions) {
+		return mustRun(t, d.OwnerDSN, options(d))
+	}
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return fs
 }

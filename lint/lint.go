@@ -22,7 +22,7 @@ const (
 
 // Finding is one problem in the schema.
 type Finding struct {
-	// Rule is the rule id, "TS001" to "TS016" (see [Rules]).
+	// Rule is the rule id, "TS001" and up (see [Rules]).
 	Rule     string   `json:"rule"`
 	Severity Severity `json:"severity"`
 	// Object names what is wrong: a table ("public.customers"), a policy, index or constraint on a table
@@ -33,12 +33,21 @@ type Finding struct {
 	Fix string `json:"fix"`
 }
 
-// RuleInfo describes a rule.
+// RuleInfo describes a rule. IDs are stable: a rule keeps its id across releases, and an id is never
+// reused.
 type RuleInfo struct {
 	ID       string
 	Severity Severity
-	Title    string
+	// Title is one line: what the rule finds.
+	Title string
+	// Why says what the rule checks and what goes wrong when it fires, in a short paragraph.
+	Why string
+	// HowToFix says how to make the finding go away, in a short paragraph.
+	HowToFix string
 }
+
+// DocPath is the rule's documentation page, relative to the repository root: "docs/lint/TS001.md".
+func (r RuleInfo) DocPath() string { return "docs/lint/" + r.ID + ".md" }
 
 // Options configure [Run].
 type Options struct {
@@ -51,19 +60,27 @@ type Options struct {
 	// TenantFunction is the verifying function that policies must compare the tenant column with:
 	// "schema.name" (every overload) or "schema.name(argtypes)". Default "tenantseal.current_tenant".
 	TenantFunction string
-	// Schemas to check. Default: every schema except the system schemas and "tenantseal". The
-	// tenantseal schema is never subject to the table rules, whatever Schemas says; its SECURITY DEFINER
-	// functions are always checked (TS011).
+	// Schemas to check. Default: every schema except the system schemas. Each must exist. The product's
+	// own schemas (tenantseal, tenantseal_migrations) are always checked, whatever Schemas says, against
+	// what the product expects of them: the app role reads no signing key, writes no setting, and its
+	// policies on keysets and the audit log admit its own tenant's rows only.
 	Schemas []string
-	// GlobalTables lists schema-qualified tables without a tenant column that the app role may write,
-	// e.g. "public.plans" (TS015).
+	// GlobalTables lists schema-qualified tables without a tenant column that the app role may read and
+	// write because every tenant shares them, e.g. "public.plans" (TS015). The product's own tables
+	// cannot be listed.
 	GlobalTables []string
+	// Registry is the schema-qualified table of tenants whose single-column primary key is the tenant
+	// id, e.g. "public.accounts" (TS019). Default: tenantseal.tenants, when it exists.
+	Registry string
 }
 
 // Defaults of [Options].
 const (
 	DefaultTenantColumn   = "tenant_id"
 	DefaultTenantFunction = "tenantseal.current_tenant"
+	DefaultRegistry       = "tenantseal.tenants"
+	// productTenantFunction verifies the tenant context for the product's own tables.
+	productTenantFunction = "tenantseal.current_tenant()"
 	// elevatedFunction is the read-only elevation check of the tenantseal schema: its policies are
 	// allowed to call it (TS005, TS014).
 	elevatedFunction = "tenantseal.elevated()"
@@ -123,31 +140,4 @@ func Rules() []RuleInfo {
 		out[i] = r.RuleInfo
 	}
 	return out
-}
-
-type rule struct {
-	RuleInfo
-	// check returns the findings without Rule and Severity, which Run fills in from RuleInfo.
-	check func(*catalog) []Finding
-}
-
-// rules in id order. Each check lives next to its kind: rules_tables.go, rules_policies.go,
-// rules_roles.go.
-var rules = []rule{
-	{RuleInfo{"TS001", SeverityError, "tenant table with row-level security disabled"}, checkRLSEnabled},
-	{RuleInfo{"TS002", SeverityError, "tenant table with row-level security not forced"}, checkRLSForced},
-	{RuleInfo{"TS003", SeverityError, "command without a policy for the app role"}, checkCommandCoverage},
-	{RuleInfo{"TS004", SeverityError, "policy that writes without an explicit WITH CHECK"}, checkWithCheck},
-	{RuleInfo{"TS005", SeverityError, "permissive policy that does not restrict to the verified tenant"}, checkPolicyRestricts},
-	{RuleInfo{"TS006", SeverityWarning, "tenant function called per row"}, checkPerRowCall},
-	{RuleInfo{"TS007", SeverityWarning, "no index led by the tenant column"}, checkTenantIndex},
-	{RuleInfo{"TS008", SeverityError, "primary key or unique index without the tenant column"}, checkUniqueKeys},
-	{RuleInfo{"TS009", SeverityError, "foreign key between tenant tables without paired tenant columns"}, checkForeignKeys},
-	{RuleInfo{"TS010", SeverityError, "app role can bypass row-level security"}, checkAppRole},
-	{RuleInfo{"TS011", SeverityError, "unsafe SECURITY DEFINER function"}, checkSecurityDefiner},
-	{RuleInfo{"TS012", SeverityError, "view over a tenant table that does not run as the caller"}, checkViews},
-	{RuleInfo{"TS013", SeverityError, "tenant table privileges granted to PUBLIC"}, checkPublicGrants},
-	{RuleInfo{"TS014", SeverityError, "non-leakproof function or operator in a policy"}, checkLeakproof},
-	{RuleInfo{"TS015", SeverityError, "app role can write a table without a tenant column"}, checkGlobalWrites},
-	{RuleInfo{"TS016", SeverityError, "tenant table with row-level security and no policy"}, checkNoPolicies},
 }

@@ -17,20 +17,6 @@ func oidOf(n *nodetree.Node, name string) (uint32, bool) {
 	return uint32(v), err == nil
 }
 
-// calls reports whether e calls one of fns anywhere, sub-selects included.
-func calls(e *nodetree.Node, fns map[uint32]bool) bool {
-	found := false
-	nodetree.Walk(e, func(n *nodetree.Node, _ []*nodetree.Node) bool {
-		if n.Type == "FUNCEXPR" {
-			if id, ok := oidOf(n, "funcid"); ok && fns[id] {
-				found = true
-			}
-		}
-		return !found
-	})
-	return found
-}
-
 // perRowCalls returns the calls of fns in e that are not inside a sub-select. Only a sub-select makes
 // the planner evaluate the call once per statement (an InitPlan); a bare call runs for every row.
 func perRowCalls(e *nodetree.Node, fns map[uint32]bool) []uint32 {
@@ -49,13 +35,13 @@ func perRowCalls(e *nodetree.Node, fns map[uint32]bool) []uint32 {
 	return out
 }
 
-// refsColumn reports whether e reads column attnum of the policy's own table. The table is range table
-// entry 1 of the expression; inside k nested sub-selects a reference to it carries varlevelsup k.
-func refsColumn(e *nodetree.Node, attnum int16) bool {
-	found := false
+// walkVars calls fn for every VAR of e that refers to the policy's own row: range table entry 1 of the
+// expression, which inside k nested sub-selects carries varlevelsup k. fn returns false to stop.
+func walkVars(e *nodetree.Node, fn func(v *nodetree.Node) bool) {
+	stop := false
 	nodetree.Walk(e, func(n *nodetree.Node, anc []*nodetree.Node) bool {
-		if n.Type != "VAR" {
-			return !found
+		if stop || n.Type != "VAR" {
+			return !stop
 		}
 		depth := int64(0)
 		for _, a := range anc {
@@ -64,14 +50,11 @@ func refsColumn(e *nodetree.Node, attnum int16) bool {
 			}
 		}
 		varno, _ := n.Int("varno")
-		attno, _ := n.Int("varattno")
-		up, _ := n.Int("varlevelsup")
-		if varno == 1 && attno == int64(attnum) && up == depth {
-			found = true
+		if up, _ := n.Int("varlevelsup"); varno == 1 && up == depth {
+			stop = !fn(n)
 		}
-		return !found
+		return !stop
 	})
-	return found
 }
 
 // boolConst returns the value of a boolean constant; ok is false for anything else. NULL reads as false:
@@ -90,73 +73,6 @@ func boolConst(e *nodetree.Node) (value, ok bool) {
 		}
 	}
 	return false, true
-}
-
-// isCallOf reports whether e is exactly a call of fn without arguments, bare or as "(SELECT fn())".
-func isCallOf(e *nodetree.Node, fn uint32) bool {
-	switch e.Type {
-	case "FUNCEXPR":
-		id, ok := oidOf(e, "funcid")
-		return ok && id == fn && e.IsNull("args")
-	case "SUBLINK":
-		if e.Token("subLinkType") != "4" { // EXPR_SUBLINK: a scalar sub-select
-			return false
-		}
-		q := e.Child("subselect")
-		if q == nil || q.Type != "QUERY" {
-			return false
-		}
-		for _, f := range []string{"rtable", "cteList", "setOperations", "havingQual", "groupClause",
-			"limitCount", "limitOffset", "distinctClause"} {
-			if !q.IsNull(f) {
-				return false
-			}
-		}
-		if j := q.Child("jointree"); j != nil && (!j.IsNull("fromlist") || !j.IsNull("quals")) {
-			return false
-		}
-		tl := q.Nodes("targetList")
-		if len(tl) != 1 || tl[0].Child("expr") == nil {
-			return false
-		}
-		return isCallOf(tl[0].Child("expr"), fn)
-	}
-	return false
-}
-
-// restricts reports whether the permissive policy expression e admits only rows of the verified
-// tenant: an AND needs one restricting arm, an OR needs every arm to restrict, and any other expression
-// must both read the tenant column and call the tenant function. It is a structural check, not a proof
-// ("tenant_id <> (SELECT f())" passes); it catches the common mistakes: "true", an unverified setting
-// in place of the function, "... OR true". allowElevated admits an arm that is exactly the elevation
-// check, for the read-only elevation policies.
-func (c *catalog) restricts(e *nodetree.Node, attnum int16, allowElevated bool) bool {
-	if v, ok := boolConst(e); ok {
-		return !v
-	}
-	if e.Type == "BOOLEXPR" {
-		args := e.Nodes("args")
-		switch e.Token("boolop") {
-		case "and":
-			for _, a := range args {
-				if c.restricts(a, attnum, allowElevated) {
-					return true
-				}
-			}
-			return false
-		case "or":
-			for _, a := range args {
-				if !c.restricts(a, attnum, allowElevated) {
-					return false
-				}
-			}
-			return len(args) > 0
-		}
-	}
-	if allowElevated && c.elevated != 0 && isCallOf(e, c.elevated) {
-		return true
-	}
-	return refsColumn(e, attnum) && calls(e, c.tenantFuncs)
 }
 
 // callees returns the functions and the operators that e calls, sub-selects included.
@@ -185,4 +101,14 @@ func callees(e *nodetree.Node) (funcs, ops []uint32) {
 		return true
 	})
 	return funcs, ops
+}
+
+// refsRow reports whether e reads any column of the policy's own row (at any sub-select depth).
+func refsRow(e *nodetree.Node) bool {
+	found := false
+	walkVars(e, func(*nodetree.Node) bool {
+		found = true
+		return false
+	})
+	return found
 }

@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// Rules about who can step around the policies: the app role (TS010), SECURITY DEFINER functions
-// (TS011) and views that run with their owner's rights (TS012).
+// Rules about who can step around the policies: the app and owner roles (TS010), SECURITY DEFINER
+// functions (TS011) and views that run with their owner's rights (TS012).
 
 func checkAppRole(c *catalog) []Finding {
 	app := c.app.name
@@ -24,17 +24,47 @@ func checkAppRole(c *catalog) []Finding {
 		add("the app role has CREATEROLE: it can create roles and, before PostgreSQL 16, grant itself the owner role",
 			"ALTER ROLE "+app+" NOCREATEROLE")
 	}
-	switch {
-	case c.app.oid == c.owner.oid:
+	if c.app.oid == c.owner.oid {
 		add("the app role is the owner role: it can disable row-level security and rewrite the policies",
 			"connect the application as a separate role without ownership (tenantseal bootstrap creates one)")
-	case len(c.ownerPath) > 0:
-		how := ""
-		if len(c.ownerPath) > 1 {
-			how = " (through " + strings.Join(c.ownerPath[:len(c.ownerPath)-1], ", ") + ")"
+	}
+	owns := map[uint32]string{}
+	for _, t := range c.tables {
+		if (t.tenant() || t.registry) && owns[t.owner] == "" {
+			owns[t.owner] = t.name
 		}
-		add(fmt.Sprintf("the app role is a member of the owner role %s%s: it can SET ROLE to it and then disable row-level security",
-			c.owner.name, how), fmt.Sprintf("REVOKE %s FROM %s", c.ownerPath[0], app))
+	}
+	for _, m := range c.memberships {
+		how := ""
+		if len(m.path) > 1 {
+			how = " (through " + strings.Join(m.path[:len(m.path)-1], ", ") + ")"
+		}
+		var what string
+		switch {
+		case m.oid == c.owner.oid:
+			what = fmt.Sprintf("the owner role %s%s: it can SET ROLE to it and then disable row-level security", m.name, how)
+		case m.super:
+			what = fmt.Sprintf("the superuser role %s%s: it can SET ROLE to it, and row-level security never applies to a superuser", m.name, how)
+		case m.bypass:
+			what = fmt.Sprintf("the role %s%s, which has BYPASSRLS: it can SET ROLE to it and read every tenant's rows", m.name, how)
+		case owns[m.oid] != "":
+			what = fmt.Sprintf("the role %s%s, which owns tenant table %s: it can SET ROLE to it and then disable row-level security", m.name, how, owns[m.oid])
+		default:
+			continue
+		}
+		add("the app role is a member of "+what, fmt.Sprintf("REVOKE %s FROM %s", m.path[0], app))
+	}
+	if c.owner.oid != c.app.oid {
+		if c.owner.super {
+			out = append(out, Finding{Object: c.owner.name,
+				Message: "the owner role is a superuser: FORCE ROW LEVEL SECURITY does not bind it, so every SECURITY DEFINER function and view it owns reads every tenant's rows",
+				Fix:     "ALTER ROLE " + c.owner.name + " NOSUPERUSER"})
+		}
+		if c.owner.bypass {
+			out = append(out, Finding{Object: c.owner.name,
+				Message: "the owner role has BYPASSRLS: FORCE ROW LEVEL SECURITY does not bind it, so every SECURITY DEFINER function and view it owns reads every tenant's rows",
+				Fix:     "ALTER ROLE " + c.owner.name + " NOBYPASSRLS"})
+		}
 	}
 	for _, o := range c.owned {
 		verb := map[string]string{"v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE", "S": "SEQUENCE"}[o.kind]
@@ -50,11 +80,11 @@ func checkAppRole(c *catalog) []Finding {
 
 func checkSecurityDefiner(c *catalog) []Finding {
 	var out []Finding
-	for _, f := range c.secdefs {
-		kind := "FUNCTION"
-		if f.procedure {
-			kind = "PROCEDURE"
+	for _, f := range c.functions {
+		if !f.secdef {
+			continue
 		}
+		kind := f.kind()
 		if !f.hasSearchPath {
 			out = append(out, Finding{Object: f.name,
 				Message: "SECURITY DEFINER without a fixed search_path: whoever can create objects in a schema on the caller's path can make it run their code with its owner's rights",

@@ -23,6 +23,15 @@
 // A migration that fails part-way leaves the database dirty: [Migrator.Up] returns a [*DirtyError]
 // naming the version and the `tenantseal migrate force` command that clears it after repair.
 //
+// # Reverts that destroy data
+//
+// Reverting 0001, 0003, 0004 or 0012 destroys data ([Loss]: the tenants, every tenant's keysets, the
+// audit log, the tenants' own KEKs). While that data is not empty, Down, Goto and Steps refuse with a
+// [*LossError], running nothing, unless Options.ConfirmLoss names every loss; a confirmed revert is
+// recorded through Options.Recorder first (and waits until the audit log holds the record), and
+// Options.AuditArchive receives the audit log before 0004 drops it. Every change of version is recorded.
+// [Export] writes the migration files for the stock migrate CLI.
+//
 // # Other sets of migrations
 //
 // Options.Source and Options.Table run another set of golang-migrate files with the same machinery,

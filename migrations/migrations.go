@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/tenantseal/tenantseal"
 )
 
 //go:embed sql/*.sql
@@ -50,8 +53,19 @@ type DirtyError struct {
 }
 
 func (e *DirtyError) Error() string {
-	last := e.Version - 1
-	return fmt.Sprintf("migrations: database is dirty at version %d (a migration failed part-way): repair the schema, then run `tenantseal migrate force %d` to mark the last good version and migrate again", e.Version, last)
+	return fmt.Sprintf("migrations: database is dirty at version %d (a migration failed part-way): repair the schema, then run `tenantseal migrate force %d` to mark the last good version and migrate again", e.Version, e.LastGood())
+}
+
+// LastGood is the version of tenantseal's migration before Version (versions need not be contiguous),
+// 0 when there is none: what `migrate force` marks after a repair.
+func (e *DirtyError) LastGood() int {
+	last := 0
+	for _, m := range List(0) {
+		if int(m.Version) < e.Version {
+			last = int(m.Version)
+		}
+	}
+	return last
 }
 
 // Options configure a [Migrator].
@@ -70,6 +84,18 @@ type Options struct {
 	// OnNotice receives the NOTICE and WARNING messages that migrations raise, for the operator: a
 	// migration that keeps something it would otherwise remove says so this way. Nil: they are dropped.
 	OnNotice func(*pgconn.Notice)
+	// ConfirmLoss names the data that reverts may destroy (see [Loss]): a Down, Goto or Steps that would
+	// revert a migration destroying anything not named here fails with a [*LossError] before it runs
+	// anything.
+	ConfirmLoss []Loss
+	// Recorder, if set, receives a tenantseal.EventMigrate for every change of version, with the
+	// Principal of the ctx (tenantseal.OperatorPrincipal) as who did it. A revert that destroys data
+	// requires it while the database has an audit log, records first, and, when the Recorder is a
+	// [Flusher] (audit.Writer), runs only once the record is stored ([ErrNotRecorded] otherwise).
+	Recorder tenantseal.Recorder
+	// AuditArchive receives the whole audit log as JSON lines (audit.Export), the record of its own end
+	// included, before a revert of migration 0004 drops it: required for such a revert.
+	AuditArchive io.Writer
 }
 
 // Migrator applies a set of migrations: tenantseal's own, or those of Options.Source. Connect as the
@@ -78,6 +104,23 @@ type Migrator struct {
 	m     *migrate.Migrate
 	src   source.Driver
 	files fs.FS
+	own   bool   // tenantseal's own set
+	table string // its golang-migrate table in Schema
+	opts  Options
+	cc    *pgx.ConnConfig
+	conn  *pgx.Conn // for counts, records and the archive; opened on first use
+}
+
+// owner runs fn on a connection of the Migrator's own (not golang-migrate's), opened on first use.
+func (mg *Migrator) owner(ctx context.Context, fn func(*pgx.Conn) error) error {
+	if mg.conn == nil || mg.conn.IsClosed() {
+		c, err := pgx.ConnectConfig(ctx, mg.cc)
+		if err != nil {
+			return fmt.Errorf("migrations: connect: %w", err)
+		}
+		mg.conn = c
+	}
+	return fn(mg.conn)
 }
 
 // New connects to ownerDSN and prepares the migrations. Close it when done.
@@ -138,13 +181,17 @@ func NewWithConfig(ctx context.Context, cc *pgx.ConnConfig, opts Options) (*Migr
 		m.Close()
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	return &Migrator{m: m, src: src2, files: files}, nil
+	return &Migrator{m: m, src: src2, files: files, own: opts.Source == nil, table: table, opts: opts, cc: cc}, nil
 }
 
-// Close releases the connection.
+// Close releases the connections.
 func (mg *Migrator) Close() error {
 	srcErr, dbErr := mg.m.Close()
-	return errors.Join(srcErr, dbErr)
+	var connErr error
+	if mg.conn != nil {
+		connErr = mg.conn.Close(context.Background())
+	}
+	return errors.Join(srcErr, dbErr, connErr)
 }
 
 // run runs f, asking golang-migrate to stop after the current migration when ctx is done.
@@ -176,19 +223,58 @@ func (mg *Migrator) run(ctx context.Context, f func() error) error {
 }
 
 // Up applies every pending migration.
-func (mg *Migrator) Up(ctx context.Context) error { return mg.run(ctx, mg.m.Up) }
+func (mg *Migrator) Up(ctx context.Context) error { return mg.forward(ctx, "up", mg.m.Up) }
 
-// Down reverts n migrations; n <= 0 reverts all.
+// forward runs a change that reverts nothing and records it.
+func (mg *Migrator) forward(ctx context.Context, op string, f func() error) error {
+	before, _, err := mg.Version()
+	if err != nil {
+		return err
+	}
+	if err := mg.run(ctx, f); err != nil {
+		return err
+	}
+	mg.recorded(ctx, before, op)
+	return nil
+}
+
+// Down reverts n migrations; n <= 0 reverts all. A migration that destroys data is reverted only as
+// Options.ConfirmLoss allows (see [Loss]).
 func (mg *Migrator) Down(ctx context.Context, n int) error {
 	if n <= 0 {
-		return mg.run(ctx, mg.m.Down)
+		return mg.revert(ctx, 0, mg.m.Down)
 	}
-	return mg.run(ctx, func() error { return mg.m.Steps(-n) })
+	target, err := mg.below(n)
+	if err != nil {
+		return err
+	}
+	return mg.revert(ctx, target, func() error { return mg.m.Steps(-n) })
+}
+
+// below returns the version left after reverting the n newest applied migrations.
+func (mg *Migrator) below(n int) (uint, error) {
+	cur, _, err := mg.Version()
+	if err != nil {
+		return 0, err
+	}
+	var applied []uint
+	for _, m := range list(mg.files, cur) {
+		if m.Applied {
+			applied = append(applied, m.Version)
+		}
+	}
+	if n >= len(applied) {
+		return 0, nil
+	}
+	return applied[len(applied)-n-1], nil
 }
 
 // Steps applies n migrations up, or -n down when n is negative.
 func (mg *Migrator) Steps(ctx context.Context, n int) error {
-	return mg.run(ctx, func() error { return mg.m.Steps(n) })
+	if n < 0 {
+		return mg.Down(ctx, -n)
+	}
+	return mg.forward(ctx, "up", func() error { return mg.m.Steps(n) })
 }
 
 // Goto migrates up or down to version v; 0 reverts every migration.
@@ -199,7 +285,14 @@ func (mg *Migrator) Goto(ctx context.Context, v uint) error {
 	if _, _, err := mg.src.ReadUp(v); err != nil {
 		return fmt.Errorf("migrations: no migration with version %d", v)
 	}
-	return mg.run(ctx, func() error { return mg.m.Migrate(v) })
+	cur, _, err := mg.Version()
+	if err != nil {
+		return err
+	}
+	if v >= cur {
+		return mg.forward(ctx, "up", func() error { return mg.m.Migrate(v) })
+	}
+	return mg.revert(ctx, v, func() error { return mg.m.Migrate(v) })
 }
 
 // Force marks version v as applied and clean without running anything: the repair step after a dirty
@@ -216,7 +309,7 @@ func (mg *Migrator) Force(ctx context.Context, v int) error {
 			return fmt.Errorf("migrations: no migration with version %d", v)
 		}
 	}
-	return mg.run(ctx, func() error { return mg.m.Force(v) })
+	return mg.forward(ctx, "force", func() error { return mg.m.Force(v) })
 }
 
 // Version returns the applied version (0 when none) and whether it is dirty.

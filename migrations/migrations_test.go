@@ -2,6 +2,7 @@ package migrations_test
 
 import (
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -103,7 +104,7 @@ func TestUpDownUpRestoresTheSameSchema(t *testing.T) {
 	if len(first) < 50 {
 		t.Fatalf("got %d catalog lines after the first up, want the whole schema", len(first))
 	}
-	mg := mustMigrator(t, d.OwnerDSN)
+	mg := migrator(t, d, migrations.Options{ConfirmLoss: migrations.Losses(), Recorder: auditWriter(t, writerDSN(d)), AuditArchive: io.Discard})
 	if v, dirty, err := mg.Version(); err != nil || dirty || v != migrations.Latest() {
 		t.Fatalf("got version %d dirty=%v (%v), want %d clean", v, dirty, err, migrations.Latest())
 	}
@@ -130,7 +131,7 @@ func TestStepsGotoAndStatus(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
 	ctx := testContext(t)
-	mg := mustMigrator(t, d.OwnerDSN)
+	mg := migrator(t, d, migrations.Options{ConfirmLoss: migrations.Losses(), Recorder: auditWriter(t, writerDSN(d)), AuditArchive: io.Discard})
 	latest := migrations.Latest()
 	if err := mg.Down(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -192,7 +193,7 @@ func TestProbeSurvivesDownAndUp(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
 	ctx := testContext(t)
-	mg := mustMigrator(t, d.OwnerDSN)
+	mg := migrator(t, d, migrations.Options{ConfirmLoss: migrations.Losses(), Recorder: auditWriter(t, writerDSN(d)), AuditArchive: io.Discard})
 	if err := mg.Goto(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -205,8 +206,12 @@ func TestProbeSurvivesDownAndUp(t *testing.T) {
 	if err := p.QueryRow(as(ctx, a, "a"), "INSERT INTO customers (tenant_id, display_name) VALUES ($1, 'x') RETURNING id::text", a).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
+	// The probe answers for audit_append, the owner's, on the writer's behalf; never for the app role.
 	var elsewhere bool
-	if err := p.QueryRow(as(ctx, b, "b"), "SELECT tenantseal.exists_elsewhere('public.customers'::regclass, $1::uuid)", id).Scan(&elsewhere); err != nil || !elsewhere {
-		t.Errorf("exists_elsewhere of a's customer as b: got %v (%v), want true", elsewhere, err)
+	if err := mustConn(t, d.OwnerDSN).QueryRow(ctx, "SELECT tenantseal.exists_elsewhere('public.customers'::regclass, $1::uuid, $2)", id, b).Scan(&elsewhere); err != nil || !elsewhere {
+		t.Errorf("exists_elsewhere of a's customer for b: got %v (%v), want true", elsewhere, err)
+	}
+	if err := p.QueryRow(as(ctx, b, "b"), "SELECT tenantseal.exists_elsewhere('public.customers'::regclass, $1::uuid, $2)", id, b).Scan(&elsewhere); sqlState(err) != "42501" {
+		t.Errorf("exists_elsewhere as the app role: got %v (%v), want permission denied (42501)", elsewhere, err)
 	}
 }

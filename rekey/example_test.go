@@ -4,6 +4,8 @@ import (
 	"context"
 	"log"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
@@ -15,13 +17,14 @@ import (
 func ExampleReencrypt() {
 	ctx := context.Background()
 	var (
+		lock   *pgx.Conn      // a connection of its own, for the tenant's lock
 		pool   *db.Pool       // the app role's pool
 		kr     *keys.Keyring  // over pgstore.Loader(pool)
 		admin  *pgstore.Admin // the owner role's
 		tenant tenantseal.TenantID
 	)
 	ctx = tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenant, Subject: "rekey"})
-	st, err := rekey.Reencrypt(ctx, pool, kr, rekey.ReencryptOptions{})
+	st, err := rekey.Reencrypt(ctx, pool, kr, rekey.ReencryptOptions{Lock: lock})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -32,9 +35,10 @@ func ExampleReencrypt() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	retired, err := admin.Retire(ctx, tenant, u)
+	// Refused with pgstore.ErrTooSoon until no application cache can still encrypt under the old keys.
+	retired, err := admin.Retire(ctx, tenant, u, keys.RetireOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("retired keys %v", retired)
+	log.Printf("retired keys %v", retired.IDs())
 }

@@ -40,6 +40,7 @@ type env struct {
 	pool  *db.Pool
 	kek   *keys.KEK
 	kr    *keys.Keyring
+	lk    *pgx.Conn // a session of its own for re-encryption's lock
 }
 
 func newEnv(t *testing.T) *env {
@@ -53,7 +54,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{d: d, owner: pgtest.Conn(t, d.OwnerDSN), pool: d.Pool(t), kek: kek}
+	e := &env{d: d, owner: pgtest.Conn(t, d.OwnerDSN), pool: d.Pool(t), kek: kek, lk: pgtest.Conn(t, d.AppDSN)}
 	e.admin = pgstore.NewAdmin(e.owner, kek)
 	e.kr = e.keyring(t)
 	app := pgx.Identifier{d.Roles.App}.Sanitize()
@@ -71,6 +72,15 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	return e
+}
+
+// pastRetireWait moves the tenant's last rotation back by a day, as if the retire wait had passed: no
+// cache of a test process is that old.
+func (e *env) pastRetireWait(t *testing.T, tenant tenantseal.TenantID) {
+	t.Helper()
+	if _, err := e.owner.Exec(t.Context(), "UPDATE tenantseal.tenant_keysets SET primary_since = primary_since - interval '1 day' WHERE tenant_id = $1", tenant); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // keyring returns a new Keyring of the app role: its cache is its own.
@@ -117,14 +127,20 @@ func (e *env) put(ctx context.Context, kr *keys.Keyring, id, mail, body string) 
 	return err
 }
 
-// newRow writes a new ledger row and returns its id.
+// newRow writes a new ledger row with the env's Keyring and returns its id.
 func (e *env) newRow(t *testing.T, ctx context.Context, mail, body string) string {
+	t.Helper()
+	return e.newRowWith(t, ctx, e.kr, mail, body)
+}
+
+// newRowWith writes a new ledger row with kr and returns its id.
+func (e *env) newRowWith(t *testing.T, ctx context.Context, kr *keys.Keyring, mail, body string) string {
 	t.Helper()
 	var id string
 	if err := e.pool.QueryRow(ctx, "SELECT gen_random_uuid()::text").Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.put(ctx, e.kr, id, mail, body); err != nil {
+	if err := e.put(ctx, kr, id, mail, body); err != nil {
 		t.Fatal(err)
 	}
 	return id

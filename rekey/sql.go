@@ -71,9 +71,12 @@ const firstParam = 3
 func param(n int) string { return "$" + strconv.Itoa(n) }
 
 // usageSQL counts, for $1 the tenant, the values of column (of c's table) by the 4-byte key id that
-// starts at byte from (1-based): 2 for a ciphertext after Tink's version byte, 1 for a blind index.
+// starts at byte from (1-based): 2 for a ciphertext after Tink's version byte, 1 for a blind index; and
+// how many of them belong to values on the quarantine list, which names the ciphertext column c.Column
+// ($2 the table, $3 that column).
 func usageSQL(c pgstore.Column, column string, from int) string {
-	col := pgx.Identifier{column}.Sanitize()
-	return "SELECT substring(" + col + " FROM " + strconv.Itoa(from) + " FOR 4), count(*) FROM " + c.Ident().Sanitize() +
-		" WHERE " + tenantColumn + " = $1 AND " + col + " IS NOT NULL GROUP BY 1"
+	col := "t." + pgx.Identifier{column}.Sanitize()
+	return "SELECT substring(" + col + " FROM " + strconv.Itoa(from) + " FOR 4), count(*), count(q.row_key) FROM " + c.Ident().Sanitize() +
+		" t LEFT JOIN tenantseal.quarantine q ON q.tenant_id = t." + tenantColumn + " AND q.table_name = $2::regclass AND q.column_name = $3" +
+		" AND q.row_key = t." + idColumn + "::text WHERE t." + tenantColumn + " = $1 AND " + col + " IS NOT NULL GROUP BY 1"
 }

@@ -26,7 +26,7 @@ func TestStatementsQuoteEveryIdentifier(t *testing.T) {
 		`SELECT count(*) FROM "My App"."50%d_off" WHERE "tenant_id" = $1`,
 		`SELECT "id"::text, "e""mail", "e mail idx", "notes" FROM "My App"."50%d_off" WHERE "tenant_id" = $1 AND "id" > $2::uuid ORDER BY "id" LIMIT $3`,
 		`UPDATE "My App"."50%d_off" SET "notes" = $3 WHERE "tenant_id" = $1 AND "id" = $2::uuid AND "notes" = $4`,
-		`SELECT substring("e mail idx" FROM 1 FOR 4), count(*) FROM "My App"."50%d_off" WHERE "tenant_id" = $1 AND "e mail idx" IS NOT NULL GROUP BY 1`,
+		`SELECT substring(t."e mail idx" FROM 1 FOR 4), count(*), count(q.row_key) FROM "My App"."50%d_off" t LEFT JOIN tenantseal.quarantine q ON q.tenant_id = t."tenant_id" AND q.table_name = $2::regclass AND q.column_name = $3 AND q.row_key = t."id"::text WHERE t."tenant_id" = $1 AND t."e mail idx" IS NOT NULL GROUP BY 1`,
 		`SELECT "id"::text, "body" FROM "public"."other" WHERE "tenant_id" = $1 AND "id" > $2::uuid ORDER BY "id" LIMIT $3`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -27,9 +27,12 @@
 //
 // Row-level security on the table is yours to declare: tenantseal.protect_table does it for a tenant
 // column named tenant_id; for another name, write the policy comparing it with
-// (SELECT tenantseal.current_tenant()). A miss by id asks tenantseal.exists_elsewhere whether the id is
-// another tenant's, to record the attempt; that function reads the columns tenant_id and id, so for a
-// table whose columns are named otherwise it is not asked and nothing is recorded.
+// (SELECT tenantseal.current_tenant()). A miss by id is reported to the recorder as it is
+// (tenantseal.EventLookupMiss), with no further query, so that it takes the caller the same time whether
+// the id is another tenant's or nobody's; the audit writer has the database tell the two apart on its
+// own role (tenantseal.exists_elsewhere) and records another tenant's id as a foreign_id attempt. That
+// function reads the columns tenant_id and id, so for a table whose columns are named otherwise no miss
+// is reported.
 //
 // # Using it
 //

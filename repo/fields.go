@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"reflect"
 
 	"github.com/tenantseal/tenantseal"
@@ -110,29 +111,49 @@ func (t *Table[T]) decrypt(ctx context.Context, rv reflect.Value, cts [][]byte) 
 // anything is decrypted: a keyring miss needs a connection, and this one must be free by then (a pool
 // whose every connection waits on a keyring load would otherwise never make progress).
 func (t *Table[T]) collect(ctx context.Context, op, sql string, args ...any) ([]T, error) {
+	out, unreadable, err := t.collectRows(ctx, op, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, err := range unreadable {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// collectRows is collect that does not fail on a row whose encrypted field does not decrypt for it (a
+// *keys.FieldError): that row's error is at its index in unreadable, nil for the others.
+func (t *Table[T]) collectRows(ctx context.Context, op, sql string, args ...any) (out []T, unreadable []error, err error) {
 	rows, err := t.q.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, t.dbErr(op, err)
+		return nil, nil, t.dbErr(op, err)
 	}
-	var out []T
 	var cts [][][]byte
 	for rows.Next() {
 		out = append(out, *new(T))
 		dest, ct := t.dests(&out[len(out)-1])
 		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
-			return nil, t.dbErr(op, err)
+			return nil, nil, t.dbErr(op, err)
 		}
 		cts = append(cts, ct)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, t.dbErr(op, err)
+		return nil, nil, t.dbErr(op, err)
 	}
+	unreadable = make([]error, len(out))
+	var fe *keys.FieldError
 	for i := range out {
-		if err := t.decrypt(ctx, reflect.ValueOf(&out[i]).Elem(), cts[i]); err != nil {
-			return nil, err
+		err := t.decrypt(ctx, reflect.ValueOf(&out[i]).Elem(), cts[i])
+		switch {
+		case errors.As(err, &fe):
+			unreadable[i] = err
+		case err != nil:
+			return nil, nil, err
 		}
 	}
-	return out, nil
+	return out, unreadable, nil
 }

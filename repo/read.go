@@ -64,6 +64,17 @@ type ListOptions struct {
 type Page[T any] struct {
 	Items []T
 	Next  string
+	// Unreadable names the rows of the page that List left out of Items because an encrypted field of
+	// theirs does not decrypt for them: tampered, under a key the tenant no longer holds, or
+	// crypto-shredded (errors.Is keys.ErrShredded, which is no alarm). The cursor goes past them. Empty
+	// unless some row is unreadable: a caller that must account for every row checks it.
+	Unreadable []Unreadable
+}
+
+// Unreadable is a row that a List left out, and why: a *keys.FieldError naming the column.
+type Unreadable struct {
+	ID  ID
+	Err error
 }
 
 // where appends conds to sb as " AND column = $n", their values to args ($1 is the tenant).
@@ -96,6 +107,8 @@ func decodeCursor(s string) (ID, error) {
 
 // List returns a page of the tenant's rows matching every condition, in pk order (creation order for
 // ids from NewID). Pages are stable under concurrent inserts: a cursor resumes after the last row seen.
+// A row whose encrypted field does not decrypt is named in Page.Unreadable instead of failing the page
+// (the Keyring records a tampered one).
 // A cursor List did not return fails with [ErrInvalidCursor], a limit out of range or a condition on a
 // missing or encrypted column with [ErrInvalidQuery]; nothing is sent then.
 func (t *Table[T]) List(ctx context.Context, opts ListOptions, conds ...Cond) (Page[T], error) {
@@ -128,15 +141,23 @@ func (t *Table[T]) List(ctx context.Context, opts ListOptions, conds ...Cond) (P
 	}
 	args = append(args, limit+1)
 	sb.WriteString(t.st.orderBy + " LIMIT " + placeholder(len(args)))
-	items, err := t.collect(ctx, "list", sb.String(), args...)
+	rows, unreadable, err := t.collectRows(ctx, "list", sb.String(), args...)
 	if err != nil {
 		return page, err
 	}
-	if len(items) > limit {
-		items = items[:limit]
-		page.Next = encodeCursor(t.idOf(reflect.ValueOf(&items[limit-1]).Elem()))
+	if len(rows) > limit {
+		rows, unreadable = rows[:limit], unreadable[:limit]
+		page.Next = encodeCursor(t.idOf(reflect.ValueOf(&rows[limit-1]).Elem()))
 	}
-	page.Items = items
+	// One unreadable row does not cost the caller the page: it is named, and the others come back.
+	page.Items = rows[:0]
+	for i := range rows {
+		if unreadable[i] != nil {
+			page.Unreadable = append(page.Unreadable, Unreadable{ID: t.idOf(reflect.ValueOf(&rows[i]).Elem()), Err: unreadable[i]})
+			continue
+		}
+		page.Items = append(page.Items, rows[i])
+	}
 	return page, nil
 }
 

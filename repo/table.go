@@ -110,20 +110,16 @@ func (t *Table[T]) tenantOf(ctx context.Context, op string, v *T) (tenantseal.Te
 	return tenant, nil
 }
 
-// notFound answers a miss by id with ErrNotFound, first asking the database whether the id belongs to
-// another tenant, and recording the attempt if it does. The caller learns nothing either way.
+// notFound answers a miss by id with ErrNotFound and reports the miss, without asking the database
+// anything: the caller's request costs the same whether the id is another tenant's or nobody's. The audit
+// writer has the database tell the two apart on its own role, out of the request's path, and stores the
+// first as a foreign_id attempt (see tenantseal.EventLookupMiss).
 //
-// tenantseal.exists_elsewhere reads the columns tenant_id and id of the table: for a table whose tenant
-// or pk column is named otherwise it cannot answer (and its error would abort the caller's
-// transaction), so it is not asked and the attempt is not recorded.
+// tenantseal.exists_elsewhere, which answers there, reads the columns tenant_id and id of the table: for a
+// table whose tenant or pk column is named otherwise it cannot answer, so no miss is reported.
 func (t *Table[T]) notFound(ctx context.Context, op string, id ID) error {
-	if !t.st.probe {
-		return ErrNotFound
-	}
-	var elsewhere bool
-	err := t.q.QueryRow(ctx, "SELECT tenantseal.exists_elsewhere($1::regclass, $2)", t.s.rel.QualifiedName(), id).Scan(&elsewhere)
-	if err == nil && elsewhere {
-		t.rec.Record(ctx, tenantseal.Event{Kind: tenantseal.EventForeignID, Table: t.s.table, Operation: op, RowKey: id.String()})
+	if t.st.probe {
+		t.rec.Record(ctx, tenantseal.Event{Kind: tenantseal.EventLookupMiss, Table: t.s.rel.QualifiedName(), Operation: op, RowKey: id.String()})
 	}
 	return ErrNotFound
 }

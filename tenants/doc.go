@@ -18,19 +18,22 @@
 //	})
 //
 // [List] and [Get] read tenants; [Suspend], [Resume] and [Delete] change tenantseal.tenants.status between
-// [StatusActive], [StatusSuspended] and [StatusDeleted]. The status is a record for the application's
-// own checks: the row-level security policies do not read it, and a deleted tenant's rows and keysets
-// stay. Deletion is final: a deleted tenant cannot be suspended or resumed.
+// [StatusActive], [StatusSuspended] and [StatusDeleted]; [Rename] renames. Deletion is final: a deleted
+// tenant cannot be suspended, resumed or renamed. With the [Recording] option each change is recorded
+// (tenantseal.EventTenantChange) with the operator in ctx as who made it.
 //
 // # Crypto-shredding
 //
 // [Shred] destroys a tenant's keysets, so that every encrypted field of the tenant is unreadable for
-// good, and records it in the audit log through a tenantseal.Recorder (an audit.Writer), naming the
-// database role that ran it. It needs no key-encryption key: an operator must be able to shred a tenant
-// when the KEK is out of reach.
+// good, marks it shredded (Tenant.ShreddedAt: reads of its old values then report keys.ErrShredded, no
+// tampering alarm), and records it in the audit log through a tenantseal.Recorder (an audit.Writer),
+// naming the database role that ran it. It needs no key-encryption key: an operator must be able to
+// shred a tenant when the KEK is out of reach. A second shred is a no-op (Shredded.Already), so that
+// automation may repeat it.
 //
 // # Names
 //
 // A tenant's name is 1 to [MaxNameLen] bytes of valid UTF-8 without control characters; [ValidateName]
-// checks it before the database sees it.
+// checks it before the database sees it. No two tenants share a name, compared without regard to case
+// ([ErrDuplicateName]): [Create] and [Rename] check under a lock of their own.
 package tenants

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/eventtest"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/keys/pgstore"
@@ -65,22 +65,7 @@ func keysetCount(t testing.TB, owner *pgx.Conn, id tenantseal.TenantID) int {
 }
 
 // recorder keeps the events recorded through it.
-type recorder struct {
-	mu     sync.Mutex
-	events []tenantseal.Event
-}
-
-func (r *recorder) Record(_ context.Context, e tenantseal.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-func (r *recorder) recorded() []tenantseal.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]tenantseal.Event(nil), r.events...)
-}
+type recorder = eventtest.Recorder
 
 // statementCounter counts the statements a connection sends.
 type statementCounter struct{ n atomic.Int64 }

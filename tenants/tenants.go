@@ -20,8 +20,8 @@ var (
 	ErrInvalidName = errors.New("tenants: invalid tenant name")
 	// ErrDeleted means the tenant is deleted, which is final: it cannot be suspended or resumed.
 	ErrDeleted = errors.New("tenants: tenant is deleted")
-	// ErrNoKeysets means the tenant has no keysets to shred: shredded already, or created without.
-	ErrNoKeysets = errors.New("tenants: tenant has no keysets")
+	// ErrDuplicateName means another tenant has the name already (compared without regard to case).
+	ErrDuplicateName = errors.New("tenants: another tenant has that name")
 )
 
 // DB is a connection as the owner role: *pgx.Conn, *pgxpool.Pool and pgx.Tx satisfy it.
@@ -48,32 +48,89 @@ type Tenant struct {
 	Name      string
 	Status    Status
 	CreatedAt time.Time
+	// ShreddedAt is when the tenant was crypto-shredded ([Shred]); nil if never.
+	ShreddedAt *time.Time
+	// HasKeysets says the tenant has keysets (tenantseal.tenant_keysets), as when it was read.
+	HasKeysets bool
 }
 
 // KeysetCreator creates the keysets of the new tenant id inside tx, the transaction that creates the
 // tenant: an error rolls both back. keys/pgstore's Admin provides one; nil creates none.
 type KeysetCreator func(ctx context.Context, tx pgx.Tx, id tenantseal.TenantID) error
 
-const tenantColumns = "id, name, status, created_at"
+const tenantColumns = "id, name, status, created_at, shredded_at, EXISTS (SELECT 1 FROM tenantseal.tenant_keysets k WHERE k.tenant_id = tenants.id)"
 
 func scanTenant(r pgx.CollectableRow) (Tenant, error) {
 	var t Tenant
-	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt)
+	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.ShreddedAt, &t.HasKeysets)
 	t.CreatedAt = t.CreatedAt.UTC()
+	if t.ShreddedAt != nil {
+		u := t.ShreddedAt.UTC()
+		t.ShreddedAt = &u
+	}
 	return t, err
 }
 
+// Option changes what a function of this package does besides its work.
+type Option func(*options)
+
+type options struct{ rec tenantseal.Recorder }
+
+// Recording records each change (creation, status change, rename) through rec, an audit.Writer say, as
+// a tenantseal.EventTenantChange: the Principal in ctx (tenantseal.OperatorPrincipal) is who made it.
+func Recording(rec tenantseal.Recorder) Option { return func(o *options) { o.rec = rec } }
+
+func (o options) record(ctx context.Context, id tenantseal.TenantID, op, detail string) {
+	if o.rec != nil {
+		o.rec.Record(ctx, tenantseal.Event{Kind: tenantseal.EventTenantChange, TargetTenant: id, Table: "tenantseal.tenants", Operation: op, Detail: detail})
+	}
+}
+
+func apply(opts []Option) options {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// claimName fails with [ErrDuplicateName] when a tenant other than id has name, compared without regard
+// to case. The transaction-scoped lock makes check and write one step for every caller of this package.
+// The database holds no unique index on names: databases of earlier releases may hold duplicates, and
+// rows written by other means than this package are not checked.
+func claimName(ctx context.Context, tx pgx.Tx, name string, id tenantseal.TenantID) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 0)", nameLock); err != nil {
+		return err
+	}
+	var other *tenantseal.TenantID
+	err := tx.QueryRow(ctx, "SELECT id FROM tenantseal.tenants WHERE lower(name) = lower($1) AND id <> $2 LIMIT 1", name, id).Scan(&other)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: tenant %s is named so already", ErrDuplicateName, *other)
+}
+
+// nameLock is the advisory lock that serialises name claims.
+const nameLock = 0x74734e4d // "tsNM"
+
 // Create inserts an active tenant named name and, unless keysets is nil, its keysets, in one transaction.
 // A tenant without keysets cannot use encrypted fields until it is given some (keys/pgstore's
-// Admin.CreateKeysets). The name is checked with [ValidateName] first. An error of keysets is returned
-// as it is, after the rollback.
-func Create(ctx context.Context, db DB, name string, keysets KeysetCreator) (Tenant, error) {
+// Admin.CreateKeysets). The name is checked with [ValidateName] first, and refused with
+// [ErrDuplicateName] when another tenant has it (in any case). An error of keysets is returned as it
+// is, after the rollback.
+func Create(ctx context.Context, db DB, name string, keysets KeysetCreator, opts ...Option) (Tenant, error) {
 	if err := ValidateName(name); err != nil {
 		return Tenant{}, err
 	}
 	var t Tenant
 	var keysetErr error
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if err := claimName(ctx, tx, name, tenantseal.TenantID{}); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, "INSERT INTO tenantseal.tenants (name) VALUES ($1) RETURNING "+tenantColumns, name)
 		if err != nil {
 			return err
@@ -89,10 +146,54 @@ func Create(ctx context.Context, db DB, name string, keysets KeysetCreator) (Ten
 	switch {
 	case keysetErr != nil:
 		return Tenant{}, keysetErr // the creator's own message, with its own prefix
+	case errors.Is(err, ErrDuplicateName):
+		return Tenant{}, err
 	case err != nil:
 		return Tenant{}, fmt.Errorf("tenants: create: %w", err)
 	}
+	t.HasKeysets = keysets != nil
+	with := "with keysets"
+	if keysets == nil {
+		with = "without keysets"
+	}
+	apply(opts).record(ctx, t.ID, "create", fmt.Sprintf("created %q, %s", t.Name, with))
 	return t, nil
+}
+
+// Rename gives the tenant id the name name, checked with [ValidateName] and refused with
+// [ErrDuplicateName] when another tenant has it. Renaming a deleted tenant is refused with [ErrDeleted].
+func Rename(ctx context.Context, db DB, id tenantseal.TenantID, name string, opts ...Option) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	var old string
+	var status Status
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, "SELECT name, status FROM tenantseal.tenants WHERE id = $1 FOR UPDATE", id).Scan(&old, &status); err != nil {
+			return err
+		}
+		if status == StatusDeleted || old == name {
+			return nil
+		}
+		if err := claimName(ctx, tx, name, id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "UPDATE tenantseal.tenants SET name = $2 WHERE id = $1", id, name)
+		return err
+	})
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	case errors.Is(err, ErrDuplicateName):
+		return err
+	case err != nil:
+		return fmt.Errorf("tenants: rename %s: %w", id, err)
+	case status == StatusDeleted:
+		return fmt.Errorf("%w: %s: cannot rename it", ErrDeleted, id)
+	case old != name:
+		apply(opts).record(ctx, id, "rename", fmt.Sprintf("renamed from %q to %q", old, name))
+	}
+	return nil
 }
 
 // List returns every tenant, the oldest first.
@@ -126,31 +227,36 @@ func Get(ctx context.Context, db DB, id tenantseal.TenantID) (Tenant, error) {
 
 // Suspend marks the tenant suspended; suspending a suspended tenant changes nothing. It fails with
 // [ErrNotFound], or [ErrDeleted] for a deleted tenant.
-func Suspend(ctx context.Context, db DB, id tenantseal.TenantID) error {
-	return setStatus(ctx, db, id, StatusSuspended)
+func Suspend(ctx context.Context, db DB, id tenantseal.TenantID, opts ...Option) error {
+	return setStatus(ctx, db, id, StatusSuspended, opts)
 }
 
 // Resume marks a suspended tenant active again; resuming an active tenant changes nothing. It fails
 // with [ErrNotFound], or [ErrDeleted] for a deleted tenant.
-func Resume(ctx context.Context, db DB, id tenantseal.TenantID) error {
-	return setStatus(ctx, db, id, StatusActive)
+func Resume(ctx context.Context, db DB, id tenantseal.TenantID, opts ...Option) error {
+	return setStatus(ctx, db, id, StatusActive, opts)
 }
 
 // Delete marks the tenant deleted, for good; deleting a deleted tenant changes nothing. Its rows and
 // keysets stay: [Shred] makes its encrypted fields unreadable. It fails with [ErrNotFound].
-func Delete(ctx context.Context, db DB, id tenantseal.TenantID) error {
-	return setStatus(ctx, db, id, StatusDeleted)
+func Delete(ctx context.Context, db DB, id tenantseal.TenantID, opts ...Option) error {
+	return setStatus(ctx, db, id, StatusDeleted, opts)
 }
 
-// setStatus sets the tenant's status in one statement, which leaves a deleted tenant alone.
-func setStatus(ctx context.Context, db DB, id tenantseal.TenantID, to Status) error {
-	tag, err := db.Exec(ctx, `UPDATE tenantseal.tenants SET status = $2
-		WHERE id = $1 AND (status <> 'deleted' OR $2 = 'deleted')`, id, string(to))
-	if err != nil {
-		return fmt.Errorf("tenants: set %s %s: %w", id, to, err)
-	}
-	if tag.RowsAffected() == 1 {
+// setStatus sets the tenant's status in one statement, which leaves a deleted tenant alone, and records
+// a change.
+func setStatus(ctx context.Context, db DB, id tenantseal.TenantID, to Status, opts []Option) error {
+	var from Status
+	err := db.QueryRow(ctx, `UPDATE tenantseal.tenants t SET status = $2 FROM (SELECT id, status FROM tenantseal.tenants WHERE id = $1 FOR UPDATE) old
+		WHERE t.id = old.id AND (old.status <> 'deleted' OR $2 = 'deleted') RETURNING old.status`, id, string(to)).Scan(&from)
+	if err == nil {
+		if from != to {
+			apply(opts).record(ctx, id, string(to), fmt.Sprintf("status %s, was %s", to, from))
+		}
 		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("tenants: set %s %s: %w", id, to, err)
 	}
 	// Nothing changed: a deletion is final, so the tenant is missing or deleted, for good.
 	if _, err := Get(ctx, db, id); err != nil {

@@ -142,7 +142,7 @@ func TestStatusChanges(t *testing.T) {
 	other := mustCreate(t, owner, "other", nil).ID
 	missing := tenantseal.TenantID{1}
 
-	type change func(context.Context, tenants.DB, tenantseal.TenantID) error
+	type change func(context.Context, tenants.DB, tenantseal.TenantID, ...tenants.Option) error
 	steps := []struct {
 		name    string
 		do      change
@@ -199,8 +199,8 @@ func TestShred(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := tenants.Shredded{Purposes: []string{"aead", "prf"}, KEKIDs: []string{kek.ID}, Role: d.Roles.Owner}
-	if diff := cmp.Diff(want, got); diff != "" {
+	want := tenants.Shredded{Purposes: []string{"aead", "prf"}, KEKIDs: []string{kek.ID}, Role: d.Roles.Owner, At: got.At}
+	if diff := cmp.Diff(want, got); diff != "" || got.At.IsZero() {
 		t.Errorf("shredded differs (-want +got):\n%s", diff)
 	}
 	if n := keysetCount(t, owner, a); n != 0 {
@@ -211,7 +211,7 @@ func TestShred(t *testing.T) {
 	}
 	wantEvents := []tenantseal.Event{{Kind: tenantseal.EventShred, TargetTenant: a, Table: "tenantseal.tenant_keysets", Operation: "shred",
 		Detail: "destroyed 2 keysets (aead, prf) as database role " + d.Roles.Owner}}
-	if diff := cmp.Diff(wantEvents, rec.recorded()); diff != "" {
+	if diff := cmp.Diff(wantEvents, rec.Recorded()); diff != "" {
 		t.Errorf("recorded events differ (-want +got):\n%s", diff)
 	}
 
@@ -224,8 +224,6 @@ func TestShred(t *testing.T) {
 		wantErr error  // matched with errors.Is, or
 		state   string // the SQLSTATE wanted
 	}{
-		{"again", owner, rec, a, tenants.ErrNoKeysets, ""},
-		{"a tenant without keysets", owner, rec, bare, tenants.ErrNoKeysets, ""},
 		{"a missing tenant", owner, rec, tenantseal.TenantID{1}, tenants.ErrNotFound, ""},
 		{"as the app role", mustConn(t, d.AppDSN), rec, b, nil, "42501"},
 		{"as the auditor role", mustConn(t, d.AuditorDSN), rec, b, nil, "42501"},
@@ -239,13 +237,33 @@ func TestShred(t *testing.T) {
 			if tc.state != "" && sqlState(err) != tc.state {
 				t.Errorf("got %v, want SQLSTATE %s", err, tc.state)
 			}
-			if n := len(rec.recorded()); n != 1 {
+			if n := len(rec.Recorded()); n != 1 {
 				t.Errorf("got %d events recorded in all, want only the first shred's", n)
 			}
 			if n := keysetCount(t, owner, b); n != 2 {
 				t.Errorf("other tenant: got %d keysets, want 2", n)
 			}
 		})
+	}
+	// Again: a no-op, reported as such, recording nothing (idempotent automation).
+	again, err := tenants.Shred(testContext(t), owner, rec, a)
+	if err != nil || !again.Already || !again.At.Equal(got.At) || len(rec.Recorded()) != 1 {
+		t.Errorf("second shred: got %+v (%v) and %d events, want Already at the first shred's time and no event", again, err, len(rec.Recorded()))
+	}
+	// A tenant without keysets is marked shredded all the same, and that is recorded.
+	if s, err := tenants.Shred(testContext(t), owner, rec, bare); err != nil || s.Already || len(s.Purposes) != 0 {
+		t.Errorf("shred a tenant without keysets: got %+v (%v), want it marked", s, err)
+	}
+	if ev := rec.Recorded(); len(ev) != 2 || !strings.Contains(ev[1].Detail, "it had no keysets") {
+		t.Errorf("got events %+v, want the marking recorded", ev)
+	}
+	for _, id := range []tenantseal.TenantID{a, bare} {
+		if tn, err := tenants.Get(testContext(t), owner, id); err != nil || tn.ShreddedAt == nil {
+			t.Errorf("tenant %s: got %+v (%v), want it shown as shredded", id, tn, err)
+		}
+	}
+	if tn, _ := tenants.Get(testContext(t), owner, b); tn.ShreddedAt != nil {
+		t.Errorf("tenant b: got %+v, want it not shredded", tn)
 	}
 	t.Run("without a recorder", func(t *testing.T) {
 		if _, err := tenants.Shred(testContext(t), owner, nil, b); err == nil || !strings.Contains(err.Error(), "Recorder is required") {
@@ -255,4 +273,63 @@ func TestShred(t *testing.T) {
 			t.Errorf("got %d keysets, want 2: nothing shredded unrecorded", n)
 		}
 	})
+}
+
+// Names are unique without regard to case; a rename is validated like a creation, and every change is
+// recorded with its operator.
+func TestNamesAndRecordedChanges(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	owner := mustConn(t, d.OwnerDSN)
+	rec := &recorder{}
+	ctx := tenantseal.WithPrincipal(testContext(t), tenantseal.OperatorPrincipal("dba@host"))
+	acme, err := tenants.Create(ctx, owner, "Acme", nil, tenants.Recording(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	globex := mustCreate(t, owner, "Globex", nil)
+	for _, name := range []string{"Acme", "acme", "ACME"} {
+		if _, err := tenants.Create(ctx, owner, name, nil, tenants.Recording(rec)); !errors.Is(err, tenants.ErrDuplicateName) || !strings.Contains(err.Error(), acme.ID.String()) {
+			t.Errorf("create %q: got %v, want ErrDuplicateName naming %s", name, err, acme.ID)
+		}
+	}
+	if err := tenants.Rename(ctx, owner, globex.ID, "acme", tenants.Recording(rec)); !errors.Is(err, tenants.ErrDuplicateName) {
+		t.Errorf("rename onto another's name: got %v, want ErrDuplicateName", err)
+	}
+	if err := tenants.Rename(ctx, owner, globex.ID, "bad\nname"); !errors.Is(err, tenants.ErrInvalidName) {
+		t.Errorf("rename to a bad name: got %v, want ErrInvalidName", err)
+	}
+	if err := tenants.Rename(ctx, owner, acme.ID, "ACME Corp", tenants.Recording(rec)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tenants.Rename(ctx, owner, acme.ID, "ACME Corp", tenants.Recording(rec)); err != nil {
+		t.Errorf("rename to the same name: %v, want a no-op", err)
+	}
+	if err := tenants.Rename(ctx, owner, tenantseal.TenantID{1}, "x"); !errors.Is(err, tenants.ErrNotFound) {
+		t.Errorf("rename a missing tenant: got %v, want ErrNotFound", err)
+	}
+	if err := tenants.Suspend(ctx, owner, acme.ID, tenants.Recording(rec)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tenants.Suspend(ctx, owner, acme.ID, tenants.Recording(rec)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tenants.Delete(ctx, owner, acme.ID, tenants.Recording(rec)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tenants.Rename(ctx, owner, acme.ID, "zombie"); !errors.Is(err, tenants.ErrDeleted) {
+		t.Errorf("rename a deleted tenant: got %v, want ErrDeleted", err)
+	}
+	var got []string
+	for _, e := range rec.Recorded() {
+		if e.Kind != tenantseal.EventTenantChange || e.TargetTenant != acme.ID {
+			t.Errorf("got event %+v, want a tenant change of acme", e)
+		}
+		got = append(got, e.Operation+": "+e.Detail)
+	}
+	want := []string{`create: created "Acme", without keysets`, `rename: renamed from "Acme" to "ACME Corp"`,
+		"suspended: status suspended, was active", "deleted: status deleted, was suspended"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("recorded changes (-want +got):\n%s", diff)
+	}
 }

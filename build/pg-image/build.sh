@@ -5,9 +5,15 @@
 # Usage: build/pg-image/build.sh [IMAGE_TAG]
 #   tag: $1, else $TENANTSEAL_LOCAL_PG_IMAGE, else tenantseal/postgres:15-local
 # Idempotent: skips the build when the image exists with a matching content
-# hash label (build.sh + docker-entrypoint.sh + `postgres --version`).
-# Installs postgresql-15 and busybox-static with apt-get when missing (root).
+# hash label (build.sh + docker-entrypoint.sh + the sources of the C verifier
+# in ext/tenantseal_verify + `postgres --version`).
+# Installs postgresql-15, busybox-static, postgresql-server-dev-15 (of the same
+# version as the server) and a C toolchain with apt-get when missing (root).
 # Quiet unless something fails; prints one line at the end.
+#
+# The image carries the extension tenantseal_verify (the tenant context
+# verifier in C), compiled here with PGXS and installed into the rootfs: the
+# migrations install it in every database and select it over the plpgsql one.
 #
 # The image follows the official postgres image's contract (POSTGRES_USER,
 # POSTGRES_PASSWORD, POSTGRES_DB, POSTGRES_HOST_AUTH_METHOD, extra `-c k=v`
@@ -18,6 +24,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tag=${1:-${TENANTSEAL_LOCAL_PG_IMAGE:-tenantseal/postgres:15-local}}
 entrypoint=$here/docker-entrypoint.sh
+ext=$(cd "$here/../../ext/tenantseal_verify" && pwd)
 pgbin=/usr/lib/postgresql/15/bin
 pglib=/usr/lib/postgresql/15/lib
 pgshare=/usr/share/postgresql/15
@@ -45,6 +52,18 @@ pkg_installed() {
 missing=()
 pkg_installed postgresql-15 && [ -x "$pgbin/postgres" ] || missing+=(postgresql-15)
 pkg_installed busybox-static && [ -x /bin/busybox ] || missing+=(busybox-static)
+command -v make >/dev/null || missing+=(make)
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+if ! pkg_installed postgresql-server-dev-15 || [ ! -x "$pgbin/pg_config" ]; then
+	# The headers must match the server the extension loads into: the installed server's version when
+	# the archive still has it (otherwise the newest, which upgrades the server with it).
+	v=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)
+	if [ -n "$v" ] && apt-cache show "postgresql-server-dev-15=$v" >/dev/null 2>&1; then
+		missing+=("postgresql-server-dev-15=$v")
+	else
+		missing+=(postgresql-server-dev-15)
+	fi
+fi
 if [ ${#missing[@]} -gt 0 ]; then
 	[ "$(id -u)" = 0 ] || die "need root to install: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
@@ -68,11 +87,16 @@ fi
 [ -x /bin/busybox ] || die "/bin/busybox not found"
 /bin/busybox true 2>/dev/null || die "/bin/busybox does not run"
 [ -f "$entrypoint" ] || die "$entrypoint not found"
+[ -x "$pgbin/pg_config" ] || die "$pgbin/pg_config not found (postgresql-server-dev-15)"
+[ -f "$ext/Makefile" ] || die "$ext/Makefile not found"
 command -v docker >/dev/null || die "docker not found"
 
 # --- 1. up to date? -------------------------------------------------------------
 pgversion=$("$pgbin/postgres" --version)
-hash=$(cat "$here/build.sh" "$entrypoint" <(printf '%s\n' "$pgversion") | sha256sum | cut -c1-64)
+# The extension's sources by name and content, in a fixed order.
+ext_sources=$(cd "$ext" && find . -type f \( -name '*.c' -o -name '*.h' -o -name '*.sql' -o -name '*.control' -o -name Makefile \) | LC_ALL=C sort)
+hash=$(cat "$here/build.sh" "$entrypoint" <(printf '%s\n' "$pgversion") \
+	<(cd "$ext" && for f in $ext_sources; do printf '%s\n' "$f"; cat "$f"; done) | sha256sum | cut -c1-64)
 current=$(docker image inspect -f "{{ index .Config.Labels \"$label\" }}" "$tag" 2>/dev/null || true)
 if [ "$current" = "$hash" ]; then
 	echo "image $tag up to date ($pgversion)"
@@ -122,6 +146,14 @@ cp -a /usr/lib/postgresql/15 "$root/usr/lib/postgresql/"
 rm -rf "$root$pglib/bitcode" "$root$pglib"/llvmjit* "$root$pglib/pgxs"
 cp -a "$pgshare" "$root/usr/share/postgresql/"
 rm -rf "$root$pgshare/man" "$root$pgshare/doc" "$root$pgshare/docs"
+
+# The C verifier, built out of tree (nothing built lands in the repository) and installed into the rootfs.
+mkdir -p "$tmp/ext"
+(cd "$ext" && cp $ext_sources "$tmp/ext/")
+pgxs=(PG_CONFIG="$pgbin/pg_config" with_llvm=no COPT=-Werror)
+quiet make -C "$tmp/ext" "${pgxs[@]}"
+quiet make -C "$tmp/ext" "${pgxs[@]}" install DESTDIR="$root"
+[ -f "$root$pglib/tenantseal_verify.so" ] || die "tenantseal_verify.so not installed into the image"
 if [ -d /usr/share/zoneinfo ]; then
 	mkdir -p "$root/usr/share"
 	cp -a /usr/share/zoneinfo "$root/usr/share/"
@@ -196,7 +228,7 @@ COPY rootfs/ /
 COPY --chown=999:999 pghome/ /var/lib/postgresql/
 COPY --chown=999:999 pgrun/ /var/run/postgresql/
 ENV PATH=/usr/lib/postgresql/15/bin:/bin PGDATA=/var/lib/postgresql/data LANG=C
-LABEL $label="$hash" org.tenantseal.pg-image.postgres="$pgversion"
+LABEL $label="$hash" org.tenantseal.pg-image.postgres="$pgversion" org.tenantseal.pg-image.extensions="tenantseal_verify"
 USER 999:999
 WORKDIR /var/lib/postgresql
 EXPOSE 5432

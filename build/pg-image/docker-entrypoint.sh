@@ -88,6 +88,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 fi
 unset POSTGRES_PASSWORD
 
+# A killed server leaves its socket lock files behind, outside PGDATA. One container runs one
+# postmaster: a lock file left at start is stale, but its PID may name a live process of the new
+# container (PIDs start over), and postgres would then refuse to start.
+rm -f /var/run/postgresql/.s.PGSQL.*.lock
+
 # postgres runs as a child so that SIGTERM (docker's default, e.g. from
 # `docker kill -s TERM` or an orchestrator) also means a fast shutdown
 # (postgres itself treats SIGTERM as "smart": wait for clients to leave).

@@ -24,10 +24,10 @@ import (
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
 
-// mustAuditWriter opens an audit writer on d's app role with its spool in a temporary directory.
+// mustAuditWriter opens an audit writer on d's audit writer role with its spool in a temporary directory.
 func mustAuditWriter(t testing.TB, d *pgtest.Database, now func() time.Time) *audit.Writer {
 	t.Helper()
-	cfg, err := audit.ParseConfig(d.AppDSN)
+	cfg, err := audit.ParseConfig(d.AuditWriterDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,12 +183,13 @@ func TestAuditTail(t *testing.T) {
 
 	t.Run("text line", func(t *testing.T) {
 		r := mustRun(t, "audit", "tail", "--dsn", d.AuditorDSN, "-n", "4")
-		lines := strings.Split(r.stdout, "\n")
+		// The database dates every entry itself, with its own clock: the time field is now's.
+		lines := strings.Split(regexp.MustCompile(`(?m)^(\d+) \S+ `).ReplaceAllString(r.stdout, "$1 <at> "), "\n")
 		want := []string{
-			fmt.Sprintf("2 2025-06-01T12:00:00Z refused_write subject=cli-test tenant=%s target=%s table=invoices operation=insert row=- sqlstate=42501 request_id=req-1 detail=-", a, b),
-			"3 2025-06-01T12:00:00Z no_tenant subject=- tenant=- target=- table=customers operation=select row=- sqlstate=- request_id=- detail=-",
+			fmt.Sprintf("2 <at> refused_write subject=cli-test tenant=%s target=%s table=invoices operation=insert row=- sqlstate=42501 request_id=req-1 detail=-", a, b),
+			"3 <at> no_tenant subject=- tenant=- target=- table=customers operation=select row=- sqlstate=- request_id=- detail=-",
 			// Quotes and control characters are escaped: a detail cannot forge a field or drive the terminal.
-			fmt.Sprintf(`4 2025-06-01T12:00:00Z foreign_id subject=cli-test tenant=%s target=%s table=customers operation=update row=r4 sqlstate=- request_id=- detail="has \"quotes\"\x1b[31m"`, b, a),
+			fmt.Sprintf(`4 <at> foreign_id subject=cli-test tenant=%s target=%s table=customers operation=update row=r4 sqlstate=- request_id=- detail="has \"quotes\"\x1b[31m"`, b, a),
 		}
 		for i, w := range want {
 			if lines[i] != w {
@@ -204,7 +205,7 @@ func TestAuditTail(t *testing.T) {
 			t.Fatalf("got %d entries, want 1:\n%s", len(es), r.stdout)
 		}
 		e := es[0]
-		if e.Seq != 4 || !e.At.Equal(at) || e.Kind != tenantseal.EventForeignID || strval(e.Subject) != "cli-test" ||
+		if e.Seq != 4 || e.ReportedAt == nil || !e.ReportedAt.Equal(at) || e.Kind != tenantseal.EventForeignID || strval(e.Subject) != "cli-test" ||
 			strval(e.TenantID) != b.String() || strval(e.TargetTenant) != a.String() || strval(e.Table) != "customers" ||
 			strval(e.Operation) != "update" || strval(e.RowKey) != "r4" || e.SQLState != nil || len(e.Hash) != 32 {
 			t.Errorf("got entry %+v, want seq 4, foreign_id by %s on %s's customers row r4, with its hash", e, b, a)
@@ -301,10 +302,14 @@ func TestAuditExport(t *testing.T) {
 	d := pgtest.NewDatabase(t)
 	a, b := newTenantID(t), newTenantID(t)
 	ctx := testContext(t)
-	old := mustAuditWriter(t, d, func() time.Time { return time.Now().Add(-2 * time.Hour) })
+	// The database dates entries with its own clock, whatever the writer says: older entries are older.
+	old := mustAuditWriter(t, d, nil)
 	mustRecord(t, old,
 		auditEvent{as(ctx, a), tenantseal.Event{Kind: tenantseal.EventForeignID, Table: "customers", Operation: "select"}},
 		auditEvent{as(ctx, b), tenantseal.Event{Kind: tenantseal.EventForeignID, Table: "customers", Operation: "select"}})
+	time.Sleep(1100 * time.Millisecond)
+	between := time.Now().UTC().Truncate(time.Second)
+	time.Sleep(1100 * time.Millisecond)
 	// More than a page of recent events: export streams pages.
 	const recent = 2345
 	w := mustAuditWriter(t, d, nil)
@@ -327,8 +332,8 @@ func TestAuditExport(t *testing.T) {
 		first int64
 		n     int
 	}{
-		{"last hour", []string{"--since", "1h"}, 3, recent},
-		{"since a time", []string{"--since", time.Now().Add(-3 * time.Hour).UTC().Format(time.RFC3339)}, 1, recent + 2},
+		{"since a time", []string{"--since", between.Format(time.RFC3339)}, 3, recent},
+		{"last hour", []string{"--since", "1h"}, 1, recent + 2},
 		{"tenant", []string{"--since", "3h", "--tenant", b.String()}, 2, 1 + (recent+4)/5},
 		{"future", []string{"--since", "2999-01-01T00:00:00Z"}, 0, 0},
 	}
@@ -358,10 +363,11 @@ func TestAuditShred(t *testing.T) {
 	e.tenant(t, "b")
 
 	r := mustRun(t, "tenants", "shred", a.String(), "--confirm", a.String(), "--secrets", e.secrets)
-	wantContains(t, "stdout", r.stdout, "shredded tenant "+a.String(), "recorded the shred in the audit log")
+	wantContains(t, "stdout", r.stdout, "shredded tenant "+a.String())
+	wantContains(t, "stderr", r.stderr, "recorded the shred in the audit log")
 
 	// The auditor's connection string comes from the secrets file.
-	r = mustRun(t, "audit", "tail", "--format", "json", "--secrets", e.secrets)
+	r = mustRun(t, "audit", "tail", "--format", "json", "--kind", "shred", "--secrets", e.secrets)
 	es := entriesOf(t, r.stdout, true)
 	if len(es) != 1 {
 		t.Fatalf("got %d entries, want exactly one:\n%s", len(es), r.stdout)
@@ -371,14 +377,15 @@ func TestAuditShred(t *testing.T) {
 		!strings.HasPrefix(strval(got.Detail), "destroyed 2 keysets (aead, prf) as database role "+e.d.Roles.Owner) {
 		t.Errorf("got %+v, want a shred of %s that destroyed 2 keysets, by %s", got, a, e.d.Roles.Owner)
 	}
-	if r := mustRun(t, "audit", "verify", "--secrets", e.secrets); r.stdout != "audit log intact: 1 entries\n" {
-		t.Errorf("verify: got %q, want the one entry intact", r.stdout)
+	// Before it: the two tenants' creations.
+	if r := mustRun(t, "audit", "verify", "--secrets", e.secrets); r.stdout != "audit log intact: 3 entries\n" {
+		t.Errorf("verify: got %q, want the three entries intact", r.stdout)
 	}
 }
 
 // Not parallel: it changes the working directory, where the shred's audit writer keeps its spool.
 func TestAuditShredUnrecorded(t *testing.T) {
-	t.Setenv("TENANTSEAL_APP_DSN", "")
+	t.Setenv("TENANTSEAL_AUDIT_WRITER_DSN", "")
 	dir := t.TempDir()
 	t.Chdir(dir)
 	e := newKeysEnv(t)
@@ -387,18 +394,18 @@ func TestAuditShredUnrecorded(t *testing.T) {
 	good := mustRead(t, e.secrets)
 	setApp := func(line string) {
 		t.Helper()
-		mustWrite(t, e.secrets, regexp.MustCompile(`(?m)^TENANTSEAL_APP_DSN=.*\n`).ReplaceAllLiteralString(good, line))
+		mustWrite(t, e.secrets, regexp.MustCompile(`(?m)^TENANTSEAL_AUDIT_WRITER_DSN=.*\n`).ReplaceAllLiteralString(good, line))
 	}
 
-	// Without the app role's connection string, the shred could not be recorded: nothing is shredded.
+	// Without the audit writer's connection string, the shred could not be recorded: nothing is shredded.
 	setApp("")
-	wantFailure(t, run(t, "tenants", "shred", a.String(), "--confirm", a.String(), "--secrets", e.secrets), 1, "has no TENANTSEAL_APP_DSN line")
+	wantFailure(t, run(t, "tenants", "shred", a.String(), "--confirm", a.String(), "--secrets", e.secrets), 1, "has no TENANTSEAL_AUDIT_WRITER_DSN line")
 	if n := e.keysets(t, a); n != 2 {
 		t.Fatalf("after a refused shred: got %d keysets, want 2", n)
 	}
 
 	// The audit log cannot be reached: the shred happens, and the command says it is not recorded.
-	setApp("TENANTSEAL_APP_DSN=postgres://nobody:s3cret-pw@127.0.0.1:1/x?connect_timeout=2\n")
+	setApp("TENANTSEAL_AUDIT_WRITER_DSN=postgres://nobody:s3cret-pw@127.0.0.1:1/x?connect_timeout=2\n")
 	r := run(t, "tenants", "shred", a.String(), "--confirm", a.String(), "--secrets", e.secrets)
 	if r.code != 1 {
 		t.Errorf("got exit %d, want 1; %v", r.code, r)
@@ -418,7 +425,7 @@ func TestAuditShredUnrecorded(t *testing.T) {
 	}
 
 	// The next writer started in this directory replays the spooled event first.
-	setApp(fmt.Sprintf("TENANTSEAL_APP_DSN=%s\n", e.d.AppDSN))
+	setApp(fmt.Sprintf("TENANTSEAL_AUDIT_WRITER_DSN=%s\n", e.d.AuditWriterDSN))
 	mustRun(t, "tenants", "shred", b.String(), "--confirm", b.String(), "--secrets", e.secrets)
 	es := entriesOf(t, mustRun(t, "audit", "tail", "--format", "json", "--kind", "shred", "--secrets", e.secrets).stdout, true)
 	if len(es) != 2 || strval(es[0].TargetTenant) != a.String() || strval(es[1].TargetTenant) != b.String() {

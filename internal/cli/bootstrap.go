@@ -4,8 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/audit"
 	"github.com/tenantseal/tenantseal/bootstrap"
 	"github.com/tenantseal/tenantseal/db"
 )
@@ -17,18 +26,22 @@ var bootstrapCommand = command{
 }
 
 const bootstrapAbout = `
-Creates, as a superuser, the owner, app and auditor roles (<prefix>_owner, <prefix>_app,
-<prefix>_auditor), the database owned by the owner, then applies the migrations as the owner and makes
-sure a context signing key exists. Writes the connection strings and the key to the secrets file
-(mode 0600):
+Creates, as a superuser, the owner, app, auditor and audit writer roles (<prefix>_owner, <prefix>_app,
+<prefix>_auditor, <prefix>_audit_writer), with session limits on the app role, the database owned by
+the owner, then applies the migrations as the owner and makes sure a context signing key exists.
+Writes the connection strings and the key to the secrets file (mode 0600):
 
-	TENANTSEAL_OWNER_DSN     migrations and tenant administration only
-	TENANTSEAL_APP_DSN       the application (row-level security always applies)
-	TENANTSEAL_AUDITOR_DSN   reading the audit log
-	TENANTSEAL_CONTEXT_KEY   <kid>:<hex secret>, signs tenant context tokens
+	TENANTSEAL_OWNER_DSN          migrations and tenant administration only
+	TENANTSEAL_APP_DSN            the application (row-level security always applies)
+	TENANTSEAL_AUDITOR_DSN        reading the audit log
+	TENANTSEAL_AUDIT_WRITER_DSN   the application's audit writer (audit.ParseConfig), appends only
+	TENANTSEAL_CONTEXT_KEY        <kid>:<hex secret>, signs tenant context tokens
 
 Idempotent: when the secrets file exists, its passwords and key are reused, so running again changes
-nothing. A role that exists but whose password is not in the file needs --reset-passwords.
+nothing; a file that describes another server, database or prefix is never rewritten. A role that
+exists but whose password is not in the file needs --reset-passwords naming it (owner, app, auditor,
+audit_writer): only the roles named get new passwords. What bootstrap changes is recorded in the audit
+log, with the operator.
 With --no-migrate no key is created: run 'tenantseal migrate up', then bootstrap again.`
 
 func runBootstrap(ctx context.Context, s *session, args []string) error {
@@ -37,18 +50,23 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 		dsn       = f.String("dsn", "", "superuser connection string (required)")
 		database  = f.String("database", bootstrap.DefaultDatabase, "database to create")
 		prefix    = f.String("prefix", db.DefaultRolePrefix, "role name prefix")
-		out       = f.String("out", defaultSecrets, "secrets file to read and write")
+		out       = f.String("out", secretsPath(), "secrets file to read and write (default $"+envSecrets+", then "+defaultSecrets+")")
 		print     = f.Bool("print", false, "print the secrets file to stdout instead of writing it")
-		reset     = f.Bool("reset-passwords", false, "give existing roles new passwords")
+		reset     listFlag
 		noMigrate = f.Bool("no-migrate", false, "stop after roles, database and grants")
 		timeout   = f.Duration("connect-timeout", db.DefaultConnectTimeout, "give up connecting after this long")
 	)
+	f.Var(&reset, "reset-passwords", "give these existing roles new passwords, comma-separated: "+strings.Join(resettable, ", ")+" (or their full names)")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
 		return usageErrorf("bootstrap: unexpected argument %q (see 'tenantseal bootstrap -h')", pos[0])
+	}
+	resetRoles, err := rolesToReset(*prefix, reset)
+	if err != nil {
+		return err
 	}
 	if *dsn == "" {
 		return usageErrorf("bootstrap: --dsn <superuser connection string> is required")
@@ -59,12 +77,13 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 	}
 
 	opts := bootstrap.Options{
-		Database:       *database,
-		RolePrefix:     *prefix,
-		ResetPasswords: *reset,
-		SkipMigrate:    *noMigrate,
+		Database:    *database,
+		RolePrefix:  *prefix,
+		ResetRoles:  resetRoles,
+		SkipMigrate: *noMigrate,
 	}
-	file, err := readSecrets(*out)
+	// A file open to others is read and then written again with mode 0600.
+	file, err := readSecretsMode(*out, false)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		file = &secretsFile{lines: []string{secretsHeader}}
@@ -78,6 +97,13 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 		if opts.ContextKey, err = file.contextKey(); err != nil {
 			return fmt.Errorf("%s: %w", *out, err)
 		}
+		if err := samePlace(file, *out, superDSN, *database, *prefix); err != nil {
+			return err
+		}
+	}
+	if len(resetRoles) > 0 {
+		fmt.Fprintf(s.stderr, "tenantseal: warning: giving %s new passwords: every process that connects as them with the old ones fails until it has the new %s\n",
+			strings.Join(resetRoles, ", "), *out)
 	}
 
 	var pending *pendingWrite
@@ -91,12 +117,12 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 	res, err := bootstrap.Run(ctx, superDSN, opts)
 	var upe *bootstrap.UnknownPasswordError
 	if errors.As(err, &upe) {
-		return fmt.Errorf("bootstrap: role %s exists but its password is not in %s: pass --reset-passwords to set a new one", upe.Role, *out)
+		return fmt.Errorf("bootstrap: role %s exists but its password is not in %s: pass --reset-passwords %s to give it a new one", upe.Role, *out, upe.Role)
 	}
 	if err != nil {
 		return err
 	}
-	for _, dsn := range []string{res.OwnerDSN, res.AppDSN, res.AuditorDSN} {
+	for _, dsn := range []string{res.OwnerDSN, res.AppDSN, res.AuditorDSN, res.AuditWriterDSN} {
 		s.connSecrets(dsn)
 	}
 	if res.ContextKey.ID != "" {
@@ -106,6 +132,7 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 	file.set(keyOwnerDSN, res.OwnerDSN)
 	file.set(keyAppDSN, res.AppDSN)
 	file.set(keyAuditorDSN, res.AuditorDSN)
+	file.set(keyAuditWriterDSN, res.AuditWriterDSN)
 	if res.ContextKey.ID != "" {
 		file.set(keyContextKey, formatContextKey(res.ContextKey))
 	}
@@ -143,7 +170,76 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 	err = bootstrap.CheckLogins(ctx, res)
 	var le *bootstrap.LoginError
 	if errors.As(err, &le) {
-		return fmt.Errorf("the password of role %s in %s is not the role's password: run bootstrap again with --reset-passwords", le.Role, *out)
+		return fmt.Errorf("the password of role %s in %s is not the role's password: run bootstrap again with --reset-passwords %s", le.Role, *out, le.Role)
 	}
-	return err
+	if err != nil || *noMigrate || len(res.Actions) == 0 {
+		return err
+	}
+	return recordBootstrap(ctx, s, res)
+}
+
+// recordBootstrap records what bootstrap changed in the audit log, which it has just migrated, as the
+// audit writer role. Bootstrap is done whatever it returns: a failure says so.
+func recordBootstrap(ctx context.Context, s *session, res *bootstrap.Result) error {
+	acfg, err := audit.ParseConfig(res.AuditWriterDSN)
+	if err != nil {
+		return err
+	}
+	acfg.SpoolPath = audit.DefaultSpoolPath
+	acfg.Logger = slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w, err := audit.NewWriter(ctx, acfg)
+	if err != nil {
+		return fmt.Errorf("bootstrap: done, but recording it in the audit log failed: %w", err)
+	}
+	log := &auditLog{s: s, cmd: "bootstrap", w: w}
+	w.Record(asOperator(ctx), tenantseal.Event{Kind: tenantseal.EventBootstrap, Table: "tenantseal", Operation: "bootstrap",
+		Detail: fmt.Sprintf("database %s, roles %s: %s", res.Database, strings.TrimSuffix(res.Roles.Owner, "_owner"), strings.Join(res.Actions, "; "))})
+	return log.close(ctx, nil)
+}
+
+// resettable are the role kinds whose passwords --reset-passwords resets.
+var resettable = []string{"owner", "app", "auditor", "audit_writer"}
+
+// rolesToReset turns --reset-passwords' kinds or names into role names of prefix.
+func rolesToReset(prefix string, given []string) ([]string, error) {
+	r := db.Roles(prefix)
+	byKind := map[string]string{"owner": r.Owner, "app": r.App, "auditor": r.Auditor, "audit_writer": r.AuditWriter, "audit-writer": r.AuditWriter}
+	var out []string
+	for _, g := range given {
+		name, ok := byKind[g]
+		if !ok && slices.Contains([]string{r.Owner, r.App, r.Auditor, r.AuditWriter}, g) {
+			name, ok = g, true
+		}
+		if !ok {
+			return nil, usageErrorf("bootstrap: --reset-passwords %q: want role kinds or names, comma-separated: %s (%s, %s, %s, %s)",
+				g, strings.Join(resettable, ", "), r.Owner, r.App, r.Auditor, r.AuditWriter)
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+// samePlace refuses to rewrite a secrets file that describes another database: a bootstrap against
+// another server, database or prefix would otherwise repoint every process that reads the file.
+func samePlace(file *secretsFile, path, superDSN, database, prefix string) error {
+	have, err := pgx.ParseConfig(file.get(keyOwnerDSN))
+	if err != nil || file.get(keyOwnerDSN) == "" {
+		return nil // nothing to repoint
+	}
+	super, err := pgx.ParseConfig(superDSN)
+	if err != nil {
+		return err
+	}
+	where := func(host string, port uint16, db string) string {
+		return fmt.Sprintf("database %q on %s", db, net.JoinHostPort(host, strconv.Itoa(int(port))))
+	}
+	was, now := where(have.Host, have.Port, have.Database), where(super.Host, super.Port, database)
+	owner := db.Roles(prefix).Owner
+	if was != now || have.User != owner {
+		return fmt.Errorf("bootstrap: %s describes %s as %s, and this bootstrap is of %s as %s: refusing to repoint it; give another file with --out (or $%s)",
+			path, was, have.User, now, owner, envSecrets)
+	}
+	return nil
 }

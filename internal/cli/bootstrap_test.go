@@ -31,7 +31,7 @@ func TestBootstrap(t *testing.T) {
 		t.Errorf("got file starting %q, want the header comment", first[:min(60, len(first))])
 	}
 	env := readSecretsFile(t, out)
-	for _, k := range []string{"TENANTSEAL_OWNER_DSN", "TENANTSEAL_APP_DSN", "TENANTSEAL_AUDITOR_DSN", "TENANTSEAL_CONTEXT_KEY"} {
+	for _, k := range []string{"TENANTSEAL_OWNER_DSN", "TENANTSEAL_APP_DSN", "TENANTSEAL_AUDITOR_DSN", "TENANTSEAL_AUDIT_WRITER_DSN", "TENANTSEAL_CONTEXT_KEY"} {
 		if env[k] == "" {
 			t.Fatalf("secrets file has no %s line:\n%s", k, first)
 		}
@@ -49,13 +49,14 @@ func TestBootstrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tenant := mustTenant(t, env["TENANTSEAL_OWNER_DSN"], "acme")
+	tenant := parseTenant(t, mustRun(t, "tenants", "create", "--no-keys", "--secrets", out, "--name", "acme"))
 	pool := mustPool(t, env["TENANTSEAL_APP_DSN"], prefix, key)
 	var name string
 	if err := pool.QueryRow(as(testContext(t), tenant), "SELECT name FROM tenantseal.tenants").Scan(&name); err != nil || name != "acme" {
 		t.Errorf("app pool with the written key: got %q, %v, want \"acme\"", name, err)
 	}
 	mustConn(t, env["TENANTSEAL_AUDITOR_DSN"])
+	mustConn(t, env["TENANTSEAL_AUDIT_WRITER_DSN"])
 
 	t.Run("second run changes nothing", func(t *testing.T) {
 		r := mustRun(t, args...)
@@ -118,8 +119,12 @@ func TestBootstrap(t *testing.T) {
 			t.Errorf("stderr %q reveals the password", r.stderr)
 		}
 
-		r = mustRun(t, append(args, "--reset-passwords")...)
+		r = mustRun(t, append(args, "--reset-passwords", "app")...)
 		wantContains(t, "stdout", r.stdout, "reset the password of role "+roles.App, "wrote "+out)
+		wantContains(t, "stderr", r.stderr, "warning: giving "+roles.App+" new passwords")
+		if strings.Contains(r.stdout, "reset the password of role "+roles.Owner) {
+			t.Errorf("got %q, want only the app role's password reset", r.stdout)
+		}
 		env := readSecretsFile(t, out)
 		if env["TENANTSEAL_APP_DSN"] == u.String() || env["TENANTSEAL_APP_DSN"] == "" {
 			t.Fatalf("got app DSN unchanged after --reset-passwords")
@@ -140,7 +145,7 @@ func TestBootstrapPrintWritesNothing(t *testing.T) {
 	out := filepath.Join(dir, "secrets.env")
 	r := mustRun(t, "bootstrap", "--dsn", superDSN(t), "--prefix", prefix, "--database", database, "--out", out, "--print")
 	env := parseEnv(t, r.stdout)
-	for _, k := range []string{"TENANTSEAL_OWNER_DSN", "TENANTSEAL_APP_DSN", "TENANTSEAL_AUDITOR_DSN", "TENANTSEAL_CONTEXT_KEY"} {
+	for _, k := range []string{"TENANTSEAL_OWNER_DSN", "TENANTSEAL_APP_DSN", "TENANTSEAL_AUDITOR_DSN", "TENANTSEAL_AUDIT_WRITER_DSN", "TENANTSEAL_CONTEXT_KEY"} {
 		if env[k] == "" {
 			t.Errorf("stdout has no %s line:\n%s", k, r.stdout)
 		}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/tenantseal/tenantseal/internal/dsn"
+	"github.com/tenantseal/tenantseal/keys"
 )
 
 // command is one `tenantseal <name>` subcommand.
@@ -56,6 +57,8 @@ type session struct {
 	stdout, stderr io.Writer
 	opts           Options
 	redactor       dsn.Redactor
+	// quiet drops what info prints; verbose adds what detail prints (--quiet, --verbose).
+	quiet, verbose bool
 }
 
 // secret registers v so that no message prints it.
@@ -70,12 +73,29 @@ func (s *session) redact(msg string) string { return s.redactor.Redact(msg) }
 
 func (s *session) printf(format string, a ...any) { fmt.Fprintf(s.stdout, format, a...) }
 
+// info prints a hint or next step to stderr, unless --quiet (or a machine format) asked for none.
+func (s *session) info(format string, a ...any) {
+	if !s.quiet {
+		fmt.Fprintf(s.stderr, format, a...)
+	}
+}
+
+// detail prints what a step did to stderr with --verbose.
+func (s *session) detail(format string, a ...any) {
+	if s.verbose {
+		fmt.Fprintf(s.stderr, format, a...)
+	}
+}
+
 // Options are what a build of the command line adds to it. The zero value is the shipped tenantseal.
 type Options struct {
 	// StartServer starts a throwaway PostgreSQL for demo and bench when they get no --dsn. Nil: they need
 	// --dsn. The development binary (internal/cmd/tenantseal-dev) sets it: the shipped one links no
 	// container library.
 	StartServer func(ctx context.Context) (*Server, error)
+	// KMS returns the KMS clients that open KEKs by URI (gcp-kms://, aws-kms://, hcvault://), asked
+	// before Tink's registry: cmd/tenantseal passes keys/kms.Clients. Nil: the registry's alone.
+	KMS func(ctx context.Context) []keys.KMSClient
 }
 
 // Server is a PostgreSQL server that [Options.StartServer] started.
@@ -91,14 +111,15 @@ type Server struct {
 
 // Run runs the tenantseal command line args (without the program name) and returns the exit status: 0 on
 // success, 1 on failure, 2 on a usage error. SIGINT and SIGTERM cancel the running command, which then
-// cleans up (the demo drops what it created) and fails.
+// cleans up (the demo drops what it created, a re-encryption stops after the batch in flight) and exits
+// 130 or 143, as a shell reports a process those signals ended; a second signal ends it at once.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return RunWith(Options{}, args, stdin, stdout, stderr)
 }
 
 // RunWith is [Run] with the options of a build.
 func RunWith(opts Options, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(context.Background())
 	defer stop()
 	s := &session{stdin: stdin, stdout: stdout, stderr: stderr, opts: opts}
 	defer func() {
@@ -136,18 +157,59 @@ func (s *session) exit(ctx context.Context, err error) int {
 	case err == nil, errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errReported):
+		if sig, ok := context.Cause(ctx).(signalled); ok {
+			return sig.code
+		}
 		return 1
 	case errors.As(err, &ue):
 		fmt.Fprintln(s.stderr, "tenantseal: "+s.redact(oneLine(ue.msg)))
 		return 2
 	}
 	msg := unprefixed(describe(err))
-	if ctx.Err() != nil {
+	if sig, ok := context.Cause(ctx).(signalled); ok {
 		// Whatever failed failed because of the signal; the details are noise.
+		fmt.Fprintf(s.stderr, "tenantseal: interrupted (%s)\n", sig.name)
+		return sig.code
+	}
+	if ctx.Err() != nil {
 		msg = "interrupted"
 	}
 	fmt.Fprintln(s.stderr, "tenantseal: "+s.redact(oneLine(msg)))
 	return 1
+}
+
+// signalled is the cause of a context that SIGINT or SIGTERM ended, with the exit status it calls for.
+type signalled struct {
+	name string
+	code int
+}
+
+func (s signalled) Error() string { return "interrupted by " + s.name }
+
+// signalContext returns a context that the first SIGINT or SIGTERM cancels with a [signalled] cause;
+// after it the signals have their default effect again, so a second one ends the process at once.
+func signalContext(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			signal.Stop(ch)
+			if sig == syscall.SIGTERM {
+				cancel(signalled{"SIGTERM", 143})
+			} else {
+				cancel(signalled{"SIGINT", 130})
+			}
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel(nil)
+	}
 }
 
 const helpText = `tenantseal makes PostgreSQL row-level security enforce tenant isolation.
@@ -161,9 +223,15 @@ Commands:
 Run 'tenantseal help <command>' or 'tenantseal <command> -h' for a command's flags.
 
 Connection strings: commands that act as the owner take --dsn, else $TENANTSEAL_OWNER_DSN, else the
-TENANTSEAL_OWNER_DSN line of the secrets file (--secrets, default tenantseal-secrets.env) that bootstrap
-writes. Keep that file out of version control. Commands that wrap or unwrap tenant keysets take the
-key-encryption key (KEK) the same way: --kek, else $TENANTSEAL_KEK_URI, else the secrets file.
+TENANTSEAL_OWNER_DSN line of the secrets file (--secrets, else $TENANTSEAL_SECRETS, else
+tenantseal-secrets.env) that bootstrap writes, mode 0600: a file others may read is refused. Keep it out
+of version control. Commands that wrap or unwrap tenant keysets take the key-encryption key (KEK) the
+same way: --kek, else $TENANTSEAL_KEK_URI, else the secrets file. Commands that change something record
+it in the audit log, with the operator ($TENANTSEAL_OPERATOR, else user@host), through the audit
+writer's connection string (--audit-dsn, else $TENANTSEAL_AUDIT_WRITER_DSN, else the secrets file).
+
+Exit status: 0 done, 1 failed (one line on stderr says why), 2 a usage error, nothing done; 130 or 143
+after SIGINT or SIGTERM, once the command has stopped cleanly.
 `
 
 func help(ctx context.Context, s *session, args []string) error {

@@ -232,7 +232,7 @@ func (d *demo) refuseExisting(ctx context.Context) error {
 	var found []string
 	rows, err := c.Query(ctx, `SELECT 'database ' || datname FROM pg_database WHERE datname = $1
 		UNION ALL SELECT 'role ' || rolname FROM pg_roles WHERE rolname = ANY($2) ORDER BY 1`,
-		d.database, []string{d.roles.Owner, d.roles.App, d.roles.Auditor, d.roles.Probe})
+		d.database, []string{d.roles.Owner, d.roles.App, d.roles.Auditor, d.roles.AuditWriter, d.roles.Probe})
 	if err != nil {
 		return err
 	}
@@ -459,7 +459,7 @@ func (d *demo) dropServer(ctx context.Context) error {
 	}
 	defer c.Close(ctx)
 	stmts := []string{fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pgx.Identifier{d.database}.Sanitize())}
-	for _, r := range []string{d.roles.App, d.roles.Auditor, d.roles.Probe, d.roles.Owner} {
+	for _, r := range []string{d.roles.App, d.roles.Auditor, d.roles.AuditWriter, d.roles.Probe, d.roles.Owner} {
 		stmts = append(stmts, fmt.Sprintf("DROP ROLE IF EXISTS %s", pgx.Identifier{r}.Sanitize()))
 	}
 	for _, stmt := range stmts {
@@ -467,6 +467,6 @@ func (d *demo) dropServer(ctx context.Context) error {
 			return fmt.Errorf("demo: clean up: %w", err)
 		}
 	}
-	d.step("dropped database %s and roles %s, %s, %s, %s", d.database, d.roles.Owner, d.roles.App, d.roles.Auditor, d.roles.Probe)
+	d.step("dropped database %s and roles %s, %s, %s, %s, %s", d.database, d.roles.Owner, d.roles.App, d.roles.Auditor, d.roles.AuditWriter, d.roles.Probe)
 	return nil
 }

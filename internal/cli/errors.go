@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -88,6 +89,27 @@ func ownerError(err error) error {
 		}
 	}
 	return err
+}
+
+// checkOwner fails unless c's role owns tenantseal's tables (or is a member of the role that does; the
+// registry is in public before migration 6):
+// another role would see, through row-level security, one tenant's rows or none, and cmd would report
+// that as the whole truth.
+func checkOwner(ctx context.Context, c *pgx.Conn, cmd string) error {
+	var owner, user string
+	var ok bool
+	err := c.QueryRow(ctx, `SELECT pg_get_userbyid(relowner), current_user, pg_has_role(current_user, relowner, 'USAGE')
+		FROM pg_class WHERE oid = coalesce(to_regclass('tenantseal.tenants'), to_regclass('public.tenants'))`).Scan(&owner, &user, &ok)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%s: the database has no tenantseal schema: run 'tenantseal migrate up' first", cmd)
+	case err != nil:
+		return fmt.Errorf("%s: %w", cmd, ownerError(err))
+	case !ok:
+		return fmt.Errorf("%s needs the owner role %s, but is connected as %s: connect as the owner role (--dsn, $%s or the secrets file), not as the app or the auditor",
+			cmd, owner, user, envOwnerDSN)
+	}
+	return nil
 }
 
 // unprefixed drops the "tenantseal: " that library sentinels start with: exit adds its own.

@@ -85,10 +85,11 @@ func isNegativeNumber(s string) bool {
 
 // connFlags are the connection flags of the commands that act as the owner.
 type connFlags struct {
-	dsn     string
-	secrets string
-	timeout time.Duration
-	f       *flags
+	dsn      string
+	auditDSN string // the audit writer's, for commands that record what they change
+	secrets  string
+	timeout  time.Duration
+	f        *flags
 }
 
 const (
@@ -99,7 +100,8 @@ const (
 func (f *flags) ownerConn() *connFlags {
 	c := &connFlags{f: f}
 	f.StringVar(&c.dsn, "dsn", "", "owner connection string (default $"+envOwnerDSN+", then the secrets file)")
-	f.StringVar(&c.secrets, "secrets", defaultSecrets, "secrets file that bootstrap wrote")
+	f.StringVar(&c.auditDSN, "audit-dsn", "", "with what changes something: the audit writer's connection string, to record it (default $"+keyAuditWriterDSN+", then the secrets file)")
+	f.StringVar(&c.secrets, "secrets", secretsPath(), "secrets file that bootstrap wrote (default $"+envSecrets+", then "+defaultSecrets+")")
 	f.DurationVar(&c.timeout, "connect-timeout", db.DefaultConnectTimeout, "give up connecting after this long (unless the connection string sets connect_timeout)")
 	return c
 }
@@ -116,7 +118,7 @@ type subcommand struct {
 }
 
 // ownerFlags are the flags of ownerConn, accepted by every subcommand that connects as the owner.
-const ownerFlags = "dsn secrets connect-timeout"
+const ownerFlags = "dsn audit-dsn secrets connect-timeout"
 
 // checkSub fails with a usage error when a flag is set that subcommand sub does not take, naming the
 // subcommands that do.
@@ -150,7 +152,7 @@ func (c *connFlags) ownerDSN() (string, error) {
 func (f *flags) auditorConn() *connFlags {
 	c := &connFlags{f: f}
 	f.StringVar(&c.dsn, "dsn", "", "auditor connection string (default $"+keyAuditorDSN+", then the secrets file)")
-	f.StringVar(&c.secrets, "secrets", defaultSecrets, "secrets file that bootstrap wrote")
+	f.StringVar(&c.secrets, "secrets", secretsPath(), "secrets file that bootstrap wrote (default $"+envSecrets+", then "+defaultSecrets+")")
 	f.DurationVar(&c.timeout, "connect-timeout", db.DefaultConnectTimeout, "give up connecting after this long (unless the connection string sets connect_timeout)")
 	return c
 }
@@ -169,7 +171,7 @@ func (c *connFlags) roleDSN(role, dsn, flagName, key string) (string, error) {
 	if dsn == "" {
 		sf, err := readSecrets(c.secrets)
 		switch {
-		case errors.Is(err, os.ErrNotExist) && !c.f.set("secrets"):
+		case errors.Is(err, os.ErrNotExist) && !c.f.set("secrets") && os.Getenv(envSecrets) == "":
 			pass := ""
 			if flagName != "" {
 				pass = "pass " + flagName + ", "
@@ -226,3 +228,36 @@ func (l *listFlag) Set(v string) error {
 	}
 	return nil
 }
+
+// outputFlags are --format, --quiet and --verbose of the commands that report.
+type outputFlags struct {
+	format         string
+	quiet, verbose bool
+	formats        []string
+	f              *flags
+}
+
+// output registers --format (the first of formats is the default), --quiet and --verbose.
+func (f *flags) output(formats ...string) *outputFlags {
+	o := &outputFlags{f: f, formats: formats}
+	if len(formats) > 0 {
+		f.StringVar(&o.format, "format", formats[0], "output format: "+strings.Join(formats, " or ")+" (json: the schema in 'tenantseal "+f.name+" -h')")
+	}
+	f.BoolVar(&o.quiet, "quiet", false, "print only results and errors: no progress, hints or next steps")
+	f.BoolVar(&o.verbose, "verbose", false, "print more: what each step did")
+	return o
+}
+
+// check validates the flags after parsing and sets the session's verbosity.
+func (o *outputFlags) check() error {
+	if len(o.formats) > 0 && !slices.Contains(o.formats, o.format) {
+		return usageErrorf("%s: --format %q: want %s", o.f.name, o.format, strings.Join(o.formats, " or "))
+	}
+	if o.quiet && o.verbose {
+		return usageErrorf("%s: give --quiet or --verbose, not both", o.f.name)
+	}
+	o.f.s.quiet, o.f.s.verbose = o.quiet || o.format == "json", o.verbose
+	return nil
+}
+
+func (o *outputFlags) json() bool { return o.format == "json" }

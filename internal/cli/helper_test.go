@@ -42,15 +42,27 @@ func (r result) String() string {
 // run runs the command line args in process.
 func run(t testing.TB, args ...string) result {
 	t.Helper()
+	return runWith(t, cli.Options{}, args...)
+}
+
+// runWith runs args in process as a build with opts does.
+func runWith(t testing.TB, opts cli.Options, args ...string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
-	code := cli.Run(args, strings.NewReader(""), &out, &errb)
+	code := cli.RunWith(opts, args, strings.NewReader(""), &out, &errb)
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
 // mustRun runs args and fails the test unless it exits 0.
 func mustRun(t testing.TB, args ...string) result {
 	t.Helper()
-	r := run(t, args...)
+	return mustRunWith(t, cli.Options{}, args...)
+}
+
+// mustRunWith runs args as a build with opts does, and fails the test unless it exits 0.
+func mustRunWith(t testing.TB, opts cli.Options, args ...string) result {
+	t.Helper()
+	r := runWith(t, opts, args...)
 	if r.code != 0 {
 		t.Fatalf("tenantseal %s: got %v, want exit 0", strings.Join(args, " "), r)
 	}
@@ -109,7 +121,7 @@ func freshNames(t testing.TB) (prefix, database string) {
 		defer c.Close(ctx)
 		stmts := []string{"DROP DATABASE IF EXISTS " + database + " WITH (FORCE)"}
 		r := db.Roles(prefix)
-		for _, r := range []string{r.App, r.Auditor, r.Probe, r.Owner} {
+		for _, r := range []string{r.App, r.Auditor, r.AuditWriter, r.Probe, r.Owner} {
 			stmts = append(stmts, "DROP ROLE IF EXISTS "+r)
 		}
 		for _, s := range stmts {
@@ -188,8 +200,8 @@ func mustWrite(t testing.TB, path, data string) {
 func secretsFor(t testing.TB, d *pgtest.Database) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "secrets.env")
-	mustWrite(t, path, fmt.Sprintf("# tenantseal secrets: keep out of version control\nTENANTSEAL_OWNER_DSN=%s\nTENANTSEAL_APP_DSN=%s\nTENANTSEAL_AUDITOR_DSN=%s\nTENANTSEAL_CONTEXT_KEY=%s:%x\n",
-		d.OwnerDSN, d.AppDSN, d.AuditorDSN, d.ContextKey.ID, d.ContextKey.Secret))
+	mustWrite(t, path, fmt.Sprintf("# tenantseal secrets: keep out of version control\nTENANTSEAL_OWNER_DSN=%s\nTENANTSEAL_APP_DSN=%s\nTENANTSEAL_AUDITOR_DSN=%s\nTENANTSEAL_AUDIT_WRITER_DSN=%s\nTENANTSEAL_CONTEXT_KEY=%s:%x\n",
+		d.OwnerDSN, d.AppDSN, d.AuditorDSN, d.AuditWriterDSN, d.ContextKey.ID, d.ContextKey.Secret))
 	return path
 }
 
@@ -216,7 +228,18 @@ func mustPool(t testing.TB, appDSN, prefix string, key db.ContextKey) *db.Pool {
 // id.
 func mustTenant(t testing.TB, ownerDSN, name string) tenantseal.TenantID {
 	t.Helper()
-	return parseTenant(t, mustRun(t, "tenants", "create", "--no-keys", "--dsn", ownerDSN, "--name", name))
+	return parseTenant(t, mustRun(t, "tenants", "create", "--no-keys", "--dsn", ownerDSN, "--audit-dsn", writerDSNFor(t, ownerDSN), "--name", name))
+}
+
+// writerDSNFor returns the audit writer's connection string of the database of ownerDSN, whose roles
+// are the shared cluster's.
+func writerDSNFor(t testing.TB, ownerDSN string) string {
+	t.Helper()
+	cc, err := pgx.ParseConfig(ownerDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pgtest.WithDatabase(pgtest.SharedCluster(t).Template.AuditWriterDSN, cc.Database)
 }
 
 // parseTenant returns the tenant id that `tenants create` printed.

@@ -61,7 +61,7 @@ func openKEK(ctx context.Context, s *session, ref kekRef) (*keys.KEK, error) {
 			s.secret(rest)
 		}
 	}
-	kek, err := keys.OpenKEK(ctx, ref.uri)
+	kek, err := keys.OpenKEKWith(ctx, ref.uri, s.kmsClients(ctx)...)
 	if err != nil {
 		return nil, fmt.Errorf("open the KEK from %s: %w", ref.source, err)
 	}
@@ -99,7 +99,7 @@ func (r *keysRun) initKEK() error {
 		}
 		defer pending.abort()
 	}
-	uri, err := keys.InitLocalKEK(r.out)
+	uri, err := keys.InitLocalKEK(r.outFile)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (r *keysRun) initKEK() error {
 	case pending != nil:
 		file.set(keyKEKURI, uri)
 		if err := pending.commit(file.bytes()); err != nil {
-			return fmt.Errorf("wrote the KEK %s but not the secrets file: %w (set %s=%s by hand)", r.out, err, keyKEKURI, uri)
+			return fmt.Errorf("wrote the KEK %s but not the secrets file: %w (set %s=%s by hand)", r.outFile, err, keyKEKURI, uri)
 		}
 		fmt.Fprintf(r.s.stderr, "recorded %s in %s\n", keyKEKURI, r.conn.secrets)
 	case file != nil:
@@ -125,7 +125,7 @@ func (r *keysRun) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer o.close(ctx)
+	defer o.close(ctx, nil)
 	var n int
 	if err := o.conn.QueryRow(ctx, "SELECT count(*) FROM tenantseal.kek_canary").Scan(&n); err != nil {
 		return fmt.Errorf("keys check: %w", ownerError(err))
@@ -139,6 +139,9 @@ func (r *keysRun) check(ctx context.Context) error {
 }
 
 func (r *keysRun) rotateKEK(ctx context.Context) error {
+	if !r.tenant.IsZero() {
+		return r.rotateTenantKEK(ctx)
+	}
 	// Resolve the current KEK first, so that a --new naming it is a usage error before anything opens.
 	ref, err := r.kek.resolve()
 	if err != nil {
@@ -155,12 +158,14 @@ func (r *keysRun) rotateKEK(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer o.close(ctx)
-	n, err := o.admin.RotateKEK(ctx, next)
+	n, err := o.admin.RotateKEK(o.ctx, next)
 	if err != nil {
-		return fmt.Errorf("keys rotate-kek: %w", ownerError(err))
+		return o.close(ctx, fmt.Errorf("keys rotate-kek: %w", ownerError(err)))
 	}
 	r.s.printf("re-wrapped %d keysets and the KEK canary under the new KEK %s (was %s); row data is unchanged\n", n, next.ID, o.kek.ID)
+	if err := o.close(ctx, nil); err != nil {
+		return err
+	}
 
 	file, err := readSecrets(r.conn.secrets)
 	switch {
@@ -177,7 +182,41 @@ func (r *keysRun) rotateKEK(ctx context.Context) error {
 	if o.ref.source == "$"+keyKEKURI {
 		r.s.printf("$%s still names the old KEK: change it\n", keyKEKURI)
 	}
-	r.s.printf("now switch every process to the new KEK: one that still holds the old one fails to open keysets (keys.ErrKEK) as soon as its keyring cache expires\n")
-	r.s.printf("keep the old KEK while backups taken before now exist (their keysets are wrapped by it); then destroy it\n")
+	r.s.info("now switch every process to the new KEK: one that still holds the old one fails to open keysets (keys.ErrKEK) as soon as its keyring cache expires\n")
+	r.s.info("keep the old KEK while backups taken before now exist (their keysets are wrapped by it); then destroy it\n")
 	return nil
+}
+
+// rotateTenantKEK gives one tenant a KEK of its own (bring your own key), moves it to another, or with
+// --shared back to the shared KEK.
+func (r *keysRun) rotateTenantKEK(ctx context.Context) error {
+	var next *keys.KEK
+	if !r.shared {
+		var err error
+		if next, err = openKEK(ctx, r.s, kekRef{r.next, "--new"}); err != nil {
+			return err
+		}
+	}
+	o, err := r.connect(ctx)
+	if err != nil {
+		return err
+	}
+	if err := requireTenant(ctx, o.conn, "keys rotate-kek", r.tenant); err != nil {
+		return o.close(ctx, err)
+	}
+	if r.shared {
+		err = o.admin.UseSharedKEK(o.ctx, r.tenant)
+	} else {
+		err = o.admin.UseTenantKEK(o.ctx, r.tenant, r.next, next)
+	}
+	if err != nil {
+		return o.close(ctx, r.tenantError(r.tenant, err))
+	}
+	if r.shared {
+		r.s.printf("tenant %s: keysets wrapped by the shared KEK %s; row data is unchanged\n", r.tenant, o.kek.ID)
+	} else {
+		r.s.printf("tenant %s: keysets wrapped by its own KEK %s; row data is unchanged\n", r.tenant, next.ID)
+		r.s.info("every application process must be able to open that KEK by its URI (its KMS client and credentials); disabling the key in its KMS makes this tenant's data, and only this tenant's, unreadable\n")
+	}
+	return o.close(ctx, nil)
 }

@@ -7,21 +7,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tenantseal/tenantseal/keys/pgstore"
-	"github.com/tenantseal/tenantseal/rekey"
-
 	"github.com/tenantseal/tenantseal"
-
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+	"github.com/tenantseal/tenantseal/rekey"
 )
 
-func (r *keysRun) create(ctx context.Context) error {
-	o, err := r.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer o.close(ctx)
+func (r *keysRun) createWith(ctx context.Context, o *ownerSide) error {
 	if err := requireTenant(ctx, o.conn, "keys create", r.tenant); err != nil {
 		return err
 	}
@@ -40,141 +33,160 @@ func (r *keysRun) create(ctx context.Context) error {
 	return nil
 }
 
-func (r *keysRun) rotate(ctx context.Context) error {
-	o, err := r.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer o.close(ctx)
+func (r *keysRun) rotateWith(ctx context.Context, o *ownerSide) error {
 	ids, err := r.tenants(ctx, o)
 	if err != nil || len(ids) == 0 {
 		return err
 	}
-	// Reads the rotated keysets back as the owner, to print the new primary key ids.
-	kr, err := keys.NewKeyring(keys.Config{KEK: o.kek, Loader: pgstore.Loader(o.conn)})
-	if err != nil {
-		return err
-	}
 	for _, id := range ids {
-		if err := o.admin.Rotate(ctx, id); err != nil {
+		added, err := o.admin.Rotate(o.ctx, id)
+		if err != nil {
 			return r.tenantError(id, err)
 		}
-		// The operator acts for the tenant it names: the keyring reads that tenant's keysets only.
-		as := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: id, Subject: "tenantseal keys rotate"})
-		if a, p, err := kr.PrimaryKeyIDs(as); err == nil {
-			r.s.printf("tenant %s: rotated; new primary keys: aead %d, prf %d\n", id, a, p)
-		} else {
-			r.s.printf("tenant %s: rotated\n", id)
-		}
+		r.s.printf("tenant %s: rotated; new primary keys: %s\n", id, added)
 	}
-	r.s.printf("next: once every app process has reloaded the keysets (its keyring cache TTL, %v unless configured), run 'tenantseal keys reencrypt %s', then 'tenantseal keys retire %s'\n",
-		keys.DefaultCacheTTL, r.selector(), r.selector())
+	r.s.info("next: 'tenantseal keys reencrypt %s' moves the stored values under the new keys; 'tenantseal keys retire %s' then disables the old ones once no application cache can still encrypt under them ('tenantseal keys status' says when)\n",
+		r.selector(), r.selector())
 	return nil
 }
 
-// appSide connects as the owner (with the KEK), lists the selected tenants and opens a pool as the app
-// role, which reencrypt and retire read rows through. With no tenant selected it returns none and
-// nothing to close.
-func (r *keysRun) appSide(ctx context.Context) (*ownerSide, []tenantseal.TenantID, *db.Pool, error) {
-	app, err := r.app.resolve()
-	if err != nil {
-		return nil, nil, nil, err
-	}
+// owned runs fn with the owner side (the connection, the checked KEK, the audit log), closed after it.
+func (r *keysRun) owned(ctx context.Context, fn func(context.Context, *ownerSide) error) error {
 	o, err := r.connect(ctx)
 	if err != nil {
-		return nil, nil, nil, err
+		return err
 	}
-	ids, err := r.tenants(ctx, o)
-	if err != nil || len(ids) == 0 {
-		o.close(ctx)
-		return nil, nil, nil, err
-	}
-	pool, err := r.app.open(ctx, o.conn, app)
-	if err != nil {
-		o.close(ctx)
-		return nil, nil, nil, err
-	}
-	return o, ids, pool, nil
+	return o.close(ctx, fn(ctx, o))
 }
 
-func (r *keysRun) reencrypt(ctx context.Context) error {
-	o, ids, pool, err := r.appSide(ctx)
-	if err != nil || len(ids) == 0 {
-		return err
-	}
-	defer o.close(ctx)
-	defer pool.Close()
-	kr, err := keys.NewKeyring(keys.Config{KEK: o.kek, Loader: pgstore.Loader(pool)})
+// withApp runs fn with the owner side, the selected tenants and a pool as the app role, which
+// reencrypt, retire and destroy read rows through. With no tenant selected fn does not run.
+func (r *keysRun) withApp(ctx context.Context, fn func(context.Context, *ownerSide, []tenantseal.TenantID, *db.Pool) error) error {
+	app, err := r.app.resolve()
 	if err != nil {
 		return err
 	}
+	return r.owned(ctx, func(ctx context.Context, o *ownerSide) error {
+		ids, err := r.tenants(ctx, o)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		pool, err := r.app.open(ctx, o.conn, app)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		return fn(ctx, o, ids, pool)
+	})
+}
 
-	tty := isTerminal(r.s.stderr)
+// keyring returns a Keyring over the app pool that opens tenants' own KEKs with the build's KMS clients
+// and records unreadable values in the audit log.
+func (r *keysRun) keyring(ctx context.Context, o *ownerSide, pool *db.Pool) (*keys.Keyring, error) {
+	clients := r.s.kmsClients(ctx)
+	return keys.NewKeyring(keys.Config{KEK: o.kek, Loader: pgstore.Loader(pool), Recorder: o.log.w,
+		OpenKEK: func(ctx context.Context, uri string) (*keys.KEK, error) {
+			return keys.OpenKEKWith(ctx, uri, clients...)
+		}})
+}
+
+// asTenant is ctx acting for tenant, as the operator: the app role's row-level security then shows
+// that tenant's rows alone.
+func asTenant(ctx context.Context, tenant tenantseal.TenantID, sub string) context.Context {
+	return tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenant, Subject: operatorName() + " (tenantseal keys " + sub + ")"})
+}
+
+func (r *keysRun) reencryptWith(ctx context.Context, o *ownerSide, ids []tenantseal.TenantID, pool *db.Pool) error {
+	kr, err := r.keyring(ctx, o, pool)
+	if err != nil {
+		return err
+	}
+	tty := isTerminal(r.s.stderr) && !r.s.quiet
 	var raced int64
-	var tampered []string
+	var unreadable []string
 	for _, id := range ids {
-		tctx := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: id, Subject: "tenantseal-reencrypt"})
+		tctx := asTenant(ctx, id, "reencrypt")
 		bar := newProgress(r.s.stderr, tty, "tenant "+id.String(), time.Now)
-		st, err := rekey.Reencrypt(tctx, pool, kr, rekey.ReencryptOptions{BatchSize: r.batch, Progress: bar.update})
-		bar.finish()
-		stats := fmt.Sprintf("tenant %s: examined %d, rewritten %d, raced %d, tampered %d", id, st.Examined, st.Rewritten, st.Raced, st.Tampered)
-		if err != nil && !errors.Is(err, keys.ErrTampered) {
+		if r.s.quiet {
+			bar = nil
+		}
+		opts := rekey.ReencryptOptions{Lock: o.conn, BatchSize: r.batch}
+		if bar != nil {
+			opts.Progress = bar.update
+		}
+		st, err := rekey.Reencrypt(tctx, pool, kr, opts)
+		if bar != nil {
+			bar.finish()
+		}
+		stats := fmt.Sprintf("tenant %s: examined %d, rewritten %d, raced %d, unreadable %d", id, st.Examined, st.Rewritten, st.Raced, st.Unreadable)
+		if st.Skipped > 0 || st.Released > 0 {
+			stats += fmt.Sprintf(", quarantined left alone %d, released %d", st.Skipped, st.Released)
+		}
+		if err != nil && !errors.Is(err, rekey.ErrUnreadable) {
 			if st.Examined > 0 {
-				r.s.printf("%s (stopped: run again to resume)\n", stats)
+				r.s.printf("%s (stopped: these committed; run again to resume)\n", stats)
+			}
+			if errors.Is(err, rekey.ErrBusy) {
+				return fmt.Errorf("keys reencrypt: %s: wait for it to end (one run per tenant at a time)", unprefixed(strings.TrimPrefix(err.Error(), "rekey: ")))
 			}
 			return r.tenantError(id, err)
 		}
 		r.s.printf("%s\n", stats)
+		for _, u := range st.Quarantined {
+			r.s.printf("tenant %s: unreadable: %s\n", id, u)
+		}
+		if n := st.Unreadable - int64(len(st.Quarantined)); n > 0 {
+			r.s.printf("tenant %s: and %d more unreadable values: 'tenantseal keys quarantine --tenant %s' lists them all\n", id, n, id)
+		}
 		raced += st.Raced
-		if st.Tampered > 0 {
-			tampered = append(tampered, fmt.Sprintf("%d of tenant %s", st.Tampered, id))
+		if st.Unreadable > 0 {
+			unreadable = append(unreadable, fmt.Sprintf("%d of tenant %s", st.Unreadable, id))
 		}
 	}
 	if raced > 0 {
-		r.s.printf("%d rows changed while being re-encrypted and were left as the application wrote them: run 'tenantseal keys reencrypt %s' again to move those still under an old key\n",
+		r.s.info("%d rows changed while being re-encrypted and were left as the application wrote them: run 'tenantseal keys reencrypt %s' again to move those still under an old key\n",
 			raced, r.selector())
 	}
-	if len(tampered) > 0 {
-		return fmt.Errorf("keys reencrypt: rows that do not decrypt were left untouched (%s): they were altered, copied from another row or tenant, or are under a retired key; retire refuses while they name an old key",
-			strings.Join(tampered, ", "))
+	if len(unreadable) > 0 {
+		return fmt.Errorf("keys reencrypt: values that do not decrypt were left untouched, recorded in the audit log (kind %s) and quarantined (%s); the way forward: restore them from a backup, or re-enable a retired key they name ('keys enable', then 'keys quarantine --release'), and reencrypt again; or accept them as lost: 'keys retire --skip-quarantined'",
+			tenantseal.EventTampered, strings.Join(unreadable, ", "))
 	}
 	if raced == 0 {
-		r.s.printf("next: 'tenantseal keys retire %s'\n", r.selector())
+		r.s.info("next: 'tenantseal keys retire %s'\n", r.selector())
 	}
 	return nil
 }
 
-func (r *keysRun) retire(ctx context.Context) error {
-	o, ids, pool, err := r.appSide(ctx)
-	if err != nil || len(ids) == 0 {
-		return err
-	}
-	defer o.close(ctx)
-	defer pool.Close()
-
+func (r *keysRun) retireWith(ctx context.Context, o *ownerSide, ids []tenantseal.TenantID, pool *db.Pool) error {
 	var refused []error
 	for _, id := range ids {
 		// Usage reads through row-level security, as the app role: it counts what the application sees.
-		tctx := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: id, Subject: "tenantseal-retire"})
-		u, err := rekey.Usage(tctx, pool)
+		u, err := rekey.Usage(asTenant(ctx, id, "retire"), pool)
 		if err != nil {
 			return r.tenantError(id, err)
 		}
-		retired, err := o.admin.Retire(tctx, id, u)
-		if errors.Is(err, keys.ErrKeyInUse) {
+		retired, err := o.admin.Retire(o.ctx, id, u, keys.RetireOptions{SkipQuarantined: r.skip})
+		var soon *pgstore.TooSoonError
+		switch {
+		case errors.As(err, &soon):
+			err = fmt.Errorf("tenant %s was rotated at %s: application processes may cache its old keysets, and encrypt under the old keys, until %s (in %s: the database's max_cache_ttl plus write_grace): retire after that, and run 'tenantseal keys reencrypt %s' again first if retire then says rows need the old keys",
+				id, soon.PrimarySince.Format(time.RFC3339), soon.After.Format(time.RFC3339), soon.After.Sub(soon.Now).Round(time.Second), r.selector())
+		case errors.Is(err, keys.ErrKeyInUse):
+			err = fmt.Errorf("%s%s", unprefixed(err.Error()), quarantineHint(u, r.skip, id))
+		case err != nil:
+			return r.tenantError(id, err)
+		}
+		if err != nil {
 			refused = append(refused, err)
 			if len(ids) > 1 {
-				r.s.printf("tenant %s: nothing retired: %s\n", id, unprefixed(err.Error()))
+				r.s.printf("tenant %s: nothing retired: %s\n", id, err)
 			}
 			continue
-		}
-		if err != nil {
-			return r.tenantError(id, err)
 		}
 		if len(retired) == 0 {
 			r.s.printf("tenant %s: no key to retire\n", id)
 		} else {
-			r.s.printf("tenant %s: retired keys %s\n", id, joinIDs(retired))
+			r.s.printf("tenant %s: retired %s ('tenantseal keys enable --tenant %s' turns them back on until they are destroyed)\n", id, retired, id)
 		}
 	}
 	switch len(refused) {
@@ -183,6 +195,58 @@ func (r *keysRun) retire(ctx context.Context) error {
 	case 1:
 		return fmt.Errorf("keys retire: %w", refused[0])
 	default:
-		return fmt.Errorf("keys retire: %d tenants still have rows under old keys (see above): run 'tenantseal keys reencrypt %s' first", len(refused), r.selector())
+		return fmt.Errorf("keys retire: %d tenants kept their old keys (see above)", len(refused))
 	}
+}
+
+// quarantineHint says, when quarantined values hold a key back, how to go on without them.
+func quarantineHint(u keys.KeyUsage, skip bool, id tenantseal.TenantID) string {
+	if skip {
+		return ""
+	}
+	for _, m := range []map[uint32]int64{u.QuarantinedAEAD, u.QuarantinedPRF} {
+		for _, n := range m {
+			if n > 0 {
+				return fmt.Sprintf(" (some of them are quarantined as unreadable: 'tenantseal keys quarantine --tenant %s' lists them; --skip-quarantined goes on without them)", id)
+			}
+		}
+	}
+	return ""
+}
+
+func (r *keysRun) enableWith(ctx context.Context, o *ownerSide) error {
+	if err := requireTenant(ctx, o.conn, "keys enable", r.tenant); err != nil {
+		return err
+	}
+	enabled, err := o.admin.Enable(o.ctx, r.tenant, r.keyIDs...)
+	if err != nil {
+		return r.tenantError(r.tenant, err)
+	}
+	if len(enabled) == 0 {
+		r.s.printf("tenant %s: no disabled key to enable\n", r.tenant)
+		return nil
+	}
+	r.s.printf("tenant %s: enabled %s\n", r.tenant, enabled)
+	r.s.info("values under them decrypt again in every process at its next version check; quarantined values they name are examined again after 'tenantseal keys quarantine --tenant %s --release' and a reencrypt\n", r.tenant)
+	return nil
+}
+
+func (r *keysRun) destroyWith(ctx context.Context, o *ownerSide, _ []tenantseal.TenantID, pool *db.Pool) error {
+	u, err := rekey.Usage(asTenant(ctx, r.tenant, "destroy"), pool)
+	if err != nil {
+		return r.tenantError(r.tenant, err)
+	}
+	destroyed, err := o.admin.Destroy(o.ctx, r.tenant, u, keys.RetireOptions{SkipQuarantined: r.skip})
+	if errors.Is(err, keys.ErrKeyInUse) {
+		return fmt.Errorf("keys destroy: %s%s", unprefixed(err.Error()), quarantineHint(u, r.skip, r.tenant))
+	}
+	if err != nil {
+		return r.tenantError(r.tenant, err)
+	}
+	if len(destroyed) == 0 {
+		r.s.printf("tenant %s: no retired key to destroy (retire them first)\n", r.tenant)
+		return nil
+	}
+	r.s.printf("tenant %s: destroyed %s: gone for good\n", r.tenant, destroyed)
+	return nil
 }

@@ -1,12 +1,17 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tenantseal/tenantseal/audit"
 
 	"github.com/tenantseal/tenantseal/keys/pgstore"
 
@@ -68,6 +73,13 @@ func mustOpenKEK(t testing.TB, uri string) *keys.KEK {
 func (e *keysEnv) tenant(t *testing.T, name string) tenantseal.TenantID {
 	t.Helper()
 	return parseTenant(t, mustRun(t, "tenants", "create", "--name", name, "--secrets", e.secrets))
+}
+
+// pastRetireWait moves the tenant's last rotation back by a day, as if every application cache had
+// expired since.
+func (e *keysEnv) pastRetireWait(t *testing.T, id tenantseal.TenantID) {
+	t.Helper()
+	mustExec(t, e.d.OwnerDSN, "UPDATE tenantseal.tenant_keysets SET primary_since = primary_since - interval '1 day' WHERE tenant_id = $1", id)
 }
 
 // keysets counts the tenant's keysets as the owner.
@@ -211,7 +223,7 @@ func TestTenantsCreateWithKeys(t *testing.T) {
 		t.Errorf("tenants create with a KEK: got %d keysets, want 2", n)
 	}
 	// The KEK from --kek works as well as from the secrets file.
-	r := mustRun(t, "tenants", "create", "--name", "globex", "--dsn", e.d.OwnerDSN, "--kek", e.kekURI)
+	r := mustRun(t, "tenants", "create", "--name", "globex", "--dsn", e.d.OwnerDSN, "--audit-dsn", e.d.AuditWriterDSN, "--kek", e.kekURI)
 	if n := e.keysets(t, parseTenant(t, r)); n != 2 {
 		t.Errorf("tenants create --kek: got %d keysets, want 2", n)
 	}
@@ -317,28 +329,39 @@ func TestRotateReencryptRetire(t *testing.T) {
 	_, bKey, _ := e.notes(t, kr, b, bID)
 
 	r := mustRun(t, "keys", "rotate", "--tenant", a.String(), "--secrets", e.secrets)
-	wantContains(t, "stdout", r.stdout, "tenant "+a.String()+": rotated; new primary keys: aead ", "keys reencrypt --tenant "+a.String())
+	wantContains(t, "stdout", r.stdout, "tenant "+a.String()+": rotated; new primary keys: aead key ", ", prf key ")
+	wantContains(t, "stderr", r.stderr, "keys reencrypt --tenant "+a.String(), "keys status")
 
+	// Until every application cache can have seen the rotation, retire refuses, saying until when.
+	r = run(t, "keys", "retire", "--tenant", a.String(), "--secrets", e.secrets)
+	wantFailure(t, r, 1, "keys retire: tenant "+a.String()+" was rotated at", "may cache its old keysets", "max_cache_ttl plus write_grace", "(in ")
+	if !regexp.MustCompile(`\(in (6m0s|5m[0-5]\ds)[:)]`).MatchString(r.stderr) {
+		t.Errorf("got %q, want the wait of about 6m left", r.stderr)
+	}
+	e.pastRetireWait(t, a)
 	// Every row still needs the old key: retire refuses and changes nothing.
 	r = run(t, "keys", "retire", "--tenant", a.String(), "--secrets", e.secrets)
 	wantFailure(t, r, 1, "keys retire", "stored values of tenant "+a.String()+" still need", "reencrypt")
 
 	r = mustRun(t, "keys", "reencrypt", "--tenant", a.String(), "--batch", "7", "--secrets", e.secrets)
-	if want := fmt.Sprintf("tenant %s: examined %d, rewritten %d, raced 0, tampered 0\n", a, n, n); !strings.HasPrefix(r.stdout, want) {
+	if want := fmt.Sprintf("tenant %s: examined %d, rewritten %d, raced 0, unreadable 0\n", a, n, n); !strings.HasPrefix(r.stdout, want) {
 		t.Errorf("got stdout %q, want it to start with %q", r.stdout, want)
 	}
-	// Not a terminal: one plain final line, no carriage returns.
-	if lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n"); len(lines) != 1 || strings.Contains(r.stderr, "\r") {
-		t.Errorf("got stderr %q, want one plain progress line", r.stderr)
+	// Not a terminal: one plain final progress line, no carriage returns, and the next step.
+	if lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n"); len(lines) != 2 || strings.Contains(r.stderr, "\r") {
+		t.Errorf("got stderr %q, want one plain progress line and the next step", r.stderr)
 	}
-	wantContains(t, "stderr", r.stderr, "tenant "+a.String()+" [", "100%", fmt.Sprintf("%d/%d rows", n, n), "rows/s", " in ")
+	wantContains(t, "stderr", r.stderr, "tenant "+a.String()+" [", "100%", fmt.Sprintf("%d/%d rows", n, n), "rows/s", " in ", "next: 'tenantseal keys retire")
+	if q := mustRun(t, "keys", "reencrypt", "--tenant", a.String(), "--secrets", e.secrets, "--quiet"); q.stderr != "" {
+		t.Errorf("--quiet: got stderr %q, want none", q.stderr)
+	}
 
 	// Resumable: a second run finds nothing left to do.
 	r = mustRun(t, "keys", "reencrypt", "--tenant", a.String(), "--secrets", e.secrets)
-	wantContains(t, "stdout", r.stdout, fmt.Sprintf("examined %d, rewritten 0, raced 0, tampered 0", n))
+	wantContains(t, "stdout", r.stdout, fmt.Sprintf("examined %d, rewritten 0, raced 0, unreadable 0", n))
 
 	r = mustRun(t, "keys", "retire", "--tenant", a.String(), "--secrets", e.secrets)
-	wantContains(t, "stdout", r.stdout, "tenant "+a.String()+": retired keys ", fmt.Sprint(oldKey))
+	wantContains(t, "stdout", r.stdout, "tenant "+a.String()+": retired aead key "+fmt.Sprint(oldKey), "keys enable --tenant "+a.String())
 	fresh := e.keyring(t, e.kek)
 	for i, id := range ids {
 		got, keyID, err := e.notes(t, fresh, a, id)
@@ -354,14 +377,19 @@ func TestRotateReencryptRetire(t *testing.T) {
 
 	// The same for every tenant at once.
 	r = mustRun(t, "keys", "rotate", "--all", "--secrets", e.secrets)
-	wantContains(t, "stdout", r.stdout, "tenant "+a.String()+": rotated", "tenant "+b.String()+": rotated", "reencrypt --all")
+	wantContains(t, "stdout", r.stdout, "tenant "+a.String()+": rotated", "tenant "+b.String()+": rotated")
+	wantContains(t, "stderr", r.stderr, "reencrypt --all")
 	r = mustRun(t, "keys", "reencrypt", "--all", "--secrets", e.secrets)
 	wantContains(t, "stdout", r.stdout, fmt.Sprintf("tenant %s: examined %d, rewritten %d", a, n, n), fmt.Sprintf("tenant %s: examined 1, rewritten 1", b))
+	e.pastRetireWait(t, a)
+	e.pastRetireWait(t, b)
 	r = mustRun(t, "keys", "retire", "--all", "--secrets", e.secrets)
-	wantContains(t, "stdout", r.stdout, "tenant "+a.String()+": retired keys", "tenant "+b.String()+": retired keys")
+	wantContains(t, "stdout", r.stdout, "tenant "+a.String()+": retired aead key", "tenant "+b.String()+": retired aead key")
 }
 
-func TestReencryptLeavesTamperedRows(t *testing.T) {
+// Values that do not decrypt are named, recorded and quarantined; the way forward is documented and
+// works: retire goes on without them when told to.
+func TestReencryptQuarantinesTamperedRows(t *testing.T) {
 	t.Parallel()
 	e := newKeysEnv(t)
 	a := e.tenant(t, "a")
@@ -371,21 +399,66 @@ func TestReencryptLeavesTamperedRows(t *testing.T) {
 	e.insertCustomer(t, kr, a, "3@x", "three")
 	// An attacker with database access copies row two's notes into row one.
 	mustExec(t, e.d.SuperDSN, "UPDATE customers SET notes = (SELECT notes FROM customers WHERE id = $2) WHERE id = $1", one, two)
+	_, oldKey, _ := e.notes(t, kr, a, two)
 	mustRun(t, "keys", "rotate", "--tenant", a.String(), "--secrets", e.secrets)
 
 	r := run(t, "keys", "reencrypt", "--tenant", a.String(), "--secrets", e.secrets)
 	if r.code != 1 {
 		t.Fatalf("got %v, want exit 1", r)
 	}
-	wantContains(t, "stdout", r.stdout, fmt.Sprintf("tenant %s: examined 3, rewritten 2, raced 0, tampered 1", a))
+	wantContains(t, "stdout", r.stdout, fmt.Sprintf("tenant %s: examined 3, rewritten 3, raced 0, unreadable 1", a),
+		fmt.Sprintf("tenant %s: unreadable: customers.notes row %s (key %d, tampered)", a, one, oldKey))
 	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
 	last := lines[len(lines)-1]
 	if !strings.HasPrefix(last, "tenantseal: ") || strings.Count(r.stderr, "tenantseal: ") != 1 {
 		t.Errorf("got stderr %q, want progress, then one last line starting with \"tenantseal: \"", r.stderr)
 	}
-	wantContains(t, "stderr", last, "left untouched", "1 of tenant "+a.String())
-	// Retire refuses: the tampered row still names the old key.
-	wantFailure(t, run(t, "keys", "retire", "--tenant", a.String(), "--secrets", e.secrets), 1, "still need")
+	wantContains(t, "stderr", last, "left untouched", "recorded in the audit log (kind tampered_ciphertext)", "quarantined (1 of tenant "+a.String(),
+		"restore them from a backup", "keys retire --skip-quarantined")
+	// Recorded, with the row.
+	entries, err := audit.Query(testContext(t), mustConn(t, e.d.AuditorDSN), audit.Filter{Kind: tenantseal.EventTampered})
+	if err != nil || len(entries) != 1 || *entries[0].RowKey != one || !strings.Contains(*entries[0].Detail, "column notes") {
+		t.Errorf("audit log: got %+v (%v), want one tampered event naming row %s, column notes", entries, err, one)
+	}
+	// Listed.
+	r = mustRun(t, "keys", "quarantine", "--tenant", a.String(), "--secrets", e.secrets, "--format", "json")
+	var q struct {
+		Schema, Tenant string
+		Values         []struct {
+			Table, Column, Row, Reason string
+			KeyID                      uint32 `json:"key_id"`
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &q); err != nil || q.Schema != "tenantseal/quarantine/v1" || len(q.Values) != 1 ||
+		q.Values[0].Row != one || q.Values[0].Column != "notes" || q.Values[0].KeyID != oldKey || q.Values[0].Reason != "tampered" {
+		t.Errorf("quarantine list: got %+v (%v) from %s", q, err, r.stdout)
+	}
+	// A second run leaves it alone, and finds nothing new.
+	r = mustRun(t, "keys", "reencrypt", "--tenant", a.String(), "--secrets", e.secrets)
+	wantContains(t, "stdout", r.stdout, "unreadable 0, quarantined left alone 1")
+	e.pastRetireWait(t, a)
+	// Retire refuses: the quarantined row still names the old key; it says how to go on without it.
+	wantFailure(t, run(t, "keys", "retire", "--tenant", a.String(), "--secrets", e.secrets), 1, "still need", "quarantined as unreadable", "--skip-quarantined")
+	r = mustRun(t, "keys", "retire", "--tenant", a.String(), "--secrets", e.secrets, "--skip-quarantined")
+	wantContains(t, "stdout", r.stdout, "retired aead key")
+	// Undone: the retired keys come back, and the quarantine list can be examined again.
+	r = mustRun(t, "keys", "enable", "--tenant", a.String(), "--secrets", e.secrets)
+	wantContains(t, "stdout", r.stdout, "enabled aead key")
+	r = mustRun(t, "keys", "quarantine", "--tenant", a.String(), "--secrets", e.secrets, "--release")
+	wantContains(t, "stdout", r.stdout, "released 1 quarantined values")
+	entries, err = audit.Query(testContext(t), mustConn(t, e.d.AuditorDSN), audit.Filter{})
+	var kinds []string
+	for _, en := range entries {
+		if en.Kind.Operator() {
+			if en.TenantID != nil || en.Subject == nil || *en.Subject == "" {
+				t.Errorf("operator entry %+v: want a subject and no tenant", en)
+			}
+			kinds = append(kinds, string(en.Kind))
+		}
+	}
+	if want := []string{"tenant_change", "key_rotate", "key_retire", "key_enable", "quarantine_release"}; err != nil || !slices.Equal(kinds, want) {
+		t.Errorf("operator actions recorded: got %v (%v), want %v", kinds, err, want)
+	}
 }
 
 func TestRotateKEK(t *testing.T) {
@@ -399,7 +472,8 @@ func TestRotateKEK(t *testing.T) {
 	wantFailure(t, run(t, "keys", "rotate-kek", "--new", e.kekURI, "--secrets", e.secrets), 2, "--new names the KEK in use")
 
 	r := mustRun(t, "keys", "rotate-kek", "--new", next, "--secrets", e.secrets)
-	wantContains(t, "stdout", r.stdout, "re-wrapped 2 keysets", nextKEK.ID, "updated TENANTSEAL_KEK_URI in "+e.secrets, "switch every process", "keep the old KEK")
+	wantContains(t, "stdout", r.stdout, "re-wrapped 2 keysets", nextKEK.ID, "updated TENANTSEAL_KEK_URI in "+e.secrets)
+	wantContains(t, "stderr", r.stderr, "switch every process", "keep the old KEK")
 	if got := readSecretsFile(t, e.secrets)["TENANTSEAL_KEK_URI"]; got != next {
 		t.Errorf("secrets file: got TENANTSEAL_KEK_URI=%s, want %s", got, next)
 	}
@@ -435,10 +509,9 @@ func TestTenantsShred(t *testing.T) {
 	}
 
 	r := mustRun(t, "tenants", "shred", a.String(), "--confirm", a.String(), "--secrets", e.secrets)
-	wantContains(t, "stdout", r.stdout,
-		"shredded tenant "+a.String()+": destroyed its 2 keysets (aead, prf)",
-		"keyring cache TTL", keys.DefaultCacheTTL.String(),
-		"backups taken before now", e.kek.ID, "rotate-kek")
+	wantContains(t, "stdout", r.stdout, "shredded tenant "+a.String()+": destroyed its 2 keysets (aead, prf)")
+	wantContains(t, "stderr", r.stderr, "next version check", keys.DefaultRevalidate.String(), "max_cache_ttl",
+		"backups taken before now", e.kek.ID, "rotate-kek", "recorded the shred in the audit log")
 	if n := e.keysets(t, a); n != 0 {
 		t.Errorf("after shred: got %d keysets of the shredded tenant, want 0", n)
 	}
@@ -446,14 +519,19 @@ func TestTenantsShred(t *testing.T) {
 		t.Errorf("after shred: got %d keysets of the other tenant, want 2", n)
 	}
 	fresh := e.keyring(t, e.kek)
-	if _, _, err := e.notes(t, fresh, a, aRow); !errors.Is(err, keys.ErrNoKeyset) {
-		t.Errorf("shredded tenant's row: got %v, want keys.ErrNoKeyset", err)
+	if _, _, err := e.notes(t, fresh, a, aRow); !errors.Is(err, keys.ErrShredded) || errors.Is(err, keys.ErrTampered) {
+		t.Errorf("shredded tenant's row: got %v, want keys.ErrShredded, not tampered", err)
 	}
 	if got, _, err := e.notes(t, fresh, b, bRow); err != nil || got != "b notes" {
 		t.Errorf("other tenant: got %q (%v), want b notes", got, err)
 	}
-	wantFailure(t, run(t, "tenants", "shred", a.String(), "--confirm", a.String(), "--secrets", e.secrets), 1, "no keysets", "nothing to shred")
-	wantFailure(t, run(t, "keys", "rotate", "--tenant", a.String(), "--secrets", e.secrets), 1, "has no keysets", "keys create --tenant "+a.String())
+	// Idempotent: a second shred does nothing, and succeeds.
+	r = mustRun(t, "tenants", "shred", a.String(), "--confirm", a.String(), "--secrets", e.secrets)
+	wantContains(t, "stdout", r.stdout, "tenant "+a.String()+" was shredded already", "nothing to do")
+	wantFailure(t, run(t, "keys", "rotate", "--tenant", a.String(), "--secrets", e.secrets), 1, "was crypto-shredded", "keys create --tenant "+a.String())
+	if l := mustRun(t, "tenants", "list", "--secrets", e.secrets).stdout; !strings.Contains(l, a.String()) || !regexp.MustCompile(a.String()+` +a +active +shredded `).MatchString(l) {
+		t.Errorf("tenants list: got\n%s\nwant %s shown as shredded", l, a)
+	}
 }
 
 func TestReencryptNeedsTheAppRole(t *testing.T) {
@@ -476,7 +554,8 @@ func TestReencryptNeedsTheAppRole(t *testing.T) {
 func TestKeysNeedTheKeysSchema(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
-	mustRun(t, "migrate", "goto", "2", "--dsn", d.OwnerDSN)
+	mustRun(t, "migrate", "goto", "2", "--dsn", d.OwnerDSN, "--audit-dsn", d.AuditWriterDSN,
+		"--confirm-loss", "keysets,audit-log,tenant-keks", "--archive-audit", filepath.Join(t.TempDir(), "audit.jsonl"))
 	r := run(t, "keys", "check", "--dsn", d.OwnerDSN, "--kek", newLocalKEK(t))
 	wantFailure(t, r, 1, "run 'tenantseal migrate up' first", "kek_canary")
 }

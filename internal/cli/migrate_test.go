@@ -1,9 +1,11 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -41,9 +43,14 @@ func TestMigrate(t *testing.T) {
 
 	// No --dsn: the owner connection string comes from the secrets file.
 	l := migrations.Latest()
-	if l < 2 {
-		t.Fatalf("got latest migration %d, this test needs at least 2", l)
+	all0 := migrations.List(0)
+	if len(all0) < 2 {
+		t.Fatalf("got %d migrations, this test needs at least 2", len(all0))
 	}
+	prev := all0[len(all0)-2].Version // what a down from the latest leaves
+	archive := func(n int) string { return filepath.Join(t.TempDir(), fmt.Sprintf("audit-%d.jsonl", n)) }
+	first, second := archive(1), archive(2)
+	all := "--confirm-loss=tenants,keysets,audit-log,tenant-keks"
 	steps := []struct {
 		args []string
 		want string // exact stdout
@@ -53,14 +60,14 @@ func TestMigrate(t *testing.T) {
 		{[]string{"up"}, moved(0, l)},
 		{[]string{"up"}, fmt.Sprintf("at version %d: nothing to do\n", l)},
 		{[]string{"status"}, statusText(l, "no")},
-		{[]string{"down"}, moved(l, l-1)},
-		{[]string{"status"}, statusText(l-1, "no")},
-		{[]string{"goto", fmt.Sprint(l)}, moved(l-1, l)},
-		{[]string{"down", "--all"}, moved(l, 0)},
+		{[]string{"down", "--confirm-loss", "tenant-keks"}, moved(l, prev)},
+		{[]string{"status"}, statusText(prev, "no")},
+		{[]string{"goto", fmt.Sprint(l)}, moved(prev, l)},
+		{[]string{"down", "--all", all, "--archive-audit", first}, "archived the audit log to " + first + " before dropping it\n" + moved(l, 0)},
 		{[]string{"goto", "1"}, moved(0, 1)},
-		{[]string{"goto", "0"}, moved(1, 0)},
+		{[]string{"goto", "0", "--confirm-loss", "tenants"}, moved(1, 0)},
 		{[]string{"up"}, moved(0, l)},
-		{[]string{"down", fmt.Sprint(l)}, moved(l, 0)},
+		{[]string{"down", fmt.Sprint(len(all0)), all, "--archive-audit", second}, "archived the audit log to " + second + " before dropping it\n" + moved(l, 0)},
 		{[]string{"force", fmt.Sprint(l)}, fmt.Sprintf("forced version %d (clean); nothing was run\n", l)},
 		{[]string{"version"}, fmt.Sprintf("%d\n", l)},
 		{[]string{"force", "0"}, "forced version 0 (clean); nothing was run\n"},
@@ -70,12 +77,20 @@ func TestMigrate(t *testing.T) {
 	for _, st := range steps {
 		args := append([]string{"migrate", "--secrets", secrets}, st.args...)
 		r := run(t, args...)
-		if r.code != 0 || r.stdout != st.want || r.stderr != "" {
+		// Migrations may say what they did (reverting 0001 drops the schema with what is left in it, and
+		// PostgreSQL says so): notices, nothing else.
+		quiet := regexp.MustCompile(`^(tenantseal: NOTICE: [^\n]*\n)*$`).MatchString(r.stderr)
+		if r.code != 0 || r.stdout != st.want || !quiet {
 			t.Fatalf("migrate %s: got %v, want exit 0 and stdout %q", strings.Join(st.args, " "), r, st.want)
 		}
 	}
-	r = run(t, "migrate", "--secrets", secrets, "down", fmt.Sprint(l+1))
-	wantFailure(t, r, 1, fmt.Sprintf("only %d migration(s) applied", l))
+	r = run(t, "migrate", "--secrets", secrets, "down", fmt.Sprint(len(all0)+1))
+	wantFailure(t, r, 1, fmt.Sprintf("only %d migration(s) applied", len(all0)))
+	// Each archive ends with the record of the revert that dropped it.
+	for _, a := range []string{first, second} {
+		lines := strings.Split(strings.TrimSpace(mustRead(t, a)), "\n")
+		wantContains(t, "archive", lines[len(lines)-1], `"kind":"migrate"`, `"operation":"revert"`, "destroying audit-log (0004: the audit log (")
+	}
 
 	// Bootstrap again, now on a migrated database: it adds the context key and keeps the passwords.
 	before := readSecretsFile(t, secrets)
@@ -96,7 +111,7 @@ func TestMigrateDirty(t *testing.T) {
 	for _, args := range [][]string{{"up"}, {"down"}, {"down", "--all"}, {"goto", "1"}, {"version"}, {"status"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := run(t, append([]string{"migrate", "--dsn", d.OwnerDSN}, args...)...)
-			wantFailure(t, r, 1, fmt.Sprintf("dirty at version %d", l), fmt.Sprintf("`tenantseal migrate force %d`", l-1))
+			wantFailure(t, r, 1, fmt.Sprintf("dirty at version %d", l), fmt.Sprintf("`tenantseal migrate force %d`", (&migrations.DirtyError{Version: int(l)}).LastGood()))
 			switch args[0] {
 			case "status":
 				if want := statusText(l, "yes"); r.stdout != want {
@@ -111,7 +126,7 @@ func TestMigrateDirty(t *testing.T) {
 	}
 
 	// The schema is in fact complete: mark it so.
-	mustRun(t, "migrate", "--dsn", d.OwnerDSN, "force", fmt.Sprint(l))
+	mustRun(t, "migrate", "--dsn", d.OwnerDSN, "--audit-dsn", d.AuditWriterDSN, "force", fmt.Sprint(l))
 	if r := mustRun(t, "migrate", "--dsn", d.OwnerDSN, "version"); r.stdout != fmt.Sprintf("%d\n", l) {
 		t.Errorf("after force %d: got version %q", l, r.stdout)
 	}
@@ -131,7 +146,8 @@ func TestMigrateDirtyFirstVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref.Close()
-	mustRun(t, "migrate", "--dsn", d.OwnerDSN, "goto", "1")
+	mustRun(t, "migrate", "--dsn", d.OwnerDSN, "--audit-dsn", d.AuditWriterDSN, "goto", "1",
+		"--confirm-loss", "keysets,audit-log,tenant-keks", "--archive-audit", filepath.Join(t.TempDir(), "audit.jsonl"))
 	mustExec(t, d.OwnerDSN, "UPDATE tenantseal_migrations.schema_migrations SET dirty = true")
 
 	r := run(t, "migrate", "--dsn", d.OwnerDSN, "up")
@@ -148,7 +164,7 @@ func TestMigrateDirtyFirstVersion(t *testing.T) {
 	if r := mustRun(t, "migrate", "--dsn", d.OwnerDSN, "version"); r.stdout != "0\n" {
 		t.Errorf("after force 0: got version %q, want \"0\\n\"", r.stdout)
 	}
-	if r := mustRun(t, "migrate", "--dsn", d.OwnerDSN, "up"); r.stdout != moved(0, migrations.Latest()) {
+	if r := mustRun(t, "migrate", "--dsn", d.OwnerDSN, "--audit-dsn", d.AuditWriterDSN, "up"); r.stdout != moved(0, migrations.Latest()) {
 		t.Errorf("up after the repair: got %q", r.stdout)
 	}
 }
@@ -162,4 +178,51 @@ func TestMigrateOwnerDSNFromEnvironment(t *testing.T) {
 	if want := fmt.Sprintf("%d\n", migrations.Latest()); r.stdout != want {
 		t.Errorf("got stdout %q, want %q", r.stdout, want)
 	}
+}
+
+// A revert that destroys data refuses, naming and counting the losses, and changes nothing; confirmed,
+// it is recorded first. Status and export serve machines and binary-only installs.
+func TestMigrateLossesStatusExport(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	secrets := secretsFor(t, d)
+	mustTenant(t, d.OwnerDSN, "acme")
+	l := migrations.Latest()
+	r := run(t, "migrate", "goto", "3", "--secrets", secrets)
+	// Only what holds data needs naming: no tenant has a KEK of its own here.
+	wantFailure(t, r, 2, "reverting 0004 drops the audit log (1 entries)", "confirm with --confirm-loss audit-log")
+	if strings.Contains(r.stderr, "tenant-keks") {
+		t.Errorf("got %q, want no confirmation asked for the empty tenant KEKs", r.stderr)
+	}
+	if v := mustRun(t, "migrate", "version", "--secrets", secrets).stdout; v != fmt.Sprintf("%d\n", l) {
+		t.Errorf("after the refusal: got version %q, want %d", v, l)
+	}
+	wantFailure(t, run(t, "migrate", "down", "--all", "--confirm-loss", "keysets,everything", "--secrets", secrets), 2,
+		`--confirm-loss "everything": want tenants, keysets, audit-log, tenant-keks`)
+
+	var st struct {
+		Schema     string
+		Version    uint
+		Dirty      bool
+		Migrations []struct {
+			Version uint
+			Name    string
+			Applied bool
+		}
+	}
+	r = mustRun(t, "migrate", "status", "--format", "json", "--secrets", secrets)
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Schema != "tenantseal/migrate-status/v1" || st.Version != l || st.Dirty ||
+		len(st.Migrations) != len(migrations.List(0)) || !st.Migrations[0].Applied || st.Migrations[0].Name != "foundation" {
+		t.Errorf("status --format json: got %+v (%v) from %s", st, err, r.stdout)
+	}
+
+	dir := filepath.Join(t.TempDir(), "sql")
+	r = mustRun(t, "migrate", "export", dir)
+	wantContains(t, "stdout", r.stdout, fmt.Sprintf("wrote %d migration files to %s", 2*len(migrations.List(0)), dir))
+	wantContains(t, "stderr", r.stderr, "migrate -source file://"+dir)
+	if got := mustRead(t, filepath.Join(dir, "0001_foundation.up.sql")); !strings.Contains(got, "CREATE SCHEMA tenantseal") {
+		t.Errorf("exported 0001: got %.80q", got)
+	}
+	mustWrite(t, filepath.Join(dir, "0003_keys.up.sql"), "-- mine\n")
+	wantFailure(t, run(t, "migrate", "export", dir), 1, "refusing to overwrite it")
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,9 @@ const (
 	keyAuditorDSN = "TENANTSEAL_AUDITOR_DSN"
 	keyContextKey = "TENANTSEAL_CONTEXT_KEY"
 	keyKEKURI     = "TENANTSEAL_KEK_URI"
+
+	// keyAuditWriterDSN connects as the audit writer role, the only one that appends to the audit log.
+	keyAuditWriterDSN = "TENANTSEAL_AUDIT_WRITER_DSN"
 )
 
 const secretsHeader = "# tenantseal secrets: keep out of version control"
@@ -38,12 +42,50 @@ func parseSecrets(data []byte) *secretsFile {
 }
 
 // readSecrets reads the secrets file at path; a missing file is an error that matches os.ErrNotExist.
-func readSecrets(path string) (*secretsFile, error) {
-	data, err := os.ReadFile(path)
+// A file that others than its owner may read or write is refused: it holds the owner's password.
+func readSecrets(path string) (*secretsFile, error) { return readSecretsMode(path, true) }
+
+// readSecretsMode reads the secrets file at path; strict refuses one open to others than its owner, as
+// every command does but bootstrap, which tightens it when it writes it again.
+func readSecretsMode(path string, strict bool) (*secretsFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read secrets file: %w", err)
+	}
+	defer f.Close()
+	if err := checkSecretsMode(f, path); err != nil && strict {
+		return nil, err
+	}
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("read secrets file: %w", err)
 	}
 	return parseSecrets(data), nil
+}
+
+// checkSecretsMode refuses a secrets file that its group or others may read or write, as ssh refuses a
+// private key.
+func checkSecretsMode(f *os.File, path string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("read secrets file: %w", err)
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return fmt.Errorf("secrets file %s is open to its group or others (mode %04o): it holds the owner's password; run 'chmod 600 %s'", path, m, path)
+	}
+	return nil
+}
+
+// envSecrets names the secrets file when --secrets is not given.
+const envSecrets = "TENANTSEAL_SECRETS"
+
+// secretsPath is the secrets file of commands not told one: $TENANTSEAL_SECRETS, else
+// tenantseal-secrets.env in the working directory.
+func secretsPath() string {
+	if p := os.Getenv(envSecrets); p != "" {
+		return p
+	}
+	return defaultSecrets
 }
 
 // entry splits a KEY=VALUE line; export prefixes and quotes around the value are accepted.
@@ -106,7 +148,7 @@ func (f *secretsFile) bytes() []byte {
 // passwords returns the passwords of the connection strings in f, by role name.
 func (f *secretsFile) passwords() bootstrap.Passwords {
 	pw := bootstrap.Passwords{}
-	for _, key := range []string{keyOwnerDSN, keyAppDSN, keyAuditorDSN} {
+	for _, key := range []string{keyOwnerDSN, keyAppDSN, keyAuditorDSN, keyAuditWriterDSN} {
 		s, err := dsn.Parse(f.get(key))
 		if err == nil && s.Get(dsn.User) != "" && s.Has(dsn.Password) {
 			pw[s.Get(dsn.User)] = s.Get(dsn.Password)

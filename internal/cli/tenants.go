@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -20,7 +21,7 @@ import (
 
 var tenantsCommand = command{
 	name:    "tenants",
-	summary: "create, list, suspend, delete and crypto-shred tenants as the owner",
+	summary: "create, list, rename, suspend, delete and crypto-shred tenants as the owner",
 	run:     runTenants,
 }
 
@@ -28,39 +29,55 @@ const tenantsAbout = `
 Subcommands:
 
 	create --name NAME [--no-keys]   create a tenant with its keysets, in one transaction, and print its
-	                                 id. NAME is 1 to 200 bytes of UTF-8 without control characters.
-	                                 Needs the KEK (--kek, else $TENANTSEAL_KEK_URI, else the secrets
-	                                 file); --no-keys creates a tenant without keysets, which cannot use
+	                                 id. NAME is 1 to 200 bytes of UTF-8 without control characters, and
+	                                 no other tenant's name (compared without regard to case). Needs the
+	                                 KEK (--kek, else $TENANTSEAL_KEK_URI, else the secrets file);
+	                                 --no-keys creates a tenant without keysets, which cannot use
 	                                 encrypted fields until 'tenantseal keys create --tenant T'
-	list                             print every tenant: id, name, status, created_at
-	suspend T                        mark tenant T suspended (a record for the application's checks:
-	resume T                         the policies do not read it); resume marks it active again
+	list [--format text|json]        print every tenant: id, name, status, keysets (yes, none, shredded),
+	                                 created_at
+	rename T --name NAME             give tenant T another name, checked as create checks it
+	suspend T                        mark tenant T suspended (a record for the application's checks);
+	resume T                         resume marks it active again
 	delete T --confirm T             mark tenant T deleted, for good; its rows and keysets stay (shred
 	                                 makes its encrypted fields unreadable)
 	shred T --confirm T              crypto-shred tenant T: destroy its keysets, so that every encrypted
 	                                 field of T is unreadable for good, and record it in the audit log.
-	                                 Needs no KEK. The tenant's rows and unencrypted columns stay
+	                                 Needs no KEK. The tenant's rows and unencrypted columns stay. A second
+	                                 shred of the same tenant does nothing and exits 0
 
 delete and shred need --confirm with the tenant id again; a missing or different one is a usage error
-(exit 2) and changes nothing.
+(exit 2) and changes nothing. Every change is recorded in the audit log first or with it, with the
+operator ($TENANTSEAL_OPERATOR, else user@host): the commands that change something need the audit
+writer's connection string ($TENANTSEAL_AUDIT_WRITER_DSN, else the secrets file).
+
+list --format json prints one object, schema tenantseal/tenants/v1:
+
+	{"schema": "tenantseal/tenants/v1", "tenants": [{"id": "<uuid>", "name": "...",
+	  "status": "active|suspended|deleted", "keysets": "yes|none|shredded",
+	  "created_at": "<RFC 3339>", "shredded_at": "<RFC 3339>" or null}]}
 
 The application never takes a tenant id from a client: its authentication code puts the tenant of the
 verified caller into a tenantseal.Principal.`
 
 var tenantsSubcommands = []subcommand{
-	{"create", ownerFlags + " name kek no-keys"},
-	{"list", ownerFlags},
-	{"suspend", ownerFlags},
-	{"resume", ownerFlags},
-	{"delete", ownerFlags + " confirm"},
-	{"shred", ownerFlags + " confirm"},
+	{"create", ownerFlags + " name kek no-keys quiet verbose"},
+	{"list", ownerFlags + " format quiet verbose"},
+	{"rename", ownerFlags + " name quiet verbose"},
+	{"suspend", ownerFlags + " quiet verbose"},
+	{"resume", ownerFlags + " quiet verbose"},
+	{"delete", ownerFlags + " confirm quiet verbose"},
+	{"shred", ownerFlags + " confirm quiet verbose"},
 }
 
+const tenantsSubs = "create, list, rename, suspend, resume, delete or shred"
+
 func runTenants(ctx context.Context, s *session, args []string) error {
-	f := newFlags(s, "tenants", "[flags] create --name NAME [--no-keys] | list | suspend T | resume T | delete T --confirm T | shred T --confirm T", tenantsAbout)
+	f := newFlags(s, "tenants", "[flags] create --name NAME [--no-keys] | list | rename T --name NAME | suspend T | resume T | delete T --confirm T | shred T --confirm T", tenantsAbout)
 	conn := f.ownerConn()
 	kf := f.kekFlag(conn)
-	name := f.String("name", "", "with create: the tenant's name (1 to 200 bytes)")
+	out := f.output("text", "json")
+	name := f.String("name", "", "with create, rename: the tenant's name (1 to 200 bytes)")
 	noKeys := f.Bool("no-keys", false, "with create: create the tenant without keysets (no KEK needed)")
 	confirm := f.String("confirm", "", "with delete, shred: the tenant id again")
 	pos, err := f.parse(args)
@@ -68,7 +85,7 @@ func runTenants(ctx context.Context, s *session, args []string) error {
 		return err
 	}
 	if len(pos) == 0 {
-		return usageErrorf("tenants: missing subcommand: create, list, suspend, resume, delete or shred (see 'tenantseal tenants -h')")
+		return usageErrorf("tenants: missing subcommand: %s (see 'tenantseal tenants -h')", tenantsSubs)
 	}
 	sub, rest := pos[0], pos[1:]
 	switch sub {
@@ -76,40 +93,57 @@ func runTenants(ctx context.Context, s *session, args []string) error {
 		if len(rest) > 0 {
 			return usageErrorf("tenants %s: unexpected argument %q", sub, rest[0])
 		}
-	case "suspend", "resume", "delete", "shred":
+	case "rename", "suspend", "resume", "delete", "shred":
 		if len(rest) != 1 {
 			return usageErrorf("tenants %s: needs exactly one tenant id: 'tenantseal tenants %s T'", sub, sub)
 		}
 	default:
-		return usageErrorf("tenants: unknown subcommand %q: want create, list, suspend, resume, delete or shred", sub)
+		return usageErrorf("tenants: unknown subcommand %q: want %s", sub, tenantsSubs)
 	}
 	if err := f.checkSub(tenantsSubcommands, sub); err != nil {
 		return err
 	}
-	switch sub {
-	case "create":
+	if err := out.check(); err != nil {
+		return err
+	}
+	newName := func() (string, error) {
 		n := strings.TrimSpace(*name)
 		if !f.set("name") || n == "" {
-			return usageErrorf("tenants create: --name NAME is required")
+			return "", usageErrorf("tenants %s: --name NAME is required", sub)
 		}
 		if err := tenants.ValidateName(n); err != nil {
-			return usageErrorf("tenants create: --name: %s", strings.TrimPrefix(err.Error(), tenants.ErrInvalidName.Error()+": "))
+			return "", usageErrorf("tenants %s: --name: %s", sub, strings.TrimPrefix(err.Error(), tenants.ErrInvalidName.Error()+": "))
+		}
+		return n, nil
+	}
+	switch sub {
+	case "create":
+		n, err := newName()
+		if err != nil {
+			return err
 		}
 		if *noKeys && f.set("kek") {
 			return usageErrorf("tenants create: give --kek or --no-keys, not both")
 		}
 		return createTenant(ctx, s, conn, kf, n, *noKeys)
 	case "list":
-		return listTenants(ctx, s, conn)
+		return listTenants(ctx, s, conn, out.json())
 	}
 	id, err := parseTenant("tenants "+sub, "tenant id", rest[0])
 	if err != nil {
 		return err
 	}
-	if sub == "delete" || sub == "shred" {
+	switch sub {
+	case "delete", "shred":
 		if err := checkConfirm(sub, rest[0], *confirm, f.set("confirm"), id); err != nil {
 			return err
 		}
+	case "rename":
+		n, err := newName()
+		if err != nil {
+			return err
+		}
+		return renameTenant(ctx, s, conn, id, n)
 	}
 	if sub == "shred" {
 		return shredTenant(ctx, s, conn, id)
@@ -132,25 +166,43 @@ func checkConfirm(sub, arg, confirm string, set bool, id tenantseal.TenantID) er
 	return nil
 }
 
-// ownerConnect connects as the owner.
-func ownerConnect(ctx context.Context, conn *connFlags) (*pgx.Conn, error) {
+// ownerConnect connects as the owner for cmd, and checks that the role is the owner.
+func ownerConnect(ctx context.Context, conn *connFlags, cmd string) (*pgx.Conn, error) {
 	dsn, err := conn.ownerDSN()
 	if err != nil {
 		return nil, err
 	}
-	return pgx.Connect(ctx, dsn)
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOwner(ctx, c, cmd); err != nil {
+		c.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return c, nil
+}
+
+// ownerWithLog connects as the owner for cmd and opens the audit log that records what it changes.
+func ownerWithLog(ctx context.Context, s *session, conn *connFlags, cmd string) (*pgx.Conn, *auditLog, error) {
+	c, err := ownerConnect(ctx, conn, cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := openAuditLog(ctx, s, conn, cmd)
+	if err != nil {
+		c.Close(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	return c, log, nil
 }
 
 // createTenant creates a tenant and, unless noKeys, its keysets in the same transaction.
 func createTenant(ctx context.Context, s *session, conn *connFlags, kf *kekFlags, name string, noKeys bool) error {
 	var keysets tenants.KeysetCreator
-	var c *pgx.Conn
-	if noKeys {
-		var err error
-		if c, err = ownerConnect(ctx, conn); err != nil {
-			return err
-		}
-	} else {
+	var kek *keys.KEK
+	var kekRef kekRef
+	if !noKeys {
 		ref, err := kf.resolve()
 		if err != nil {
 			var ue *usageError
@@ -160,29 +212,60 @@ func createTenant(ctx context.Context, s *session, conn *connFlags, kf *kekFlags
 			}
 			return err
 		}
-		dsn, err := conn.ownerDSN()
-		if err != nil {
+		// Before connecting: a missing file needs no server.
+		if kek, err = openKEK(ctx, s, ref); err != nil {
 			return err
 		}
-		var kek *keys.KEK
-		if c, kek, err = ownerWithKEK(ctx, s, dsn, ref); err != nil {
-			return err
-		}
+		kekRef = ref
 		keysets = func(ctx context.Context, tx pgx.Tx, id tenantseal.TenantID) error {
 			return pgstore.NewAdmin(tx, kek).CreateKeysets(ctx, id)
 		}
 	}
-	defer c.Close(context.WithoutCancel(ctx))
-	t, err := tenants.Create(ctx, c, name, keysets)
+	c, log, err := ownerWithLog(ctx, s, conn, "tenants create")
 	if err != nil {
-		return fmt.Errorf("tenants create: %w", ownerError(err))
+		return err
 	}
-	s.printf("%s\n", t.ID)
-	return nil
+	defer c.Close(context.WithoutCancel(ctx))
+	if kek != nil {
+		if err := checkKEK(ctx, c, kek, kekRef); err != nil {
+			return log.close(ctx, err)
+		}
+	}
+	t, err := tenants.Create(asOperator(ctx), c, name, keysets, tenants.Recording(log.w))
+	switch {
+	case errors.Is(err, tenants.ErrDuplicateName):
+		err = fmt.Errorf("tenants create: %s (names are compared without regard to case)", strings.TrimPrefix(err.Error(), "tenants: "))
+	case err != nil:
+		err = fmt.Errorf("tenants create: %w", ownerError(err))
+	default:
+		s.printf("%s\n", t.ID)
+	}
+	return log.close(ctx, err)
 }
 
-func listTenants(ctx context.Context, s *session, conn *connFlags) error {
-	c, err := ownerConnect(ctx, conn)
+// tenantJSON is one tenant of `tenants list --format json`, schema tenantseal/tenants/v1.
+type tenantJSON struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Status     string     `json:"status"`
+	Keysets    string     `json:"keysets"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ShreddedAt *time.Time `json:"shredded_at"`
+}
+
+// keysetsWord says whether t has keysets: yes, none, shredded.
+func keysetsWord(t tenants.Tenant) string {
+	switch {
+	case t.HasKeysets:
+		return "yes"
+	case t.ShreddedAt != nil:
+		return "shredded"
+	}
+	return "none"
+}
+
+func listTenants(ctx context.Context, s *session, conn *connFlags, asJSON bool) error {
+	c, err := ownerConnect(ctx, conn, "tenants list")
 	if err != nil {
 		return err
 	}
@@ -191,12 +274,47 @@ func listTenants(ctx context.Context, s *session, conn *connFlags) error {
 	if err != nil {
 		return ownerError(err)
 	}
+	if asJSON {
+		doc := struct {
+			Schema  string       `json:"schema"`
+			Tenants []tenantJSON `json:"tenants"`
+		}{Schema: "tenantseal/tenants/v1", Tenants: []tenantJSON{}}
+		for _, t := range ts {
+			doc.Tenants = append(doc.Tenants, tenantJSON{ID: t.ID.String(), Name: t.Name, Status: string(t.Status), Keysets: keysetsWord(t),
+				CreatedAt: t.CreatedAt, ShreddedAt: t.ShreddedAt})
+		}
+		return writeJSON(s, doc)
+	}
 	tw := tabwriter.NewWriter(s.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tCREATED_AT")
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tKEYSETS\tCREATED_AT")
 	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, printable(t.Name), t.Status, t.CreatedAt.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, printable(t.Name), t.Status, keysetsWord(t), t.CreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+// writeJSON prints v as indented JSON on stdout.
+func writeJSON(s *session, v any) error {
+	enc := json.NewEncoder(s.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func renameTenant(ctx context.Context, s *session, conn *connFlags, id tenantseal.TenantID, name string) error {
+	c, log, err := ownerWithLog(ctx, s, conn, "tenants rename")
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	err = tenants.Rename(asOperator(ctx), c, id, name, tenants.Recording(log.w))
+	if errors.Is(err, tenants.ErrDuplicateName) {
+		err = fmt.Errorf("tenants rename: %s (names are compared without regard to case)", strings.TrimPrefix(err.Error(), "tenants: "))
+	} else if err != nil {
+		err = tenantError("rename", id, err)
+	} else {
+		s.printf("tenant %s is named %s\n", id, printable(name))
+	}
+	return log.close(ctx, err)
 }
 
 // setTenantStatus runs `tenants suspend|resume|delete T`.
@@ -208,16 +326,16 @@ func setTenantStatus(ctx context.Context, s *session, conn *connFlags, sub strin
 	case "delete":
 		change, status = tenants.Delete, tenants.StatusDeleted
 	}
-	c, err := ownerConnect(ctx, conn)
+	c, log, err := ownerWithLog(ctx, s, conn, "tenants "+sub)
 	if err != nil {
 		return err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	if err := change(ctx, c, id); err != nil {
-		return tenantError(sub, id, err)
+	if err := change(asOperator(ctx), c, id, tenants.Recording(log.w)); err != nil {
+		return log.close(ctx, tenantError(sub, id, err))
 	}
 	s.printf("tenant %s is %s\n", id, status)
-	return nil
+	return log.close(ctx, nil)
 }
 
 // tenantError explains a failure of `tenants sub` on tenant id.

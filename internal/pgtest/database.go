@@ -38,6 +38,9 @@ func NewCluster(ctx context.Context, s *Server) (*Cluster, error) {
 	if err := reference.Migrate(ctx, res.OwnerDSN); err != nil {
 		return nil, err // "migrations: ...": one prefix
 	}
+	if err := selectTemplateVerifier(ctx, res.OwnerDSN); err != nil {
+		return nil, err
+	}
 	return &Cluster{Server: s, Template: res, prefix: prefix}, nil
 }
 
@@ -49,6 +52,8 @@ type Database struct {
 	OwnerDSN   string
 	AppDSN     string
 	AuditorDSN string
+	// AuditWriterDSN connects as the audit writer role, the only one that appends to the audit log.
+	AuditWriterDSN string
 	// ContextKey signs tenant context tokens that this database accepts.
 	ContextKey db.ContextKey
 }
@@ -76,21 +81,23 @@ func (c *Cluster) CreateDatabase(ctx context.Context) (*Database, error) {
 	}
 	for _, stmt := range []string{
 		fmt.Sprintf("ALTER DATABASE %s SET tenantseal.role_prefix = '%s'", pgx.Identifier{name}.Sanitize(), c.prefix),
-		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s, %s", pgx.Identifier{name}.Sanitize(),
-			pgx.Identifier{c.Template.Roles.App}.Sanitize(), pgx.Identifier{c.Template.Roles.Auditor}.Sanitize()),
+		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s, %s, %s", pgx.Identifier{name}.Sanitize(),
+			pgx.Identifier{c.Template.Roles.App}.Sanitize(), pgx.Identifier{c.Template.Roles.Auditor}.Sanitize(),
+			pgx.Identifier{c.Template.Roles.AuditWriter}.Sanitize()),
 	} {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			return nil, fmt.Errorf("pgtest: %w", err)
 		}
 	}
 	return &Database{
-		Name:       name,
-		Roles:      c.Template.Roles,
-		SuperDSN:   WithDatabase(c.Server.SuperDSN, name),
-		OwnerDSN:   WithDatabase(c.Template.OwnerDSN, name),
-		AppDSN:     WithDatabase(c.Template.AppDSN, name),
-		AuditorDSN: WithDatabase(c.Template.AuditorDSN, name),
-		ContextKey: c.Template.ContextKey,
+		Name:           name,
+		Roles:          c.Template.Roles,
+		SuperDSN:       WithDatabase(c.Server.SuperDSN, name),
+		OwnerDSN:       WithDatabase(c.Template.OwnerDSN, name),
+		AppDSN:         WithDatabase(c.Template.AppDSN, name),
+		AuditorDSN:     WithDatabase(c.Template.AuditorDSN, name),
+		AuditWriterDSN: WithDatabase(c.Template.AuditWriterDSN, name),
+		ContextKey:     c.Template.ContextKey,
 	}, nil
 }
 
@@ -127,7 +134,7 @@ func (c *Cluster) Close(ctx context.Context) error {
 		}
 	}
 	r := c.Template.Roles
-	for _, role := range []string{r.App, r.Auditor, r.Probe, r.Owner} {
+	for _, role := range []string{r.App, r.Auditor, r.AuditWriter, r.Probe, r.Owner} {
 		if _, err := conn.Exec(ctx, fmt.Sprintf("DROP OWNED BY %s; DROP ROLE %s", pgx.Identifier{role}.Sanitize(), pgx.Identifier{role}.Sanitize())); err != nil {
 			return err
 		}

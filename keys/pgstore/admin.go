@@ -17,17 +17,47 @@ type Beginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// Admin manages tenant keysets as the owner role: creation with the tenant, rotation, retirement, KEK
-// rotation and crypto-shredding. Application processes never need it. Every method runs in one
-// transaction: it changes everything it says or nothing.
+// Admin manages tenant keysets as the owner role: creation with the tenant, rotation, retirement,
+// re-enabling, destruction, KEK rotation and crypto-shredding. Application processes never need it.
+// Every method runs in one transaction: it changes everything it says or nothing.
 type Admin struct {
-	db  Beginner
-	kek *keys.KEK
+	db   Beginner
+	kek  *keys.KEK
+	rec  tenantseal.Recorder
+	open func(ctx context.Context, uri string) (*keys.KEK, error)
 }
 
-// NewAdmin returns an Admin that works through db with kek. kek may be nil for [Admin.Shred] and
-// [Admin.Tenants], which open no keyset; the other methods then fail with [keys.ErrKEK].
-func NewAdmin(db Beginner, kek *keys.KEK) *Admin { return &Admin{db: db, kek: kek} }
+// NewAdmin returns an Admin that works through db with kek, the database's shared KEK. kek may be nil
+// for [Admin.Shred] and [Admin.Tenants], which open no keyset; the other methods then fail with
+// [keys.ErrKEK]. Tenants with a KEK of their own ([Admin.UseTenantKEK]) have it opened by its URI, with
+// the KMS clients of [Admin.WithKMS].
+func NewAdmin(db Beginner, kek *keys.KEK) *Admin { return &Admin{db: db, kek: kek, open: keys.OpenKEK} }
+
+// WithKMS returns a copy of the Admin that opens tenants' own KEKs with clients first (see
+// keys.OpenKEKWith), then Tink's registry.
+func (a *Admin) WithKMS(clients ...keys.KMSClient) *Admin {
+	c := *a
+	c.open = func(ctx context.Context, uri string) (*keys.KEK, error) {
+		return keys.OpenKEKWith(ctx, uri, clients...)
+	}
+	return &c
+}
+
+// WithRecorder returns a copy of the Admin that records each change it commits (rotation, retirement,
+// re-enabling, destruction, KEK rotation, shred) through rec, an audit.Writer say, as an operator
+// action: the Principal in the method's ctx (tenantseal.OperatorPrincipal) is who did it.
+func (a *Admin) WithRecorder(rec tenantseal.Recorder) *Admin {
+	c := *a
+	c.rec = rec
+	return &c
+}
+
+// record records e if the Admin has a Recorder.
+func (a *Admin) record(ctx context.Context, e tenantseal.Event) {
+	if a.rec != nil {
+		a.rec.Record(ctx, e)
+	}
+}
 
 // inTx runs fn in a transaction of a.db, rolled back unless fn and the commit succeed. fn's errors are
 // returned as they are; those of BEGIN and COMMIT are named by what.
@@ -94,9 +124,22 @@ func (a *Admin) createKeysets(ctx context.Context, tx pgx.Tx, tenant tenantseal.
 		purpose string
 		wrapped []byte
 	}{{keys.PurposeAEAD, w.AEAD}, {keys.PurposePRF, w.PRF}} {
-		if _, err := tx.Exec(ctx, `INSERT INTO tenantseal.tenant_keysets (tenant_id, purpose, kek_id, wrapped)
-			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, tenant, k.purpose, a.kek.ID, k.wrapped); err != nil {
+		tag, err := tx.Exec(ctx, `INSERT INTO tenantseal.tenant_keysets (tenant_id, purpose, kek_id, wrapped)
+			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, tenant, k.purpose, a.kek.ID, k.wrapped)
+		if err != nil {
 			return wrap("store "+k.purpose+" keyset", err)
+		}
+		if tag.RowsAffected() == 0 {
+			continue // the tenant has it already
+		}
+		info, err := keys.WrappedKeys(k.wrapped)
+		if err != nil {
+			return err
+		}
+		for _, ki := range info {
+			if err := keyHistory(ctx, tx, tenantseal.EventKeyRotate, tenant, k.purpose, []uint32{ki.ID}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -146,96 +189,6 @@ func CheckKEK(ctx context.Context, q Querier, kek *keys.KEK) error {
 	return nil
 }
 
-// storedKeyset is one row of tenantseal.tenant_keysets.
-type storedKeyset struct {
-	tenant  tenantseal.TenantID
-	purpose string
-	wrapped []byte
-	kekID   string
-}
-
-// Both lock the rows they read: a concurrent rotation waits instead of losing an update.
-const (
-	lockTenantKeysets = `SELECT tenant_id, purpose, wrapped, kek_id FROM tenantseal.tenant_keysets WHERE tenant_id = $1
-		ORDER BY purpose FOR UPDATE`
-	lockAllKeysets = `SELECT tenant_id, purpose, wrapped, kek_id FROM tenantseal.tenant_keysets ORDER BY 1, 2 FOR UPDATE`
-)
-
-// lockKeysets runs one of the statements above.
-func lockKeysets(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]storedKeyset, error) {
-	rows, err := tx.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, wrap("read keysets", err)
-	}
-	ks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storedKeyset, error) {
-		var k storedKeyset
-		return k, r.Scan(&k.tenant, &k.purpose, &k.wrapped, &k.kekID)
-	})
-	if err != nil {
-		return nil, wrap("read keysets", err)
-	}
-	return ks, nil
-}
-
-func storeKeyset(ctx context.Context, tx pgx.Tx, k storedKeyset, wrapped []byte, kek *keys.KEK) error {
-	if _, err := tx.Exec(ctx, "UPDATE tenantseal.tenant_keysets SET wrapped = $3, kek_id = $4, updated_at = now() WHERE tenant_id = $1 AND purpose = $2",
-		k.tenant, k.purpose, wrapped, kek.ID); err != nil {
-		return wrap("store "+k.purpose+" keyset", err)
-	}
-	return nil
-}
-
-// editKeysets runs edit on each of the tenant's keysets, locked, and stores what it returns.
-func (a *Admin) editKeysets(ctx context.Context, what string, tenant tenantseal.TenantID, edit func(k storedKeyset) ([]byte, error)) error {
-	return a.inTx(ctx, what, true, func(tx pgx.Tx) error {
-		ks, err := lockKeysets(ctx, tx, lockTenantKeysets, tenant)
-		if err != nil {
-			return err
-		}
-		if len(ks) == 0 {
-			return fmt.Errorf("%w (tenant %s)", keys.ErrNoKeyset, tenant)
-		}
-		for _, k := range ks {
-			next, err := edit(k)
-			if errors.Is(err, keys.ErrKeysetTampered) && k.kekID != a.kek.ID {
-				return fmt.Errorf("%w: tenant %s's %s keyset was wrapped by %s, not %s", keys.ErrKEK, tenant, k.purpose, k.kekID, a.kek.ID)
-			}
-			if err != nil {
-				return err
-			}
-			if err := storeKeyset(ctx, tx, k, next, a.kek); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// Rotate adds a new primary key to the tenant's AEAD and PRF keysets. Old keys keep decrypting (and old
-// blind indexes keep matching) until re-encryption (package rekey) and [Admin.Retire].
-func (a *Admin) Rotate(ctx context.Context, tenant tenantseal.TenantID) error {
-	return a.editKeysets(ctx, "rotate keysets", tenant, func(k storedKeyset) ([]byte, error) {
-		return keys.RotateWrapped(a.kek, tenant, k.purpose, k.wrapped)
-	})
-}
-
-// Retire disables every enabled, non-primary key of the tenant's keysets that usage (rekey.Usage, run
-// for this tenant) shows no stored value needs, and returns the disabled ids. It refuses, changing
-// nothing, with [keys.ErrKeyInUse] while a value still needs a non-primary key, and with
-// [tenantseal.ErrTenantMismatch] a usage counted for another tenant.
-func (a *Admin) Retire(ctx context.Context, tenant tenantseal.TenantID, usage keys.KeyUsage) ([]uint32, error) {
-	var retired []uint32
-	err := a.editKeysets(ctx, "retire keys", tenant, func(k storedKeyset) ([]byte, error) {
-		next, ids, err := keys.RetireWrapped(a.kek, tenant, k.purpose, k.wrapped, usage)
-		retired = append(retired, ids...)
-		return next, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return retired, nil
-}
-
 // Tenants lists the tenants that have keysets.
 func (a *Admin) Tenants(ctx context.Context) ([]tenantseal.TenantID, error) {
 	var ids []tenantseal.TenantID
@@ -252,15 +205,17 @@ func (a *Admin) Tenants(ctx context.Context) ([]tenantseal.TenantID, error) {
 	return ids, err
 }
 
-// RotateKEK re-wraps every tenant keyset, and the canary, under next without touching row data, in one
-// transaction, and returns the number of keysets re-wrapped. Afterwards every process must use next.
+// RotateKEK re-wraps every tenant keyset of the shared KEK, and the canary, under next without touching
+// row data, in one transaction, and returns the number of keysets re-wrapped. Afterwards every process
+// must use next. Tenants with a KEK of their own keep it ([Admin.UseTenantKEK] rotates theirs).
 func (a *Admin) RotateKEK(ctx context.Context, next *keys.KEK) (int, error) {
 	n := 0
+	var role string
 	err := a.inTx(ctx, "rotate KEK", true, func(tx pgx.Tx) error {
 		if err := a.ensureCanary(ctx, tx); err != nil {
 			return err
 		}
-		ks, err := lockKeysets(ctx, tx, lockAllKeysets)
+		ks, err := lockKeysets(ctx, tx, lockSharedKeysets)
 		if err != nil {
 			return err
 		}
@@ -269,7 +224,7 @@ func (a *Admin) RotateKEK(ctx context.Context, next *keys.KEK) (int, error) {
 			if err != nil {
 				return err
 			}
-			if err := storeKeyset(ctx, tx, k, w, next); err != nil {
+			if err := storeKeyset(ctx, tx, k, w, next, false); err != nil {
 				return err
 			}
 			n++
@@ -281,18 +236,21 @@ func (a *Admin) RotateKEK(ctx context.Context, next *keys.KEK) (int, error) {
 		if _, err := tx.Exec(ctx, "UPDATE tenantseal.kek_canary SET kek_id = $1, ciphertext = $2", next.ID, c); err != nil {
 			return wrap("store KEK canary", err)
 		}
-		return nil
+		return tx.QueryRow(ctx, "SELECT current_user").Scan(&role)
 	})
 	if err != nil {
 		return 0, err
 	}
+	a.record(ctx, tenantseal.Event{Kind: tenantseal.EventKEKRotate, Table: "tenantseal.tenant_keysets", Operation: "rotate kek",
+		Detail: fmt.Sprintf("re-wrapped %d keysets from %s to %s as database role %s", n, a.kek.ID, next.ID, role)})
 	return n, nil
 }
 
 // Shred destroys the tenant's keysets: every encrypted field of the tenant becomes permanently
 // unreadable (crypto-shredding). Processes that cached the keysets keep them until their cache TTL
-// (keys.Config.CacheTTL). It returns the number of keysets destroyed, or [keys.ErrNoKeyset] when there
-// were none.
+// (keys.Config.CacheTTL, at most tenantseal.key_settings.max_cache_ttl), or until their next version
+// check. It returns the number of keysets destroyed, or [keys.ErrNoKeyset] when there were none. It
+// records nothing: tenants.Shred is the operator's shred, recorded in the audit log.
 func (a *Admin) Shred(ctx context.Context, tenant tenantseal.TenantID) (int64, error) {
 	var n int64
 	err := a.inTx(ctx, "shred", false, func(tx pgx.Tx) error {
@@ -300,7 +258,9 @@ func (a *Admin) Shred(ctx context.Context, tenant tenantseal.TenantID) (int64, e
 		if err != nil {
 			return wrap("shred", err)
 		}
-		n = tag.RowsAffected()
+		if n = tag.RowsAffected(); n > 0 {
+			return MarkShredded(ctx, tx, tenant)
+		}
 		return nil
 	})
 	if err != nil {
@@ -310,4 +270,21 @@ func (a *Admin) Shred(ctx context.Context, tenant tenantseal.TenantID) (int64, e
 		return 0, fmt.Errorf("%w (tenant %s)", keys.ErrNoKeyset, tenant)
 	}
 	return n, nil
+}
+
+// MarkShredded records in tx that the tenant's keysets were crypto-shredded: loaders then report
+// [keys.ErrShredded], and ciphertexts of before the shred are not taken for tampered ones, even under
+// keysets the tenant is given afterwards. It also closes the tenant's key history.
+func MarkShredded(ctx context.Context, tx pgx.Tx, tenant tenantseal.TenantID) error {
+	if _, err := tx.Exec(ctx, "UPDATE tenantseal.tenants SET shredded_at = now() WHERE id = $1", tenant); err != nil {
+		return wrap("mark shredded", err)
+	}
+	if _, err := tx.Exec(ctx, "UPDATE tenantseal.tenant_keys SET destroyed_at = now() WHERE tenant_id = $1 AND destroyed_at IS NULL", tenant); err != nil {
+		return wrap("mark shredded", err)
+	}
+	// Keysets it is given later are wrapped by the shared KEK, unless it is given its own again.
+	if _, err := tx.Exec(ctx, "DELETE FROM tenantseal.tenant_keks WHERE tenant_id = $1", tenant); err != nil {
+		return wrap("mark shredded", err)
+	}
+	return nil
 }

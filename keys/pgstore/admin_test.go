@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
@@ -94,7 +95,7 @@ func TestRotateThenRetire(t *testing.T) {
 	}
 	bBefore := e.keysets(t)[b]
 
-	if err := e.admin.Rotate(ctxA, a); err != nil {
+	if _, err := e.admin.Rotate(ctxA, a); err != nil {
 		t.Fatal(err)
 	}
 	e.kr.Invalidate(a)
@@ -103,6 +104,10 @@ func TestRotateThenRetire(t *testing.T) {
 		t.Fatalf("primary keys after rotation: got %d, %d (%v), want new ones", newAEAD, newPRF, err)
 	}
 	rotated := e.keysets(t)[a]
+	if ids, err := e.admin.Retire(ctxA, a, keys.KeyUsage{Tenant: a}, keys.RetireOptions{}); !errors.Is(err, pgstore.ErrTooSoon) || ids != nil {
+		t.Errorf("retire right after the rotation: got %v, %v; want nothing retired and ErrTooSoon", ids, err)
+	}
+	e.pastRetireWait(t, a)
 	refused := []struct {
 		name  string
 		usage keys.KeyUsage
@@ -111,8 +116,9 @@ func TestRotateThenRetire(t *testing.T) {
 		{"old PRF key in use", keys.KeyUsage{Tenant: a, PRF: map[uint32]int64{oldPRF: 1}}, keys.ErrKeyInUse},
 		{"usage of another tenant", keys.KeyUsage{Tenant: b}, tenantseal.ErrTenantMismatch},
 	}
+	rotated = e.keysets(t)[a]
 	for _, tc := range refused {
-		ids, err := e.admin.Retire(ctxA, a, tc.usage)
+		ids, err := e.admin.Retire(ctxA, a, tc.usage, keys.RetireOptions{})
 		if !errors.Is(err, tc.want) || ids != nil {
 			t.Errorf("retire, %s: got %v, %v; want nothing retired and %v", tc.name, ids, err, tc.want)
 		}
@@ -120,7 +126,8 @@ func TestRotateThenRetire(t *testing.T) {
 			t.Errorf("retire, %s, changed the keysets (-before +after):\n%s", tc.name, diff)
 		}
 	}
-	ids, err := e.admin.Retire(ctxA, a, keys.KeyUsage{Tenant: a, AEAD: map[uint32]int64{newAEAD: 5}})
+	changed, err := e.admin.Retire(ctxA, a, keys.KeyUsage{Tenant: a, AEAD: map[uint32]int64{newAEAD: 5}}, keys.RetireOptions{})
+	ids := changed.IDs()
 	slices.Sort(ids)
 	want := []uint32{oldAEAD, oldPRF}
 	slices.Sort(want)
@@ -162,7 +169,7 @@ func TestRotateKEKAndShred(t *testing.T) {
 	if got, err := kr.Decrypt(ctxA, field("notes", "1"), ctA); err != nil || string(got) != "a notes" {
 		t.Errorf("new KEK: got %q (%v), want the field unchanged", got, err)
 	}
-	if err := e.admin.Rotate(ctxA, a); !errors.Is(err, keys.ErrKEK) {
+	if _, err := e.admin.Rotate(ctxA, a); !errors.Is(err, keys.ErrKEK) {
 		t.Errorf("an Admin with the old KEK after rotate-kek: got %v, want ErrKEK", err)
 	}
 
@@ -181,7 +188,7 @@ func TestRotateKEKAndShred(t *testing.T) {
 		t.Errorf("second shred: got %v, want ErrNoKeyset", err)
 	}
 	// Nothing can bring the keys back: a rotation has nothing to rotate.
-	if err := admin.Rotate(ctxA, a); !errors.Is(err, keys.ErrNoKeyset) {
+	if _, err := admin.Rotate(ctxA, a); !errors.Is(err, keys.ErrNoKeyset) {
 		t.Errorf("rotate after shred: got %v, want ErrNoKeyset", err)
 	}
 	if ts, err := admin.Tenants(ctxA); err != nil || len(ts) != 1 || ts[0] != b {
@@ -216,7 +223,7 @@ func TestWrongKEK(t *testing.T) {
 			if _, err := admin.CreateTenant(ctxA, "c"); !errors.Is(err, keys.ErrKEK) {
 				t.Errorf("CreateTenant: got %v, want ErrKEK", err)
 			}
-			if err := admin.Rotate(ctxA, a); !errors.Is(err, tc.rotateErr) {
+			if _, err := admin.Rotate(ctxA, a); !errors.Is(err, tc.rotateErr) {
 				t.Errorf("Rotate: got %v, want %v", err, tc.rotateErr)
 			}
 			if _, err := admin.RotateKEK(ctxA, tc.kek); !errors.Is(err, keys.ErrKEK) {
@@ -244,7 +251,7 @@ func TestAdminWithoutKEK(t *testing.T) {
 	e := newEnv(t)
 	a, ctxA := e.tenant(t, "a")
 	admin := pgstore.NewAdmin(e.owner, nil)
-	if err := admin.Rotate(ctxA, a); !errors.Is(err, keys.ErrKEK) {
+	if _, err := admin.Rotate(ctxA, a); !errors.Is(err, keys.ErrKEK) {
 		t.Errorf("Rotate: got %v, want ErrKEK", err)
 	}
 	if err := pgx.BeginFunc(ctxA, e.owner, func(tx pgx.Tx) error { return admin.CreateKeysetsIn(ctxA, tx, a) }); !errors.Is(err, keys.ErrKEK) {
@@ -258,5 +265,37 @@ func TestAdminWithoutKEK(t *testing.T) {
 	}
 	if n, err := admin.Shred(ctxA, a); err != nil || n != 2 {
 		t.Errorf("Shred: got %d (%v), want 2", n, err)
+	}
+}
+
+// The cache bound reaches every Keyring that loads through pgstore, and a lowered one does not shorten
+// the retire wait until the old one has passed.
+func TestKeySettings(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, ctxA := e.tenant(t, "a")
+	st, err := pgstore.ReadKeySettings(ctxA, e.owner)
+	if err != nil || st != (pgstore.KeySettings{MaxCacheTTL: 5 * time.Minute, WriteGrace: time.Minute, RetireWait: 6 * time.Minute}) {
+		t.Fatalf("defaults: got %+v (%v)", st, err)
+	}
+	minute, zero := time.Minute, time.Duration(0)
+	rec := &events{}
+	st, err = e.admin.WithRecorder(rec).SetKeySettings(ctxA, pgstore.KeySettingsChange{MaxCacheTTL: &minute, WriteGrace: &zero})
+	if err != nil || st != (pgstore.KeySettings{MaxCacheTTL: time.Minute, RetireWait: 5 * time.Minute}) {
+		t.Errorf("lowered: got %+v (%v), want a 1m bound and the old 5m still in the wait", st, err)
+	}
+	if ev := rec.take(); len(ev) != 1 || ev[0].Kind != tenantseal.EventKeySettings {
+		t.Errorf("got events %+v, want the change recorded", ev)
+	}
+	e.exec(t, "UPDATE tenantseal.key_settings SET changed_at = changed_at - interval '10 minutes'")
+	if st, err := pgstore.ReadKeySettings(ctxA, e.owner); err != nil || st.RetireWait != time.Minute {
+		t.Errorf("after the old bound passed: got %+v (%v), want a 1m wait", st, err)
+	}
+	w, err := pgstore.Loader(e.pool).LoadKeysets(ctxA, a)
+	if err != nil || w.CacheBound != time.Minute {
+		t.Errorf("loaded: got bound %v (%v), want 1m", w.CacheBound, err)
+	}
+	if _, err := e.admin.SetKeySettings(ctxA, pgstore.KeySettingsChange{MaxCacheTTL: &zero}); err == nil {
+		t.Error("a zero bound: accepted, want a refusal")
 	}
 }

@@ -70,6 +70,15 @@ func (e *env) exec(t *testing.T, stmts ...string) {
 	}
 }
 
+// pastRetireWait moves the tenant's last rotation back by a day, as if the retire wait had passed: no
+// cache of a test process is that old.
+func (e *env) pastRetireWait(t *testing.T, tenant tenantseal.TenantID) {
+	t.Helper()
+	if _, err := e.owner.Exec(pgtest.Context(t), "UPDATE tenantseal.tenant_keysets SET primary_since = primary_since - interval '1 day' WHERE tenant_id = $1", tenant); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // keysets returns every stored keyset row as the owner sees it: purpose and wrapped bytes by tenant.
 func (e *env) keysets(t *testing.T) map[tenantseal.TenantID]map[string][]byte {
 	t.Helper()

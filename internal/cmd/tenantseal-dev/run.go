@@ -7,11 +7,12 @@ import (
 	"github.com/tenantseal/tenantseal/internal/cli"
 	"github.com/tenantseal/tenantseal/internal/dsn"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
+	"github.com/tenantseal/tenantseal/keys/kms"
 )
 
 // run is cli.Run with a server starter.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return cli.RunWith(cli.Options{StartServer: startServer}, args, stdin, stdout, stderr)
+	return cli.RunWith(cli.Options{StartServer: startServer, KMS: kms.Clients}, args, stdin, stdout, stderr)
 }
 
 // startServer starts PostgreSQL in a container, or hands over the server of TENANTSEAL_TEST_DSN, which

@@ -1,0 +1,38 @@
+package audit_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/audit"
+)
+
+// alertCount counts the alerts it receives.
+type alertCount struct{ n int }
+
+func (a *alertCount) Alert(context.Context, audit.Alert) { a.n++ }
+
+// An operator's actions are records, not attempts: a burst of them (keys rotate --all over many
+// tenants) raises no alert, where the same burst of attempts does.
+func TestOperatorActionsRaiseNoAlert(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	for _, tc := range []struct {
+		kind tenantseal.EventKind
+		want int
+	}{{tenantseal.EventKeyRotate, 0}, {tenantseal.EventMigrate, 0}, {tenantseal.EventShred, 0}, {tenantseal.EventForeignID, 1}} {
+		got := &alertCount{}
+		d := audit.NewDetector(audit.DetectorConfig{Alerter: got, Now: func() time.Time { return now }})
+		subject := "ops@host"
+		for range 20 {
+			d.Observe(context.Background(), audit.Entry{Kind: tc.kind, Subject: &subject})
+		}
+		if got.n != tc.want {
+			t.Errorf("%s: got %d alerts for 20 events, want %d", tc.kind, got.n, tc.want)
+		}
+		if tc.kind.Operator() == (tc.want != 0) {
+			t.Errorf("%s: Operator() = %v, want it to say whether the kind is an operator's", tc.kind, tc.kind.Operator())
+		}
+	}
+}

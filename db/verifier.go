@@ -1,0 +1,47 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Verifier names the implementation of the tenant context verifier that a database runs: the functions
+// behind tenantseal.current_tenant(), which every tenant policy calls once per statement. Both answer
+// alike for every token and refuse with the same TS401; they differ in cost.
+type Verifier string
+
+const (
+	// VerifierC is the extension tenantseal_verify (ext/tenantseal_verify), which the migrations install
+	// and select where the server has it: verified tokens and signing keys are cached in each backend.
+	VerifierC Verifier = "c"
+	// VerifierPLpgSQL is the verifier in plpgsql, selected where the extension is not installed (managed
+	// PostgreSQL, where no custom C extension can be), and the only one before migration 20.
+	VerifierPLpgSQL Verifier = "plpgsql"
+)
+
+// Verifier reports which verifier the database ran when [Open] connected. tenantseal.select_verifier()
+// switches it; a pool opened before a switch keeps reporting what it found.
+func (p *Pool) Verifier() Verifier { return p.verifier }
+
+// loadVerifier asks the database which verifier it runs (tenantseal.verifier(), from migration 20 on).
+func loadVerifier(ctx context.Context, pool *pgxpool.Pool) (Verifier, error) {
+	var v string
+	err := pool.QueryRow(ctx, "SELECT tenantseal.verifier()").Scan(&v)
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && pe.Code == "42883":
+		// A schema migrated before migration 20: current_tenant() is the plpgsql verifier itself.
+		return VerifierPLpgSQL, nil
+	case err != nil:
+		return "", fmt.Errorf("db: ask which verifier the database runs: %w", err)
+	}
+	switch Verifier(v) {
+	case VerifierC, VerifierPLpgSQL:
+		return Verifier(v), nil
+	}
+	return "", fmt.Errorf("db: the database runs an unknown verifier %q", v)
+}

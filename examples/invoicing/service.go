@@ -1,0 +1,163 @@
+package invoicing
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tenantseal/tenantseal/audit"
+	"github.com/tenantseal/tenantseal/authn"
+	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/examples/reference"
+	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal/keys/pgstore"
+)
+
+// DefaultElevationTTL bounds one elevated staff request.
+const DefaultElevationTTL = 2 * time.Minute
+
+// Settings are what the service needs from its environment.
+type Settings struct {
+	// AppDSN connects as the app role that bootstrap created. Required.
+	AppDSN string
+	// AuditDSN connects the audit writer as the audit writer role (bootstrap's Result.AuditWriterDSN),
+	// the only role that may append to the audit log. Required.
+	AuditDSN string
+	// RolePrefix is the deployment's role prefix. Default db.DefaultRolePrefix.
+	RolePrefix string
+	// ContextKey signs tenant contexts. Required.
+	ContextKey db.ContextKey
+	// KEK unwraps the tenants' keysets. Required.
+	KEK *keys.KEK
+	// Issuers, Registry and StepUp configure authentication (authn.Config). Required but StepUp.
+	Issuers  []authn.Issuer
+	Registry authn.Registry
+	StepUp   authn.StepUp
+	// EnvelopeKey signs the principal envelopes of background jobs. Required.
+	EnvelopeKey authn.EnvelopeKey
+	// AuditSpool is the audit writer's spool file. Default audit.DefaultSpoolPath.
+	AuditSpool string
+	// Queue carries background jobs. Default an in-memory queue of 1024 jobs.
+	Queue Queue
+	// JobDone, if set, is called after each background job with its outcome.
+	JobDone func(Job, error)
+	// ElevationTTL bounds one elevated staff request. Default DefaultElevationTTL.
+	ElevationTTL time.Duration
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock of authentication (token times, step-up age). Default time.Now.
+	Now func() time.Time
+}
+
+// Service is the running service: its pool, keyring, audit writer, authenticator, repositories and job
+// worker.
+type Service struct {
+	st        Settings
+	pool      *db.Pool
+	writer    *audit.Writer
+	auth      *authn.Authenticator
+	sealer    *authn.Sealer
+	customers *reference.Customers
+	invoices  *reference.Invoices
+	handler   http.Handler
+
+	stopWorker context.CancelFunc
+	worker     sync.WaitGroup
+}
+
+// New opens the service's connections and starts its job worker. Close it when done.
+func New(ctx context.Context, st Settings) (s *Service, err error) {
+	if st.AppDSN == "" || st.AuditDSN == "" || st.KEK == nil {
+		return nil, errors.New("invoicing: Settings.AppDSN, Settings.AuditDSN and Settings.KEK are required")
+	}
+	if st.Queue == nil {
+		st.Queue = NewMemoryQueue(1024)
+	}
+	if st.ElevationTTL == 0 {
+		st.ElevationTTL = DefaultElevationTTL
+	}
+	if st.Logger == nil {
+		st.Logger = slog.Default()
+	}
+	s = &Service{st: st}
+	defer func() {
+		if err != nil {
+			s.Close(context.WithoutCancel(ctx))
+		}
+	}()
+
+	acfg, err := audit.ParseConfig(st.AuditDSN)
+	if err != nil {
+		return nil, err
+	}
+	acfg.SpoolPath, acfg.Logger = st.AuditSpool, st.Logger
+	if s.writer, err = audit.NewWriter(ctx, acfg); err != nil {
+		return nil, err
+	}
+	if s.auth, err = authn.New(ctx, authn.Config{Issuers: st.Issuers, Registry: st.Registry, StepUp: st.StepUp,
+		Recorder: s.writer, Realm: "invoicing", Logger: st.Logger, Now: st.Now}); err != nil {
+		return nil, err
+	}
+	if s.sealer, err = authn.NewSealer(authn.SealerConfig{Key: st.EnvelopeKey, Audience: "invoicing-jobs", Recorder: s.writer}); err != nil {
+		return nil, err
+	}
+	pcfg, err := db.ParseConfig(st.AppDSN)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.SigningKey, pcfg.RolePrefix, pcfg.Recorder = st.ContextKey, st.RolePrefix, s.writer
+	pcfg.MaxElevation = st.ElevationTTL
+	pcfg.AuthorizeElevation = s.auth.AuthorizeElevation // staff elevate only with step-up
+	if s.pool, err = db.Open(ctx, pcfg); err != nil {
+		return nil, err
+	}
+	kr, err := keys.NewKeyring(keys.Config{KEK: st.KEK, Loader: pgstore.Loader(s.pool), Recorder: s.writer})
+	if err != nil {
+		return nil, err
+	}
+	if s.customers, err = reference.NewCustomers(ctx, s.pool, kr); err != nil {
+		return nil, err
+	}
+	if s.invoices, err = reference.NewInvoices(ctx, s.pool, kr); err != nil {
+		return nil, err
+	}
+	s.handler = s.routes()
+	life, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopWorker = stop
+	s.worker.Add(1)
+	go s.work(life)
+	return s, nil
+}
+
+// Handler returns the service's HTTP handler.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// FlushAudit writes every event recorded so far to the audit log.
+func (s *Service) FlushAudit(ctx context.Context) error {
+	ok, err := s.writer.Flush(ctx)
+	if err == nil && !ok {
+		err = errors.New("invoicing: audit events wait in the spool: the database did not take them")
+	}
+	return err
+}
+
+// Close stops the worker, then closes the pool and the authenticator, and flushes the audit writer.
+func (s *Service) Close(ctx context.Context) error {
+	if s.stopWorker != nil {
+		s.stopWorker()
+		s.worker.Wait()
+	}
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	if s.auth != nil {
+		s.auth.Close()
+	}
+	if s.writer != nil {
+		return s.writer.Close(ctx)
+	}
+	return nil
+}

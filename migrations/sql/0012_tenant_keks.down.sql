@@ -1,0 +1,1 @@
+DROP TABLE tenantseal.tenant_keks;
