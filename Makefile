@@ -37,7 +37,8 @@ test: pg-image pgbouncer
 # Every fuzz target of the parsers and decoders, FUZZTIME each (make test runs them briefly).
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./internal/uuid:FuzzParseUUID ./db:FuzzParseContextKey ./keys:FuzzDecrypt \
-	./keys:FuzzUnwrapKeyset ./lint/internal/nodetree:FuzzParse ./internal/dsn:FuzzParse ./authn:FuzzParseClaims ./lint:FuzzAdmits
+	./keys:FuzzUnwrapKeyset ./lint/internal/nodetree:FuzzParse ./internal/dsn:FuzzParse ./authn:FuzzParseClaims ./lint:FuzzAdmits \
+	./keys:FuzzWrappedKeys
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
