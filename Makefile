@@ -39,11 +39,18 @@ FUZZTIME ?= 5s
 FUZZ_TARGETS := ./internal/uuid:FuzzParseUUID ./db:FuzzParseContextKey ./keys:FuzzDecrypt \
 	./keys:FuzzUnwrapKeyset ./lint/internal/nodetree:FuzzParse ./internal/dsn:FuzzParse ./authn:FuzzParseClaims ./lint:FuzzAdmits \
 	./keys:FuzzWrappedKeys
+# A run that ends in "context deadline exceeded" with no failing input is the Go fuzzing engine missing
+# its own deadline on a loaded machine, not a finding: it is run once more. A real finding writes its
+# input under testdata/fuzz and fails the target.
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
-		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/tenantseal-fuzz.log 2>&1 \
-			|| { cat /tmp/tenantseal-fuzz.log; echo "fuzz $$fn failed"; exit 1; }; \
+		for try in 1 2; do \
+			if $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/tenantseal-fuzz.log 2>&1; then ok=1; break; fi; \
+			ok=0; grep -q 'context deadline exceeded' /tmp/tenantseal-fuzz.log && ! grep -q 'Failing input written' /tmp/tenantseal-fuzz.log || break; \
+			echo "fuzz $$fn: the engine missed its deadline (no failing input); running it again"; \
+		done; \
+		[ $$ok = 1 ] || { cat /tmp/tenantseal-fuzz.log; echo "fuzz $$fn failed"; exit 1; }; \
 		echo "fuzz $$fn: $(FUZZTIME), no failure"; \
 	done
 
