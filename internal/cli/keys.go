@@ -398,11 +398,3 @@ func (r *keysRun) tenantError(id tenantseal.TenantID, err error) error {
 	}
 	return fmt.Errorf("keys %s: tenant %s: %w", r.sub, id, ownerError(err))
 }
-
-func joinIDs(ids []uint32) string {
-	s := make([]string, len(ids))
-	for i, id := range ids {
-		s[i] = fmt.Sprint(id)
-	}
-	return strings.Join(s, ", ")
-}

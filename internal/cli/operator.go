@@ -69,19 +69,6 @@ func openAuditLog(ctx context.Context, s *session, conn *connFlags, cmd string) 
 	return &auditLog{s: s, cmd: cmd, w: w}, nil
 }
 
-// first waits until everything recorded so far is in the database: for a record that must precede a
-// change that cannot be undone. Nothing must change when it fails.
-func (l *auditLog) first(ctx context.Context) error {
-	written, err := l.w.Flush(ctx)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s: the audit log did not take the record of what is about to happen, so nothing was done: %w", l.cmd, err)
-	case !written:
-		return fmt.Errorf("%s: the audit log did not take the record of what is about to happen (see the log lines above), so nothing was done", l.cmd)
-	}
-	return nil
-}
-
 // close waits until the database holds what was recorded and closes the writer. The changes have
 // happened whatever it returns: a failure says so, and where the events wait, on stderr, and makes the
 // command fail with errReported. err is the command's own result, returned as it is when it failed.

@@ -103,7 +103,6 @@ func TestRotateThenRetire(t *testing.T) {
 	if err != nil || newAEAD == oldAEAD || newPRF == oldPRF {
 		t.Fatalf("primary keys after rotation: got %d, %d (%v), want new ones", newAEAD, newPRF, err)
 	}
-	rotated := e.keysets(t)[a]
 	if ids, err := e.admin.Retire(ctxA, a, keys.KeyUsage{Tenant: a}, keys.RetireOptions{}); !errors.Is(err, pgstore.ErrTooSoon) || ids != nil {
 		t.Errorf("retire right after the rotation: got %v, %v; want nothing retired and ErrTooSoon", ids, err)
 	}
@@ -116,7 +115,7 @@ func TestRotateThenRetire(t *testing.T) {
 		{"old PRF key in use", keys.KeyUsage{Tenant: a, PRF: map[uint32]int64{oldPRF: 1}}, keys.ErrKeyInUse},
 		{"usage of another tenant", keys.KeyUsage{Tenant: b}, tenantseal.ErrTenantMismatch},
 	}
-	rotated = e.keysets(t)[a]
+	rotated := e.keysets(t)[a]
 	for _, tc := range refused {
 		ids, err := e.admin.Retire(ctxA, a, tc.usage, keys.RetireOptions{})
 		if !errors.Is(err, tc.want) || ids != nil {
