@@ -1,9 +1,11 @@
 /*
- * SHA-256 (FIPS 180-4). See sha256.h for why the extension carries its own.
+ * SHA-256 (FIPS 180-4), where PostgreSQL is built without OpenSSL. See sha256.h.
  */
 #include "postgres.h"
 
 #include "sha256.h"
+
+#ifndef TS_OPENSSL
 
 static const uint32 K[64] = {
 	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -127,3 +129,5 @@ ts_sha256_final(ts_sha256 *c, uint8 out[TS_SHA256_DIGEST])
 		out[4 * i + 3] = (uint8) c->h[i];
 	}
 }
+
+#endif							/* TS_OPENSSL */

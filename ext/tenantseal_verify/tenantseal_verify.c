@@ -119,16 +119,30 @@ ensure_store(uint64 gen)
 	store_gen = gen;
 }
 
+static Oid
+owner_of(Oid fn)
+{
+	HeapTuple	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tp))
+		elog(ERROR, "cache lookup failed for function %u", fn);
+	owner = ((Form_pg_proc) GETSTRUCT(tp))->proowner;
+	ReleaseSysCache(tp);
+	return owner;
+}
+
 /*
  * delegate runs the plpgsql verifier tenantseal.<name>() (plpgsql_current_tenant, plpgsql_elevated) with
  * the rights of its owner, as SECURITY DEFINER would: it reads the keys and the tenants, and raises the
- * precise TS401 for what this module did not accept.
+ * precise TS401 for what this module did not accept. caller is the C function asking: it must belong to
+ * the same owner, or to a superuser, or a role that installed the extension itself could run the owner's
+ * verifier through it (tenantseal.select_verifier does not select such an installation either).
  */
 static Datum
-delegate(const char *name, bool *isnull)
+delegate(Oid caller, const char *name, bool *isnull)
 {
 	Oid			fn = func(name);
-	HeapTuple	tp;
 	Oid			owner,
 				save_user;
 	int			save_sec;
@@ -141,11 +155,11 @@ delegate(const char *name, bool *isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("tenantseal: the plpgsql verifier tenantseal.%s() is missing: migrate the database", name)));
-	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-	if (!HeapTupleIsValid(tp))
-		elog(ERROR, "cache lookup failed for function %u", fn);
-	owner = ((Form_pg_proc) GETSTRUCT(tp))->proowner;
-	ReleaseSysCache(tp);
+	owner = owner_of(fn);
+	if (OidIsValid(caller) && owner_of(caller) != owner && !superuser_arg(owner_of(caller)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("tenantseal: the C verifier belongs to another role than tenantseal.%s(): install tenantseal_verify as the owner of the tenantseal schema", name)));
 
 	fmgr_info(fn, &flinfo);
 	InitFunctionCallInfoData(*fcinfo, &flinfo, 0, InvalidOid, NULL, NULL);
@@ -307,7 +321,7 @@ ts_current_tenant(PG_FUNCTION_ARGS)
 		*out = tenant;
 		PG_RETURN_UUID_P(out);
 	}
-	d = delegate("plpgsql_current_tenant", &isnull);
+	d = delegate(fcinfo->flinfo->fn_oid, "plpgsql_current_tenant", &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	return d;
@@ -335,7 +349,7 @@ ts_elevated(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	if (verify(tok, strlen(tok), &tenant, &elevated) == TS_ACCEPT)
 		PG_RETURN_BOOL(elevated);
-	d = delegate("plpgsql_elevated", &isnull);
+	d = delegate(fcinfo->flinfo->fn_oid, "plpgsql_elevated", &isnull);
 	if (isnull)
 		PG_RETURN_BOOL(false);
 	return d;

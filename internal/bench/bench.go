@@ -33,6 +33,14 @@ type Config struct {
 	// FlatRows customers each.
 	Flat                  bool
 	FlatTenants, FlatRows int
+	// Pgbench is the pgbench binary of the server-only variants: empty, the one on PATH or PostgreSQL
+	// 15's; "-" skips them.
+	Pgbench string
+	// Callgrind, if set, starts a server whose backends count their instructions, for the instruction
+	// counts of the server-only variants. Nil: none are reported.
+	Callgrind func(ctx context.Context) (Instrumented, error)
+	// Server says how the clients reach the server, for the report ("a container on the host's network").
+	Server string
 	// Progress receives a line per step.
 	Progress io.Writer
 }
@@ -76,6 +84,8 @@ type variant struct {
 	ID    int
 	Name  string
 	setup func(ctx context.Context, clients int) (op, func(), error)
+	// before, if set, prepares the database first: the verifier the variant measures.
+	before func(ctx context.Context) error
 }
 
 // Measurement is one variant at one client count in one round.

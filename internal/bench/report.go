@@ -11,15 +11,18 @@ import (
 func Markdown(rep *Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# tenantseal benchmark\n\n")
-	fmt.Fprintf(&b, "- when: %s\n- machine: %s\n- postgres: %s\n- dataset: %s\n- method: %s\n- elapsed: %s\n- reproduce: `%s`\n\n",
-		rep.When.Format("2006-01-02 15:04 UTC"), rep.Machine, rep.Postgres, rep.Dataset, rep.Duration, rep.Elapsed, rep.Command)
-	var clients []int
-	for _, r := range rep.Results {
-		if !slices.Contains(clients, r.Clients) {
-			clients = append(clients, r.Clients)
-		}
+	fmt.Fprintf(&b, "- when: %s\n- machine: %s\n- postgres: %s\n", rep.When.Format("2006-01-02 15:04 UTC"), rep.Machine, rep.Postgres)
+	if rep.Server != "" {
+		fmt.Fprintf(&b, "- server: %s\n", rep.Server)
 	}
-	for _, c := range clients {
+	if rep.RoundTripUS > 0 {
+		fmt.Fprintf(&b, "- round trip: %.0f µs (median of an empty statement on one connection)\n", rep.RoundTripUS)
+	}
+	if len(rep.Verifiers) > 0 {
+		fmt.Fprintf(&b, "- verifiers: %s\n", strings.Join(rep.Verifiers, ", "))
+	}
+	fmt.Fprintf(&b, "- dataset: %s\n- method: %s\n- elapsed: %s\n- reproduce: `%s`\n\n", rep.Dataset, rep.Duration, rep.Elapsed, rep.Command)
+	for _, c := range clientsOf(rep.Results) {
 		fmt.Fprintf(&b, "## %d client(s)\n\n| # | variant | ops/s | ratio | vs | p50 µs | p99 µs | allocs/op | B/op |\n|---|---|---:|---:|---|---:|---:|---:|---:|\n", c)
 		for _, r := range rep.Results {
 			if r.Clients != c {
@@ -29,8 +32,27 @@ func Markdown(rep *Report) string {
 		}
 		b.WriteString("\n")
 	}
+	if len(rep.Pgbench) > 0 {
+		b.WriteString("## Server only (pgbench -M prepared, context and statement in one pipeline)\n\n")
+		for _, c := range clientsOf(rep.Pgbench) {
+			fmt.Fprintf(&b, "### %d client(s)\n\n| # | variant | tps | ratio | vs | mean latency µs |\n|---|---|---:|---:|---|---:|\n", c)
+			for _, r := range rep.Pgbench {
+				if r.Clients == c {
+					fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %s | %.0f |\n", label(r.Variant), r.Name, r.Throughput, r.Ratio, label(r.Against), r.P50us)
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	if len(rep.Instructions) > 0 {
+		b.WriteString("## Instructions per transaction (valgrind callgrind, server only, 100 tenants)\n\n| # | variant | instructions | over the raw read |\n|---|---|---:|---:|\n")
+		for _, i := range rep.Instructions {
+			fmt.Fprintf(&b, "| %s | %s | %d | %+d |\n", label(i.Variant), i.Name, i.PerTx, i.OverRaw)
+		}
+		b.WriteString("\n")
+	}
 	if len(rep.Flat) > 0 {
-		b.WriteString("## Flat in tenant count (8 clients)\n\n| dataset | ops/s | ratio | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|\n")
+		b.WriteString("## Flat in tenant count (8 clients)\n\n| dataset | ops/s | ratio to 100 tenants | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|\n")
 		for _, r := range rep.Flat {
 			fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.0f | %.0f |\n", r.Name, r.Throughput, r.Ratio, r.P50us, r.P99us)
 		}
@@ -53,9 +75,22 @@ func Markdown(rep *Report) string {
 	return b.String()
 }
 
-// label names a variant: 1 to 9 as in the issue, 7b/8b for the raw list and insert baselines.
+func clientsOf(rs []Result) []int {
+	var cs []int
+	for _, r := range rs {
+		if !slices.Contains(cs, r.Clients) {
+			cs = append(cs, r.Clients)
+		}
+	}
+	return cs
+}
+
+// label names a variant: 1 to 9 as in the issue, 7b/8b for the raw list and insert baselines, 5p for
+// the plpgsql verifier, S1 to S5 for their server-only (pgbench) forms.
 func label(id int) string {
 	switch id {
+	case 51:
+		return "5p"
 	case 71:
 		return "7b"
 	case 81:
@@ -64,6 +99,15 @@ func label(id int) string {
 		return "9a"
 	case 95:
 		return "9b"
+	case 106:
+		return "S5r"
+	case 115:
+		return "S5p"
+	case 125:
+		return "S5n"
+	}
+	if id > 100 && id < 200 {
+		return fmt.Sprintf("S%d", id-100)
 	}
 	return fmt.Sprint(id)
 }
@@ -97,7 +141,7 @@ func Chart(rep *Report) string {
 		y := top + i*rowH
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s %s</text>`+"\n", left-8, y+barH+8, label(v.Variant), html.EscapeString(v.Name))
 		for j, c := range clients {
-			r, ok := find(rep, v.Variant, c)
+			r, ok := find(rep.Results, v.Variant, c)
 			if !ok {
 				continue
 			}

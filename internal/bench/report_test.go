@@ -34,10 +34,10 @@ func sampleReport() *Report {
 func TestTargetsSayWhatWasMissed(t *testing.T) {
 	rep := sampleReport()
 	want := map[string]bool{
-		"signed point read (5) >= 0.90 of baseline at 1 clients": false,
-		"signed (5) within 5% of unsigned (4) at 1 clients":      false,
-		"signed point read (5) >= 0.90 of baseline at 8 clients": true,
-		"signed (5) within 5% of unsigned (4) at 8 clients":      true,
+		"signed point read, C verifier (5) >= 0.90 of raw pgx (1) at 1 clients": false,
+		"signed (5) within 3% of unsigned (4), C verifier, at 1 clients":        false,
+		"signed point read, C verifier (5) >= 0.90 of raw pgx (1) at 8 clients": true,
+		"signed (5) within 3% of unsigned (4), C verifier, at 8 clients":        true,
 	}
 	for _, tg := range rep.Targets {
 		if met, ok := want[tg.Goal]; !ok || met != tg.Met || (!tg.Met && tg.Reason == "") {
@@ -45,7 +45,7 @@ func TestTargetsSayWhatWasMissed(t *testing.T) {
 		}
 	}
 	md := Markdown(rep)
-	if !strings.Contains(md, "| signed point read (5) >= 0.90 of baseline at 1 clients | 0.70 | **no**:") {
+	if !strings.Contains(md, "| signed point read, C verifier (5) >= 0.90 of raw pgx (1) at 1 clients | 0.70 | **no**:") {
 		t.Errorf("the Markdown does not say plainly that a target was missed:\n%s", md)
 	}
 }
@@ -72,5 +72,48 @@ func TestChartIsWellFormedSVG(t *testing.T) {
 	}
 	if !strings.Contains(svg, "signed &lt;ctx&gt;") {
 		t.Error("variant names are not escaped")
+	}
+}
+
+func TestPgbenchOutputParses(t *testing.T) {
+	out := `pgbench (15.20 (Debian 15.20-0+deb12u1))
+transaction type: multiple scripts
+scaling factor: 1
+number of clients: 8
+latency average = 0.512 ms
+initial connection time = 12.345 ms
+tps = 15623.456789 (without initial connection time)
+`
+	if m := tpsLine.FindStringSubmatch(out); m == nil || m[1] != "15623.456789" {
+		t.Errorf("tps: got %q", m)
+	}
+	if m := latencyLine.FindStringSubmatch(out); m == nil || m[1] != "0.512" {
+		t.Errorf("latency: got %q", m)
+	}
+}
+
+func TestServerOnlyVariantsCompareWithTheRawRead(t *testing.T) {
+	for id, want := range map[int]int{101: 101, 105: 101, 115: 101, 125: 101, 5: 1, 51: 1, 7: 71, 95: 91} {
+		if got := against(id); got != want {
+			t.Errorf("against(%d) = %d, want %d", id, got, want)
+		}
+	}
+	for id, want := range map[int]string{51: "5p", 101: "S1", 105: "S5", 106: "S5r", 115: "S5p", 125: "S5n", 71: "7b"} {
+		if got := label(id); got != want {
+			t.Errorf("label(%d) = %q, want %q", id, got, want)
+		}
+	}
+}
+
+func TestScriptsPipelineTheContext(t *testing.T) {
+	p := pair{tenant: "t", customer: "c", token: "v1.k.t.1..00.ab"}
+	got := scriptLibrary(p)
+	want := "\\startpipeline\nSELECT set_config('tenantseal.context', 'v1.k.t.1..00.ab', true);\n" +
+		"SELECT " + pointCols + " FROM customers WHERE tenant_id = 't' AND id = 'c';\nRESET ALL;\n\\endpipeline\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if got := scriptRaw(p); strings.Contains(got, "pipeline") || !strings.Contains(got, "customers_plain") {
+		t.Errorf("raw script: %s", got)
 	}
 }

@@ -20,12 +20,13 @@ type Result struct {
 	Name        string  `json:"name"`
 	Clients     int     `json:"clients"`
 	Throughput  float64 `json:"ops_per_s"`
-	P50us       float64 `json:"p50_us"`
+	P50us       float64 `json:"p50_us"` // pgbench variants: the mean latency
 	P99us       float64 `json:"p99_us"`
 	AllocsPerOp float64 `json:"allocs_per_op"`
 	BytesPerOp  float64 `json:"bytes_per_op"`
 	// Ratio is Throughput over the matching baseline's at the same client count: variant 1 for point
-	// reads, the raw list for List, the raw insert for Insert, the baseline through pgbouncer for 9.
+	// reads, the raw list for List, the raw insert for Insert, the baseline through pgbouncer for 9, the
+	// raw pgbench read (101) for pgbench variants, the same variant at 100 tenants for flatness.
 	Ratio   float64   `json:"ratio"`
 	Against int       `json:"ratio_against"`
 	Rounds  []float64 `json:"ops_per_s_by_round"`
@@ -41,29 +42,38 @@ type Target struct {
 
 // Report is a whole run.
 type Report struct {
-	When      time.Time `json:"when"`
-	Machine   string    `json:"machine"`
-	Postgres  string    `json:"postgres"`
-	Dataset   string    `json:"dataset"`
-	Command   string    `json:"command"`
-	Results   []Result  `json:"results"`
-	Flat      []Result  `json:"flatness,omitempty"`
-	Targets   []Target  `json:"targets"`
-	Notes     []string  `json:"notes,omitempty"`
-	Duration  string    `json:"measurement"`
-	Elapsed   string    `json:"elapsed"`
-	startedAt time.Time
+	When     time.Time `json:"when"`
+	Machine  string    `json:"machine"`
+	Postgres string    `json:"postgres"`
+	Dataset  string    `json:"dataset"`
+	Command  string    `json:"command"`
+	// Server says how clients reach it; RoundTripUS is the median round trip of an empty statement.
+	Server      string  `json:"server"`
+	RoundTripUS float64 `json:"round_trip_us"`
+	// Verifiers are the verifiers of tenant contexts measured.
+	Verifiers    []string       `json:"verifiers"`
+	Results      []Result       `json:"results"`
+	Pgbench      []Result       `json:"pgbench,omitempty"`
+	Instructions []Instructions `json:"instructions,omitempty"`
+	Flat         []Result       `json:"flatness,omitempty"`
+	Targets      []Target       `json:"targets"`
+	Notes        []string       `json:"notes,omitempty"`
+	Duration     string         `json:"measurement"`
+	Elapsed      string         `json:"elapsed"`
+	startedAt    time.Time
 }
 
 // against names the baseline each variant is compared with.
 func against(id int) int {
-	switch id {
-	case 7:
+	switch {
+	case id == 7:
 		return 71
-	case 8:
+	case id == 8:
 		return 81
-	case 95:
+	case id == 95:
 		return 91
+	case id > 100 && id < 200:
+		return 101
 	default:
 		return 1
 	}
@@ -73,10 +83,10 @@ func against(id int) int {
 // outDir.
 func Run(ctx context.Context, cfg Config, outDir, command string) (*Report, error) {
 	cfg.defaults()
-	rep := &Report{When: time.Now().UTC(), startedAt: time.Now(), Command: command,
+	rep := &Report{When: time.Now().UTC(), startedAt: time.Now(), Command: command, Server: cfg.Server,
 		Machine:  fmt.Sprintf("%s/%s, %d CPUs, Go %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 		Dataset:  fmt.Sprintf("%d tenants x %d customers (encrypted email, phone, notes; blind index), invoices for about half of them", cfg.Tenants, cfg.CustomersPerTenant),
-		Duration: fmt.Sprintf("%d interleaved rounds of %v per variant and client count, after %v warm-up", cfg.Rounds, cfg.Duration, cfg.Warmup)}
+		Duration: fmt.Sprintf("%d interleaved rounds of %v per variant and client count, after %v warm-up (pgbench: none)", cfg.Rounds, cfg.Duration, cfg.Warmup)}
 	superDSN := cfg.SuperDSN
 	if superDSN == "" {
 		return nil, errors.New("bench: no server: Config.SuperDSN is required")
@@ -90,6 +100,19 @@ func Run(ctx context.Context, cfg Config, outDir, command string) (*Report, erro
 	if err != nil {
 		return nil, fmt.Errorf("bench: load: %w", err)
 	}
+	rep.Verifiers = []string{verifierPLpgSQL}
+	if ds.hasC {
+		rep.Verifiers = []string{verifierC, verifierPLpgSQL}
+	} else {
+		rep.Notes = append(rep.Notes, "the server has no extension tenantseal_verify: the variants marked C ran the plpgsql verifier")
+	}
+	rtt, err := roundTrip(ctx, ds.res.AppDSN)
+	if err != nil {
+		return nil, fmt.Errorf("bench: round trip: %w", err)
+	}
+	rep.RoundTripUS = float64(rtt.Nanoseconds()) / 1000
+	fmt.Fprintf(cfg.Progress, "round trip: %.0f us\n", rep.RoundTripUS)
+
 	vs := ds.variants()
 	if b, err := startBouncer(ctx, ds.res); err != nil {
 		rep.Notes = append(rep.Notes, "variant 9 (pgbouncer) not measured: "+err.Error())
@@ -115,29 +138,115 @@ func Run(ctx context.Context, cfg Config, outDir, command string) (*Report, erro
 	}
 	for _, c := range cfg.Clients {
 		for _, v := range vs {
-			rep.Results = append(rep.Results, summarize(v, c, by[key{v.ID, c}]))
+			rep.Results = append(rep.Results, summarize(v.ID, v.Name, c, by[key{v.ID, c}]))
 		}
 	}
-	for i := range rep.Results {
-		r := &rep.Results[i]
-		r.Against = against(r.Variant)
-		for _, b := range rep.Results {
-			if b.Variant == r.Against && b.Clients == r.Clients && b.Throughput > 0 {
-				r.Ratio = r.Throughput / b.Throughput
-			}
-		}
+	ratios(rep.Results)
+
+	tmp, err := os.MkdirTemp("", "tenantseal-bench-")
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Flat {
-		if err := flatness(ctx, &cfg, superDSN, rep); err != nil {
+	defer os.RemoveAll(tmp)
+	exe := ""
+	if cfg.Pgbench != "-" {
+		if exe, err = findPgbench(cfg.Pgbench); err != nil {
+			rep.Notes = append(rep.Notes, "server-only variants not measured: "+err.Error())
+		} else if rep.Pgbench, err = pgbenchRounds(ctx, &cfg, ds, exe, tmp, ds.pgbenchVariants(), pgbenchClients(cfg.Clients)); err != nil {
 			return nil, err
 		}
+		ratios(rep.Pgbench)
+	}
+	if cfg.Flat {
+		if err := flatness(ctx, &cfg, superDSN, exe, tmp, rep); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Callgrind != nil && exe != "" {
+		if rep.Instructions, err = measureInstructions(ctx, &cfg, exe, tmp); err != nil {
+			rep.Notes = append(rep.Notes, "instructions not counted: "+err.Error())
+		}
+	} else {
+		rep.Notes = append(rep.Notes, "instructions not counted: no server under callgrind (make bench starts one when valgrind is installed)")
 	}
 	rep.Targets = targets(rep, cfg)
 	rep.Elapsed = time.Since(rep.startedAt).Round(time.Second).String()
 	return rep, write(rep, outDir)
 }
 
+// pgbenchClients are the client counts of the server-only variants: 1 and 8 where the run has them.
+func pgbenchClients(all []int) []int {
+	var cs []int
+	for _, c := range all {
+		if c <= 8 {
+			cs = append(cs, c)
+		}
+	}
+	if len(cs) == 0 {
+		cs = all[:1]
+	}
+	return cs
+}
+
+// pgbenchRounds measures server-only variants on ds, interleaved like the Go ones.
+func pgbenchRounds(ctx context.Context, cfg *Config, ds *dataset, exe, tmp string, vs []pgbenchVariant, clients []int) ([]Result, error) {
+	ps, err := ds.pairs(pgbenchScripts)
+	if err != nil {
+		return nil, err
+	}
+	runs := map[int]*pgbench{}
+	for _, v := range vs {
+		if runs[v.ID], err = newPgbench(exe, ds.res.AppDSN, tmp, v, ps); err != nil {
+			return nil, err
+		}
+	}
+	type key struct{ v, c int }
+	by := map[key][]Measurement{}
+	for round := range cfg.Rounds {
+		for _, c := range clients {
+			for _, v := range vs {
+				if !ds.hasC && v.verifier == verifierC {
+					continue
+				}
+				fmt.Fprintf(cfg.Progress, "round %d/%d, %2d clients, pgbench: %s\n", round+1, cfg.Rounds, c, v.Name)
+				m, err := pgbenchStep(ctx, cfg, ds, runs[v.ID], v, c)
+				if err != nil {
+					return nil, fmt.Errorf("bench: pgbench %s at %d clients: %w", v.Name, c, err)
+				}
+				by[key{v.ID, c}] = append(by[key{v.ID, c}], m)
+			}
+		}
+	}
+	var out []Result
+	for _, c := range clients {
+		for _, v := range vs {
+			if ms := by[key{v.ID, c}]; len(ms) > 0 {
+				out = append(out, summarize(v.ID, v.Name, c, ms))
+			}
+		}
+	}
+	return out, nil
+}
+
+// ratios sets each result's ratio to its baseline's at the same client count.
+func ratios(rs []Result) {
+	for i := range rs {
+		r := &rs[i]
+		r.Against = against(r.Variant)
+		for _, b := range rs {
+			if b.Variant == r.Against && b.Clients == r.Clients && b.Throughput > 0 {
+				r.Ratio = r.Throughput / b.Throughput
+			}
+		}
+	}
+}
+
 func run1(ctx context.Context, v variant, clients int, cfg Config) (Measurement, error) {
+	if v.before != nil {
+		if err := v.before(ctx); err != nil {
+			return Measurement{}, err
+		}
+	}
 	o, cleanup, err := v.setup(ctx, clients)
 	if err != nil {
 		return Measurement{}, err
@@ -158,8 +267,8 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func summarize(v variant, c int, ms []Measurement) Result {
-	r := Result{Variant: v.ID, Name: v.Name, Clients: c}
+func summarize(id int, name string, c int, ms []Measurement) Result {
+	r := Result{Variant: id, Name: name, Clients: c}
 	var thr, p50, p99, al, by []float64
 	for _, m := range ms {
 		thr = append(thr, m.Throughput)
@@ -173,9 +282,22 @@ func summarize(v variant, c int, ms []Measurement) Result {
 	return r
 }
 
-// flatness measures the signed point read with 100 tenants and with FlatTenants tenants, FlatRows
-// customers each, interleaved.
-func flatness(ctx context.Context, cfg *Config, superDSN string, rep *Report) error {
+// Flatness kinds: the signed read through db.Pool and the raw read through pgx, and pgbench's raw read,
+// signed read with cached tokens, and signed read verifying every token anew. A kind's result at 100
+// tenants has ID flatBase+10*kind, at FlatTenants one more.
+const flatBase = 300
+
+// step is one measurement of the flatness runs: a Go variant or a pgbench one.
+type step struct {
+	id   int
+	name string
+	run  func(ctx context.Context) (Measurement, error)
+}
+
+// flatness measures, at 100 tenants and at FlatTenants tenants with FlatRows customers each,
+// interleaved, 8 clients: the signed point read through db.Pool and the raw one, and, to tell the
+// server's share from the client's and the verifier's from the data's, the same reads by pgbench.
+func flatness(ctx context.Context, cfg *Config, superDSN, exe, tmp string, rep *Report) error {
 	fmt.Fprintf(cfg.Progress, "loading flatness datasets: 100 and %d tenants x %d customers\n", cfg.FlatTenants, cfg.FlatRows)
 	small, err := loadFlat(ctx, superDSN, "benchflat_small", 100, cfg.FlatRows)
 	if err != nil {
@@ -186,74 +308,104 @@ func flatness(ctx context.Context, cfg *Config, superDSN string, rep *Report) er
 		return err
 	}
 	const clients = 8
-	vs := []variant{
-		{ID: 100, Name: "signed point read, 100 tenants", setup: small.signedRead(small.res.AppDSN, 0, false)},
-		{ID: cfg.FlatTenants, Name: fmt.Sprintf("signed point read, %d tenants", cfg.FlatTenants), setup: big.signedRead(big.res.AppDSN, 0, false)},
+	sizes := []struct {
+		ds *dataset
+		n  int
+	}{{small, 100}, {big, cfg.FlatTenants}}
+	var steps []step
+	for i, s := range sizes {
+		if err := s.ds.plainCopyOnce(ctx); err != nil {
+			return err
+		}
+		for k, v := range []variant{
+			{Name: "signed point read (db.Pool)" + s.ds.cName(), before: s.ds.before(verifierC), setup: s.ds.signedRead(s.ds.res.AppDSN, 0, false)},
+			{Name: "raw point read (pgx)", setup: s.ds.baseline(s.ds.res.AppDSN, 0)},
+		} {
+			v.ID, v.Name = flatBase+10*k+i, fmt.Sprintf("%s, %d tenants", v.Name, s.n)
+			steps = append(steps, step{id: v.ID, name: v.Name, run: func(ctx context.Context) (Measurement, error) { return run1(ctx, v, clients, *cfg) }})
+		}
+	}
+	if exe != "" {
+		kinds := []pgbenchVariant{
+			{Name: "raw point read, pgbench", script: scriptRaw},
+			{Name: "signed point read, pgbench, tokens cached", verifier: verifierC, script: scriptSigned},
+			{Name: "signed point read, pgbench, every token verified anew", verifier: verifierC, cacheOff: true, script: scriptSigned},
+		}
+		for k, kind := range kinds {
+			if kind.verifier == verifierC && !small.hasC {
+				continue
+			}
+			for i, s := range sizes {
+				v := kind
+				v.ID, v.Name = flatBase+10*(k+2)+i, fmt.Sprintf("%s, %d tenants", kind.Name, s.n)
+				ps, err := s.ds.pairs(pgbenchScripts)
+				if err != nil {
+					return err
+				}
+				b, err := newPgbench(exe, s.ds.res.AppDSN, tmp, v, ps)
+				if err != nil {
+					return err
+				}
+				ds := s.ds
+				steps = append(steps, step{id: v.ID, name: v.Name, run: func(ctx context.Context) (Measurement, error) {
+					return pgbenchStep(ctx, cfg, ds, b, v, clients)
+				}})
+			}
+		}
 	}
 	by := map[int][]Measurement{}
 	for round := range cfg.Rounds {
-		for _, v := range vs {
-			fmt.Fprintf(cfg.Progress, "flatness round %d/%d: %s\n", round+1, cfg.Rounds, v.Name)
-			m, err := run1(ctx, v, clients, *cfg)
+		for _, st := range steps {
+			fmt.Fprintf(cfg.Progress, "flatness round %d/%d: %s\n", round+1, cfg.Rounds, st.name)
+			m, err := st.run(ctx)
 			if err != nil {
-				return fmt.Errorf("bench: %s: %w", v.Name, err)
+				return fmt.Errorf("bench: %s: %w", st.name, err)
 			}
-			by[v.ID] = append(by[v.ID], m)
+			by[st.id] = append(by[st.id], m)
 		}
 	}
-	for _, v := range vs {
-		rep.Flat = append(rep.Flat, summarize(v, clients, by[v.ID]))
+	for _, st := range steps {
+		rep.Flat = append(rep.Flat, summarize(st.id, st.name, clients, by[st.id]))
 	}
-	rep.Flat[1].Ratio = rep.Flat[1].Throughput / rep.Flat[0].Throughput
-	rep.Flat[1].Against = 100
-	rep.Flat[0].Ratio = 1
+	for i := range rep.Flat {
+		r := &rep.Flat[i]
+		r.Against = r.Variant - (r.Variant-flatBase)%2
+		for _, b := range rep.Flat {
+			if b.Variant == r.Against && b.Throughput > 0 {
+				r.Ratio = r.Throughput / b.Throughput
+			}
+		}
+	}
 	return nil
 }
 
-func find(rep *Report, v, c int) (Result, bool) {
-	for _, r := range rep.Results {
+// pgbenchStep runs one pgbench measurement of v on ds: its verifier selected, and the token cache off
+// for the run when v says so.
+func pgbenchStep(ctx context.Context, cfg *Config, ds *dataset, b *pgbench, v pgbenchVariant, clients int) (Measurement, error) {
+	if err := ds.useVerifier(ctx, v.verifier); err != nil {
+		return Measurement{}, err
+	}
+	if v.cacheOff {
+		if err := setTokenCache(ctx, cfg.SuperDSN, 0); err != nil {
+			return Measurement{}, err
+		}
+	}
+	m, err := b.run(ctx, clients, cfg.Duration, 0)
+	if v.cacheOff {
+		if rerr := setTokenCache(ctx, cfg.SuperDSN, -1); err == nil {
+			err = rerr
+		}
+	}
+	return m, err
+}
+
+func find(rs []Result, v, c int) (Result, bool) {
+	for _, r := range rs {
 		if r.Variant == v && r.Clients == c {
 			return r, true
 		}
 	}
 	return Result{}, false
-}
-
-func targets(rep *Report, cfg Config) []Target {
-	var ts []Target
-	check := func(goal string, got float64, ok bool, reason string) {
-		t := Target{Goal: goal, Got: fmt.Sprintf("%.2f", got), Met: ok}
-		if !ok {
-			t.Reason = reason
-		}
-		ts = append(ts, t)
-	}
-	for _, c := range []int{1, 8} {
-		if r, ok := find(rep, 5, c); ok {
-			check(fmt.Sprintf("signed point read (5) >= 0.90 of baseline at %d clients", c), r.Ratio, r.Ratio >= 0.90,
-				"each statement's first call of the plpgsql SECURITY DEFINER verifier costs 40-65 us of server time (entering the definer function, the key lookup, parsing and hashing), against about 20 us for the whole baseline query; a verifier in C would cost about 2 us")
-		}
-		r5, ok5 := find(rep, 5, c)
-		r4, ok4 := find(rep, 4, c)
-		if ok5 && ok4 && r4.Throughput > 0 {
-			q := r5.Throughput / r4.Throughput
-			check(fmt.Sprintf("signed (5) within 5%% of unsigned (4) at %d clients", c), q, q >= 0.95,
-				"the signed path looks up the key and hashes twice where the unsigned path only checks a setting")
-		}
-	}
-	for _, c := range cfg.Clients {
-		if r, ok := find(rep, 6, c); ok {
-			check(fmt.Sprintf("repository Get (6) >= 0.80 of baseline at %d clients", c), r.Ratio, r.Ratio >= 0.80, "it carries the signed read's cost (5), plus three decryptions and the mapping")
-		}
-		if r, ok := find(rep, 7, c); ok {
-			check(fmt.Sprintf("repository List(50) (7) >= 0.70 of the raw list at %d clients", c), r.Ratio, r.Ratio >= 0.70, "it carries the signed read's cost (5), plus 150 decryptions and the mapping of 51 rows")
-		}
-	}
-	if len(rep.Flat) == 2 {
-		check(fmt.Sprintf("signed read at %d tenants within 10%% of 100 tenants", cfg.FlatTenants), rep.Flat[1].Ratio, rep.Flat[1].Ratio >= 0.90,
-			"not diagnosed; candidates: the client signs a new token for nearly every statement (100 principals stay in its token cache, 100,000 do not) and less of the larger index stays in shared buffers")
-	}
-	return ts
 }
 
 func write(rep *Report, dir string) error {

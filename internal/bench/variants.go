@@ -138,6 +138,7 @@ func (ds *dataset) variants() []variant {
 		}
 		return p, c, nil
 	}
+	c := ds.before(verifierC)
 	vs := []variant{
 		{ID: 1, Name: "baseline: raw pgx, no RLS", setup: ds.baseline(ds.res.AppDSN, 0)},
 		{ID: 2, Name: "app-side filter, pgx pool", setup: func(ctx context.Context, clients int) (op, func(), error) {
@@ -165,9 +166,10 @@ func (ds *dataset) variants() []variant {
 				})
 			}, p.Close, nil
 		}},
-		{ID: 4, Name: "tenantseal, unsigned context", setup: ds.signedRead(ds.res.AppDSN, 0, true)},
-		{ID: 5, Name: "tenantseal, signed context", setup: ds.signedRead(ds.res.AppDSN, 0, false)},
-		{ID: 6, Name: "repository Get, decrypted", setup: func(ctx context.Context, clients int) (op, func(), error) {
+		{ID: 4, Name: "tenantseal, unsigned context" + ds.cName(), before: c, setup: ds.signedRead(ds.res.AppDSN, 0, true)},
+		{ID: 5, Name: "tenantseal, signed context" + ds.cName(), before: c, setup: ds.signedRead(ds.res.AppDSN, 0, false)},
+		{ID: 51, Name: "tenantseal, signed context, plpgsql verifier", before: ds.before(verifierPLpgSQL), setup: ds.signedRead(ds.res.AppDSN, 0, false)},
+		{ID: 6, Name: "repository Get, decrypted", before: c, setup: func(ctx context.Context, clients int) (op, func(), error) {
 			p, c, err := repos(ctx, clients)
 			if err != nil {
 				return nil, nil, err
@@ -194,7 +196,7 @@ func (ds *dataset) variants() []variant {
 				return err
 			}, p.Close, nil
 		}},
-		{ID: 7, Name: "repository List(50), decrypted", setup: func(ctx context.Context, clients int) (op, func(), error) {
+		{ID: 7, Name: "repository List(50), decrypted", before: c, setup: func(ctx context.Context, clients int) (op, func(), error) {
 			p, c, err := repos(ctx, clients)
 			if err != nil {
 				return nil, nil, err
@@ -225,7 +227,7 @@ func (ds *dataset) variants() []variant {
 				return err
 			}, p.Close, nil
 		}},
-		{ID: 8, Name: "repository Insert, encrypted + blind index", setup: func(ctx context.Context, clients int) (op, func(), error) {
+		{ID: 8, Name: "repository Insert, encrypted + blind index", before: c, setup: func(ctx context.Context, clients int) (op, func(), error) {
 			p, c, err := repos(ctx, clients)
 			if err != nil {
 				return nil, nil, err
@@ -247,6 +249,14 @@ func (ds *dataset) bouncerVariants(dsn string) []variant {
 	mode := pgx.QueryExecModeCacheDescribe
 	return []variant{
 		{ID: 91, Name: "baseline through pgbouncer", setup: ds.baseline(dsn, mode)},
-		{ID: 95, Name: "tenantseal, signed, through pgbouncer", setup: ds.signedRead(dsn, mode, false)},
+		{ID: 95, Name: "tenantseal, signed, through pgbouncer", before: ds.before(verifierC), setup: ds.signedRead(dsn, mode, false)},
 	}
+}
+
+// cName marks the variants that run the C verifier, when the database has it.
+func (ds *dataset) cName() string {
+	if ds.hasC {
+		return ", C verifier"
+	}
+	return ", plpgsql verifier (no C verifier on this server)"
 }

@@ -19,24 +19,31 @@ var benchCommand = command{
 const benchAbout = `
 On the server of --dsn (a superuser connection string; it creates the databases bench, benchflat_small
 and benchflat_big, and roles of the same prefixes: use a server for benchmarks, not production), or on a
-throwaway PostgreSQL in a container with 'make bench' (go run ./internal/cmd/tenantseal-dev bench), loads
---tenants x --customers customers through the example repositories (encrypted fields, blind indexes) with
-invoices for about half of them, and measures the same point read through every variant, interleaved
-round after round at each client count:
+throwaway PostgreSQL in a container on the host's network with 'make bench' (go run
+./internal/cmd/tenantseal-dev bench: loopback without Docker's userland proxy), loads --tenants x
+--customers customers through the example repositories (encrypted fields, blind indexes) with invoices for
+about half of them, measures the round trip, and measures the same point read through every variant,
+interleaved round after round at each client count:
 
   1  raw pgx, no RLS (a copy of the table without policies), one connection per client: the baseline
   2  application-side filtering through a pgx pool
   3  the usual RLS recipe: BEGIN, set_config, query, COMMIT (four round trips)
-  4  tenantseal with an unsigned context, one round trip
-  5  tenantseal with a signed context (the default), one round trip
+  4  tenantseal with an unsigned context, one round trip, C verifier
+  5  tenantseal with a signed context (the default), one round trip, C verifier (5p: plpgsql verifier)
   6  repository Get, fields decrypted
   7  repository List of 50 rows, decrypted (7b: the same list in raw pgx)
   8  repository Insert, encrypted with a blind index (8b: a raw pgx insert)
   9  variants 1 and 5 through pgbouncer in transaction pooling mode (9a, 9b)
 
+The C verifier is the extension tenantseal_verify; on a server without it every variant runs the plpgsql
+verifier, and the report says so. The same reads also run server-only, sent by pgbench (--pgbench; S1 raw,
+S2 set_config and raw, S4 unsigned, S5 signed, S5r signed with db.Pool's RESET ALL, S5p signed on the
+plpgsql verifier), and, on a second server under valgrind's callgrind ('make bench' starts one when
+valgrind is installed), their instructions per transaction.
+
 With --flat it also measures variant 5 at 100 tenants and at --flat-tenants tenants with the same rows per
-tenant. It writes results.json, results.md and chart.svg to --out, prints the Markdown, and says plainly
-which targets were missed.`
+tenant, and pgbench's raw and signed reads on both. It writes results.json, results.md and chart.svg to
+--out, prints the Markdown, and says plainly which targets were missed.`
 
 func runBench(ctx context.Context, s *session, args []string) error {
 	f := newFlags(s, "bench", "--dsn <superuser connection string> [--tenants N] [--customers N] [--clients 1,8,64] [--out DIR] [flags]", benchAbout)
@@ -51,6 +58,7 @@ func runBench(ctx context.Context, s *session, args []string) error {
 	flatTenants := f.Int("flat-tenants", 100_000, "tenants of the large flatness dataset")
 	flatRows := f.Int("flat-rows", 5, "customers per tenant in the flatness datasets")
 	out := f.String("out", "bench-results", "directory for results.json, results.md and chart.svg")
+	pgbench := f.String("pgbench", "", "pgbench binary for the server-only variants (default: on PATH, or PostgreSQL 15's); - skips them")
 	timeout := f.Duration("connect-timeout", 10*time.Second, "give up connecting after this long")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -60,7 +68,7 @@ func runBench(ctx context.Context, s *session, args []string) error {
 		return usageErrorf("bench: unexpected argument %q", pos[0])
 	}
 	cfg := bench.Config{Tenants: *tenants, CustomersPerTenant: *customers, Rounds: *rounds, Duration: *duration,
-		Warmup: *warmup, Flat: *flat, FlatTenants: *flatTenants, FlatRows: *flatRows, Progress: s.stderr}
+		Warmup: *warmup, Flat: *flat, FlatTenants: *flatTenants, FlatRows: *flatRows, Pgbench: *pgbench, Progress: s.stderr}
 	switch {
 	case *tenants < 1 || *tenants > 100_000:
 		return usageErrorf("bench: --tenants must be between 1 and 100000")
@@ -83,6 +91,7 @@ func runBench(ctx context.Context, s *session, args []string) error {
 		if cfg.SuperDSN, err = prepareDSN(s, *dsn, *timeout); err != nil {
 			return err
 		}
+		cfg.Server = "the server of --dsn"
 	case s.opts.StartServer == nil:
 		return usageErrorf("bench: no server to measure on: pass --dsn <superuser connection string>, or run 'make bench' for a throwaway one")
 	default:
@@ -96,7 +105,7 @@ func runBench(ctx context.Context, s *session, args []string) error {
 			defer srv.Stop(context.WithoutCancel(ctx))
 		}
 		fmt.Fprintln(s.stderr, "using "+srv.Describe)
-		cfg.SuperDSN = srv.SuperDSN
+		cfg.SuperDSN, cfg.Server, cfg.Callgrind = srv.SuperDSN, srv.Describe, srv.Callgrind
 	}
 	program := "tenantseal"
 	if *dsn == "" {

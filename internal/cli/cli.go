@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tenantseal/tenantseal/internal/bench"
 	"github.com/tenantseal/tenantseal/internal/dsn"
 	"github.com/tenantseal/tenantseal/keys"
 )
@@ -107,6 +108,9 @@ type Server struct {
 	// Stop removes the server. Nil: the server is someone else's, and demo and bench drop what they
 	// create on it, and refuse to touch what exists, as with --dsn.
 	Stop func(context.Context) error
+	// Callgrind, if set, starts another throwaway server whose backends count their instructions, for
+	// bench's instruction counts.
+	Callgrind func(context.Context) (bench.Instrumented, error)
 }
 
 // Run runs the tenantseal command line args (without the program name) and returns the exit status: 0 on

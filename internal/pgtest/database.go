@@ -38,7 +38,7 @@ func NewCluster(ctx context.Context, s *Server) (*Cluster, error) {
 	if err := reference.Migrate(ctx, res.OwnerDSN); err != nil {
 		return nil, err // "migrations: ...": one prefix
 	}
-	if err := selectTemplateVerifier(ctx, res.OwnerDSN); err != nil {
+	if err := selectTemplateVerifier(ctx, s.SuperDSN, res.OwnerDSN, res.Database); err != nil {
 		return nil, err
 	}
 	return &Cluster{Server: s, Template: res, prefix: prefix}, nil
@@ -80,11 +80,15 @@ func (c *Cluster) CreateDatabase(ctx context.Context) (*Database, error) {
 		return nil, fmt.Errorf("pgtest: create %s: %w", name, err)
 	}
 	for _, stmt := range []string{
+		verifierSetting(name),
 		fmt.Sprintf("ALTER DATABASE %s SET tenantseal.role_prefix = '%s'", pgx.Identifier{name}.Sanitize(), c.prefix),
 		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s, %s, %s", pgx.Identifier{name}.Sanitize(),
 			pgx.Identifier{c.Template.Roles.App}.Sanitize(), pgx.Identifier{c.Template.Roles.Auditor}.Sanitize(),
 			pgx.Identifier{c.Template.Roles.AuditWriter}.Sanitize()),
 	} {
+		if stmt == "" {
+			continue
+		}
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			return nil, fmt.Errorf("pgtest: %w", err)
 		}

@@ -22,6 +22,10 @@ import (
 // not through Docker's userland proxy, whose round trip (about 200 us here) would hide what the server
 // itself costs.
 
+// BenchLabel marks the benchmark servers: `make bench` removes their leftovers, `make test` does not
+// touch them (nor a benchmark the test servers, which ContainerLabel marks).
+const BenchLabel = "dev.tenantseal.bench"
+
 // serverArgs are the settings of every benchmark server: durability is not measured.
 var serverArgs = []string{"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 	"-c", "max_connections=300", "-c", "listen_addresses=127.0.0.1"}
@@ -42,7 +46,7 @@ func StartHostServer(ctx context.Context) (*Server, error) {
 	c, err := testcontainers.Run(ctx, image,
 		testcontainers.WithEnv(map[string]string{"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": password, "POSTGRES_DB": "postgres"}),
 		testcontainers.WithCmdArgs(append(slices.Clone(serverArgs), "-c", "port="+strconv.Itoa(port))...),
-		testcontainers.WithLabels(map[string]string{ContainerLabel: "1"}),
+		testcontainers.WithLabels(map[string]string{BenchLabel: "1"}),
 		testcontainers.WithTmpfs(map[string]string{"/var/lib/postgresql/data": "rw,uid=999,gid=999,mode=0700"}),
 		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) { hc.NetworkMode = "host" }),
 		testcontainers.WithWaitStrategyAndDeadline(60*time.Second, wait.ForLog("database system is ready to accept connections")),
@@ -118,7 +122,7 @@ func StartCallgrindServer(ctx context.Context) (*CallgrindServer, error) {
 		testcontainers.WithEnv(map[string]string{"PGPASSWORD": password}),
 		testcontainers.WithEntrypoint("/bin/sh", "-c", callgrindScript, "callgrind"),
 		testcontainers.WithCmd(args...),
-		testcontainers.WithLabels(map[string]string{ContainerLabel: "1"}),
+		testcontainers.WithLabels(map[string]string{BenchLabel: "1"}),
 		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
 			hc.NetworkMode = "host"
 			hc.Binds = append(hc.Binds, valgrindBin+":"+valgrindBin+":ro", valgrindLib+":"+valgrindLib+":ro", dir+":/counts")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -11,23 +12,43 @@ import (
 	"github.com/tenantseal/tenantseal/db"
 )
 
-// VerifierEnv names the verifier the template's databases run, "c" or "plpgsql", when set: `make test`
-// runs the packages with the elevation, TS401 and rotation tests again with TENANTSEAL_TEST_VERIFIER=plpgsql.
-// Unset, the migrations choose (the C verifier where the server has it).
+// VerifierEnv names the verifier the databases of the test cluster run, "c" or "plpgsql", when set:
+// `make test` runs the packages with the elevation, TS401, rotation and isolation tests again with
+// TENANTSEAL_TEST_VERIFIER=plpgsql. Unset, the migrations choose (the C verifier where the server has
+// it). It is the database setting tenantseal.verifier, which the migrations honour.
 const VerifierEnv = "TENANTSEAL_TEST_VERIFIER"
 
-func selectTemplateVerifier(ctx context.Context, ownerDSN string) error {
+// verifierSetting returns the statement that makes database name keep the verifier of VerifierEnv, or
+// "" when it is unset.
+func verifierSetting(name string) string {
 	v := os.Getenv(VerifierEnv)
 	if v == "" {
+		return ""
+	}
+	return fmt.Sprintf("ALTER DATABASE %s SET tenantseal.verifier = %s", pgx.Identifier{name}.Sanitize(), quoteLiteral(v))
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// selectTemplateVerifier makes the template run the verifier of VerifierEnv, when set.
+func selectTemplateVerifier(ctx context.Context, superDSN, ownerDSN, template string) error {
+	stmt := verifierSetting(template)
+	if stmt == "" {
 		return nil
 	}
-	conn, err := pgx.Connect(ctx, ownerDSN)
-	if err != nil {
-		return fmt.Errorf("pgtest: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "SELECT tenantseal.select_verifier($1)", v); err != nil {
-		return fmt.Errorf("pgtest: %s=%s: %w", VerifierEnv, v, err)
+	for _, c := range []struct{ dsn, sql string }{
+		{superDSN, stmt},
+		{ownerDSN, "SELECT tenantseal.select_verifier()"},
+	} {
+		conn, err := pgx.Connect(ctx, c.dsn)
+		if err != nil {
+			return fmt.Errorf("pgtest: %w", err)
+		}
+		_, err = conn.Exec(ctx, c.sql)
+		conn.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return fmt.Errorf("pgtest: %s=%s: %w", VerifierEnv, os.Getenv(VerifierEnv), err)
+		}
 	}
 	return nil
 }

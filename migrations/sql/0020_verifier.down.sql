@@ -5,24 +5,25 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp A
 DECLARE
     tok text := current_setting('tenantseal.context', true);
     p text[];
-    k record;
+    ipad bytea;
+    opad bytea;
+    st text;
 BEGIN
     IF tok IS NULL OR tok = '' THEN
         RETURN NULL;
     END IF;
     p := string_to_array(tok, '.');
     IF cardinality(p) = 7 AND p[1] = 'v1' AND length(p[7]) = 64 THEN
-        SELECT ck.ipad, ck.opad, t.status INTO k
-          FROM tenantseal.context_keys ck
-          LEFT JOIN tenantseal.tenants t
-            ON t.id = (CASE WHEN p[3] ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN p[3] END)::uuid
+        SELECT ck.ipad, ck.opad INTO ipad, opad FROM tenantseal.context_keys ck
          WHERE ck.kid = p[2] AND (ck.not_after IS NULL OR ck.not_after > now());
         -- A matching signature means the signer (who holds the key) wrote every field.
-        IF FOUND AND k.status = 'active'
-           AND encode(sha256(k.opad || sha256(k.ipad || convert_to(left(tok, length(tok) - 65), 'UTF8'))), 'hex') = p[7]
+        IF FOUND AND sha256(opad || sha256(ipad || convert_to(left(tok, -65), 'UTF8'))) = decode(p[7], 'hex')
            AND p[4]::bigint > extract(epoch FROM now())
            AND (strpos(p[5], 'e') = 0 OR current_setting('transaction_read_only') = 'on') THEN
-            RETURN p[3]::uuid;
+            SELECT t.status INTO st FROM tenantseal.tenants t WHERE t.id = p[3]::uuid;
+            IF st = 'active' THEN
+                RETURN p[3]::uuid;
+            END IF;
         END IF;
     ELSIF p[1] = 'u1' AND cardinality(p) = 2
        AND p[2] ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'

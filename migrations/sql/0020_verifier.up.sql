@@ -8,11 +8,10 @@
 --     makes tenantseal.current_tenant() and tenantseal.elevated(), which the policies call, either
 --     one-line SQL functions that the planner inlines into a call of the C functions, or SECURITY
 --     DEFINER copies of plpgsql_current_tenant() and plpgsql_elevated(). No policy changes.
---   * plpgsql_current_tenant(): one query per statement (the key, the HMAC, the tenant's status), with
---     no regular expression on the common path. Up to migration 19 the tenant's status was joined on a
---     condition with a regular expression, which the planner evaluated once per row of
---     tenantseal.tenants when it scanned that table (about a million instructions per statement at 100
---     tenants); the canonical form of the tenant id is now checked only once the signature verified.
+--   * plpgsql_current_tenant(): the key and the tenant's status in one query per statement (migration 7
+--     runs two), the tenant id cast once (an InitPlan) after a regular expression admitted it, and the
+--     signature compared as lower-case hex, as verify_token's grammar has it, so that a forged signature
+--     that is not hex is refused with TS401 like any other (decode() raised 22023 for it, uncounted).
 --   * The extension is installed here when the server offers it: CREATE EXTENSION needs CREATE on the
 --     database, which its owner has; the extension is trusted, so its script runs as the bootstrap
 --     superuser and hands its functions to this owner. It is used only when its functions belong to the
@@ -98,8 +97,10 @@ REVOKE EXECUTE ON FUNCTION tenantseal.verifier() FROM PUBLIC;
 -- select_verifier points tenantseal.current_tenant() and tenantseal.elevated() at the C verifier when
 -- the extension tenantseal_verify is installed and its functions belong to the owner of
 -- tenantseal.current_tenant() or a superuser, and at the plpgsql one otherwise, or as prefer ('c',
--- 'plpgsql') says ('c' fails without a usable extension). It returns the choice. Run it after CREATE
--- EXTENSION tenantseal_verify, and with 'plpgsql' before DROP EXTENSION.
+-- 'plpgsql') says ('c' fails without a usable extension); without prefer, as the setting
+-- tenantseal.verifier says when set (ALTER DATABASE ... SET tenantseal.verifier = 'plpgsql' keeps the
+-- plpgsql verifier through every migration). It returns the choice. Run it after CREATE EXTENSION
+-- tenantseal_verify, and with 'plpgsql' before DROP EXTENSION.
 CREATE FUNCTION tenantseal.select_verifier(prefer text DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -110,6 +111,7 @@ DECLARE
     choice text;
     tbl regclass;
 BEGIN
+    prefer := coalesce(prefer, nullif(current_setting('tenantseal.verifier', true), ''));
     IF prefer IS NOT NULL AND prefer NOT IN ('c', 'plpgsql') THEN
         RAISE EXCEPTION 'tenantseal: no verifier %: choose c or plpgsql', prefer USING ERRCODE = '22023';
     END IF;
@@ -176,6 +178,10 @@ BEGIN
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'tenantseal: the C verifier tenantseal_verify is on the server but could not be installed (%): using the plpgsql verifier', SQLERRM;
         END;
+    END IF;
+    -- The app role calls the C functions once they are selected; granted now, whichever is selected.
+    IF (SELECT proowner FROM pg_proc WHERE oid = to_regprocedure('tenantseal.c_current_tenant()')) = (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION tenantseal.c_current_tenant(), tenantseal.c_elevated() TO %I', app);
     END IF;
     -- Which one: SELECT tenantseal.verifier(), or db.Pool.Verifier().
     PERFORM tenantseal.select_verifier();
