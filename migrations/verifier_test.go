@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,18 @@ func newVerifierFixture(t *testing.T) *verifierFixture {
 	for _, id := range []tenantseal.TenantID{f.active, f.other} {
 		mustRun(t, super, "INSERT INTO customers (tenant_id, display_name) VALUES ($1, 'c')", id)
 	}
+	return f
+}
+
+// newCFixture is a verifierFixture running the C verifier. A server without the extension fails the
+// test: these checks are the C verifier's, and a run that cannot make them must not pass.
+func newCFixture(t *testing.T) *verifierFixture {
+	t.Helper()
+	f := newVerifierFixture(t)
+	if pgtest.Verifiers(t, f.d)[0] != db.VerifierC {
+		t.Fatalf("the server has no C verifier (extension tenantseal_verify): run the tests on the local image (`make pg-image`)")
+	}
+	f.d.UseVerifier(t, db.VerifierC)
 	return f
 }
 
@@ -330,11 +343,7 @@ func TestVerifiersFollowChangesAtOnce(t *testing.T) {
 // the C verifier's caches or its reads: each attempt fails or changes no answer.
 func TestCVerifierCannotBeSteered(t *testing.T) {
 	t.Parallel()
-	f := newVerifierFixture(t)
-	if pgtest.Verifiers(t, f.d)[0] != db.VerifierC {
-		t.Skip("the server has no C verifier")
-	}
-	f.d.UseVerifier(t, db.VerifierC)
+	f := newCFixture(t)
 	ctx := testContext(t)
 	a := uuid.Format(f.active)
 	soon := time.Now().Add(time.Hour)
@@ -468,11 +477,7 @@ func TestCVerifierCannotBeSteered(t *testing.T) {
 // cannot learn of changes, so it caches nothing and reads every time.
 func TestCVerifierCachesNothingWithoutItsTriggers(t *testing.T) {
 	t.Parallel()
-	f := newVerifierFixture(t)
-	if pgtest.Verifiers(t, f.d)[0] != db.VerifierC {
-		t.Skip("the server has no C verifier")
-	}
-	f.d.UseVerifier(t, db.VerifierC)
+	f := newCFixture(t)
 	ctx := testContext(t)
 	owner := mustConn(t, f.d.OwnerDSN)
 	mustRun(t, owner, "ALTER TABLE tenantseal.tenants DISABLE TRIGGER verifier_invalidate")
@@ -499,4 +504,99 @@ func TestCVerifierCachesNothingWithoutItsTriggers(t *testing.T) {
 	if o := verdict(t, super, valid, false); !strings.Contains(o.TenantErr, "suspended tenant") {
 		t.Errorf("suspended without the trigger: got %+v, want TS401", o)
 	}
+}
+
+// TestVerifierFollowsTheExtension: without the extension the plpgsql verifier is selected (as on
+// managed PostgreSQL), asking for the C one fails, and installing the extension later and selecting
+// again brings the C one back, with the same answers.
+func TestVerifierFollowsTheExtension(t *testing.T) {
+	t.Parallel()
+	f := newCFixture(t)
+	ctx := testContext(t)
+	owner := mustAutoSelect(t, f.d)
+	selected := func() string { return mustSelectVerifier(t, owner) }
+	valid := sign(t, f.key, token.Claims{Tenant: f.active, Subject: "alice", Expires: time.Now().Add(time.Hour)})
+	answer := func() outcome { t.Helper(); return verdict(t, mustConn(t, f.d.AppDSN), valid, false) }
+	withC := answer()
+
+	f.d.UseVerifier(t, db.VerifierPLpgSQL)
+	mustRun(t, owner, "DROP EXTENSION tenantseal_verify")
+	if v := selected(); v != "plpgsql" {
+		t.Errorf("without the extension: got the %s verifier, want plpgsql", v)
+	}
+	if _, err := owner.Exec(ctx, "SELECT tenantseal.select_verifier('c')"); sqlState(err) != "58P01" {
+		t.Errorf("asking for the C verifier without the extension: got %v, want SQLSTATE 58P01", err)
+	}
+	if got := answer(); got != withC {
+		t.Errorf("plpgsql verifier: got %+v, want %+v", got, withC)
+	}
+	mustRun(t, owner, "CREATE EXTENSION tenantseal_verify")
+	if v := selected(); v != "c" {
+		t.Errorf("with the extension installed again: got the %s verifier, want c", v)
+	}
+	if got := answer(); got != withC {
+		t.Errorf("C verifier installed again: got %+v, want %+v", got, withC)
+	}
+}
+
+// TestCVerifierOfAnotherRoleIsNotUsed: a role with CREATE on the database may install the extension
+// itself (it is trusted) and then owns its functions. Its installation is not selected, and its
+// functions do not run the owner's plpgsql verifier on its behalf.
+func TestCVerifierOfAnotherRoleIsNotUsed(t *testing.T) {
+	t.Parallel()
+	f := newCFixture(t)
+	ctx := testContext(t)
+	owner, super := mustAutoSelect(t, f.d), mustConn(t, f.d.SuperDSN)
+	f.d.UseVerifier(t, db.VerifierPLpgSQL)
+	mustRun(t, owner, "DROP EXTENSION tenantseal_verify")
+	intruder := f.d.Name + "_intruder"
+	mustRun(t, super, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD 'pw'", intruder))
+	t.Cleanup(func() {
+		c := mustConn(t, f.d.SuperDSN)
+		c.Exec(testContext(t), fmt.Sprintf("DROP EXTENSION IF EXISTS tenantseal_verify; DROP OWNED BY %[1]s; DROP ROLE %[1]s", intruder))
+	})
+	mustRun(t, super, fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s; GRANT USAGE, CREATE ON SCHEMA tenantseal TO %s", f.d.Name, intruder, intruder))
+	u, err := url.Parse(f.d.AppDSN) // bootstrap writes URLs
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(intruder, "pw")
+	in := mustConn(t, u.String())
+	mustRun(t, in, "CREATE EXTENSION tenantseal_verify")
+	if v := mustSelectVerifier(t, owner); v != "plpgsql" {
+		t.Errorf("with the intruder's installation: got the %s verifier, want plpgsql", v)
+	}
+	if _, err := owner.Exec(ctx, "SELECT tenantseal.select_verifier('c')"); sqlState(err) != "42501" {
+		t.Errorf("asking for the intruder's C verifier: got %v, want SQLSTATE 42501", err)
+	}
+	forged := flip(sign(t, f.key, token.Claims{Tenant: f.active, Expires: time.Now().Add(time.Hour)}))
+	err = pgx.BeginFunc(ctx, in, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", forged); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "SELECT tenantseal.c_current_tenant()")
+		return err
+	})
+	if sqlState(err) != "42501" || !strings.Contains(err.Error(), "another role") {
+		t.Errorf("the intruder's C verifier on a forged token: got %v, want SQLSTATE 42501 and no plpgsql verifier run", err)
+	}
+}
+
+// mustAutoSelect connects as d's owner with no preference for a verifier (the database setting
+// tenantseal.verifier, which the second pass of make test sets, cleared for the session).
+func mustAutoSelect(t *testing.T, d *pgtest.Database) *pgx.Conn {
+	t.Helper()
+	c := mustConn(t, d.OwnerDSN)
+	mustRun(t, c, "SET tenantseal.verifier = ''")
+	return c
+}
+
+// mustSelectVerifier runs tenantseal.select_verifier() as the owner of conn and returns its choice.
+func mustSelectVerifier(t *testing.T, owner *pgx.Conn) string {
+	t.Helper()
+	var v string
+	if err := owner.QueryRow(testContext(t), "SELECT tenantseal.select_verifier()").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
