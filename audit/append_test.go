@@ -85,7 +85,7 @@ func TestAHeldChainHeadDelaysTheWriterBoundedly(t *testing.T) {
 	if _, err := tx.Exec(ctx, "SELECT 1 FROM tenantseal.audit_head FOR UPDATE"); err != nil {
 		t.Fatal(err)
 	}
-	rec := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenantseal.TenantID{1}, Subject: "s"})
+	rec := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenantseal.TenantIDFromUUID([16]byte{1}), Subject: "s"})
 	w.Record(rec, tenantseal.Event{Kind: tenantseal.EventNoTenant})
 	start := time.Now()
 	if ok, err := w.Flush(ctx); ok || err != nil {

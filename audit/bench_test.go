@@ -17,7 +17,7 @@ import (
 func BenchmarkWriterThroughput(b *testing.B) {
 	d := pgtest.NewDatabase(b)
 	w := mustWriter(b, d, func(c *audit.Config) { c.QueueSize = 1 << 12; c.MaxBlock = time.Minute })
-	ctx := tenantseal.WithPrincipal(context.Background(), tenantseal.Principal{Tenant: tenantseal.TenantID{1}, Subject: "bench"})
+	ctx := tenantseal.WithPrincipal(context.Background(), tenantseal.Principal{Tenant: tenantseal.TenantIDFromUUID([16]byte{1}), Subject: "bench"})
 	ev := tenantseal.Event{Kind: "foreign_id", Table: "customers", Operation: "get", RowKey: "01a22233-cecc-7d47-845e-6816142fed58"}
 	start := time.Now()
 	n := 0
@@ -39,7 +39,7 @@ func BenchmarkWriterThroughput(b *testing.B) {
 func BenchmarkRecordLatencySaturated(b *testing.B) {
 	d := pgtest.NewDatabase(b)
 	w := mustWriter(b, d, func(c *audit.Config) { c.QueueSize = 8; c.BatchSize = 8 })
-	ctx := tenantseal.WithPrincipal(context.Background(), tenantseal.Principal{Tenant: tenantseal.TenantID{1}, Subject: "bench"})
+	ctx := tenantseal.WithPrincipal(context.Background(), tenantseal.Principal{Tenant: tenantseal.TenantIDFromUUID([16]byte{1}), Subject: "bench"})
 	ev := tenantseal.Event{Kind: "foreign_id", Table: "customers"}
 	var lat []time.Duration
 	for b.Loop() {

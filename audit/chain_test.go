@@ -20,7 +20,7 @@ func seedChain(t *testing.T, n int) *pgtest.Database {
 	t.Helper()
 	d := pgtest.NewDatabase(t)
 	w := mustWriter(t, d)
-	ctx := tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: tenantseal.TenantID{1}, Subject: "s"})
+	ctx := tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: tenantseal.TenantIDFromUUID([16]byte{1}), Subject: "s"})
 	for i := 0; i < n; i++ {
 		w.Record(ctx, tenantseal.Event{Kind: "refused_write", Table: "customers", Detail: fmt.Sprint("event ", i)})
 	}
@@ -136,7 +136,7 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			ctx := tenantseal.WithPrincipal(context.Background(), tenantseal.Principal{Tenant: tenantseal.TenantID{byte(i + 1)}, Subject: fmt.Sprint("w", i)})
+			ctx := tenantseal.WithPrincipal(context.Background(), tenantseal.Principal{Tenant: tenantseal.TenantIDFromUUID([16]byte{byte(i + 1)}), Subject: fmt.Sprint("w", i)})
 			for j := 0; j < each; j++ {
 				w.Record(ctx, tenantseal.Event{Kind: "foreign_id", RowKey: fmt.Sprint(j)})
 			}

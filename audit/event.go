@@ -111,12 +111,12 @@ func newEntry(ctx context.Context, e tenantseal.Event, at time.Time) Entry {
 		en.Kind = "unknown"
 	}
 	if !e.TargetTenant.IsZero() {
-		en.TargetTenant = opt(uuid.Format(e.TargetTenant), MaxFieldLen)
+		en.TargetTenant = opt(uuid.Format(e.TargetTenant.Handle()), MaxFieldLen)
 	}
 	if p, ok := tenantseal.PrincipalFrom(ctx); ok {
 		en.Subject = opt(p.Subject, MaxFieldLen)
 		if !p.Tenant.IsZero() {
-			en.TenantID = opt(p.Tenant.String(), MaxFieldLen)
+			en.TenantID = opt(uuid.Format(p.Tenant.Handle()), MaxFieldLen)
 		}
 	}
 	if id, ok := RequestIDFrom(ctx); ok {

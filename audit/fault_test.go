@@ -39,7 +39,7 @@ func TestNoEventLostWhenTheServerStopsAndRestarts(t *testing.T) {
 		c.MaxBlock = time.Minute // this test is about loss, not about drops
 		c.WriteTimeout = 2 * time.Second
 	})
-	pctx := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenantseal.TenantID{9}, Subject: "s"})
+	pctx := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: tenantseal.TenantIDFromUUID([16]byte{9}), Subject: "s"})
 
 	// A recorder that never stops while the server goes away and comes back.
 	var n atomic.Int64

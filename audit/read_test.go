@@ -28,7 +28,7 @@ type seeded struct {
 func seedLog(t *testing.T) *seeded {
 	t.Helper()
 	d := pgtest.NewDatabase(t)
-	s := &seeded{d: d, w: mustWriter(t, d), a: tenantseal.TenantID{0xa}, b: tenantseal.TenantID{0xb}}
+	s := &seeded{d: d, w: mustWriter(t, d), a: tenantseal.TenantIDFromUUID([16]byte{0xa}), b: tenantseal.TenantIDFromUUID([16]byte{0xb})}
 	ctx := testContext(t)
 	asA := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: s.a, Subject: "a-user"})
 	asB := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: s.b, Subject: "b-user"})

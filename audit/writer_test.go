@@ -43,7 +43,7 @@ func TestNoEventLostWhileTheDatabaseIsDown(t *testing.T) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logBuf, nil))
 		c.WriteTimeout = 2 * time.Second
 	})
-	ctx := tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: tenantseal.TenantID{7}, Subject: "s"})
+	ctx := tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: tenantseal.TenantIDFromUUID([16]byte{7}), Subject: "s"})
 	record := func(from, to int) {
 		for i := from; i < to; i++ {
 			w.Record(ctx, tenantseal.Event{Kind: "foreign_id", RowKey: fmt.Sprint(i)})

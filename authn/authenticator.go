@@ -25,6 +25,7 @@ type Authenticator struct {
 	replays  *replayCache
 	cancel   context.CancelFunc
 	stopped  sync.WaitGroup
+	fetching sync.WaitGroup // fetches of keys in progress
 	closeOne sync.Once
 }
 
@@ -47,7 +48,7 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	a := &Authenticator{cfg: c, issuers: map[string]*issuer{}, cancel: cancel,
 		bursts: newBursts(c.Bursts, c.Now), replays: newReplayCache(c.StepUp.ReplayCacheSize)}
 	for _, iss := range c.Issuers {
-		ks := &keySet{issuer: iss.URL, jwksURL: iss.JWKSURL, client: c.HTTPClient, life: life,
+		ks := &keySet{issuer: iss.URL, jwksURL: iss.JWKSURL, client: c.HTTPClient, life: life, running: &a.fetching,
 			timeout: c.FetchTimeout, minRefetch: c.MinRefetchInterval, now: c.Now}
 		// go-oidc checks the algorithm, the one signature (through ks) and the issuer; authn checks
 		// audience and times itself, with the configured clock, skew and lifetime.
@@ -73,6 +74,13 @@ func (a *Authenticator) Close() {
 	a.closeOne.Do(func() {
 		a.cancel()
 		a.stopped.Wait()
+		// A fetch starts under its key set's lock after checking that the Authenticator is not
+		// closed: once every lock was held after cancel, no fetch starts any more.
+		for _, iss := range a.issuers {
+			iss.keys.mu.Lock()
+			iss.keys.mu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+		}
+		a.fetching.Wait()
 	})
 }
 

@@ -29,7 +29,7 @@ func ExampleParseClaims() {
 }
 
 func ExampleNewStaticRegistry() {
-	acme := tenantseal.TenantID{1}
+	acme := tenantseal.TenantIDFromUUID([16]byte{1})
 	reg, err := authn.NewStaticRegistry(authn.Binding{Tenant: acme, Claim: "org_acme", Issuers: []string{"https://acme.eu.auth0.com/"}})
 	if err != nil {
 		log.Fatal(err)
@@ -58,7 +58,7 @@ func ExampleAuthenticator_Middleware() {
 	defer idp.Close()
 	iss := idp.Issuer("customers")
 
-	acme := tenantseal.TenantID{0xac}
+	acme := tenantseal.TenantIDFromUUID([16]byte{0xac})
 	reg, _ := authn.NewStaticRegistry(authn.Binding{Tenant: acme, Claim: "org_acme", Issuers: []string{iss.URL()}})
 	a, err := authn.New(ctx, authn.Config{
 		Issuers: []authn.Issuer{{URL: iss.URL(), Audiences: []string{"invoicing"}, TypedTokens: true,
@@ -99,7 +99,7 @@ func ExampleSealer() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	acme := tenantseal.TenantID{0xac}
+	acme := tenantseal.TenantIDFromUUID([16]byte{0xac})
 	request := tenantseal.WithPrincipal(context.Background(), tenantseal.Principal{Tenant: acme, Subject: "alice"})
 	job := []byte(`{"invoice":"42"}`)
 	envelope, err := sealer.Seal(request, job) // enqueue job and envelope together

@@ -32,6 +32,7 @@ type keySet struct {
 	issuer     string
 	client     *http.Client
 	life       context.Context // the Authenticator's: cancelled by Close
+	running    *sync.WaitGroup // the fetches in progress, which Close waits for
 	timeout    time.Duration
 	minRefetch time.Duration
 	now        func() time.Time
@@ -106,9 +107,17 @@ func (f *fetch) wait(ctx context.Context, issuer string) error {
 // Authenticator's context, so a caller that gives up does not cancel it for the others.
 func (k *keySet) startLocked() *fetch {
 	f := &fetch{done: make(chan struct{})}
+	if err := k.life.Err(); err != nil {
+		// Closed: no more requests to the issuer.
+		f.err = fmt.Errorf("authn: keys of %s: closed: %w", k.issuer, err)
+		close(f.done)
+		return f
+	}
 	k.inflight, k.last = f, k.now()
 	jwksURL := k.jwksURL
+	k.running.Add(1)
 	go func() {
+		defer k.running.Done()
 		ctx, cancel := context.WithTimeout(k.life, k.timeout)
 		defer cancel()
 		url, keys, err := k.load(ctx, jwksURL)

@@ -138,7 +138,7 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated boo
 		return "", false, tenantseal.ErrNoTenant
 	}
 	now := p.cfg.Now()
-	claims := token.Claims{Tenant: pr.Tenant, Subject: pr.Subject, Expires: now.Add(p.cfg.TokenTTL)}
+	claims := token.Claims{Tenant: pr.Tenant.Handle(), Subject: pr.Subject, Expires: now.Add(p.cfg.TokenTTL)}
 	if e, ok := ctx.Value(elevationKey{}).(elevation); ok {
 		reason, until := e.reason, e.until
 		switch {
@@ -157,7 +157,7 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated boo
 		if until.Before(claims.Expires) {
 			claims.Expires = until
 		}
-		claims.Tenant, claims.Elevated = e.tenant, true
+		claims.Tenant, claims.Elevated = e.tenant.Handle(), true
 		if p.cfg.OnElevatedUse != nil {
 			p.cfg.OnElevatedUse(ctx, pr, reason, until)
 		}
@@ -165,7 +165,7 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated boo
 			Detail: fmt.Sprintf("reason %q, ttl %v, until %s", reason, e.ttl, until.UTC().Format(time.RFC3339))})
 	}
 	if p.cfg.Unsigned {
-		return token.Unsigned(pr.Tenant), false, nil
+		return token.Unsigned(pr.Tenant.Handle()), false, nil
 	}
 	// Ordinary tokens are signed once and reused for half their lifetime: a request's statements,
 	// and the next requests of the same principal, skip the HMAC. Elevated ones are signed every time.

@@ -145,7 +145,7 @@ func forgedTokens(_ context.Context, s *suite, atk int, _ *rec) []badToken {
 	return []badToken{
 		{"a made-up signature", strings.Join([]string{"v1", p[1], victim, "9999999999", "", p[5], strings.Repeat("ab", 32)}, ".")},
 		{"a plain tenant id", victim},
-		{"an unsigned token", token.Unsigned(s.tenants[v])},
+		{"an unsigned token", token.Unsigned(s.tenants[v].Handle())},
 		{"SQL in the token", "'; SELECT 1; --"},
 	}
 }
@@ -175,7 +175,7 @@ func expiredTokens(_ context.Context, s *suite, atk int, r *rec) []badToken {
 	}
 	out := []badToken{{"expired two seconds ago", tok}}
 	if s.cfg.Sign == nil {
-		el, err := token.Sign(s.cfg.ContextKey.ID, s.cfg.ContextKey.Secret, token.Claims{Tenant: s.tenants[atk], Subject: subject, Expires: time.Now().Add(-2 * time.Second), Elevated: true})
+		el, err := token.Sign(s.cfg.ContextKey.ID, s.cfg.ContextKey.Secret, token.Claims{Tenant: s.tenants[atk].Handle(), Subject: subject, Expires: time.Now().Add(-2 * time.Second), Elevated: true})
 		if err != nil {
 			r.errorf("%v", err)
 			return nil
@@ -189,7 +189,7 @@ func wrongKeyTokens(_ context.Context, s *suite, atk int, r *rec) []badToken {
 	v := s.victims(atk)[0]
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	claims := token.Claims{Tenant: s.tenants[v], Subject: subject, Expires: time.Now().Add(time.Minute)}
+	claims := token.Claims{Tenant: s.tenants[v].Handle(), Subject: subject, Expires: time.Now().Add(time.Minute)}
 	kid := s.tokenParts(atk)[1]
 	a, err1 := token.Sign(kid, secret, claims)
 	b, err2 := token.Sign("tsnokey", secret, claims)
@@ -230,7 +230,7 @@ func replayedTokens(ctx context.Context, s *suite, atk int, r *rec) []badToken {
 		s.retiredSecret = secret
 	}
 	v := s.victims(atk)[0]
-	tok, err := token.Sign(s.retiredKid, s.retiredSecret, token.Claims{Tenant: s.tenants[v], Subject: subject, Expires: time.Now().Add(time.Minute)})
+	tok, err := token.Sign(s.retiredKid, s.retiredSecret, token.Claims{Tenant: s.tenants[v].Handle(), Subject: subject, Expires: time.Now().Add(time.Minute)})
 	if err != nil {
 		r.errorf("%v", err)
 		return out
@@ -312,7 +312,7 @@ func caseElevatedToken(ctx context.Context, s *suite, t *table, atk int, r *rec)
 		r.na = "Config.Sign is set: the suite cannot sign an elevation"
 		return
 	}
-	tok, err := token.Sign(s.cfg.ContextKey.ID, s.cfg.ContextKey.Secret, token.Claims{Tenant: s.tenants[atk], Subject: subject,
+	tok, err := token.Sign(s.cfg.ContextKey.ID, s.cfg.ContextKey.Secret, token.Claims{Tenant: s.tenants[atk].Handle(), Subject: subject,
 		Expires: time.Now().Add(time.Minute), Elevated: true})
 	if err != nil {
 		r.errorf("%v", err)

@@ -258,7 +258,7 @@ func (s *suite) sign(tenant tenantseal.TenantID, exp time.Time) (string, error) 
 	if s.cfg.Sign != nil {
 		return s.cfg.Sign(tenant, subject, exp)
 	}
-	tok, err := token.Sign(s.cfg.ContextKey.ID, s.cfg.ContextKey.Secret, token.Claims{Tenant: tenant, Subject: subject, Expires: exp})
+	tok, err := token.Sign(s.cfg.ContextKey.ID, s.cfg.ContextKey.Secret, token.Claims{Tenant: tenant.Handle(), Subject: subject, Expires: exp})
 	if err != nil {
 		return "", fmt.Errorf("isolation: sign tenant context: %w", err)
 	}

@@ -25,7 +25,8 @@ type Field struct {
 func associatedData(domain string, tenant tenantseal.TenantID, table, column, row string) []byte {
 	b := make([]byte, 0, len(domain)+16+len(table)+len(column)+len(row)+16)
 	b = append(b, domain...)
-	b = append(b, tenant[:]...)
+	h := tenant.Handle()
+	b = append(b, h[:]...)
 	for _, s := range []string{table, column, row} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)

@@ -255,10 +255,10 @@ func TestForgedContextsAreRefused(t *testing.T) {
 		return tok
 	}
 	soon := time.Now().Add(time.Minute)
-	valid := sign(key.ID, key.Secret, token.Claims{Tenant: a.tenant, Subject: "alice", Expires: soon})
+	valid := sign(key.ID, key.Secret, token.Claims{Tenant: a.tenant.Handle(), Subject: "alice", Expires: soon})
 	wrongKey := make([]byte, 32)
 	rand.Read(wrongKey)
-	aStr, bStr := uuid.Format(a.tenant), uuid.Format(b.tenant)
+	aStr, bStr := a.tenant.String(), b.tenant.String()
 
 	tests := []struct {
 		name, token string
@@ -269,12 +269,12 @@ func TestForgedContextsAreRefused(t *testing.T) {
 		{"altered flags", strings.Replace(valid, fmt.Sprintf("%d..", soon.Unix()), fmt.Sprintf("%d.e.", soon.Unix()), 1)},
 		{"truncated", valid[:len(valid)-1]},
 		{"truncated field", valid[:strings.LastIndex(valid, ".")]},
-		{"expired", sign(key.ID, key.Secret, token.Claims{Tenant: b.tenant, Subject: "x", Expires: time.Now().Add(-time.Second)})},
-		{"expired elevation", sign(key.ID, key.Secret, token.Claims{Tenant: a.tenant, Subject: "sam", Expires: time.Now().Add(-time.Second), Elevated: true})},
-		{"elevation with wrong key", sign(key.ID, wrongKey, token.Claims{Tenant: a.tenant, Subject: "sam", Expires: soon, Elevated: true})},
-		{"wrong key", sign(key.ID, wrongKey, token.Claims{Tenant: b.tenant, Subject: "x", Expires: soon})},
-		{"unknown key id", sign("nokey", key.Secret, token.Claims{Tenant: b.tenant, Subject: "x", Expires: soon})},
-		{"unsigned while unsigned mode is off", token.Unsigned(b.tenant)},
+		{"expired", sign(key.ID, key.Secret, token.Claims{Tenant: b.tenant.Handle(), Subject: "x", Expires: time.Now().Add(-time.Second)})},
+		{"expired elevation", sign(key.ID, key.Secret, token.Claims{Tenant: a.tenant.Handle(), Subject: "sam", Expires: time.Now().Add(-time.Second), Elevated: true})},
+		{"elevation with wrong key", sign(key.ID, wrongKey, token.Claims{Tenant: a.tenant.Handle(), Subject: "sam", Expires: soon, Elevated: true})},
+		{"wrong key", sign(key.ID, wrongKey, token.Claims{Tenant: b.tenant.Handle(), Subject: "x", Expires: soon})},
+		{"unknown key id", sign("nokey", key.Secret, token.Claims{Tenant: b.tenant.Handle(), Subject: "x", Expires: soon})},
+		{"unsigned while unsigned mode is off", token.Unsigned(b.tenant.Handle())},
 		{"plain tenant id", bStr},
 		{"garbage", "'; SELECT 1; --"},
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/internal/token"
-	"github.com/tenantseal/tenantseal/internal/uuid"
 )
 
 // TestVerifiersIgnoreShadowingObjects gives the app role what it would need to shadow the names the
@@ -20,11 +19,11 @@ func TestVerifiersIgnoreShadowingObjects(t *testing.T) {
 	t.Parallel()
 	f := newVerifierFixture(t)
 	ctx := testContext(t)
-	a, o := uuid.Format(f.active), uuid.Format(f.other)
+	a, o := f.active.String(), f.other.String()
 	soon := time.Now().Add(time.Hour)
-	valid := sign(t, f.key, token.Claims{Tenant: f.active, Subject: "alice", Expires: soon})
+	valid := sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Subject: "alice", Expires: soon})
 	evil := db.ContextKey{ID: f.key.ID, Secret: []byte(strings.Repeat("e", 32))}
-	forged := sign(t, evil, token.Claims{Tenant: f.other, Subject: "mallory", Expires: soon})
+	forged := sign(t, evil, token.Claims{Tenant: f.other.Handle(), Subject: "mallory", Expires: soon})
 	ipad, opad := token.Pads(evil.Secret)
 	for _, v := range pgtest.Verifiers(t, f.d) {
 		f.d.UseVerifier(t, v)
@@ -54,7 +53,7 @@ func TestVerifiersIgnoreShadowingObjects(t *testing.T) {
 		for _, tc := range []struct{ name, tok, want string }{
 			{"valid", valid, a},
 			{"signed with the planted key", forged, "does not verify"},
-			{"unsigned, allowed only by the planted settings", token.Unsigned(f.other), "unsigned tenant context refused"},
+			{"unsigned, allowed only by the planted settings", token.Unsigned(f.other.Handle()), "unsigned tenant context refused"},
 			{"no context, the planted current_setting notwithstanding", "", "NULL"},
 		} {
 			got := verdict(t, app, tc.tok, false)

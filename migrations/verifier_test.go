@@ -158,9 +158,9 @@ type verifierCase struct {
 func (f *verifierFixture) cases(t *testing.T) []verifierCase {
 	soon := time.Now().Add(time.Hour)
 	exp := fmt.Sprint(soon.Unix())
-	a, o := uuid.Format(f.active), uuid.Format(f.other)
-	valid := sign(t, f.key, token.Claims{Tenant: f.active, Subject: "alice", Expires: soon})
-	elevated := sign(t, f.key, token.Claims{Tenant: f.active, Subject: "sam", Expires: soon, Elevated: true})
+	a, o := f.active.String(), f.other.String()
+	valid := sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Subject: "alice", Expires: soon})
+	elevated := sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Subject: "sam", Expires: soon, Elevated: true})
 	wrong := f.key
 	wrong.Secret = make([]byte, 32)
 	rand.Read(wrong.Secret)
@@ -171,29 +171,29 @@ func (f *verifierFixture) cases(t *testing.T) []verifierCase {
 		{name: "no context", tok: "", want: "NULL"},
 		{name: "valid", tok: valid, want: a},
 		{name: "valid in a read-only transaction", tok: valid, readOnly: true, want: a},
-		{name: "valid, longest subject", tok: sign(t, f.key, token.Claims{Tenant: f.active, Subject: strings.Repeat("s", token.MaxSubjectLen), Expires: soon}), want: a},
-		{name: "valid, empty subject", tok: sign(t, f.key, token.Claims{Tenant: f.active, Expires: soon}), want: a},
-		{name: "valid, other tenant", tok: sign(t, f.key, token.Claims{Tenant: f.other, Subject: "bob", Expires: soon}), want: o},
-		{name: "signed with a retiring key", tok: sign(t, f.retiring, token.Claims{Tenant: f.active, Subject: "alice", Expires: soon}), want: a},
-		{name: "signed with a retired key", tok: sign(t, f.retired, token.Claims{Tenant: f.active, Subject: "alice", Expires: soon}), want: "unknown or retired key"},
-		{name: "unknown key id", tok: sign(t, db.ContextKey{ID: "nokey", Secret: f.key.Secret}, token.Claims{Tenant: f.active, Expires: soon}), want: "unknown or retired key"},
-		{name: "wrong key", tok: sign(t, wrong, token.Claims{Tenant: f.active, Subject: "alice", Expires: soon}), want: "does not verify"},
+		{name: "valid, longest subject", tok: sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Subject: strings.Repeat("s", token.MaxSubjectLen), Expires: soon}), want: a},
+		{name: "valid, empty subject", tok: sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Expires: soon}), want: a},
+		{name: "valid, other tenant", tok: sign(t, f.key, token.Claims{Tenant: f.other.Handle(), Subject: "bob", Expires: soon}), want: o},
+		{name: "signed with a retiring key", tok: sign(t, f.retiring, token.Claims{Tenant: f.active.Handle(), Subject: "alice", Expires: soon}), want: a},
+		{name: "signed with a retired key", tok: sign(t, f.retired, token.Claims{Tenant: f.active.Handle(), Subject: "alice", Expires: soon}), want: "unknown or retired key"},
+		{name: "unknown key id", tok: sign(t, db.ContextKey{ID: "nokey", Secret: f.key.Secret}, token.Claims{Tenant: f.active.Handle(), Expires: soon}), want: "unknown or retired key"},
+		{name: "wrong key", tok: sign(t, wrong, token.Claims{Tenant: f.active.Handle(), Subject: "alice", Expires: soon}), want: "does not verify"},
 		{name: "forged signature", tok: flip(valid), want: "does not verify"},
 		{name: "altered tenant", tok: strings.Replace(valid, a, o, 1), want: "does not verify"},
 		{name: "altered expiry", tok: strings.Replace(valid, exp, fmt.Sprint(soon.Unix()+3600), 1), want: "does not verify"},
 		{name: "altered flags", tok: strings.Replace(valid, exp+"..", exp+".e.", 1), want: "does not verify"},
 		{name: "truncated", tok: valid[:len(valid)-1], want: "malformed"},
 		{name: "signature in capitals", tok: valid[:len(valid)-64] + strings.ToUpper(valid[len(valid)-64:]), want: "malformed"},
-		{name: "expired", tok: sign(t, f.key, token.Claims{Tenant: f.active, Expires: time.Now().Add(-time.Second)}), want: "expired"},
-		{name: "suspended tenant", tok: sign(t, f.key, token.Claims{Tenant: f.suspended, Expires: soon}), want: "suspended tenant"},
-		{name: "deleted tenant", tok: sign(t, f.key, token.Claims{Tenant: f.deleted, Expires: soon}), want: "deleted tenant"},
+		{name: "expired", tok: sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Expires: time.Now().Add(-time.Second)}), want: "expired"},
+		{name: "suspended tenant", tok: sign(t, f.key, token.Claims{Tenant: f.suspended.Handle(), Expires: soon}), want: "suspended tenant"},
+		{name: "deleted tenant", tok: sign(t, f.key, token.Claims{Tenant: f.deleted.Handle(), Expires: soon}), want: "deleted tenant"},
 		{name: "unknown tenant", tok: craft(f.key, "v1", f.key.ID, unknown, exp, "", ""), want: "unknown tenant"},
 		{name: "elevation, read-only", tok: elevated, readOnly: true, want: a},
 		{name: "elevation, read-write", tok: elevated, want: "reads only"},
-		{name: "expired elevation", tok: sign(t, f.key, token.Claims{Tenant: f.active, Expires: time.Now().Add(-time.Second), Elevated: true}), readOnly: true, want: "expired"},
-		{name: "elevation with a wrong key", tok: sign(t, wrong, token.Claims{Tenant: f.active, Expires: soon, Elevated: true}), readOnly: true, want: "does not verify"},
-		{name: "elevation of a suspended tenant", tok: sign(t, f.key, token.Claims{Tenant: f.suspended, Expires: soon, Elevated: true}), readOnly: true, want: "suspended tenant"},
-		{name: "unsigned, unsigned mode off", tok: token.Unsigned(f.active), want: "unsigned tenant context refused"},
+		{name: "expired elevation", tok: sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Expires: time.Now().Add(-time.Second), Elevated: true}), readOnly: true, want: "expired"},
+		{name: "elevation with a wrong key", tok: sign(t, wrong, token.Claims{Tenant: f.active.Handle(), Expires: soon, Elevated: true}), readOnly: true, want: "does not verify"},
+		{name: "elevation of a suspended tenant", tok: sign(t, f.key, token.Claims{Tenant: f.suspended.Handle(), Expires: soon, Elevated: true}), readOnly: true, want: "suspended tenant"},
+		{name: "unsigned, unsigned mode off", tok: token.Unsigned(f.active.Handle()), want: "unsigned tenant context refused"},
 		{name: "unsigned, capitals", tok: "u1." + strings.ToUpper(a), want: "unsigned tenant context refused"},
 		{name: "plain tenant id", tok: a, want: "malformed"},
 		{name: "garbage", tok: "'; SELECT 1; --", want: "malformed"},
@@ -221,12 +221,12 @@ func TestVerifiersAgree(t *testing.T) {
 	cases := f.cases(t)
 	owner := mustConn(t, f.d.OwnerDSN)
 	unsignedCases := []verifierCase{
-		{name: "unsigned", tok: token.Unsigned(f.active), want: uuid.Format(f.active)},
-		{name: "unsigned, read-only", tok: token.Unsigned(f.active), readOnly: true, want: uuid.Format(f.active)},
-		{name: "unsigned, suspended tenant", tok: token.Unsigned(f.suspended), want: "suspended tenant"},
-		{name: "unsigned, capitals", tok: "u1." + strings.ToUpper(uuid.Format(f.active)), want: "malformed"},
-		{name: "unsigned, three fields", tok: token.Unsigned(f.active) + ".x", want: "malformed"},
-		{name: "signed, while unsigned mode is on", tok: cases[1].tok, want: uuid.Format(f.active)},
+		{name: "unsigned", tok: token.Unsigned(f.active.Handle()), want: f.active.String()},
+		{name: "unsigned, read-only", tok: token.Unsigned(f.active.Handle()), readOnly: true, want: f.active.String()},
+		{name: "unsigned, suspended tenant", tok: token.Unsigned(f.suspended.Handle()), want: "suspended tenant"},
+		{name: "unsigned, capitals", tok: "u1." + strings.ToUpper(f.active.String()), want: "malformed"},
+		{name: "unsigned, three fields", tok: token.Unsigned(f.active.Handle()) + ".x", want: "malformed"},
+		{name: "signed, while unsigned mode is on", tok: cases[1].tok, want: f.active.String()},
 	}
 	got := map[db.Verifier]map[string]outcome{}
 	for _, v := range verifiers {
@@ -286,7 +286,7 @@ func TestVerifiersFollowChangesAtOnce(t *testing.T) {
 			f.d.UseVerifier(t, v)
 			owner := mustConn(t, f.d.OwnerDSN)
 			app := mustConn(t, f.d.AppDSN)
-			a := uuid.Format(f.active)
+			a := f.active.String()
 			soon := time.Now().Add(time.Hour)
 			expect := func(step, tok, want string) {
 				t.Helper()
@@ -299,7 +299,7 @@ func TestVerifiersFollowChangesAtOnce(t *testing.T) {
 					t.Errorf("%s: got %q, want %q", step, answer, want)
 				}
 			}
-			tok := sign(t, f.key, token.Claims{Tenant: f.active, Subject: "alice", Expires: soon})
+			tok := sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Subject: "alice", Expires: soon})
 			expect("before any change", tok, a)
 
 			mustRun(t, owner, "UPDATE tenantseal.tenants SET status = 'suspended' WHERE id = $1", f.active)
@@ -308,7 +308,7 @@ func TestVerifiersFollowChangesAtOnce(t *testing.T) {
 			expect("tenant active again", tok, a)
 
 			rotated := addKey(t, owner, "rotated", "NULL")
-			byRotated := sign(t, rotated, token.Claims{Tenant: f.active, Expires: soon})
+			byRotated := sign(t, rotated, token.Claims{Tenant: f.active.Handle(), Expires: soon})
 			expect("new key", byRotated, a)
 			mustRun(t, owner, "UPDATE tenantseal.context_keys SET not_after = now() WHERE kid = 'rotated'")
 			expect("key retired", byRotated, "unknown or retired key")
@@ -321,15 +321,15 @@ func TestVerifiersFollowChangesAtOnce(t *testing.T) {
 			expect("key deleted", byRotated, "unknown or retired key")
 
 			mustRun(t, owner, "UPDATE tenantseal.settings SET allow_unsigned = true")
-			expect("unsigned mode on", token.Unsigned(f.active), a)
+			expect("unsigned mode on", token.Unsigned(f.active.Handle()), a)
 			mustRun(t, owner, "UPDATE tenantseal.settings SET allow_unsigned = false")
-			expect("unsigned mode off", token.Unsigned(f.active), "unsigned tenant context refused")
+			expect("unsigned mode off", token.Unsigned(f.active.Handle()), "unsigned tenant context refused")
 
 			// Time alone: a token and a key that stop being valid in a moment, used before and after.
 			until := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second).Add(time.Second)
-			short := sign(t, f.key, token.Claims{Tenant: f.active, Expires: until})
+			short := sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Expires: until})
 			fading := addKey(t, owner, "fading", fmt.Sprintf("to_timestamp(%d)", until.Unix()))
-			byFading := sign(t, fading, token.Claims{Tenant: f.active, Expires: soon})
+			byFading := sign(t, fading, token.Claims{Tenant: f.active.Handle(), Expires: soon})
 			expect("token about to expire", short, a)
 			expect("key about to retire", byFading, a)
 			time.Sleep(time.Until(until) + 50*time.Millisecond)
@@ -345,9 +345,9 @@ func TestCVerifierCannotBeSteered(t *testing.T) {
 	t.Parallel()
 	f := newCFixture(t)
 	ctx := testContext(t)
-	a := uuid.Format(f.active)
+	a := f.active.String()
 	soon := time.Now().Add(time.Hour)
-	valid := sign(t, f.key, token.Claims{Tenant: f.active, Subject: "alice", Expires: soon})
+	valid := sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Subject: "alice", Expires: soon})
 
 	t.Run("what the app role may not do", func(t *testing.T) {
 		for _, tc := range []struct{ name, sql string }{
@@ -444,7 +444,7 @@ func TestCVerifierCannotBeSteered(t *testing.T) {
 		// and refused by the plpgsql verifier.
 		for i, forged := range []string{
 			flip(valid),
-			strings.Replace(valid, a, uuid.Format(f.other), 1),
+			strings.Replace(valid, a, f.other.String(), 1),
 			valid + " ",
 			" " + valid,
 			strings.ToUpper(valid[:2]) + valid[2:],
@@ -463,7 +463,7 @@ func TestCVerifierCannotBeSteered(t *testing.T) {
 			t.Errorf("delegated %d -> %d, want the forged tokens handed to the plpgsql verifier", d0, d1)
 		}
 		// An elevation cached in a read-only transaction is no elevation in a read-write one.
-		elevated := sign(t, f.key, token.Claims{Tenant: f.active, Subject: "sam", Expires: soon, Elevated: true})
+		elevated := sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Subject: "sam", Expires: soon, Elevated: true})
 		if o := verdict(t, super, elevated, true); o.Tenant != a || o.Elevated != "true" {
 			t.Errorf("elevation, read-only: got %+v", o)
 		}
@@ -483,9 +483,9 @@ func TestCVerifierCachesNothingWithoutItsTriggers(t *testing.T) {
 	mustRun(t, owner, "ALTER TABLE tenantseal.tenants DISABLE TRIGGER verifier_invalidate")
 	super := mustConn(t, f.d.SuperDSN)
 	mustRun(t, super, "SET ROLE "+pgx.Identifier{f.d.Roles.App}.Sanitize())
-	valid := sign(t, f.key, token.Claims{Tenant: f.active, Subject: "alice", Expires: time.Now().Add(time.Hour)})
+	valid := sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Subject: "alice", Expires: time.Now().Add(time.Hour)})
 	for range 2 {
-		if o := verdict(t, super, valid, false); o.Tenant != uuid.Format(f.active) {
+		if o := verdict(t, super, valid, false); o.Tenant != f.active.String() {
 			t.Fatalf("valid token: got %+v", o)
 		}
 	}
@@ -515,7 +515,7 @@ func TestVerifierFollowsTheExtension(t *testing.T) {
 	ctx := testContext(t)
 	owner := mustAutoSelect(t, f.d)
 	selected := func() string { return mustSelectVerifier(t, owner) }
-	valid := sign(t, f.key, token.Claims{Tenant: f.active, Subject: "alice", Expires: time.Now().Add(time.Hour)})
+	valid := sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Subject: "alice", Expires: time.Now().Add(time.Hour)})
 	answer := func() outcome { t.Helper(); return verdict(t, mustConn(t, f.d.AppDSN), valid, false) }
 	withC := answer()
 
@@ -569,7 +569,7 @@ func TestCVerifierOfAnotherRoleIsNotUsed(t *testing.T) {
 	if _, err := owner.Exec(ctx, "SELECT tenantseal.select_verifier('c')"); sqlState(err) != "42501" {
 		t.Errorf("asking for the intruder's C verifier: got %v, want SQLSTATE 42501", err)
 	}
-	forged := flip(sign(t, f.key, token.Claims{Tenant: f.active, Expires: time.Now().Add(time.Hour)}))
+	forged := flip(sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Expires: time.Now().Add(time.Hour)}))
 	err = pgx.BeginFunc(ctx, in, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", forged); err != nil {
 			return err

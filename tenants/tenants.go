@@ -58,7 +58,7 @@ type Tenant struct {
 // tenant: an error rolls both back. keys/pgstore's Admin provides one; nil creates none.
 type KeysetCreator func(ctx context.Context, tx pgx.Tx, id tenantseal.TenantID) error
 
-const tenantColumns = "id, name, status, created_at, shredded_at, EXISTS (SELECT 1 FROM tenantseal.tenant_keysets k WHERE k.tenant_id = tenants.id)"
+const tenantColumns = "key, name, status, created_at, shredded_at, EXISTS (SELECT 1 FROM tenantseal.tenant_keysets k WHERE k.tenant_id = tenants.id)"
 
 func scanTenant(r pgx.CollectableRow) (Tenant, error) {
 	var t Tenant
@@ -74,7 +74,15 @@ func scanTenant(r pgx.CollectableRow) (Tenant, error) {
 // Option changes what a function of this package does besides its work.
 type Option func(*options)
 
-type options struct{ rec tenantseal.Recorder }
+type options struct {
+	rec tenantseal.Recorder
+	key tenantseal.TenantID
+}
+
+// WithID gives the tenant that [Create] creates the id id, as the application's registry has it (its
+// key: an integer or text where tenantseal.settings.tenant_key_type says so). Without it a uuid
+// deployment draws a random uuid, and other deployments refuse to create a tenant.
+func WithID(id tenantseal.TenantID) Option { return func(o *options) { o.key = id } }
 
 // Recording records each change (creation, status change, rename) through rec, an audit.Writer say, as
 // a tenantseal.EventTenantChange: the Principal in ctx (tenantseal.OperatorPrincipal) is who made it.
@@ -103,7 +111,7 @@ func claimName(ctx context.Context, tx pgx.Tx, name string, id tenantseal.Tenant
 		return err
 	}
 	var other *tenantseal.TenantID
-	err := tx.QueryRow(ctx, "SELECT id FROM tenantseal.tenants WHERE lower(name) = lower($1) AND id <> $2 LIMIT 1", name, id).Scan(&other)
+	err := tx.QueryRow(ctx, "SELECT key FROM tenantseal.tenants WHERE lower(name) = lower($1) AND id <> $2 LIMIT 1", name, id).Scan(&other)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
@@ -127,11 +135,12 @@ func Create(ctx context.Context, db DB, name string, keysets KeysetCreator, opts
 	}
 	var t Tenant
 	var keysetErr error
+	o := apply(opts)
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if err := claimName(ctx, tx, name, tenantseal.TenantID{}); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, "INSERT INTO tenantseal.tenants (name) VALUES ($1) RETURNING "+tenantColumns, name)
+		rows, err := tx.Query(ctx, "INSERT INTO tenantseal.tenants (name, key) VALUES ($1, $2::text) RETURNING "+tenantColumns, name, o.key)
 		if err != nil {
 			return err
 		}
@@ -156,7 +165,7 @@ func Create(ctx context.Context, db DB, name string, keysets KeysetCreator, opts
 	if keysets == nil {
 		with = "without keysets"
 	}
-	apply(opts).record(ctx, t.ID, "create", fmt.Sprintf("created %q, %s", t.Name, with))
+	o.record(ctx, t.ID, "create", fmt.Sprintf("created %q, %s", t.Name, with))
 	return t, nil
 }
 

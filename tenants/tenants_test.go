@@ -41,7 +41,7 @@ func TestCreateListGet(t *testing.T) {
 			t.Errorf("get %s: got %+v, %v; want %+v", w.ID, g, err, w)
 		}
 	}
-	missing := tenantseal.TenantID{1}
+	missing := tenantseal.TenantIDFromUUID([16]byte{1})
 	if _, err := tenants.Get(testContext(t), owner, missing); !errors.Is(err, tenants.ErrNotFound) {
 		t.Errorf("get a missing tenant: got %v, want tenants.ErrNotFound", err)
 	}
@@ -140,7 +140,7 @@ func TestStatusChanges(t *testing.T) {
 	owner := mustConn(t, d.OwnerDSN)
 	id := mustCreate(t, owner, "acme", nil).ID
 	other := mustCreate(t, owner, "other", nil).ID
-	missing := tenantseal.TenantID{1}
+	missing := tenantseal.TenantIDFromUUID([16]byte{1})
 
 	type change func(context.Context, tenants.DB, tenantseal.TenantID, ...tenants.Option) error
 	steps := []struct {
@@ -224,7 +224,7 @@ func TestShred(t *testing.T) {
 		wantErr error  // matched with errors.Is, or
 		state   string // the SQLSTATE wanted
 	}{
-		{"a missing tenant", owner, rec, tenantseal.TenantID{1}, tenants.ErrNotFound, ""},
+		{"a missing tenant", owner, rec, tenantseal.TenantIDFromUUID([16]byte{1}), tenants.ErrNotFound, ""},
 		{"as the app role", mustConn(t, d.AppDSN), rec, b, nil, "42501"},
 		{"as the auditor role", mustConn(t, d.AuditorDSN), rec, b, nil, "42501"},
 	}
@@ -305,7 +305,7 @@ func TestNamesAndRecordedChanges(t *testing.T) {
 	if err := tenants.Rename(ctx, owner, acme.ID, "ACME Corp", tenants.Recording(rec)); err != nil {
 		t.Errorf("rename to the same name: %v, want a no-op", err)
 	}
-	if err := tenants.Rename(ctx, owner, tenantseal.TenantID{1}, "x"); !errors.Is(err, tenants.ErrNotFound) {
+	if err := tenants.Rename(ctx, owner, tenantseal.TenantIDFromUUID([16]byte{1}), "x"); !errors.Is(err, tenants.ErrNotFound) {
 		t.Errorf("rename a missing tenant: got %v, want ErrNotFound", err)
 	}
 	if err := tenants.Suspend(ctx, owner, acme.ID, tenants.Recording(rec)); err != nil {

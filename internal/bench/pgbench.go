@@ -91,12 +91,12 @@ func (ds *dataset) pairs(n int) ([]pair, error) {
 	for _, i := range idx {
 		t := ds.tenants[i]
 		tok, err := token.Sign(ds.res.ContextKey.ID, ds.res.ContextKey.Secret,
-			token.Claims{Tenant: t, Subject: "bench", Expires: time.Now().Add(2 * time.Hour)})
+			token.Claims{Tenant: t.Handle(), Subject: "bench", Expires: time.Now().Add(2 * time.Hour)})
 		if err != nil {
 			return nil, err
 		}
 		ids := ds.ids[i]
-		out = append(out, pair{tenant: uuid.Format(t), customer: uuid.Format(ids[rand.IntN(len(ids))]), token: tok})
+		out = append(out, pair{tenant: t.String(), customer: uuid.Format(ids[rand.IntN(len(ids))]), token: tok})
 	}
 	return out, nil
 }

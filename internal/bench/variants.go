@@ -159,7 +159,7 @@ func (ds *dataset) variants() []variant {
 			return func(ctx context.Context, rng *rand.Rand) error {
 				t, id := ds.pick(rng)
 				return pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", token.Unsigned(t)); err != nil {
+					if _, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", token.Unsigned(t.Handle())); err != nil {
 						return err
 					}
 					return scanPoint(tx.QueryRow(ctx, pointRLS, t, id))

@@ -355,7 +355,7 @@ func (d *demo) rawSQLChecks(ctx context.Context) {
 	guessed := make([]byte, 32)
 	rand.Read(guessed)
 	signed, err := token.Sign(d.res.ContextKey.ID, guessed, token.Claims{
-		Tenant: d.globex, Subject: "attacker", Expires: time.Now().Add(time.Minute)})
+		Tenant: d.globex.Handle(), Subject: "attacker", Expires: time.Now().Add(time.Minute)})
 	if err != nil {
 		d.check("forge a token", err.Error())
 		return
@@ -363,7 +363,7 @@ func (d *demo) rawSQLChecks(ctx context.Context) {
 	for _, f := range []struct{ what, token string }{
 		{"a made-up token", "v1.forged." + d.globex.String()},
 		{"a well-formed token for globex signed with a guessed secret", signed},
-		{"an unsigned tenant id for globex", token.Unsigned(d.globex)},
+		{"an unsigned tenant id for globex", token.Unsigned(d.globex.Handle())},
 	} {
 		what := fmt.Sprintf("raw SQL as the app role: set_config('%s', <%s>) then SELECT: refused (SQLSTATE %s)", db.ContextSetting, f.what, db.SQLStateInvalidContext)
 		if _, err := c.Exec(ctx, "SELECT set_config($1, $2, false)", db.ContextSetting, f.token); err != nil {

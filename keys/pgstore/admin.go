@@ -88,7 +88,7 @@ func (a *Admin) inTx(ctx context.Context, what string, needKEK bool, fn func(pgx
 func (a *Admin) CreateTenant(ctx context.Context, name string) (tenantseal.TenantID, error) {
 	var id tenantseal.TenantID
 	err := a.inTx(ctx, "create tenant", true, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, "INSERT INTO tenantseal.tenants (name) VALUES ($1) RETURNING id", name).Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, "INSERT INTO tenantseal.tenants (name) VALUES ($1) RETURNING key", name).Scan(&id); err != nil {
 			return wrap("create tenant", err)
 		}
 		return a.createKeysets(ctx, tx, id)
@@ -193,7 +193,7 @@ func CheckKEK(ctx context.Context, q Querier, kek *keys.KEK) error {
 func (a *Admin) Tenants(ctx context.Context) ([]tenantseal.TenantID, error) {
 	var ids []tenantseal.TenantID
 	err := a.inTx(ctx, "list tenants", false, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "SELECT DISTINCT tenant_id FROM tenantseal.tenant_keysets ORDER BY 1")
+		rows, err := tx.Query(ctx, "SELECT t.key FROM tenantseal.tenants t WHERE EXISTS (SELECT 1 FROM tenantseal.tenant_keysets k WHERE k.tenant_id = t.id) ORDER BY t.id")
 		if err == nil {
 			ids, err = pgx.CollectRows(rows, pgx.RowTo[tenantseal.TenantID])
 		}

@@ -48,11 +48,12 @@ type storedKeyset struct {
 
 // Both lock the rows they read: a concurrent change waits instead of losing an update.
 const (
-	lockTenantKeysets = `SELECT tenant_id, purpose, wrapped, kek_id FROM tenantseal.tenant_keysets WHERE tenant_id = $1
-		ORDER BY purpose FOR UPDATE`
+	lockTenantKeysets = `SELECT t.key, k.purpose, k.wrapped, k.kek_id FROM tenantseal.tenant_keysets k
+		JOIN tenantseal.tenants t ON t.id = k.tenant_id WHERE k.tenant_id = $1 ORDER BY k.purpose FOR UPDATE OF k`
 	// The keysets of the shared KEK: not those of tenants with a KEK of their own.
-	lockSharedKeysets = `SELECT tenant_id, purpose, wrapped, kek_id FROM tenantseal.tenant_keysets
-		WHERE tenant_id NOT IN (SELECT tenant_id FROM tenantseal.tenant_keks) ORDER BY 1, 2 FOR UPDATE`
+	lockSharedKeysets = `SELECT t.key, k.purpose, k.wrapped, k.kek_id FROM tenantseal.tenant_keysets k
+		JOIN tenantseal.tenants t ON t.id = k.tenant_id
+		WHERE k.tenant_id NOT IN (SELECT tenant_id FROM tenantseal.tenant_keks) ORDER BY k.tenant_id, k.purpose FOR UPDATE OF k`
 )
 
 // lockKeysets runs one of the statements above.

@@ -54,7 +54,7 @@ type KeyState struct {
 // Status reports the keys of the tenants ids (every tenant when none), oldest tenant first. Connect as
 // the owner: it reads every tenant's rows.
 func Status(ctx context.Context, q Querier, ids ...tenantseal.TenantID) ([]TenantKeys, error) {
-	rows, err := q.Query(ctx, `SELECT t.id, t.name, t.shredded_at, coalesce(o.kek_uri, ''),
+	rows, err := q.Query(ctx, `SELECT t.key, t.name, t.shredded_at, coalesce(o.kek_uri, ''),
 			(SELECT count(*) FROM tenantseal.quarantine x WHERE x.tenant_id = t.id),
 			k.purpose, k.wrapped, k.kek_id, k.version, k.primary_since, k.primary_since + tenantseal.key_retire_wait()
 		FROM tenantseal.tenants t LEFT JOIN tenantseal.tenant_keysets k ON k.tenant_id = t.id
@@ -120,8 +120,9 @@ func keyHistoryInto(ctx context.Context, q Querier, ts []TenantKeys) error {
 	for i, t := range ts {
 		ids[i] = t.Tenant
 	}
-	rows, err := q.Query(ctx, `SELECT tenant_id, purpose, key_id, created_at, disabled_at, destroyed_at
-		FROM tenantseal.tenant_keys WHERE tenant_id = ANY($1) ORDER BY tenant_id, purpose, created_at NULLS FIRST, key_id`, ids)
+	rows, err := q.Query(ctx, `SELECT t.key, k.purpose, k.key_id, k.created_at, k.disabled_at, k.destroyed_at
+		FROM tenantseal.tenant_keys k JOIN tenantseal.tenants t ON t.id = k.tenant_id
+		WHERE k.tenant_id = ANY($1) ORDER BY k.tenant_id, k.purpose, k.created_at NULLS FIRST, k.key_id`, ids)
 	if err != nil {
 		return wrap("read key history", err)
 	}
