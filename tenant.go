@@ -61,8 +61,14 @@ func ParseTenantID(s string) (TenantID, error) {
 	return newTenantID(s), nil
 }
 
-// TenantIDFromUUID returns the TenantID of a uuid tenant key.
-func TenantIDFromUUID(u [16]byte) TenantID { return TenantID{key: uuid.Format(u), handle: u} }
+// TenantIDFromUUID returns the TenantID of a uuid tenant key; the zero uuid gives the zero TenantID,
+// which names no tenant.
+func TenantIDFromUUID(u [16]byte) TenantID {
+	if u == [16]byte{} {
+		return TenantID{}
+	}
+	return TenantID{key: uuid.Format(u), handle: u}
+}
 
 // TenantIDFromInt returns the TenantID of an integer (bigint or integer) tenant key.
 func TenantIDFromInt(n int64) TenantID { return newTenantID(strconv.FormatInt(n, 10)) }

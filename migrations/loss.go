@@ -127,11 +127,70 @@ func (mg *Migrator) losses(ctx context.Context, target uint) ([]LossDetail, erro
 	return out, nil
 }
 
+// refusalOf is, for the migrations whose revert cannot be done safely in some databases, a query that
+// says why (NULL when it can be done). The down files refuse as well; asking first keeps a refused
+// revert from leaving the migrations table dirty.
+var refusalOf = map[uint]string{
+	21: `SELECT CASE
+		WHEN EXISTS (SELECT 1 FROM tenantseal.tenants WHERE key <> id::text) THEN
+			format('%s tenants have keys that are not uuids, which only migration 21 can name', (SELECT count(*) FROM tenantseal.tenants WHERE key <> id::text))
+		WHEN (SELECT registry FROM tenantseal.settings) IS NOT NULL THEN
+			format('%s is the adopted registry: run tenantseal.release_registry first', (SELECT registry FROM tenantseal.settings))
+		WHEN EXISTS (SELECT 1 FROM tenantseal.tenant_tables WHERE tenant_column <> 'tenant_id'
+		             OR (SELECT atttypid FROM pg_attribute WHERE attrelid = relid AND attname = tenant_column) <> 'uuid'::regtype) THEN
+			format('%s are protected on a tenant column other than a uuid tenant_id: run tenantseal.unprotect_table on them first',
+			       (SELECT string_agg(relid::text, ', ') FROM tenantseal.tenant_tables WHERE tenant_column <> 'tenant_id'
+			        OR (SELECT atttypid FROM pg_attribute WHERE attrelid = relid AND attname = tenant_column) <> 'uuid'::regtype))
+		END`,
+}
+
+// RefusedError means a revert was not run because this database holds what the reverted schema cannot
+// (see the message). Nothing was changed. Use errors.As.
+type RefusedError struct {
+	Version uint
+	Reason  string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("migrations: reverting %04d is refused: %s; nothing was changed", e.Version, e.Reason)
+}
+
+// refusal returns a *RefusedError for the first applied migration above target, newest first, whose
+// revert this database refuses.
+func (mg *Migrator) refusal(ctx context.Context, target uint) error {
+	if !mg.own {
+		return nil
+	}
+	cur, _, err := mg.Version()
+	if err != nil {
+		return err
+	}
+	ms := list(mg.files, cur)
+	slices.Reverse(ms)
+	for _, m := range ms {
+		q, ok := refusalOf[m.Version]
+		if !ok || !m.Applied || m.Version <= target {
+			continue
+		}
+		var why *string
+		if err := mg.owner(ctx, func(c *pgx.Conn) error { return c.QueryRow(ctx, q).Scan(&why) }); err != nil {
+			return fmt.Errorf("migrations: check whether %04d can be reverted: %w", m.Version, err)
+		}
+		if why != nil {
+			return &RefusedError{Version: m.Version, Reason: *why}
+		}
+	}
+	return nil
+}
+
 // revert reverts to target through run: a revert that destroys data needs every loss confirmed, a
 // Recorder that stores the announcement first (unless there is no audit log yet to store it in), and,
 // when the audit log goes, an AuditArchive that receives it whole before. Every revert is recorded:
 // one that destroys data before it runs, the others after.
 func (mg *Migrator) revert(ctx context.Context, target uint, run func() error) error {
+	if err := mg.refusal(ctx, target); err != nil {
+		return err
+	}
 	losses, err := mg.losses(ctx, target)
 	if err != nil {
 		return err

@@ -456,7 +456,7 @@ func TestAuditBadInput(t *testing.T) {
 		{[]string{"audit", "tail", "--since", "1h"}, "--since goes with export only"},
 		{[]string{"audit", "tail", "-n", "-1"}, "-n -1: want 0 or more"},
 		{[]string{"audit", "tail", "--format", "xml"}, `--format "xml": want text or json`},
-		{[]string{"audit", "tail", "--tenant", "acme"}, `"acme" is not a tenant id`},
+		{[]string{"audit", "tail", "--tenant", "ac\tme"}, `"ac\tme" is not a tenant id`},
 		{[]string{"audit", "tail", "--kind", "foreign-id"}, `audit tail: --kind "foreign-id": want one of refused_write, foreign_id, tenant_mismatch, no_tenant, invalid_context, tampered_ciphertext, elevation, shred`},
 		{[]string{"audit", "export", "--since", "1h", "--kind", ""}, `audit export: --kind "": want one of`},
 		{[]string{"audit", "export", "--since", "1h", "--kind", "SHRED"}, `--kind "SHRED": want one of`},

@@ -268,7 +268,7 @@ func subcommandNames(subs []subcommand) string {
 func parseTenant(cmd, what, s string) (tenantseal.TenantID, error) {
 	id, err := tenantseal.ParseTenantID(s)
 	if err != nil || id.IsZero() {
-		return tenantseal.TenantID{}, usageErrorf("%s: %s %q is not a tenant id: want the UUID that 'tenantseal tenants list' prints", cmd, what, s)
+		return tenantseal.TenantID{}, usageErrorf("%s: %s %q is not a tenant id: want the id that 'tenantseal tenants list' prints", cmd, what, s)
 	}
 	return id, nil
 }

@@ -503,7 +503,7 @@ func TestTenantsShred(t *testing.T) {
 
 	wantFailure(t, run(t, "tenants", "shred", a.String(), "--secrets", e.secrets), 2, "--confirm", "unreadable")
 	wantFailure(t, run(t, "tenants", "shred", a.String(), "--confirm", b.String(), "--secrets", e.secrets), 2, "does not repeat", "nothing was shredded")
-	wantFailure(t, run(t, "tenants", "shred", "--confirm", "acme", "acme", "--secrets", e.secrets), 2, `"acme" is not a tenant id`)
+	wantFailure(t, run(t, "tenants", "shred", "--confirm", "ac\tme", "ac\tme", "--secrets", e.secrets), 2, `"ac\tme" is not a tenant id`)
 	if n := e.keysets(t, a); n != 2 {
 		t.Fatalf("after refused shreds: got %d keysets, want 2", n)
 	}

@@ -28,9 +28,15 @@ var tenantsCommand = command{
 const tenantsAbout = `
 Subcommands:
 
-	create --name NAME [--no-keys]   create a tenant with its keysets, in one transaction, and print its
+	create --name NAME [--id ID] [--no-keys]
+	                                 create a tenant with its keysets, in one transaction, and print its
 	                                 id. NAME is 1 to 200 bytes of UTF-8 without control characters, and
-	                                 no other tenant's name (compared without regard to case). Needs the
+	                                 no other tenant's name (compared without regard to case). ID is the
+	                                 tenant's id as the application's registry has it, in the type of the
+	                                 database's tenant keys (uuid, bigint, integer or text;
+	                                 tenantseal.settings.tenant_key_type); without it a uuid database
+	                                 draws a random uuid. Where a registry is adopted, a row inserted
+	                                 there creates the tenant instead. Needs the
 	                                 KEK (--kek, else $TENANTSEAL_KEK_URI, else the secrets file);
 	                                 --no-keys creates a tenant without keysets, which cannot use
 	                                 encrypted fields until 'tenantseal keys create --tenant T'
@@ -61,7 +67,7 @@ The application never takes a tenant id from a client: its authentication code p
 verified caller into a tenantseal.Principal.`
 
 var tenantsSubcommands = []subcommand{
-	{"create", ownerFlags + " name kek no-keys quiet verbose"},
+	{"create", ownerFlags + " name id kek no-keys quiet verbose"},
 	{"list", ownerFlags + " format quiet verbose"},
 	{"rename", ownerFlags + " name quiet verbose"},
 	{"suspend", ownerFlags + " quiet verbose"},
@@ -73,11 +79,12 @@ var tenantsSubcommands = []subcommand{
 const tenantsSubs = "create, list, rename, suspend, resume, delete or shred"
 
 func runTenants(ctx context.Context, s *session, args []string) error {
-	f := newFlags(s, "tenants", "[flags] create --name NAME [--no-keys] | list | rename T --name NAME | suspend T | resume T | delete T --confirm T | shred T --confirm T", tenantsAbout)
+	f := newFlags(s, "tenants", "[flags] create --name NAME [--id ID] [--no-keys] | list | rename T --name NAME | suspend T | resume T | delete T --confirm T | shred T --confirm T", tenantsAbout)
 	conn := f.ownerConn()
 	kf := f.kekFlag(conn)
 	out := f.output("text", "json")
 	name := f.String("name", "", "with create, rename: the tenant's name (1 to 200 bytes)")
+	id := f.String("id", "", "with create: the tenant's id as the application's registry has it (default: a random uuid)")
 	noKeys := f.Bool("no-keys", false, "with create: create the tenant without keysets (no KEK needed)")
 	confirm := f.String("confirm", "", "with delete, shred: the tenant id again")
 	pos, err := f.parse(args)
@@ -125,7 +132,13 @@ func runTenants(ctx context.Context, s *session, args []string) error {
 		if *noKeys && f.set("kek") {
 			return usageErrorf("tenants create: give --kek or --no-keys, not both")
 		}
-		return createTenant(ctx, s, conn, kf, n, *noKeys)
+		var key tenantseal.TenantID
+		if f.set("id") {
+			if key, err = parseTenant("tenants create", "--id", *id); err != nil {
+				return err
+			}
+		}
+		return createTenant(ctx, s, conn, kf, n, key, *noKeys)
 	case "list":
 		return listTenants(ctx, s, conn, out.json())
 	}
@@ -198,7 +211,7 @@ func ownerWithLog(ctx context.Context, s *session, conn *connFlags, cmd string) 
 }
 
 // createTenant creates a tenant and, unless noKeys, its keysets in the same transaction.
-func createTenant(ctx context.Context, s *session, conn *connFlags, kf *kekFlags, name string, noKeys bool) error {
+func createTenant(ctx context.Context, s *session, conn *connFlags, kf *kekFlags, name string, key tenantseal.TenantID, noKeys bool) error {
 	var keysets tenants.KeysetCreator
 	var kek *keys.KEK
 	var kekRef kekRef
@@ -231,7 +244,7 @@ func createTenant(ctx context.Context, s *session, conn *connFlags, kf *kekFlags
 			return log.close(ctx, err)
 		}
 	}
-	t, err := tenants.Create(asOperator(ctx), c, name, keysets, tenants.Recording(log.w))
+	t, err := tenants.Create(asOperator(ctx), c, name, keysets, tenants.Recording(log.w), tenants.WithID(key))
 	switch {
 	case errors.Is(err, tenants.ErrDuplicateName):
 		err = fmt.Errorf("tenants create: %s (names are compared without regard to case)", strings.TrimPrefix(err.Error(), "tenants: "))

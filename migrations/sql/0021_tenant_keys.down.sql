@@ -23,6 +23,79 @@ BEGIN
     END IF;
 END $$;
 
+-- audit_append as migration 9 made it.
+CREATE OR REPLACE FUNCTION tenantseal.audit_append(events jsonb) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_events constant int := 1000;
+    max_checks constant int := 100;
+    checks int := 0;
+    h record;
+    e jsonb;
+    l tenantseal.audit_log;
+    n bigint;
+    foreign_id boolean;
+    tbl regclass;
+    row_id uuid;
+BEGIN
+    IF jsonb_typeof(events) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'tenantseal: audit_append takes a JSON array' USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_array_length(events) > max_events THEN
+        RAISE EXCEPTION 'tenantseal: audit_append takes at most % events per call, got %', max_events, jsonb_array_length(events)
+            USING ERRCODE = '54000';
+    END IF;
+    SELECT seq, hash INTO h FROM tenantseal.audit_head FOR UPDATE;
+    FOR e IN SELECT * FROM jsonb_array_elements(events) LOOP
+        l := jsonb_populate_record(NULL::tenantseal.audit_log, e);
+        IF l.kind IS NULL OR l.kind = '' THEN
+            RAISE EXCEPTION 'tenantseal: audit event without a kind' USING ERRCODE = '22023';
+        END IF;
+        l.event_id := coalesce(l.event_id, gen_random_uuid());
+        -- The database's clock dates the entry; what the writer said (its "at") is kept, never later.
+        l.reported_at := CASE WHEN l.at IS NOT NULL THEN date_trunc('microseconds', least(l.at, clock_timestamp())) END;
+        l.at := date_trunc('microseconds', clock_timestamp());
+        foreign_id := false;
+        IF l.kind = 'lookup_miss' THEN
+            IF checks < max_checks THEN
+                checks := checks + 1;
+                BEGIN
+                    tbl := to_regclass(l.table_name);
+                    row_id := l.row_key::uuid;
+                    foreign_id := tbl IS NOT NULL AND tenantseal.exists_elsewhere(tbl, row_id, l.tenant_id);
+                EXCEPTION WHEN OTHERS THEN
+                    -- Not a table or an id the probe can answer for: nothing to tell.
+                    foreign_id := false;
+                END;
+                IF NOT foreign_id THEN
+                    -- Nobody's id (or no table to look in): an ordinary miss, not an attempt.
+                    CONTINUE;
+                END IF;
+                l.kind := 'foreign_id';
+                l.table_name := tbl::text;
+            ELSE
+                l.detail := left(coalesce(l.detail || '; ', '') || format('not checked: more than %s lookup misses in one append', max_checks), 2048);
+            END IF;
+        END IF;
+        l.seq := h.seq + 1;
+        l.prev_hash := h.hash;
+        l.hash := sha256(h.hash || tenantseal.audit_canonical(l));
+        -- An event already stored (a replayed batch) inserts nothing and leaves the head where it was.
+        INSERT INTO tenantseal.audit_log VALUES (l.*) ON CONFLICT (event_id) DO NOTHING;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n = 1 THEN
+            h.seq := l.seq;
+            h.hash := l.hash;
+            IF foreign_id THEN
+                RETURN NEXT l.event_id;
+            END IF;
+        END IF;
+    END LOOP;
+    UPDATE tenantseal.audit_head SET seq = h.seq, hash = h.hash;
+    RETURN;
+END $$;
+DROP FUNCTION tenantseal.exists_elsewhere(regclass, text, text);
+DROP FUNCTION tenantseal.row_key_column(regclass, name);
 DROP FUNCTION tenantseal.release_registry(regclass);
 DROP FUNCTION tenantseal.adopt_registry(regclass, name, name);
 DROP FUNCTION tenantseal.register_tenant();

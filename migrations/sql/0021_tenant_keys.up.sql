@@ -153,6 +153,18 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION tenantseal.tenant_condition(regclass, name) FROM PUBLIC;
 
+-- row_key_column is the column that names a row of tbl within its tenant: id when the table has one,
+-- else the one column of its primary key beside the tenant column col; NULL when there is none.
+CREATE FUNCTION tenantseal.row_key_column(tbl regclass, col name) RETURNS name
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(
+        (SELECT attname FROM pg_attribute WHERE attrelid = tbl AND attname = 'id' AND attnum > 0 AND NOT attisdropped),
+        (SELECT min(a.attname) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+          WHERE i.indrelid = tbl AND i.indisprimary AND a.attname <> col
+         HAVING count(*) = 1))
+$$;
+REVOKE EXECUTE ON FUNCTION tenantseal.row_key_column(regclass, name) FROM PUBLIC;
+
 -- protect_table puts a tenant table under forced row-level security: one permissive policy per command
 -- for the app role, comparing the tenant column (tenant_column, else tenantseal.settings.tenant_column)
 -- with the verified tenant once per statement (an index condition on any index that leads with it),
@@ -166,6 +178,7 @@ DECLARE
     n text := (SELECT relname FROM pg_class WHERE oid = tbl);
     col name := coalesce(tenant_column, (SELECT s.tenant_column FROM tenantseal.settings s));
     cond text := tenantseal.tenant_condition(tbl, col);
+    rk name;
     cmd text;
 BEGIN
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
@@ -178,8 +191,9 @@ BEGIN
     EXECUTE format('CREATE POLICY %I ON %s FOR UPDATE TO %I USING (%s) WITH CHECK (%s)', n || '_update', tbl, app, cond, cond);
     EXECUTE format('CREATE POLICY %I ON %s FOR DELETE TO %I USING (%s)', n || '_delete', tbl, app, cond);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', tbl, app);
-    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = 'id' AND attnum > 0 AND NOT attisdropped) THEN
-        EXECUTE format('GRANT SELECT (%I, id) ON %s TO %I', col, tbl, tenantseal.role_name('probe'));
+    rk := tenantseal.row_key_column(tbl, col);
+    IF rk IS NOT NULL THEN
+        EXECUTE format('GRANT SELECT (%I, %I) ON %s TO %I', col, rk, tbl, tenantseal.role_name('probe'));
     END IF;
     IF hide_statistics THEN
         PERFORM tenantseal.hide_statistics(tbl);
@@ -197,6 +211,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET client_min_messages =
 DECLARE
     n text := (SELECT relname FROM pg_class WHERE oid = tbl);
     col name := (SELECT t.tenant_column FROM tenantseal.tenant_tables t WHERE t.relid = tbl);
+    rk name;
     a name;
     cmd text;
 BEGIN
@@ -206,8 +221,9 @@ BEGIN
     EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl);
     EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl);
     EXECUTE format('REVOKE SELECT, INSERT, UPDATE, DELETE ON %s FROM %I', tbl, tenantseal.role_name('app'));
-    IF col IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = 'id' AND attnum > 0 AND NOT attisdropped) THEN
-        EXECUTE format('REVOKE SELECT (%I, id) ON %s FROM %I', col, tbl, tenantseal.role_name('probe'));
+    rk := tenantseal.row_key_column(tbl, col);
+    IF col IS NOT NULL AND rk IS NOT NULL THEN
+        EXECUTE format('REVOKE SELECT (%I, %I) ON %s FROM %I', col, rk, tbl, tenantseal.role_name('probe'));
     END IF;
     FOR a IN SELECT attname FROM pg_attribute WHERE attrelid = tbl AND attnum > 0 AND NOT attisdropped ORDER BY attnum LOOP
         EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS -1', tbl, a);
@@ -233,7 +249,9 @@ REVOKE EXECUTE ON FUNCTION tenantseal.register_tenant() FROM PUBLIC;
 
 -- adopt_registry makes registry, an application's table of tenants, the source of tenantseal's: the
 -- deployment's tenant keys take the type of key_column, every row is registered as a tenant (named by
--- name_column where given), and a trigger registers the rows inserted later. It returns how many
+-- name_column where given), a trigger registers the rows inserted later, and a policy lets the owner
+-- role write the registry under forced row-level security (protect it with protect_table(registry,
+-- tenant_column => key_column): each tenant then reads its own row only). It returns how many
 -- tenants it registered. It refuses when tenantseal already has tenants whose keys that type cannot
 -- hold.
 CREATE FUNCTION tenantseal.adopt_registry(registry regclass, key_column name, name_column name DEFAULT NULL) RETURNS bigint
@@ -272,6 +290,10 @@ BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS tenantseal_register ON %s', registry);
     EXECUTE format('CREATE TRIGGER tenantseal_register AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION tenantseal.register_tenant(%L, %L)',
         registry, key_column, coalesce(name_column, key_column));
+    -- The owner administers the registry (sign-ups, renames) once protect_table forces row-level
+    -- security on it: a policy of its own, for it only. The app role keeps its own row.
+    EXECUTE format('DROP POLICY IF EXISTS tenantseal_registry_owner ON %s', registry);
+    EXECUTE format('CREATE POLICY tenantseal_registry_owner ON %s TO %I USING (true) WITH CHECK (true)', registry, tenantseal.role_name('owner'));
     RETURN n;
 END $$;
 REVOKE EXECUTE ON FUNCTION tenantseal.adopt_registry(regclass, name, name) FROM PUBLIC;
@@ -282,6 +304,7 @@ CREATE FUNCTION tenantseal.release_registry(registry regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET client_min_messages = warning AS $$
 BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS tenantseal_register ON %s', registry);
+    EXECUTE format('DROP POLICY IF EXISTS tenantseal_registry_owner ON %s', registry);
     UPDATE tenantseal.settings SET registry = NULL, registry_key = NULL, registry_name = NULL
      WHERE settings.registry = release_registry.registry;
 END $$;
@@ -293,4 +316,115 @@ DECLARE
 BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION tenantseal.current_tenant_key() TO %I', app);
     EXECUTE format('GRANT SELECT ON tenantseal.tenant_tables TO %I', app);
+END $$;
+
+-- exists_elsewhere(tbl, row key, tenant key) answers audit_append's one question for a table of any
+-- tenant column and key type: does a row with this key exist in tbl for a tenant other than the given
+-- one? It runs as the probe role, which bypasses row-level security but may read only the tenant and
+-- row key columns of protected tables (protect_table grants them). Only the owner may call it.
+CREATE FUNCTION tenantseal.exists_elsewhere(tbl regclass, row_key text, tenant_key text) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col name := (SELECT t.tenant_column FROM tenantseal.tenant_tables t WHERE t.relid = tbl);
+    rk name;
+    found boolean;
+BEGIN
+    IF tenant_key IS NULL OR row_key IS NULL THEN
+        RETURN false;
+    END IF;
+    IF col IS NULL OR NOT (SELECT relforcerowsecurity FROM pg_class WHERE oid = tbl) THEN
+        RAISE EXCEPTION 'tenantseal: % is not a protected tenant table', tbl USING ERRCODE = '42501';
+    END IF;
+    rk := tenantseal.row_key_column(tbl, col);
+    IF rk IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I = $1::%s AND %I <> $2::%s)', tbl,
+        rk, (SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = tbl AND attname = rk),
+        col, (SELECT atttypid::regtype FROM pg_attribute WHERE attrelid = tbl AND attname = col))
+        INTO found USING row_key, tenant_key;
+    RETURN found;
+END $$;
+REVOKE EXECUTE ON FUNCTION tenantseal.exists_elsewhere(regclass, text, text) FROM PUBLIC;
+
+-- audit_append as migration 9 made it, but for a lookup miss it asks exists_elsewhere above, which
+-- answers for every protected table: the tenant column and row key of any name and type.
+CREATE OR REPLACE FUNCTION tenantseal.audit_append(events jsonb) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_events constant int := 1000;
+    max_checks constant int := 100;
+    checks int := 0;
+    h record;
+    e jsonb;
+    l tenantseal.audit_log;
+    n bigint;
+    foreign_id boolean;
+    tbl regclass;
+BEGIN
+    IF jsonb_typeof(events) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'tenantseal: audit_append takes a JSON array' USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_array_length(events) > max_events THEN
+        RAISE EXCEPTION 'tenantseal: audit_append takes at most % events per call, got %', max_events, jsonb_array_length(events)
+            USING ERRCODE = '54000';
+    END IF;
+    SELECT seq, hash INTO h FROM tenantseal.audit_head FOR UPDATE;
+    FOR e IN SELECT * FROM jsonb_array_elements(events) LOOP
+        l := jsonb_populate_record(NULL::tenantseal.audit_log, e);
+        IF l.kind IS NULL OR l.kind = '' THEN
+            RAISE EXCEPTION 'tenantseal: audit event without a kind' USING ERRCODE = '22023';
+        END IF;
+        l.event_id := coalesce(l.event_id, gen_random_uuid());
+        -- The database's clock dates the entry; what the writer said (its "at") is kept, never later.
+        l.reported_at := CASE WHEN l.at IS NOT NULL THEN date_trunc('microseconds', least(l.at, clock_timestamp())) END;
+        l.at := date_trunc('microseconds', clock_timestamp());
+        foreign_id := false;
+        IF l.kind = 'lookup_miss' THEN
+            IF checks < max_checks THEN
+                checks := checks + 1;
+                BEGIN
+                    tbl := to_regclass(l.table_name);
+                    foreign_id := tbl IS NOT NULL AND tenantseal.exists_elsewhere(tbl, l.row_key,
+                        (SELECT t.key FROM tenantseal.tenants t WHERE t.id = l.tenant_id));
+                EXCEPTION WHEN OTHERS THEN
+                    -- Not a table or an id the probe can answer for: nothing to tell.
+                    foreign_id := false;
+                END;
+                IF NOT foreign_id THEN
+                    -- Nobody's id (or no table to look in): an ordinary miss, not an attempt.
+                    CONTINUE;
+                END IF;
+                l.kind := 'foreign_id';
+                l.table_name := tbl::text;
+            ELSE
+                l.detail := left(coalesce(l.detail || '; ', '') || format('not checked: more than %s lookup misses in one append', max_checks), 2048);
+            END IF;
+        END IF;
+        l.seq := h.seq + 1;
+        l.prev_hash := h.hash;
+        l.hash := sha256(h.hash || tenantseal.audit_canonical(l));
+        -- An event already stored (a replayed batch) inserts nothing and leaves the head where it was.
+        INSERT INTO tenantseal.audit_log VALUES (l.*) ON CONFLICT (event_id) DO NOTHING;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n = 1 THEN
+            h.seq := l.seq;
+            h.hash := l.hash;
+            IF foreign_id THEN
+                RETURN NEXT l.event_id;
+            END IF;
+        END IF;
+    END LOOP;
+    UPDATE tenantseal.audit_head SET seq = h.seq, hash = h.hash;
+    RETURN;
+END $$;
+
+DO $$
+DECLARE
+    probe name := tenantseal.role_name('probe');
+BEGIN
+    EXECUTE format('ALTER FUNCTION tenantseal.exists_elsewhere(regclass, text, text) OWNER TO %I', probe);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION tenantseal.exists_elsewhere(regclass, text, text) TO %I', tenantseal.role_name('owner'));
+    EXECUTE format('GRANT SELECT ON tenantseal.tenant_tables TO %I', probe);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION tenantseal.row_key_column(regclass, name) TO %I', probe);
 END $$;
