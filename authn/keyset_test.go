@@ -192,8 +192,11 @@ func TestIssuerDownAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New with an issuer down: %v", err)
 	}
-	a.Close()
 	if err := a.Refresh(testContext(t)); err == nil || !strings.HasPrefix(err.Error(), "authn: discovery of ") {
 		t.Errorf("Refresh: got %v, want an authn discovery error", err)
+	}
+	a.Close()
+	if err := a.Refresh(testContext(t)); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("Refresh after Close: got %v, want a refusal without a request", err)
 	}
 }

@@ -148,7 +148,11 @@ func (a *Authenticator) CheckTenant(ctx context.Context, where, supplied string)
 	}
 	ev := tenantseal.Event{Kind: tenantseal.EventTenantMismatch, Operation: "authenticate",
 		Detail: "tenant in " + where + " differs from the token's; source " + sourceFrom(ctx)}
-	if err == nil {
+	// The tenant the value names: by the token issuer's claim value (another organization's "org_b"),
+	// else the value as a tenant id.
+	if t, rerr := a.cfg.Registry.Tenant(ctx, p.Auth.Issuer, supplied); (rerr == nil || errors.Is(rerr, ErrIssuerMismatch)) && !t.IsZero() {
+		ev.TargetTenant = t
+	} else if err == nil {
 		ev.TargetTenant = id
 	}
 	a.record(ctx, ev)

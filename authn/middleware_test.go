@@ -62,7 +62,7 @@ func TestMiddleware(t *testing.T) {
 		{"tenant token at a staff route", "/staff/x", user, nil, 403, `error="insufficient_scope"`, tenantseal.EventAuthRefused, tenantseal.TenantID{}},
 		{"another tenant in the query", "/v1/x?tenant=" + tenantB.String(), user, nil, 403,
 			`error="insufficient_scope", error_description="authn: tenant in query parameter 'tenant' differs from the token's"`, tenantseal.EventTenantMismatch, tenantB},
-		{"another tenant's claim in the query", "/v1/x?tenant_id=org_b", user, nil, 403, `error="insufficient_scope"`, tenantseal.EventTenantMismatch, tenantseal.TenantID{}},
+		{"another tenant's claim in the query", "/v1/x?tenant_id=org_b", user, nil, 403, `error="insufficient_scope"`, tenantseal.EventTenantMismatch, tenantB},
 		{"another tenant in a header", "/v1/x", user, []string{"X-Tenant-ID", tenantB.String()}, 403,
 			`error_description="authn: tenant in header 'X-Tenant-ID' differs from the token's"`, tenantseal.EventTenantMismatch, tenantB},
 		{"own and another tenant in the query", "/v1/x?tenant=" + tenantA.String() + "&tenant=" + tenantB.String(), user, nil, 403,

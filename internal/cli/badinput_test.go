@@ -236,7 +236,7 @@ func TestHelp(t *testing.T) {
 	}{
 		{"bootstrap", []string{"Usage: tenantseal bootstrap", "-reset-passwords", "-no-migrate", "-print", "0600"}},
 		{"migrate", []string{"Usage: tenantseal migrate", "force V", "export DIR", "--confirm-loss", "tenantseal/migrate-status/v1", "-dsn", "-secrets", "-connect-timeout"}},
-		{"tenants", []string{"create --name NAME [--no-keys]", "list", "rename T --name NAME", "suspend T", "resume T", "delete T --confirm T", "shred T --confirm T",
+		{"tenants", []string{"create --name NAME [--id ID] [--no-keys]", "list", "rename T --name NAME", "suspend T", "resume T", "delete T --confirm T", "shred T --confirm T",
 			"exit 2", "tenantseal/tenants/v1", "-kek", "-confirm", "-quiet", "-verbose"}},
 		{"keys", []string{"init-kek", "check", "create --tenant T", "rotate --tenant T | --all", "retire", "rotate-kek --new URI",
 			"Resumable: it skips rows already under the", "max_cache_ttl", "enable --tenant T", "destroy --tenant T --confirm T", "status [--tenant T]",

@@ -84,7 +84,7 @@ func runTenants(ctx context.Context, s *session, args []string) error {
 	kf := f.kekFlag(conn)
 	out := f.output("text", "json")
 	name := f.String("name", "", "with create, rename: the tenant's name (1 to 200 bytes)")
-	id := f.String("id", "", "with create: the tenant's id as the application's registry has it (default: a random uuid)")
+	newID := f.String("id", "", "with create: the tenant's id as the application's registry has it (default: a random uuid)")
 	noKeys := f.Bool("no-keys", false, "with create: create the tenant without keysets (no KEK needed)")
 	confirm := f.String("confirm", "", "with delete, shred: the tenant id again")
 	pos, err := f.parse(args)
@@ -134,7 +134,7 @@ func runTenants(ctx context.Context, s *session, args []string) error {
 		}
 		var key tenantseal.TenantID
 		if f.set("id") {
-			if key, err = parseTenant("tenants create", "--id", *id); err != nil {
+			if key, err = parseTenant("tenants create", "--id", *newID); err != nil {
 				return err
 			}
 		}
