@@ -33,8 +33,10 @@ Subcommands:
 	                            and names no KEK yet. A local KEK is for development: use a KMS in
 	                            production
 	check                       check that the KEK is this database's; prints "KEK ok (<id>)"
-	create --tenant T           give an existing tenant its keysets (one made with 'tenants create
-	                            --no-keys', or before keysets existed)
+	create --tenant T | --all   give an existing tenant its keysets (one made with 'tenants create
+	                            --no-keys', registered from an adopted registry, or made before
+	                            keysets existed); --all: every tenant that has none and is neither
+	                            deleted nor shredded
 	rotate --tenant T | --all   add a new primary key to the tenant's keysets; old keys keep decrypting
 	reencrypt --tenant T | --all [--batch N]
 	                            as the app role, rewrite every ciphertext and blind index that is not
@@ -109,7 +111,7 @@ var keysSubcommands = []subcommand{
 	{"status", ownerFlags + " tenant format quiet verbose"},
 	{"init-kek", "out secrets quiet verbose"},
 	{"check", ownerFlags + " kek quiet verbose"},
-	{"create", ownerFlags + " kek tenant quiet verbose"},
+	{"create", ownerFlags + " kek tenant all quiet verbose"},
 	{"rotate", ownerFlags + " kek tenant all quiet verbose"},
 	{"reencrypt", ownerFlags + " kek tenant all batch app-dsn prefix quiet verbose"},
 	{"retire", ownerFlags + " kek tenant all app-dsn prefix skip-quarantined quiet verbose"},
@@ -183,11 +185,11 @@ func runKeys(ctx context.Context, s *session, args []string) error {
 		return err
 	}
 	switch r.sub {
-	case "create", "enable", "destroy", "quarantine":
+	case "enable", "destroy", "quarantine":
 		if *tenant == "" {
 			return usageErrorf("keys %s: --tenant T is required", r.sub)
 		}
-	case "rotate", "reencrypt", "retire":
+	case "create", "rotate", "reencrypt", "retire":
 		if (*tenant == "") == !r.all {
 			return usageErrorf("keys %s: give either --tenant T or --all", r.sub)
 		}

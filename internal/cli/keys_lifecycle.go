@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/keys"
@@ -15,6 +16,29 @@ import (
 )
 
 func (r *keysRun) createWith(ctx context.Context, o *ownerSide) error {
+	if r.all {
+		rows, err := o.conn.Query(ctx, `SELECT t.key FROM tenantseal.tenants t
+			WHERE t.status <> 'deleted' AND t.shredded_at IS NULL
+			  AND NOT EXISTS (SELECT 1 FROM tenantseal.tenant_keysets k WHERE k.tenant_id = t.id)
+			ORDER BY t.created_at, t.id`)
+		if err != nil {
+			return fmt.Errorf("keys create: %w", ownerError(err))
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[tenantseal.TenantID])
+		if err != nil {
+			return fmt.Errorf("keys create: %w", ownerError(err))
+		}
+		for _, id := range ids {
+			if err := o.admin.CreateKeysets(ctx, id); err != nil {
+				return r.tenantError(id, err)
+			}
+			r.s.printf("tenant %s: created its keysets (aead, prf), wrapped by %s\n", id, o.kek.ID)
+		}
+		if len(ids) == 0 {
+			r.s.printf("every tenant has its keysets: nothing to do\n")
+		}
+		return nil
+	}
 	if err := requireTenant(ctx, o.conn, "keys create", r.tenant); err != nil {
 		return err
 	}

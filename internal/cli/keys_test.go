@@ -248,6 +248,22 @@ func TestTenantsCreateWithKeys(t *testing.T) {
 	wantContains(t, "stdout", r.stdout, "already has its keysets")
 	unknown := "00000000-0000-4000-8000-000000000001"
 	wantFailure(t, run(t, "keys", "create", "--tenant", unknown, "--secrets", e.secrets), 1, "no tenant "+unknown)
+
+	// --all gives every tenant without keysets its keysets, and only those.
+	b1 := parseTenant(t, mustRun(t, "tenants", "create", "--name", "bare1", "--no-keys", "--secrets", e.secrets))
+	b2 := parseTenant(t, mustRun(t, "tenants", "create", "--name", "bare2", "--no-keys", "--secrets", e.secrets))
+	r = mustRun(t, "keys", "create", "--all", "--secrets", e.secrets)
+	wantContains(t, "stdout", r.stdout, "tenant "+b1.String()+": created its keysets", "tenant "+b2.String()+": created its keysets")
+	if strings.Contains(r.stdout, bare.String()) || strings.Contains(r.stdout, acme.String()) {
+		t.Errorf("keys create --all touched tenants that had keysets:\n%s", r.stdout)
+	}
+	for _, id := range []tenantseal.TenantID{b1, b2} {
+		if n := e.keysets(t, id); n != 2 {
+			t.Errorf("keys create --all: %s has %d keysets, want 2", id, n)
+		}
+	}
+	wantContains(t, "stdout", mustRun(t, "keys", "create", "--all", "--secrets", e.secrets).stdout, "nothing to do")
+	wantFailure(t, run(t, "keys", "create", "--all", "--tenant", b1.String(), "--secrets", e.secrets), 2, "either --tenant T or --all")
 }
 
 // Not parallel: it sets TENANTSEAL_KEK_URI.
