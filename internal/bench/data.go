@@ -33,6 +33,7 @@ type dataset struct {
 	hasC     bool
 	verifier string
 	plain    bool // customers_plain exists
+	keyed    bool // customers_keyed exists
 }
 
 // newKEK returns an in-memory KEK: the bench database is thrown away with its keys.
@@ -103,6 +104,42 @@ func (ds *dataset) plainCopy(ctx context.Context) error {
 	} {
 		if _, err := super.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("bench: %s: %w", strings.Fields(stmt)[0], err)
+		}
+	}
+	return nil
+}
+
+// keyedCopy makes customers_keyed, a copy of customers whose tenant column is text and named
+// tenant_key, protected by protect_table: its policy compares the column with
+// tenantseal.current_tenant_key() cast to text, the form every tenant column that is not a uuid gets
+// (bigint, integer, text keys), where customers' compares tenant_id with current_tenant().
+func (ds *dataset) keyedCopy(ctx context.Context) error {
+	if ds.keyed {
+		return nil
+	}
+	ds.keyed = true
+	super, err := pgx.Connect(ctx, ds.super)
+	if err != nil {
+		return err
+	}
+	defer super.Close(context.WithoutCancel(ctx))
+	owner, err := pgx.Connect(ctx, ds.res.OwnerDSN)
+	if err != nil {
+		return err
+	}
+	defer owner.Close(context.WithoutCancel(ctx))
+	for _, s := range []struct {
+		c    *pgx.Conn
+		stmt string
+	}{
+		{super, "CREATE TABLE customers_keyed AS SELECT tenant_id::text AS tenant_key, " + pointCols + " FROM customers"},
+		{super, "ALTER TABLE customers_keyed ALTER COLUMN tenant_key SET NOT NULL, ADD PRIMARY KEY (tenant_key, id)"},
+		{super, "ALTER TABLE customers_keyed OWNER TO " + pgx.Identifier{ds.res.Roles.Owner}.Sanitize()},
+		{super, "ANALYZE customers_keyed"},
+		{owner, "SELECT tenantseal.protect_table('customers_keyed', tenant_column => 'tenant_key')"},
+	} {
+		if _, err := s.c.Exec(ctx, s.stmt); err != nil {
+			return fmt.Errorf("bench: %s: %w", strings.Fields(s.stmt)[0], err)
 		}
 	}
 	return nil

@@ -15,7 +15,6 @@ import (
 
 	"github.com/tenantseal/tenantseal/internal/dsn"
 	"github.com/tenantseal/tenantseal/internal/token"
-	"github.com/tenantseal/tenantseal/internal/uuid"
 )
 
 // The server-only variants: the statements of the Go variants, sent by pgbench (-M prepared; the
@@ -96,7 +95,7 @@ func (ds *dataset) pairs(n int) ([]pair, error) {
 			return nil, err
 		}
 		ids := ds.ids[i]
-		out = append(out, pair{tenant: t.String(), customer: uuid.Format(ids[rand.IntN(len(ids))]), token: tok})
+		out = append(out, pair{tenant: t.String(), customer: ids[rand.IntN(len(ids))].String(), token: tok})
 	}
 	return out, nil
 }

@@ -86,11 +86,13 @@ func clientsOf(rs []Result) []int {
 }
 
 // label names a variant: 1 to 9 as in the issue, 7b/8b for the raw list and insert baselines, 5p for
-// the plpgsql verifier, S1 to S5 for their server-only (pgbench) forms.
+// the plpgsql verifier, 5k for a tenant column compared by key (text, bigint, integer), S1 to S5 for their server-only (pgbench) forms.
 func label(id int) string {
 	switch id {
 	case 51:
 		return "5p"
+	case 52:
+		return "5k"
 	case 71:
 		return "7b"
 	case 81:

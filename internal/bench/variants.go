@@ -24,6 +24,7 @@ const (
 	pointCols  = "id, display_name, email, phone, notes, version"
 	pointPlain = "SELECT " + pointCols + " FROM customers_plain WHERE tenant_id = $1 AND id = $2"
 	pointRLS   = "SELECT " + pointCols + " FROM customers WHERE tenant_id = $1 AND id = $2"
+	pointKeyed = "SELECT " + pointCols + " FROM customers_keyed WHERE tenant_key = $1 AND id = $2"
 	listPlain  = "SELECT tenant_id, id, display_name, email, phone, notes, created_at, updated_at, version FROM customers_plain WHERE tenant_id = $1 ORDER BY tenant_id, id LIMIT 51"
 )
 
@@ -106,6 +107,11 @@ func (ds *dataset) baseline(dsn string, mode pgx.QueryExecMode) func(ctx context
 
 // signedRead is variants 4 and 5: the point read through db.Pool, one round trip.
 func (ds *dataset) signedRead(dsn string, mode pgx.QueryExecMode, unsigned bool) func(ctx context.Context, clients int) (op, func(), error) {
+	return ds.signedReadOf(pointRLS, dsn, mode, unsigned)
+}
+
+// signedReadOf is signedRead of the point read sql ($1 the tenant, $2 the id).
+func (ds *dataset) signedReadOf(sql, dsn string, mode pgx.QueryExecMode, unsigned bool) func(ctx context.Context, clients int) (op, func(), error) {
 	open := ds.dbPool(unsigned, dsn, mode)
 	return func(ctx context.Context, clients int) (op, func(), error) {
 		p, err := open(ctx, clients)
@@ -114,7 +120,7 @@ func (ds *dataset) signedRead(dsn string, mode pgx.QueryExecMode, unsigned bool)
 		}
 		return func(ctx context.Context, rng *rand.Rand) error {
 			t, id := ds.pick(rng)
-			return scanPoint(p.QueryRow(principal(ctx, t), pointRLS, t, id))
+			return scanPoint(p.QueryRow(principal(ctx, t), sql, t, id))
 		}, p.Close, nil
 	}
 }
@@ -169,6 +175,12 @@ func (ds *dataset) variants() []variant {
 		{ID: 4, Name: "tenantseal, unsigned context" + ds.cName(), before: c, setup: ds.signedRead(ds.res.AppDSN, 0, true)},
 		{ID: 5, Name: "tenantseal, signed context" + ds.cName(), before: c, setup: ds.signedRead(ds.res.AppDSN, 0, false)},
 		{ID: 51, Name: "tenantseal, signed context, plpgsql verifier", before: ds.before(verifierPLpgSQL), setup: ds.signedRead(ds.res.AppDSN, 0, false)},
+		{ID: 52, Name: "tenantseal, signed context, text tenant column (policy by tenant key)" + ds.cName(), before: func(ctx context.Context) error {
+			if err := ds.keyedCopy(ctx); err != nil {
+				return err
+			}
+			return c(ctx)
+		}, setup: ds.signedReadOf(pointKeyed, ds.res.AppDSN, 0, false)},
 		{ID: 6, Name: "repository Get, decrypted", before: c, setup: func(ctx context.Context, clients int) (op, func(), error) {
 			p, c, err := repos(ctx, clients)
 			if err != nil {
