@@ -29,7 +29,8 @@ interleaved round after round at each client count:
   2  application-side filtering through a pgx pool
   3  the usual RLS recipe: BEGIN, set_config, query, COMMIT (four round trips)
   4  tenantseal with an unsigned context, one round trip, C verifier
-  5  tenantseal with a signed context (the default), one round trip, C verifier (5p: plpgsql verifier)
+  5  tenantseal with a signed context (the default), one round trip, C verifier (5p: plpgsql verifier;
+     5k: a tenant column compared by tenant key, the policy of bigint, integer and text tenant columns)
   6  repository Get, fields decrypted
   7  repository List of 50 rows, decrypted (7b: the same list in raw pgx)
   8  repository Insert, encrypted with a blind index (8b: a raw pgx insert)
