@@ -240,3 +240,41 @@ func TestRevertOfTenantKeysRefusedWhileInUse(t *testing.T) {
 		t.Error("the refused revert changed the schema")
 	}
 }
+
+// current_tenant_key() runs on the verifier current_tenant() runs on: the C one reads the key from the
+// entry that verified the token, the plpgsql one looks it up.
+func TestCurrentTenantKeyFollowsVerifier(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	ctx := testContext(t)
+	super := mustConn(t, d.SuperDSN)
+	var verifier string
+	var onC, definer bool
+	if err := super.QueryRow(ctx, `SELECT tenantseal.verifier(),
+		EXISTS (SELECT 1 FROM pg_depend WHERE classid = 'pg_proc'::regclass AND objid = 'tenantseal.current_tenant_key()'::regprocedure
+		         AND refobjid = to_regprocedure('tenantseal.c_current_tenant_key()')),
+		(SELECT prosecdef FROM pg_proc WHERE oid = 'tenantseal.current_tenant_key()'::regprocedure)`).Scan(&verifier, &onC, &definer); err != nil {
+		t.Fatal(err)
+	}
+	if want := verifier == "c"; onC != want || definer == want {
+		t.Errorf("verifier %s: current_tenant_key() calls c_current_tenant_key() %v, is SECURITY DEFINER %v", verifier, onC, definer)
+	}
+	a := mustTenant(t, d, "a")
+	p := mustPool(t, d)
+	var key string
+	if err := p.QueryRow(as(ctx, a, "u"), "SELECT tenantseal.current_tenant_key()").Scan(&key); err != nil || key != a.String() {
+		t.Errorf("current_tenant_key() = %q (%v), want %s", key, err, a)
+	}
+	// Twice in one session: the second answer comes from the C verifier's cache.
+	if err := p.QueryRow(as(ctx, a, "u"), "SELECT tenantseal.current_tenant_key()").Scan(&key); err != nil || key != a.String() {
+		t.Errorf("current_tenant_key() again = %q (%v), want %s", key, err, a)
+	}
+	var none *string
+	if err := p.Unscoped().QueryRow(ctx, "SELECT tenantseal.current_tenant_key()").Scan(&none); err != nil || none != nil {
+		t.Errorf("current_tenant_key() without a context = %v (%v), want NULL", none, err)
+	}
+	// A forged context is refused by either verifier with TS401.
+	if _, err := mustConn(t, d.AppDSN).Exec(ctx, "SELECT set_config('tenantseal.context', 'v1.k.x.1.e.00.00', false), tenantseal.current_tenant_key()"); sqlState(err) != "TS401" {
+		t.Errorf("a forged context: %v, want TS401", err)
+	}
+}

@@ -29,6 +29,7 @@ type outcome struct {
 	Tenant, TenantErr     string
 	Elevated, ElevatedErr string
 	Rows, RowsErr         string
+	Key, KeyErr           string // current_tenant_key()'s: in a uuid database, Tenant's
 }
 
 // verdict runs one transaction per question as the app role on conn, with tok as the tenant context.
@@ -61,6 +62,10 @@ func verdict(t *testing.T, conn *pgx.Conn, tok string, readOnly bool) outcome {
 	o.Tenant, o.TenantErr = ask("SELECT tenantseal.current_tenant()::text")
 	o.Elevated, o.ElevatedErr = ask("SELECT tenantseal.elevated()::text")
 	o.Rows, o.RowsErr = ask("SELECT count(*)::text FROM public.customers")
+	o.Key, o.KeyErr = ask("SELECT tenantseal.current_tenant_key()")
+	if o.Key != o.Tenant || o.KeyErr != o.TenantErr {
+		t.Errorf("token %.40s...: current_tenant_key() = %q %q, current_tenant() = %q %q: want the same answer", tok, o.Key, o.KeyErr, o.Tenant, o.TenantErr)
+	}
 	return o
 }
 

@@ -18,6 +18,9 @@
 
 #include "token.h"
 
+/* The longest tenant key (tenantseal.tenants.key), in bytes. */
+#define TS_TENANT_KEY_MAX 200
+
 typedef struct TsEntry
 {
 	uint64		gen;			/* 0: empty */
@@ -26,6 +29,8 @@ typedef struct TsEntry
 	int			len;
 	bool		elevated;
 	pg_uuid_t	tenant;
+	int			keylen;			/* the tenant's key (tenantseal.tenants.key); -1: not known */
+	char		key[TS_TENANT_KEY_MAX];
 	TimestampTz valid_until;	/* valid while now() < valid_until */
 } TsEntry;
 

@@ -99,6 +99,7 @@ ts_store_resolve(TsStore *s, Oid trigger_fn)
 	s->not_after_att = column(s->keys_rel, "not_after", TIMESTAMPTZOID);
 	s->id_att = column(s->tenants_rel, "id", UUIDOID);
 	s->status_att = column(s->tenants_rel, "status", TEXTOID);
+	s->key_att = column(s->tenants_rel, "key", TEXTOID);
 	s->allow_unsigned_att = column(s->settings_rel, "allow_unsigned", BOOLOID);
 	if (s->kid_att == InvalidAttrNumber || s->ipad_att == InvalidAttrNumber || s->opad_att == InvalidAttrNumber ||
 		s->not_after_att == InvalidAttrNumber || s->id_att == InvalidAttrNumber ||
@@ -176,14 +177,19 @@ ts_store_key(const TsStore *s, Snapshot snap, TsKeyEntry *k)
 	return ok;
 }
 
+/*
+ * ts_store_tenant_active reports whether tenant id is active, and puts its key into e (keylen -1 when
+ * the table has no key column yet, or the key is NULL or too long).
+ */
 bool
-ts_store_tenant_active(const TsStore *s, Snapshot snap, const pg_uuid_t *id)
+ts_store_tenant_active(const TsStore *s, Snapshot snap, const pg_uuid_t *id, TsEntry *e)
 {
 	Relation	rel;
 	TupleDesc	desc;
 	HeapTuple	tup;
 	bool		active = false;
 
+	e->keylen = -1;
 	tup = fetch_one(s->tenants_rel, s->tenants_idx, s->id_att, InvalidOid, F_UUID_EQ, UUIDPGetDatum(id), snap, &desc, &rel);
 	if (tup != NULL)
 	{
@@ -195,6 +201,22 @@ ts_store_tenant_active(const TsStore *s, Snapshot snap, const pg_uuid_t *id)
 			text	   *t = DatumGetTextPP(st);
 
 			active = VARSIZE_ANY_EXHDR(t) == 6 && memcmp(VARDATA_ANY(t), "active", 6) == 0;
+		}
+		if (s->key_att != InvalidAttrNumber)
+		{
+			Datum		k = heap_getattr(tup, s->key_att, desc, &isnull);
+
+			if (!isnull)
+			{
+				text	   *t = DatumGetTextPP(k);
+				int			n = VARSIZE_ANY_EXHDR(t);
+
+				if (n <= TS_TENANT_KEY_MAX)
+				{
+					memcpy(e->key, VARDATA_ANY(t), n);
+					e->keylen = n;
+				}
+			}
 		}
 		heap_freetuple(tup);
 	}

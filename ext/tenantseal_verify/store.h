@@ -28,14 +28,15 @@ typedef struct TsStore
 	Oid			tenants_rel,
 				tenants_idx;
 	AttrNumber	id_att,
-				status_att;
+				status_att,
+				key_att;		/* InvalidAttrNumber before migration 21 */
 	Oid			settings_rel;
 	AttrNumber	allow_unsigned_att;
 } TsStore;
 
 extern void ts_store_resolve(TsStore *s, Oid trigger_fn);
 extern bool ts_store_key(const TsStore *s, Snapshot snap, TsKeyEntry *k);
-extern bool ts_store_tenant_active(const TsStore *s, Snapshot snap, const pg_uuid_t *id);
+extern bool ts_store_tenant_active(const TsStore *s, Snapshot snap, const pg_uuid_t *id, TsEntry *e);
 extern bool ts_store_allow_unsigned(const TsStore *s, Snapshot snap);
 
 #endif

@@ -51,6 +51,7 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(ts_current_tenant);
+PG_FUNCTION_INFO_V1(ts_current_tenant_key);
 PG_FUNCTION_INFO_V1(ts_elevated);
 PG_FUNCTION_INFO_V1(ts_invalidate);
 PG_FUNCTION_INFO_V1(ts_stats);
@@ -178,15 +179,19 @@ delegate(Oid caller, const char *name, bool *isnull)
 	return d;
 }
 
+/* admit copies the verified tenant, elevation and key of e into out, when e may be used now. */
 static TsOutcome
-admit(const TsEntry *e, pg_uuid_t *tenant, bool *elevated)
+admit(const TsEntry *e, TsEntry *out)
 {
 	if (GetCurrentTransactionStartTimestamp() >= e->valid_until)
 		return TS_DELEGATE;
 	if (e->elevated && !XactReadOnly)
 		return TS_DELEGATE;
-	*tenant = e->tenant;
-	*elevated = e->elevated;
+	out->tenant = e->tenant;
+	out->elevated = e->elevated;
+	out->keylen = e->keylen;
+	if (e->keylen > 0)
+		memcpy(out->key, e->key, e->keylen);
 	return TS_ACCEPT;
 }
 
@@ -212,11 +217,11 @@ key(const char *kid, int kidlen, uint64 gen, Snapshot snap, bool cacheable)
 }
 
 /*
- * verify decides tok here when it can: TS_ACCEPT with the tenant and whether it is an elevation, or
- * TS_DELEGATE for anything it does not accept itself.
+ * verify decides tok here when it can: TS_ACCEPT with the tenant, whether it is an elevation and the
+ * tenant's key in *out, or TS_DELEGATE for anything it does not accept itself.
  */
 static TsOutcome
-verify(const char *tok, int len, pg_uuid_t *tenant, bool *elevated)
+verify(const char *tok, int len, TsEntry *out)
 {
 	uint64		gen;
 	bool		cacheable,
@@ -245,7 +250,7 @@ verify(const char *tok, int len, pg_uuid_t *tenant, bool *elevated)
 		if ((e = ts_cache_find(tok, len, val.hash, gen)) != NULL)
 		{
 			stats.hits++;
-			return admit(e, tenant, elevated);
+			return admit(e, out);
 		}
 	}
 	if (!ts_parse(tok, len, &t))
@@ -276,7 +281,7 @@ verify(const char *tok, int len, pg_uuid_t *tenant, bool *elevated)
 			ok = true;
 		}
 	}
-	ok = ok && ts_store_tenant_active(&store, snap, &t.tenant);
+	ok = ok && ts_store_tenant_active(&store, snap, &t.tenant, &val);
 	UnregisterSnapshot(snap);
 	if (!ok)
 		return TS_DELEGATE;
@@ -287,7 +292,7 @@ verify(const char *tok, int len, pg_uuid_t *tenant, bool *elevated)
 	val.elevated = t.elevated;
 	if (cacheable)
 		ts_cache_put(&val, tok);
-	return admit(&val, tenant, elevated);
+	return admit(&val, out);
 }
 
 /* the token, or NULL for no context (unset or empty, as after a transaction-local set) */
@@ -307,21 +312,43 @@ Datum
 ts_current_tenant(PG_FUNCTION_ARGS)
 {
 	const char *tok = context_token();
-	pg_uuid_t	tenant;
+	TsEntry		e;
 	pg_uuid_t  *out;
-	bool		elevated,
-				isnull;
+	bool		isnull;
 	Datum		d;
 
 	if (tok == NULL)
 		PG_RETURN_NULL();
-	if (verify(tok, strlen(tok), &tenant, &elevated) == TS_ACCEPT)
+	if (verify(tok, strlen(tok), &e) == TS_ACCEPT)
 	{
 		out = palloc(sizeof(pg_uuid_t));
-		*out = tenant;
+		*out = e.tenant;
 		PG_RETURN_UUID_P(out);
 	}
 	d = delegate(fcinfo->flinfo->fn_oid, "plpgsql_current_tenant", &isnull);
+	if (isnull)
+		PG_RETURN_NULL();
+	return d;
+}
+
+/*
+ * c_current_tenant_key() is tenantseal.current_tenant_key() when this extension verifies: the key
+ * (tenantseal.tenants.key) of the tenant c_current_tenant() returns, from the same cache entry; NULL
+ * without a context, TS401 (from the plpgsql verifier) for anything else.
+ */
+Datum
+ts_current_tenant_key(PG_FUNCTION_ARGS)
+{
+	const char *tok = context_token();
+	TsEntry		e;
+	bool		isnull;
+	Datum		d;
+
+	if (tok == NULL)
+		PG_RETURN_NULL();
+	if (verify(tok, strlen(tok), &e) == TS_ACCEPT && e.keylen > 0)
+		PG_RETURN_TEXT_P(cstring_to_text_with_len(e.key, e.keylen));
+	d = delegate(fcinfo->flinfo->fn_oid, "plpgsql_current_tenant_key", &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	return d;
@@ -337,9 +364,8 @@ ts_elevated(PG_FUNCTION_ARGS)
 	const char *tok = GetConfigOption(CONTEXT_SETTING, true, false);
 	const char *flags;
 	int			n;
-	pg_uuid_t	tenant;
-	bool		elevated,
-				isnull;
+	TsEntry		e;
+	bool		isnull;
 	Datum		d;
 
 	if (tok == NULL)
@@ -347,8 +373,8 @@ ts_elevated(PG_FUNCTION_ARGS)
 	n = ts_field(tok, strlen(tok), 5, &flags);
 	if (n <= 0 || memchr(flags, 'e', n) == NULL)
 		PG_RETURN_BOOL(false);
-	if (verify(tok, strlen(tok), &tenant, &elevated) == TS_ACCEPT)
-		PG_RETURN_BOOL(elevated);
+	if (verify(tok, strlen(tok), &e) == TS_ACCEPT)
+		PG_RETURN_BOOL(e.elevated);
 	d = delegate(fcinfo->flinfo->fn_oid, "plpgsql_elevated", &isnull);
 	if (isnull)
 		PG_RETURN_BOOL(false);

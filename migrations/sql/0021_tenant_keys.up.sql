@@ -98,12 +98,28 @@ REVOKE EXECUTE ON FUNCTION tenantseal.tenant_key_check(), tenantseal.tenant_key_
 CREATE TRIGGER tenant_key_check BEFORE INSERT OR UPDATE ON tenantseal.tenants
     FOR EACH ROW EXECUTE FUNCTION tenantseal.tenant_key_check();
 
--- current_tenant_key is the key of tenantseal.current_tenant(), as text; NULL without a context. Policies
--- call it as (SELECT tenantseal.current_tenant_key()::<the column's type>).
+-- plpgsql_current_tenant_key is the plpgsql verifier of tenantseal.current_tenant_key(): the key of
+-- tenantseal.current_tenant(), as text; NULL without a context. Policies call it as
+-- (SELECT tenantseal.current_tenant_key()::<the column's type>). select_verifier (below) makes
+-- current_tenant_key() a SECURITY DEFINER copy of it, or, with the C verifier (tenantseal_verify 1.1),
+-- a call of c_current_tenant_key(), which reads the key from the entry that verified the token. In
+-- plpgsql, whose plans live as long as the session: a SQL function that cannot be inlined is planned
+-- again on every call. Only the owner may call it.
+CREATE FUNCTION tenantseal.plpgsql_current_tenant_key() RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t uuid := tenantseal.current_tenant();
+    k text;
+BEGIN
+    IF t IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT tt.key INTO k FROM tenantseal.tenants tt WHERE tt.id = t;
+    RETURN k;
+END $$;
+REVOKE EXECUTE ON FUNCTION tenantseal.plpgsql_current_tenant_key() FROM PUBLIC;
 CREATE FUNCTION tenantseal.current_tenant_key() RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT t.key FROM tenantseal.tenants t WHERE t.id = tenantseal.current_tenant()
-$$;
+LANGUAGE sql STABLE AS $$ SELECT NULL::text $$; -- replaced by select_verifier below
 REVOKE EXECUTE ON FUNCTION tenantseal.current_tenant_key() FROM PUBLIC;
 
 -- tenant_tables: every table protect_table protected, with its tenant column. The app role reads it
@@ -427,4 +443,101 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION tenantseal.exists_elsewhere(regclass, text, text) TO %I', tenantseal.role_name('owner'));
     EXECUTE format('GRANT SELECT ON tenantseal.tenant_tables TO %I', probe);
     EXECUTE format('GRANT EXECUTE ON FUNCTION tenantseal.row_key_column(regclass, name) TO %I', probe);
+END $$;
+
+-- select_verifier as migration 20 made it, and current_tenant_key() with it.
+CREATE OR REPLACE FUNCTION tenantseal.select_verifier(prefer text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    app name := tenantseal.role_name('app');
+    owner oid := (SELECT proowner FROM pg_proc WHERE oid = 'tenantseal.current_tenant()'::regprocedure);
+    ext oid := (SELECT oid FROM pg_extension WHERE extname = 'tenantseal_verify');
+    foreign_owner text;
+    choice text;
+    tbl regclass;
+BEGIN
+    prefer := coalesce(prefer, nullif(current_setting('tenantseal.verifier', true), ''));
+    IF prefer IS NOT NULL AND prefer NOT IN ('c', 'plpgsql') THEN
+        RAISE EXCEPTION 'tenantseal: no verifier %: choose c or plpgsql', prefer USING ERRCODE = '22023';
+    END IF;
+    IF ext IS NOT NULL THEN
+        SELECT string_agg(DISTINCT p.proowner::regrole::text, ', ') INTO foreign_owner
+          FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+         WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext
+           AND d.deptype = 'e' AND p.proowner <> owner
+           AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = p.proowner);
+    END IF;
+    IF prefer = 'c' AND ext IS NULL THEN
+        RAISE EXCEPTION 'tenantseal: the C verifier is not installed in this database: CREATE EXTENSION tenantseal_verify (make install in ext/tenantseal_verify first)'
+            USING ERRCODE = '58P01';
+    END IF;
+    IF ext IS NOT NULL AND foreign_owner IS NOT NULL THEN
+        IF prefer = 'c' THEN
+            RAISE EXCEPTION 'tenantseal: the functions of tenantseal_verify belong to % instead of the owner of tenantseal.current_tenant(): whoever owns them could pin the tenant context', foreign_owner
+                USING ERRCODE = '42501';
+        END IF;
+        RAISE WARNING 'tenantseal: not using the C verifier: the functions of tenantseal_verify belong to % instead of the owner of tenantseal.current_tenant(); reinstall the extension as that owner', foreign_owner;
+    END IF;
+    choice := CASE WHEN ext IS NOT NULL AND foreign_owner IS NULL AND prefer IS DISTINCT FROM 'plpgsql' THEN 'c' ELSE 'plpgsql' END;
+
+    IF choice = 'c' THEN
+        FOREACH tbl IN ARRAY ARRAY['tenantseal.context_keys', 'tenantseal.tenants', 'tenantseal.settings']::regclass[] LOOP
+            IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = tbl AND tgname = 'verifier_invalidate') THEN
+                EXECUTE format('CREATE TRIGGER verifier_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION tenantseal.c_invalidate_verifier()', tbl);
+            END IF;
+            IF (SELECT tgenabled FROM pg_trigger WHERE tgrelid = tbl AND tgname = 'verifier_invalidate') <> 'A' THEN
+                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER verifier_invalidate', tbl);
+            END IF;
+        END LOOP;
+        IF (SELECT proowner FROM pg_proc WHERE oid = 'tenantseal.c_current_tenant()'::regprocedure) = owner THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION tenantseal.c_current_tenant(), tenantseal.c_elevated() TO %I', app);
+        END IF;
+        CREATE OR REPLACE FUNCTION tenantseal.current_tenant() RETURNS uuid LANGUAGE sql STABLE
+            BEGIN ATOMIC SELECT tenantseal.c_current_tenant(); END;
+        CREATE OR REPLACE FUNCTION tenantseal.elevated() RETURNS boolean LANGUAGE sql STABLE
+            BEGIN ATOMIC SELECT tenantseal.c_elevated(); END;
+        -- The tenant's key from the same cache entry, where the extension has it (1.1 and later).
+        IF to_regprocedure('tenantseal.c_current_tenant_key()') IS NOT NULL THEN
+            IF (SELECT proowner FROM pg_proc WHERE oid = 'tenantseal.c_current_tenant_key()'::regprocedure) = owner THEN
+                EXECUTE format('GRANT EXECUTE ON FUNCTION tenantseal.c_current_tenant_key() TO %I', app);
+            END IF;
+            EXECUTE 'CREATE OR REPLACE FUNCTION tenantseal.current_tenant_key() RETURNS text LANGUAGE sql STABLE BEGIN ATOMIC SELECT tenantseal.c_current_tenant_key(); END';
+        ELSE
+            EXECUTE format('CREATE OR REPLACE FUNCTION tenantseal.current_tenant_key() RETURNS text LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+                (SELECT prosrc FROM pg_proc WHERE oid = 'tenantseal.plpgsql_current_tenant_key()'::regprocedure));
+        END IF;
+    ELSE
+        -- The plpgsql bodies themselves, with the owner's rights: no second function call per statement.
+        EXECUTE format('CREATE OR REPLACE FUNCTION tenantseal.current_tenant() RETURNS uuid LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+            (SELECT prosrc FROM pg_proc WHERE oid = 'tenantseal.plpgsql_current_tenant()'::regprocedure));
+        EXECUTE format('CREATE OR REPLACE FUNCTION tenantseal.elevated() RETURNS boolean LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+            (SELECT prosrc FROM pg_proc WHERE oid = 'tenantseal.plpgsql_elevated()'::regprocedure));
+        EXECUTE format('CREATE OR REPLACE FUNCTION tenantseal.current_tenant_key() RETURNS text LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+            (SELECT prosrc FROM pg_proc WHERE oid = 'tenantseal.plpgsql_current_tenant_key()'::regprocedure));
+        -- Nothing of the extension stays in use: it can be dropped.
+        FOREACH tbl IN ARRAY ARRAY['tenantseal.context_keys', 'tenantseal.tenants', 'tenantseal.settings']::regclass[] LOOP
+            EXECUTE format('DROP TRIGGER IF EXISTS verifier_invalidate ON %s', tbl);
+        END LOOP;
+    END IF;
+    RETURN choice;
+END $$;
+REVOKE EXECUTE ON FUNCTION tenantseal.select_verifier(text) FROM PUBLIC;
+
+-- The C verifier of tenant keys arrived with tenantseal_verify 1.1: update an installed 1.0 where the
+-- server has 1.1, then choose the verifiers again.
+DO $$
+BEGIN
+    IF (SELECT extversion FROM pg_extension WHERE extname = 'tenantseal_verify') = '1.0'
+       AND EXISTS (SELECT 1 FROM pg_available_extension_versions WHERE name = 'tenantseal_verify' AND version = '1.1') THEN
+        BEGIN
+            ALTER EXTENSION tenantseal_verify UPDATE TO '1.1';
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'tenantseal: tenantseal_verify could not be updated to 1.1 (%): tenant keys are read by the plpgsql verifier', SQLERRM;
+        END;
+    END IF;
+    -- As migration 20 does for the others: granted now, whichever verifier is selected.
+    IF (SELECT proowner FROM pg_proc WHERE oid = to_regprocedure('tenantseal.c_current_tenant_key()')) = (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION tenantseal.c_current_tenant_key() TO %I', tenantseal.role_name('app'));
+    END IF;
+    PERFORM tenantseal.select_verifier();
 END $$;
