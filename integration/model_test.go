@@ -208,7 +208,7 @@ func TestRepositoryModel(t *testing.T) {
 				for _, c := range got {
 					ids = append(ids, c.ID)
 				}
-				slices.SortFunc(want, func(a, b repo.ID) int { return slices.Compare(a[:], b[:]) })
+				slices.SortFunc(want, repo.ID.Compare)
 				if !slices.Equal(ids, want) {
 					rt.Fatalf("T%d find %q: got %v, want %v", ti, email, ids, want)
 				}

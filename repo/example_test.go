@@ -14,7 +14,8 @@ import (
 )
 
 // Patient is an application's own struct: tag its columns and it is a repository. The tenant column
-// and the pk are whichever columns the tags name (both uuid).
+// and the pk are whichever columns the tags name (both uuid here; see the package doc for bigint,
+// integer and text keys).
 type Patient struct {
 	TenantID tenantseal.TenantID `ts:"clinic_id,tenant"`
 	ID       repo.ID             `ts:"patient_id,pk"`
@@ -55,4 +56,16 @@ func ExampleNew() {
 	if _, err := patients.Get(ctx, repo.NewID()); errors.Is(err, repo.ErrNotFound) {
 		fmt.Println("not found")
 	}
+}
+
+// IDs of every key type: each prints its canonical text, which also binds its row's ciphertexts, and
+// IDs of different kinds never compare equal.
+func ExampleIntID() {
+	n, t := repo.IntID(7), repo.TextID("7")
+	u, _ := repo.ParseID("0190A5B2-7C3D-4E5F-8A9B-0C1D2E3F4A5B")
+	fmt.Println(n, t, u)
+	fmt.Println(n == t, n == repo.IntID(7))
+	// Output:
+	// 7 7 0190a5b2-7c3d-4e5f-8a9b-0c1d2e3f4a5b
+	// false true
 }

@@ -12,10 +12,12 @@ func TestNewIDIncreasesAndIsVersion7(t *testing.T) {
 	prev := repo.NewID()
 	for i := 0; i < 20000; i++ {
 		id := repo.NewID()
-		if bytes.Compare(id[:], prev[:]) <= 0 {
+		u, ok := id.UUID()
+		p, _ := prev.UUID()
+		if !ok || bytes.Compare(u[:], p[:]) <= 0 || id.Compare(prev) <= 0 {
 			t.Fatalf("id %d: %s not after %s", i, id, prev)
 		}
-		if id[6]>>4 != 7 || id[8]>>6 != 2 {
+		if u[6]>>4 != 7 || u[8]>>6 != 2 {
 			t.Fatalf("id %s: not a version 7, variant 10 UUID", id)
 		}
 		prev = id

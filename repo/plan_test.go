@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -166,4 +167,135 @@ func TestRepositoryQueriesUseTenantLeadingIndexes(t *testing.T) {
 	if explained < len(steps) {
 		t.Errorf("explained %d statements, want at least %d", explained, len(steps))
 	}
+}
+
+// On a table of bigint tenants and keys, a repository Get is one index scan on the tenant-leading
+// primary key, and the policy's InitPlan (the verified tenant's key, evaluated once per statement)
+// holds it: as the index condition on company_id, or, where the planner has folded the policy into the
+// Get's own tenant predicate (company_id = $1 makes both members of one equivalence class), as a
+// One-Time Filter comparing it with that predicate's value before any row is read. No row is read and
+// then filtered, in the custom plan of the first executions and in the generic one of later ones.
+func TestGetOnBigintKeysIsHeldByThePolicyInitPlan(t *testing.T) {
+	t.Parallel()
+	r := newCompaniesEnv(t)
+	projects := mustNew[project](t, r.env, "public.projects")
+	for _, ctx := range []context.Context{r.ctxA, r.ctxB} {
+		rows := make([]*project, 300)
+		for i := range rows {
+			rows[i] = &project{Title: fmt.Sprint("p", i), Secret: fmt.Sprint("s", i)}
+		}
+		if err := projects.InsertMany(ctx, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := mustConn(t, r.d.SuperDSN).Exec(testContext(t), "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	page, err := projects.List(r.ctxA, repo.ListOptions{Limit: 1})
+	if err != nil || len(page.Items) != 1 {
+		t.Fatalf("List: %d rows (%v), want one", len(page.Items), err)
+	}
+	rec := &recorder{p: r.pool}
+	if _, err := repo.WithDBTX(projects, rec).Get(r.ctxA, repo.IntID(page.Items[0].Key)); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.got) != 1 {
+		t.Fatalf("Get sent %d statements, want 1", len(rec.got))
+	}
+	get := rec.got[0]
+	explain := func(prepare bool) string {
+		var plan []string
+		err := r.pool.Tx(r.ctxA, func(tx pgx.Tx) error {
+			sql, args := "EXPLAIN (COSTS OFF) "+get.sql, get.args
+			if prepare {
+				if _, err := tx.Exec(r.ctxA, "PREPARE get AS "+get.sql); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(r.ctxA, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
+					return err
+				}
+				sql, args = fmt.Sprintf("EXPLAIN (COSTS OFF) EXECUTE get(%s, %d)", r.a, page.Items[0].Key), nil
+			}
+			rows, err := tx.Query(r.ctxA, sql, args...)
+			if err == nil {
+				plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(plan, "\n")
+	}
+	for _, tc := range []struct {
+		name    string
+		generic bool
+	}{{"custom plan", false}, {"generic plan", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := explain(tc.generic)
+			if msg := policyHoldsIndexScan(plan, "projects_pkey", "company_id", false); msg != "" {
+				t.Errorf("%s\nplan:\n%s", msg, plan)
+			}
+		})
+	}
+	// Custom SQL on the repository's connection that names no tenant: the policy alone is the index
+	// condition.
+	get = stmt{sql: "SELECT title FROM public.projects WHERE id = $1", args: []any{page.Items[0].Key}}
+	if plan := explain(false); policyHoldsIndexScan(plan, "projects_pkey", "company_id", true) != "" {
+		t.Errorf("%s\nplan:\n%s", policyHoldsIndexScan(plan, "projects_pkey", "company_id", true), plan)
+	}
+}
+
+// The plan check finds what it is for, on plans of the shapes it must refuse.
+func TestPolicyHoldsIndexScanRefuses(t *testing.T) {
+	scan := "\n  ->  Index Scan using p_pkey on p\n        Index Cond: ((c = $1) AND (id = $2))"
+	for _, tc := range []struct{ name, plan string }{
+		{"no InitPlan", "Index Scan using p_pkey on p\n  Index Cond: ((c = $1) AND (id = $2))"},
+		{"a filter", "Index Scan using p_pkey on p\n  Index Cond: (id = $2)\n  Filter: (c = $0)\n  InitPlan 1 (returns $0)"},
+		{"a sequential scan", "Seq Scan on p\n  Filter: ((c = $0) AND (id = $2))\n  InitPlan 1 (returns $0)"},
+		{"another index", "Index Scan using p_other on p\n  Index Cond: ((c = $0) AND (id = $2))\n  InitPlan 1 (returns $0)"},
+		{"the InitPlan unused", "Result\n  InitPlan 1 (returns $0)" + scan},
+		{"folded, where the condition is required", "Result\n  One-Time Filter: ($0 = $1)\n  InitPlan 1 (returns $0)" + scan},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if policyHoldsIndexScan(tc.plan, "p_pkey", "c", tc.name == "folded, where the condition is required") == "" {
+				t.Errorf("accepted:\n%s", tc.plan)
+			}
+		})
+	}
+	if msg := policyHoldsIndexScan("Result\n  One-Time Filter: ($0 = $1)\n  InitPlan 1 (returns $0)"+scan, "p_pkey", "c", false); msg != "" {
+		t.Errorf("the folded shape: %s", msg)
+	}
+}
+
+// initPlanParam matches an InitPlan and the parameter it returns: "$0" before PostgreSQL 17, the
+// InitPlan itself ("(InitPlan 1).col1") after.
+var initPlanParam = regexp.MustCompile(`InitPlan (\d+)(?: \(returns (\$\d+)\))?`)
+
+// policyHoldsIndexScan returns what is wrong with a text plan of a lookup that should be one index scan
+// on index, held by the InitPlan of a policy on the tenant column col (as its index condition when
+// inCond, else that or a One-Time Filter): "" when nothing is.
+func policyHoldsIndexScan(plan, index, col string, inCond bool) string {
+	m := initPlanParam.FindStringSubmatch(plan)
+	if m == nil {
+		return "no InitPlan: the policy's tenant is not evaluated once per statement"
+	}
+	param := m[2]
+	if param == "" {
+		param = "(InitPlan " + m[1] + ").col1"
+	}
+	cond := regexp.MustCompile(`Index Cond: \((.*)\)`).FindStringSubmatch(plan)
+	switch {
+	case strings.Count(plan, "Scan") != 1 || !strings.Contains(plan, "Index Scan using "+index+" "):
+		return "want exactly one scan, an Index Scan using " + index
+	case cond == nil || !strings.Contains(cond[1], "("+col+" = "):
+		return "want an index condition on " + col
+	case regexp.MustCompile(`(?m)^\s*Filter:`).MatchString(plan):
+		return "want no row filter: rows of other tenants would be read and discarded"
+	case strings.Contains(cond[1], "("+col+" = "+param+")"):
+		return "" // the policy is the index condition
+	case !inCond && strings.Contains(plan, "One-Time Filter: ("+param+" = "):
+		return "" // folded: the policy gates the scan on the Get's own tenant predicate
+	}
+	return "the policy's " + param + " neither is the index condition on " + col + " nor gates the scan"
 }

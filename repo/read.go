@@ -2,7 +2,6 @@ package repo
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"reflect"
@@ -20,7 +19,8 @@ const (
 	MaxLimit     = 1000
 )
 
-// Get returns the row with id, or [ErrNotFound] (also when it is another tenant's).
+// Get returns the row with id, or [ErrNotFound] (also when it is another tenant's). An id of another
+// kind than the table's key fails with [ErrInvalidQuery]; nothing is sent.
 func (t *Table[T]) Get(ctx context.Context, id ID) (T, error) {
 	ctx = t.keyCtx(ctx)
 	var v T
@@ -28,8 +28,12 @@ func (t *Table[T]) Get(ctx context.Context, id ID) (T, error) {
 	if err != nil {
 		return v, err
 	}
+	key, err := t.s.keyArg(id)
+	if err != nil {
+		return v, err
+	}
 	dest, cts := t.dests(&v)
-	err = t.q.QueryRow(ctx, t.st.get, tenant, id).Scan(dest...)
+	err = t.q.QueryRow(ctx, t.st.get, tenant, key).Scan(dest...)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return *new(T), t.notFound(ctx, "get", id)
@@ -93,20 +97,8 @@ func (t *Table[T]) where(sb *strings.Builder, conds []Cond, args []any) ([]any, 
 	return args, nil
 }
 
-func encodeCursor(id ID) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
-
-func decodeCursor(s string) (ID, error) {
-	var id ID
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != len(id) {
-		return id, ErrInvalidCursor
-	}
-	copy(id[:], b)
-	return id, nil
-}
-
 // List returns a page of the tenant's rows matching every condition, in pk order (creation order for
-// ids from NewID). Pages are stable under concurrent inserts: a cursor resumes after the last row seen.
+// ids from NewID and for identity and serial keys). Pages are stable under concurrent inserts: a cursor resumes after the last row seen.
 // A row whose encrypted field does not decrypt is named in Page.Unreadable instead of failing the page
 // (the Keyring records a tampered one).
 // A cursor List did not return fails with [ErrInvalidCursor], a limit out of range or a condition on a
@@ -132,7 +124,7 @@ func (t *Table[T]) List(ctx context.Context, opts ListOptions, conds ...Cond) (P
 		return page, err
 	}
 	if opts.After != "" {
-		after, err := decodeCursor(opts.After)
+		after, err := t.s.decodeCursor(opts.After)
 		if err != nil {
 			return page, err
 		}
@@ -147,7 +139,7 @@ func (t *Table[T]) List(ctx context.Context, opts ListOptions, conds ...Cond) (P
 	}
 	if len(rows) > limit {
 		rows, unreadable = rows[:limit], unreadable[:limit]
-		page.Next = encodeCursor(t.idOf(reflect.ValueOf(&rows[limit-1]).Elem()))
+		page.Next = t.s.encodeCursor(t.idOf(reflect.ValueOf(&rows[limit-1]).Elem()))
 	}
 	// One unreadable row does not cost the caller the page: it is named, and the others come back.
 	page.Items = rows[:0]

@@ -19,18 +19,24 @@ type statements struct {
 	// pk, then the readBack fields.
 	update     string
 	updateArgs []arg
-	insertHead string            // INSERT INTO ... (columns) VALUES
-	insertTail string            // RETURNING the pk, then the readBack fields
-	insertArgs []arg             // what each inserted row binds, in column order
-	readBack   []int             // fields the database sets, read back by Insert and Update
+	insertHead string // INSERT INTO ... (columns) VALUES
+	insertTail string // RETURNING the pk, then the readBack fields
+	insertArgs []arg  // what each inserted row binds, in column order
+	readBack   []int  // fields the database sets, read back by Insert and Update
+	// genInsert inserts one row whose key the database generates: every column but the pk and the
+	// encrypted ones (their ciphertexts are bound to the key, not known yet), binding genArgs, returning
+	// as insertTail does. "" when the database generates no key.
+	genInsert string
+	genArgs   []arg
+	// seal writes the encrypted fields of a row genInsert inserted, once its key is known: $1 tenant,
+	// $2 id, then sealArgs; it returns as insertTail does. "" when there is nothing to seal.
+	seal       string
+	sealArgs   []arg
 	selectFrom string            // SELECT selectList FROM ... WHERE tenant = $1
 	countFrom  string            // SELECT count(*) FROM ... WHERE tenant = $1
 	pkAfter    string            // AND pk >
 	orderBy    string            // ORDER BY tenant, pk
 	findBy     map[string]string // blind-indexed column -> its lookup: $1 tenant, $2 the candidate indexes
-	// probe says whether tenantseal.exists_elsewhere can answer for this table: it assumes the columns
-	// tenant_id and id.
-	probe bool
 }
 
 // arg is one bound value of a written row: the value of a field (its ciphertext when it is encrypted)
@@ -38,6 +44,15 @@ type statements struct {
 type arg struct {
 	field      int
 	blindIndex bool
+}
+
+// ident returns the column a binds, quoted.
+func (a arg) ident(s *schema) string {
+	f := s.fields[a.field]
+	if a.blindIndex {
+		return ident(f.blindIndex)
+	}
+	return f.ident
 }
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
@@ -51,7 +66,7 @@ func buildStatements(s *schema) *statements {
 	tenant, pk := s.tenantField().ident, s.pkField().ident
 	key := tenant + " = $1 AND " + pk + " = $2"
 
-	var cols, insCols, sets, ret []string
+	var cols, insCols, genCols, sealSets, sets, ret []string
 	for i, f := range s.fields {
 		cols = append(cols, f.ident)
 		switch {
@@ -60,11 +75,22 @@ func buildStatements(s *schema) *statements {
 			ret = append(ret, f.ident)
 			st.readBack = append(st.readBack, i)
 		default:
-			insCols = append(insCols, f.ident)
-			st.insertArgs = append(st.insertArgs, arg{field: i})
+			written := []arg{{field: i}}
 			if f.blindIndex != "" {
-				insCols = append(insCols, ident(f.blindIndex))
-				st.insertArgs = append(st.insertArgs, arg{field: i, blindIndex: true})
+				written = append(written, arg{field: i, blindIndex: true})
+			}
+			for _, a := range written {
+				insCols = append(insCols, a.ident(s))
+				st.insertArgs = append(st.insertArgs, a)
+				switch {
+				case i == s.pk:
+				case f.encrypted:
+					st.sealArgs = append(st.sealArgs, a)
+					sealSets = append(sealSets, a.ident(s)+" = "+placeholder(len(st.sealArgs)+2))
+				default:
+					genCols = append(genCols, a.ident(s))
+					st.genArgs = append(st.genArgs, a)
+				}
 			}
 		}
 		switch {
@@ -90,6 +116,16 @@ func buildStatements(s *schema) *statements {
 	returning := strings.Join(append([]string{pk}, ret...), ", ")
 	st.insertHead = "INSERT INTO " + rel + " (" + strings.Join(insCols, ", ") + ") VALUES "
 	st.insertTail = " RETURNING " + returning
+	if s.gen != noDefault {
+		vals := make([]string, len(genCols))
+		for j := range vals {
+			vals[j] = placeholder(j + 1)
+		}
+		st.genInsert = "INSERT INTO " + rel + " (" + strings.Join(genCols, ", ") + ") VALUES (" + strings.Join(vals, ", ") + ")" + st.insertTail
+		if len(sealSets) > 0 {
+			st.seal = "UPDATE " + rel + " SET " + strings.Join(sealSets, ", ") + " WHERE " + key + st.insertTail
+		}
+	}
 
 	where := key
 	if s.version >= 0 {
@@ -98,7 +134,9 @@ func buildStatements(s *schema) *statements {
 		where += " AND " + v + " = " + placeholder(len(st.updateArgs)+3)
 	}
 	if len(sets) == 0 {
-		sets = append(sets, pk+" = "+pk) // nothing to write: still tell a missing row apart
+		// Nothing to write: still tell a missing row apart. A GENERATED ALWAYS key may not be set even
+		// to itself; the tenant column may (the policy checks it).
+		sets = append(sets, tenant+" = "+tenant)
 	}
 	// The row of false takes its NULLs from u itself (an outer join that matches nothing), so that no
 	// type name is spelled here.
@@ -113,7 +151,6 @@ func buildStatements(s *schema) *statements {
 			st.findBy[f.column] = st.selectFrom + " AND " + ident(f.blindIndex) + " = ANY($2)" + st.orderBy + " LIMIT " + strconv.Itoa(MaxLimit)
 		}
 	}
-	st.probe = s.tenantField().column == "tenant_id" && s.pkField().column == "id"
 	return st
 }
 

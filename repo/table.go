@@ -38,8 +38,10 @@ type Table[T any] struct {
 
 // New describes T against table and returns its repository. Errors in the description (a tag naming a
 // missing column, an encrypted field of an unsupported type or on a non-bytea column, an encrypted column
-// not registered in tenantseal.encrypted_columns) are reported here, not at the first query: every
-// statement is built here, from the columns tagged tenant and pk.
+// not registered in tenantseal.encrypted_columns, a tenant field on another column than the one
+// tenantseal.tenant_tables records for the table) and a table not under forced row-level security are
+// reported here, not at the first query: every statement is built here, from the columns tagged tenant
+// and pk.
 func New[T any](ctx context.Context, pool *db.Pool, kr *keys.Keyring, table string) (*Table[T], error) {
 	if pool == nil || kr == nil {
 		return nil, errors.New("repo: New needs a *db.Pool and a *keys.Keyring")
@@ -52,7 +54,11 @@ func New[T any](ctx context.Context, pool *db.Pool, kr *keys.Keyring, table stri
 	if err != nil {
 		return nil, err
 	}
-	s, err := parseSchema(reflect.TypeFor[T](), rel, registry)
+	prot, err := describeProtection(ctx, pool, rel)
+	if err != nil {
+		return nil, err
+	}
+	s, err := parseSchema(reflect.TypeFor[T](), rel, prot, registry)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +108,7 @@ func (t *Table[T]) tenantOf(ctx context.Context, op string, v *T) (tenantseal.Te
 	case given != tenant:
 		ev := tenantseal.Event{Kind: tenantseal.EventTenantMismatch, TargetTenant: given, Table: t.s.table, Operation: op}
 		if id := t.idOf(reflect.ValueOf(v).Elem()); !id.IsZero() {
-			ev.RowKey = id.String() // a new row has no id yet
+			ev.RowKey = id.String() // a new row may have no id yet
 		}
 		t.rec.Record(ctx, ev)
 		return tenant, &MismatchError{Table: t.s.table, Given: given, Principal: tenant}
@@ -115,10 +121,12 @@ func (t *Table[T]) tenantOf(ctx context.Context, op string, v *T) (tenantseal.Te
 // writer has the database tell the two apart on its own role, out of the request's path, and stores the
 // first as a foreign_id attempt (see tenantseal.EventLookupMiss).
 //
-// tenantseal.exists_elsewhere, which answers there, reads the columns tenant_id and id of the table: for a
-// table whose tenant or pk column is named otherwise it cannot answer, so no miss is reported.
+// tenantseal.exists_elsewhere, which answers there, reads the tenant column tenantseal.tenant_tables
+// records and the table's row key column (id, else the one pk column beside the tenant's): for a table
+// protect_table did not protect, or whose pk is not that column, it cannot answer, so no miss is
+// reported.
 func (t *Table[T]) notFound(ctx context.Context, op string, id ID) error {
-	if t.st.probe {
+	if t.s.probe {
 		t.rec.Record(ctx, tenantseal.Event{Kind: tenantseal.EventLookupMiss, Table: t.s.rel.QualifiedName(), Operation: op, RowKey: id.String()})
 	}
 	return ErrNotFound
@@ -138,6 +146,5 @@ func (e *MismatchError) Error() string {
 // Unwrap makes errors.Is(err, ErrTenantMismatch) true.
 func (e *MismatchError) Unwrap() error { return ErrTenantMismatch }
 
-func (t *Table[T]) idOf(rv reflect.Value) ID {
-	return rv.Field(t.s.pkField().index).Interface().(ID)
-}
+// idOf returns the key of the row rv as an ID.
+func (t *Table[T]) idOf(rv reflect.Value) ID { return t.s.idOf(rv.Field(t.s.pkField().index)) }

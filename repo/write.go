@@ -10,11 +10,18 @@ import (
 
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/keys/pgstore"
 )
 
-// Insert writes v, filling its id when zero and its tenant from the Principal, and reads back the
-// columns the database sets (readonly, updated, version). A tenant id other than the Principal's fails
-// with [ErrTenantMismatch] before anything is sent.
+// Insert writes v, filling its tenant from the Principal and its key when zero, and reads back the
+// columns the database sets (readonly, updated, version). A zero key is a new [NewID] for a uuid key;
+// for a key the database generates (identity, serial, a default) it is left to the database and read
+// back, and a GENERATED ALWAYS key is never written. A tenant id other than the Principal's fails with
+// [ErrTenantMismatch] before anything is sent.
+//
+// Encrypted fields are bound to the row's key: for a key the database generates, they are written by
+// an UPDATE right after the INSERT, in the same transaction, so their columns must be nullable (or
+// have a default) until then.
 func (t *Table[T]) Insert(ctx context.Context, v *T) error {
 	return t.InsertMany(ctx, []*T{v})
 }
@@ -24,25 +31,35 @@ const maxParams = 65535
 
 // InsertMany writes vs with multi-row INSERTs (COPY FROM is refused under row-level security), all in
 // one transaction when the repository runs on a pool. Every row is checked before anything is sent:
-// one foreign tenant id fails the whole call with nothing written.
+// one foreign tenant id fails the whole call with nothing written. Rows whose key the database
+// generates take one INSERT each (RETURNING does not promise the order of a multi-row INSERT, and
+// such a row has nothing else to be matched by), sent in one batch where the repository runs on a
+// transaction or a pool.
 func (t *Table[T]) InsertMany(ctx context.Context, vs []*T) error {
 	ctx = t.keyCtx(ctx)
 	if len(vs) == 0 {
 		return nil
 	}
+	var known, generated []reflect.Value
 	for _, v := range vs {
 		if _, err := t.tenantOf(ctx, "insert", v); err != nil {
 			return err
 		}
-		if idf := reflect.ValueOf(v).Elem().Field(t.s.pkField().index); idf.Interface().(ID).IsZero() {
-			idf.Set(reflect.ValueOf(NewID()))
+		rv := reflect.ValueOf(v).Elem()
+		gen, err := t.fillKey(rv)
+		if err != nil {
+			return err
+		}
+		if gen {
+			generated = append(generated, rv)
+		} else {
+			known = append(known, rv)
 		}
 	}
 	width := len(t.st.insertArgs)
-	args := make([]any, 0, len(vs)*width)
-	byID := make(map[ID]reflect.Value, len(vs))
-	for _, v := range vs {
-		rv := reflect.ValueOf(v).Elem()
+	args := make([]any, 0, len(known)*width)
+	byID := make(map[ID]reflect.Value, len(known))
+	for _, rv := range known {
 		row, err := t.writeArgs(ctx, rv, t.st.insertArgs)
 		if err != nil {
 			return err
@@ -50,29 +67,169 @@ func (t *Table[T]) InsertMany(ctx context.Context, vs []*T) error {
 		args = append(args, row...)
 		byID[t.idOf(rv)] = rv
 	}
+	genArgs := make([][]any, len(generated))
+	for i, rv := range generated {
+		row, err := t.writeArgs(ctx, rv, t.st.genArgs)
+		if err != nil {
+			return err
+		}
+		genArgs[i] = row
+	}
 	chunk := maxParams / width
-	run := func(q DBTX) error {
-		for start := 0; start < len(vs); start += chunk {
-			n := min(chunk, len(vs)-start)
+	run := func(kctx context.Context, q DBTX) error {
+		for start := 0; start < len(known); start += chunk {
+			n := min(chunk, len(known)-start)
 			res, err := q.Query(ctx, t.st.insert(n, width), args[start*width:(start+n)*width]...)
 			if err != nil {
 				return t.dbErr("insert into", err)
 			}
-			if err := t.readBackInserted(res, byID); err != nil {
+			if err := t.readReturned(res, func(id ID) (reflect.Value, error) {
+				rv, ok := byID[id]
+				if !ok {
+					return rv, fmt.Errorf("returned id %s was not inserted", id)
+				}
+				return rv, nil
+			}); err != nil {
 				return t.dbErr("insert into", err)
+			}
+		}
+		return t.insertGenerated(ctx, kctx, q, generated, genArgs)
+	}
+	statements := (len(known) + chunk - 1) / chunk
+	if len(generated) > 0 {
+		statements += len(generated) * (1 + btoi(t.st.seal != ""))
+	}
+	if pool, ok := t.q.(*db.Pool); ok && statements > 1 {
+		// Keyset loads for the seals go through the transaction: its connection is taken.
+		return pool.Tx(ctx, func(tx pgx.Tx) error { return run(pgstore.WithQuerier(ctx, tx), tx) })
+	}
+	return run(ctx, t.q)
+}
+
+// fillKey gives rv a key when its pk is zero and says whether the database is to generate it instead.
+// A key written where the database generates it always is refused.
+func (t *Table[T]) fillKey(rv reflect.Value) (generated bool, err error) {
+	pk := t.s.pkField()
+	fv := rv.Field(pk.index)
+	switch zero := fv.IsZero(); {
+	case t.s.gen == alwaysDefault && !zero:
+		return false, fmt.Errorf("repo: insert into %s: %s.%s is set, but %s is GENERATED ALWAYS: leave it zero", t.s.table, rv.Type().Name(), pk.name, pk.column)
+	case !zero:
+		return false, nil
+	case t.s.key == keyUUID && t.s.gen != alwaysDefault:
+		fv.Set(reflect.ValueOf(NewID()))
+		return false, nil
+	case t.s.gen == noDefault:
+		return false, fmt.Errorf("repo: insert into %s: %s.%s is zero, and %s has no default to fill it", t.s.table, rv.Type().Name(), pk.name, pk.column)
+	}
+	return true, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// insertGenerated inserts rows whose key the database generates, one statement each, sets their keys
+// and then writes their encrypted fields, bound to those keys (keyset loads on kctx).
+func (t *Table[T]) insertGenerated(ctx, kctx context.Context, q DBTX, rows []reflect.Value, args [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	pk := t.s.pkField()
+	err := perRow(ctx, q, t.st.genInsert, args, func(i int, res pgx.Rows) error {
+		return t.readReturned(res, func(id ID) (reflect.Value, error) {
+			setKey(rows[i].Field(pk.index), id)
+			return rows[i], nil
+		})
+	})
+	if err != nil || t.st.seal == "" {
+		return t.dbErr("insert into", err)
+	}
+	seals := make([][]any, len(rows))
+	for i, rv := range rows {
+		key, _ := t.s.keyArg(t.idOf(rv)) // the database's own key: of the table's kind
+		row, err := t.writeArgs(kctx, rv, t.st.sealArgs)
+		if err != nil {
+			return err
+		}
+		seals[i] = append([]any{rv.Field(t.s.tenantField().index).Interface(), key}, row...)
+	}
+	err = perRow(ctx, q, t.st.seal, seals, func(i int, res pgx.Rows) error {
+		return t.readReturned(res, func(ID) (reflect.Value, error) { return rows[i], nil })
+	})
+	return t.dbErr("insert into", err)
+}
+
+// setKey sets the pk field fv to id, a key the database returned for it.
+func setKey(fv reflect.Value, id ID) {
+	switch id.kind {
+	case intID:
+		fv.SetInt(id.n)
+	case textID:
+		fv.SetString(id.s)
+	default:
+		fv.Set(reflect.ValueOf(id))
+	}
+}
+
+// batcher is what a pgx.Tx has beyond DBTX: several statements in one round trip.
+type batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// perRow runs sql, a statement of one row, once for each of args, in one batch when q can send one, and
+// hands each statement's rows to fn, which reads them to the end.
+func perRow(ctx context.Context, q DBTX, sql string, args [][]any, read func(i int, res pgx.Rows) error) (err error) {
+	fn := func(i int, res pgx.Rows) error {
+		if err := read(i, res); err != nil {
+			return err
+		}
+		if n := res.CommandTag().RowsAffected(); n != 1 {
+			return fmt.Errorf("a statement of one row affected %d", n)
+		}
+		return nil
+	}
+	b, ok := q.(batcher)
+	if !ok || len(args) == 1 {
+		for i, a := range args {
+			res, err := q.Query(ctx, sql, a...)
+			if err != nil {
+				return err
+			}
+			if err := fn(i, res); err != nil {
+				return err
 			}
 		}
 		return nil
 	}
-	if pool, ok := t.q.(*db.Pool); ok && len(vs) > chunk {
-		return pool.Tx(ctx, func(tx pgx.Tx) error { return run(tx) })
+	batch := &pgx.Batch{}
+	for _, a := range args {
+		batch.Queue(sql, a...)
 	}
-	return run(t.q)
+	br := b.SendBatch(ctx, batch)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for i := range args {
+		res, err := br.Query()
+		if err != nil {
+			return err
+		}
+		if err := fn(i, res); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// readBackInserted sets the columns the database chose on the inserted rows. RETURNING order is not
-// promised: rows are matched by id.
-func (t *Table[T]) readBackInserted(res pgx.Rows, byID map[ID]reflect.Value) error {
+// readReturned reads what an INSERT or UPDATE returned (the pk, then the readBack fields) into the rows
+// that target names by their key: exactly one row for each returned one.
+func (t *Table[T]) readReturned(res pgx.Rows, target func(ID) (reflect.Value, error)) error {
 	var id ID
 	tmp := make([]reflect.Value, len(t.st.readBack))
 	dest := []any{&id}
@@ -81,9 +238,9 @@ func (t *Table[T]) readBackInserted(res pgx.Rows, byID map[ID]reflect.Value) err
 		dest = append(dest, tmp[k].Interface())
 	}
 	_, err := pgx.ForEachRow(res, dest, func() error {
-		rv, ok := byID[id]
-		if !ok {
-			return fmt.Errorf("returned id %s was not inserted", id)
+		rv, err := target(id)
+		if err != nil {
+			return err
 		}
 		for k, i := range t.st.readBack {
 			rv.Field(t.s.fields[i].index).Set(tmp[k].Elem())
@@ -105,14 +262,15 @@ func (t *Table[T]) Update(ctx context.Context, v *T) error {
 	}
 	rv := reflect.ValueOf(v).Elem()
 	id := t.idOf(rv)
-	if id.IsZero() {
+	if rv.Field(t.s.pkField().index).IsZero() {
 		return ErrNotFound
 	}
+	key, _ := t.s.keyArg(id) // the field's own key: of the table's kind
 	sets, err := t.writeArgs(ctx, rv, t.st.updateArgs)
 	if err != nil {
 		return err
 	}
-	args := append([]any{tenant, id}, sets...)
+	args := append([]any{tenant, key}, sets...)
 	if t.s.version >= 0 {
 		args = append(args, rv.Field(t.s.fields[t.s.version].index).Interface())
 	}
@@ -142,13 +300,18 @@ func (t *Table[T]) Update(ctx context.Context, v *T) error {
 	return nil
 }
 
-// Delete removes the row with id, or fails with [ErrNotFound] (also for another tenant's row).
+// Delete removes the row with id, or fails with [ErrNotFound] (also for another tenant's row). An id of
+// another kind than the table's key fails with [ErrInvalidQuery]; nothing is sent.
 func (t *Table[T]) Delete(ctx context.Context, id ID) error {
 	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
 		return err
 	}
-	tag, err := t.q.Exec(ctx, t.st.del, tenant, id)
+	key, err := t.s.keyArg(id)
+	if err != nil {
+		return err
+	}
+	tag, err := t.q.Exec(ctx, t.st.del, tenant, key)
 	if err != nil {
 		return t.dbErr("delete from", err)
 	}
