@@ -227,7 +227,7 @@ func TestSteps(t *testing.T) {
 		t.Errorf("got rolbypassrls %v (%v), want false after CreateRoles", bypass, err)
 	}
 
-	actions, err = bootstrap.CreateDatabase(ctx, super, database, prefix)
+	actions, err = bootstrap.CreateDatabase(ctx, super, database, prefix, bootstrap.DatabaseOptions{})
 	if err != nil || !cmp.Equal(actions, []string{"created database " + database}) {
 		t.Fatalf("CreateDatabase: got %q, %v, want it created", actions, err)
 	}
@@ -276,7 +276,7 @@ func TestNamesAreChecked(t *testing.T) {
 		}
 	}
 	var conn *pgx.Conn // never used: the name is refused first
-	if _, err := bootstrap.CreateDatabase(t.Context(), conn, "ok", "Bad"); err == nil {
+	if _, err := bootstrap.CreateDatabase(t.Context(), conn, "ok", "Bad", bootstrap.DatabaseOptions{}); err == nil {
 		t.Errorf("CreateDatabase with a bad prefix: got no error")
 	}
 }

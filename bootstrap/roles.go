@@ -29,16 +29,49 @@ func checkIdent(what, name string) error {
 	return nil
 }
 
-// CheckSuperuser fails unless conn's role is a superuser: it creates roles and databases.
+// CheckSuperuser fails unless conn's role is a superuser: what [HideStatistics] needs to remove collected
+// statistics, and what gives the probe role BYPASSRLS.
 func CheckSuperuser(ctx context.Context, conn *pgx.Conn) error {
-	var super bool
-	if err := conn.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&super); err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
+	a, err := currentAdmin(ctx, conn)
+	if err != nil {
+		return err
 	}
-	if !super {
-		return errors.New("bootstrap: the role must be a superuser (it creates roles and the database)")
+	if !a.Superuser {
+		return fmt.Errorf("bootstrap: role %s must be a superuser", a.Role)
 	}
 	return nil
+}
+
+// Admin is what the role of a bootstrap connection may do.
+type Admin struct {
+	Role                 string
+	Superuser            bool
+	createRole, createDB bool
+}
+
+// CheckAdmin fails unless conn's role is a superuser or has CREATEROLE and CREATEDB, the administrator
+// role of managed PostgreSQL services: that is enough for every step, and what needs a superuser
+// degrades (see the package documentation).
+func CheckAdmin(ctx context.Context, conn *pgx.Conn) (Admin, error) {
+	a, err := currentAdmin(ctx, conn)
+	if err != nil {
+		return Admin{}, err
+	}
+	if !a.Superuser && !(a.createRole && a.createDB) {
+		return Admin{}, fmt.Errorf("bootstrap: role %s must be a superuser or have CREATEROLE and CREATEDB (it creates roles and the database)", a.Role)
+	}
+	return a, nil
+}
+
+// currentAdmin reads the attributes of conn's role.
+func currentAdmin(ctx context.Context, conn *pgx.Conn) (Admin, error) {
+	var a Admin
+	err := conn.QueryRow(ctx, "SELECT rolname::text, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user").
+		Scan(&a.Role, &a.Superuser, &a.createRole, &a.createDB)
+	if err != nil {
+		return Admin{}, fmt.Errorf("bootstrap: %w", err)
+	}
+	return a, nil
 }
 
 // Passwords are login passwords by role name. Printing them shows the role names only.
@@ -59,7 +92,8 @@ func (p Passwords) GoString() string { return p.String() }
 // RoleOptions configure [CreateRoles].
 type RoleOptions struct {
 	// Passwords known from an earlier bootstrap: an existing role keeps its password when it is listed
-	// here. An existing role not listed gets a new password only with ResetPasswords.
+	// here, and a missing role listed here is created with it (a bootstrap that stopped after storing
+	// its passwords resumes). An existing role not listed gets a new password only with ResetPasswords.
 	Passwords Passwords
 	// ResetPasswords gives existing roles new passwords.
 	ResetPasswords bool
@@ -67,6 +101,10 @@ type RoleOptions struct {
 	ResetRoles []string
 	// Limits are the session limits of the app role; zero fields take their defaults.
 	Limits SessionLimits
+	// BeforeSet, if set, receives the login passwords, new ones included, before any role is created or
+	// given a new password: nothing is changed unless it returns nil. A store that writes them there
+	// never loses one. It is not called when no password changes.
+	BeforeSet func(context.Context, Passwords) error
 }
 
 // loginRoles are the roles that log in, with the attributes each must have.
@@ -85,48 +123,85 @@ func loginRoles(r db.RoleNames) []struct{ name, attrs string } {
 
 const probeAttrs = "NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS NOINHERIT"
 
+// superuserAttrs are the attributes that only a superuser may give, take or even name in ALTER ROLE
+// (PostgreSQL 15 refuses NOSUPERUSER from a CREATEROLE role).
+var superuserAttrs = []string{"SUPERUSER", "REPLICATION", "BYPASSRLS"}
+
+// grantable returns attrs without those only a superuser may set, unless admin is one.
+func grantable(attrs string, admin Admin) string {
+	if admin.Superuser {
+		return attrs
+	}
+	var out []string
+	for _, a := range strings.Fields(attrs) {
+		if !slices.Contains(superuserAttrs, strings.TrimPrefix(a, "NO")) {
+			out = append(out, a)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// rolePlan is what CreateRoles does to one login role.
+type rolePlan struct {
+	name, attrs string
+	exists      bool
+	password    string
+	newPassword bool // created, or given a new password
+}
+
 // CreateRoles creates the owner, app, auditor and audit writer roles of prefix (see [db.Roles]) with new
 // passwords, or re-asserts the attributes of those that exist, the probe role that owns the one function
 // that looks past row-level security, and the session limits of the app role ([SetSessionLimits]). It
-// fails when the app, auditor or writer role is a member of the owner, the probe, another of them or
-// pg_signal_backend. It returns the login passwords and what it changed.
+// fails, before it changes anything, when a password is unknown, when the app, auditor or writer role is
+// a member of the owner, the probe, another of them or pg_signal_backend, or has an attribute that only a
+// superuser can take (conn's role is not one). conn is a superuser's or a CREATEROLE role's: without a
+// superuser the probe role gets no BYPASSRLS. It returns the login passwords and what it changed.
 func CreateRoles(ctx context.Context, conn *pgx.Conn, prefix string, opts RoleOptions) (Passwords, []string, error) {
 	if err := checkIdent("role prefix", prefix); err != nil {
 		return nil, nil, err
 	}
+	admin, err := CheckAdmin(ctx, conn)
+	if err != nil {
+		return nil, nil, err
+	}
 	r := db.Roles(prefix)
+	plans, err := planRoles(ctx, conn, r, opts, admin)
+	if err != nil {
+		return nil, nil, err
+	}
 	passwords := Passwords{}
-	var actions []string
-	for _, role := range loginRoles(r) {
-		exists, err := roleExists(ctx, conn, role.name)
-		if err != nil {
-			return nil, nil, err
+	changes := false
+	for _, p := range plans {
+		passwords[p.name] = p.password
+		changes = changes || p.newPassword
+	}
+	if changes && opts.BeforeSet != nil {
+		if err := opts.BeforeSet(ctx, maps.Clone(passwords)); err != nil {
+			return nil, nil, fmt.Errorf("bootstrap: store the passwords before setting them: %w", err)
 		}
-		pw, known := opts.Passwords[role.name]
-		ident := pgx.Identifier{role.name}.Sanitize()
+	}
+
+	var actions []string
+	for _, p := range plans {
+		ident := pgx.Identifier{p.name}.Sanitize()
+		var stmt, action string
 		switch {
-		case !exists:
-			pw = newSecret(24)
-			if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s %s PASSWORD %s", ident, role.attrs, quoteLiteral(pw))); err != nil {
-				return nil, nil, fmt.Errorf("bootstrap: create role %s: %w", role.name, err)
-			}
-			actions = append(actions, "created role "+role.name)
-		case opts.ResetPasswords || slices.Contains(opts.ResetRoles, role.name) || !known:
-			if !opts.ResetPasswords && !slices.Contains(opts.ResetRoles, role.name) {
-				return nil, nil, &UnknownPasswordError{Role: role.name}
-			}
-			pw = newSecret(24)
-			if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER ROLE %s %s PASSWORD %s", ident, role.attrs, quoteLiteral(pw))); err != nil {
-				return nil, nil, fmt.Errorf("bootstrap: alter role %s: %w", role.name, err)
-			}
-			actions = append(actions, "reset the password of role "+role.name)
+		case !p.exists:
+			stmt = fmt.Sprintf("CREATE ROLE %s %s PASSWORD %s", ident, grantable(p.attrs, admin), quoteLiteral(p.password))
+			action = "created role " + p.name
+		case p.newPassword:
+			stmt = fmt.Sprintf("ALTER ROLE %s %s PASSWORD %s", ident, grantable(p.attrs, admin), quoteLiteral(p.password))
+			action = "reset the password of role " + p.name
 		default:
 			// Re-assert the attributes: an earlier hand edit must not leave the app role able to skip RLS.
-			if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER ROLE %s %s", ident, role.attrs)); err != nil {
-				return nil, nil, fmt.Errorf("bootstrap: alter role %s: %w", role.name, err)
-			}
+			stmt = fmt.Sprintf("ALTER ROLE %s %s", ident, grantable(p.attrs, admin))
 		}
-		passwords[role.name] = pw
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return nil, nil, fmt.Errorf("bootstrap: %s role %s: %w", strings.ToLower(strings.Fields(stmt)[0]), p.name, err)
+		}
+		if action != "" {
+			actions = append(actions, action)
+		}
 	}
 
 	// The owner is a member of the probe so that migrations can give it its function.
@@ -136,15 +211,61 @@ func CreateRoles(ctx context.Context, conn *pgx.Conn, prefix string, opts RoleOp
 	}
 	probe := pgx.Identifier{r.Probe}.Sanitize()
 	if !exists {
-		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s %s", probe, probeAttrs)); err != nil {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s %s", probe, grantable(probeAttrs, admin))); err != nil {
 			return nil, nil, fmt.Errorf("bootstrap: create role %s: %w", r.Probe, err)
 		}
 		actions = append(actions, "created role "+r.Probe)
-	} else if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER ROLE %s %s", probe, probeAttrs)); err != nil {
+	} else if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER ROLE %s %s", probe, grantable(probeAttrs, admin))); err != nil {
 		return nil, nil, fmt.Errorf("bootstrap: alter role %s: %w", r.Probe, err)
 	}
 	if _, err := conn.Exec(ctx, fmt.Sprintf("GRANT %s TO %s", probe, pgx.Identifier{r.Owner}.Sanitize())); err != nil {
 		return nil, nil, fmt.Errorf("bootstrap: grant %s to %s: %w", r.Probe, r.Owner, err)
+	}
+	limited, err := SetSessionLimits(ctx, conn, r, opts.Limits)
+	if err != nil {
+		return nil, nil, err
+	}
+	return passwords, append(actions, limited...), nil
+}
+
+// planRoles decides, reading only, what CreateRoles does to each login role, and refuses what it could
+// not finish: an unknown password, a forbidden membership, an attribute that conn's role cannot take.
+func planRoles(ctx context.Context, conn *pgx.Conn, r db.RoleNames, opts RoleOptions, admin Admin) ([]rolePlan, error) {
+	var plans []rolePlan
+	for _, role := range loginRoles(r) {
+		p := rolePlan{name: role.name, attrs: role.attrs}
+		var super, replication, bypass bool
+		err := conn.QueryRow(ctx, "SELECT rolsuper, rolreplication, rolbypassrls FROM pg_roles WHERE rolname = $1", role.name).Scan(&super, &replication, &bypass)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		default:
+			p.exists = true
+		}
+		known := false
+		p.password, known = opts.Passwords[role.name]
+		reset := opts.ResetPasswords || slices.Contains(opts.ResetRoles, role.name)
+		switch {
+		case !p.exists && known:
+			// Stored by an earlier run that stopped before it created the role.
+		case !p.exists, reset:
+			p.password, p.newPassword = newSecret(24), true
+		case !known:
+			return nil, &UnknownPasswordError{Role: role.name}
+		}
+		if p.exists && !admin.Superuser {
+			for _, a := range []struct {
+				has  bool
+				name string
+			}{{super, "SUPERUSER"}, {replication, "REPLICATION"}, {bypass, "BYPASSRLS"}} {
+				if a.has {
+					return nil, fmt.Errorf("bootstrap: role %s has %s, which only a superuser can take: run ALTER ROLE %s NO%s as one, then bootstrap again",
+						role.name, a.name, role.name, a.name)
+				}
+			}
+		}
+		plans = append(plans, p)
 	}
 	// The app, auditor and writer roles must never hold the owner's or the probe's privileges, the app role
 	// never the writer's, nor may any of them signal another role's sessions.
@@ -158,19 +279,17 @@ func CreateRoles(ctx context.Context, conn *pgx.Conn, prefix string, opts RoleOp
 	} {
 		for _, of := range m.of {
 			var isMember bool
-			if err := conn.QueryRow(ctx, "SELECT pg_has_role($1, $2, 'MEMBER')", m.member, of).Scan(&isMember); err != nil {
-				return nil, nil, fmt.Errorf("bootstrap: %w", err)
+			err := conn.QueryRow(ctx, `SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles a, pg_roles b WHERE a.rolname = $1 AND b.rolname = $2)
+				THEN pg_has_role($1, $2, 'MEMBER') ELSE false END`, m.member, of).Scan(&isMember)
+			if err != nil {
+				return nil, fmt.Errorf("bootstrap: %w", err)
 			}
 			if isMember {
-				return nil, nil, fmt.Errorf("bootstrap: role %s is a member of %s: run REVOKE %s FROM %s first", m.member, of, of, m.member)
+				return nil, fmt.Errorf("bootstrap: role %s is a member of %s: run REVOKE %s FROM %s first", m.member, of, of, m.member)
 			}
 		}
 	}
-	limited, err := SetSessionLimits(ctx, conn, r, opts.Limits)
-	if err != nil {
-		return nil, nil, err
-	}
-	return passwords, append(actions, limited...), nil
+	return plans, nil
 }
 
 // SessionLimits bound what one session of the app role can hold, set on the role (ALTER ROLE ... SET) so

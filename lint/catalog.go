@@ -3,6 +3,7 @@ package lint
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -16,12 +17,17 @@ import (
 type catalog struct {
 	opts        Options
 	app, owner  role
-	tenantCol   string // quoted
+	tenantCol   string // Options.TenantColumn, quoted
 	tenantCall  string // e.g. "tenantseal.current_tenant()", for fix hints
 	tenantFuncs map[uint32]bool
 	// product is tenantseal.current_tenant(), the verifying function of the product's own tables
-	// (0 in a database without tenantseal); elevated is tenantseal.elevated() (0 likewise).
-	product, elevated uint32
+	// (0 in a database without tenantseal); elevated is tenantseal.elevated() and productKey
+	// tenantseal.current_tenant_key() (0 likewise).
+	product, elevated, productKey uint32
+	// protectColumn says that tenantseal.protect_table takes the tenant column (tenant_column => ...).
+	protectColumn bool
+	// recorded is tenantseal.tenant_tables: the tenant column of each table protect_table protected.
+	recorded map[uint32]string
 	// userSchemas are the checked schemas but the product's own; tables of internalSchemas are always
 	// checked too, with their own expectations.
 	userSchemas []string
@@ -49,6 +55,8 @@ type catalog struct {
 	creatable   []string // schemas (or "database <name>") in which the app role may create objects
 	funcs       map[uint32]funcInfo
 	ops         map[uint32]opInfo
+	// settable says, for each setting a tenant function reads, whether the app role can set it.
+	settable map[string]bool
 }
 
 type role struct {
@@ -68,7 +76,11 @@ type table struct {
 	partition     bool
 	rls, force    bool
 	owner         uint32
-	tenantAttnum  int16 // 0: no tenant column
+	root          uint32 // the root of its partition tree; itself when it is none's partition
+	tenantName    string // the name its tenant column has or would have
+	tenantCol     string // tenantName quoted
+	tenantType    string // the tenant column's type, e.g. "bigint"; "" without one
+	tenantAttnum  int16  // 0: no tenant column
 	tenantNotNull bool
 	// registry marks a table of tenants (tenantseal.tenants, Options.Registry): its key, the attnum of
 	// its single-column primary key (0 without one), is the tenant.
@@ -76,6 +88,8 @@ type table struct {
 	key           int16
 	columns       []string // unquoted column names, for hints
 	attnums       []int16  // the attnum of each of columns
+	notNull       []bool   // whether each of columns is NOT NULL
+	types         []string // the type of each of columns, without modifiers ("character varying")
 	appPriv       map[string]bool
 	publicPrivs   []string
 	policiesCount int
@@ -172,7 +186,8 @@ type function struct {
 	leakproof     bool
 	trigger       bool // returns trigger
 	lang          string
-	src           string // prosrc
+	src           string   // prosrc; for an SQL-standard body, pg_get_function_sqlbody
+	args          []string // argument names in lower case, "" for an unnamed one
 	sqlBody       *nodetree.Node
 	hasSearchPath bool
 	publicExecute bool
@@ -181,9 +196,10 @@ type function struct {
 }
 
 type trigger struct {
-	name  string
-	table uint32
-	fn    uint32
+	name   string
+	table  uint32
+	fn     uint32
+	events []string // the commands that fire it: INSERT, UPDATE, DELETE, TRUNCATE
 }
 
 type ownedRel struct {
@@ -220,7 +236,7 @@ var internalSchemas = []string{internalSchema, "tenantseal_migrations"}
 func load(ctx context.Context, conn Querier, opts Options) (*catalog, error) {
 	c := &catalog{opts: opts, byOID: map[uint32]*table{}, viewDeps: map[uint32][]uint32{}, viewFuncs: map[uint32][]uint32{},
 		tenantFuncs: map[uint32]bool{}, funcByOID: map[uint32]*function{}, privsOf: map[uint32]map[uint32]bool{},
-		funcs: map[uint32]funcInfo{}, ops: map[uint32]opInfo{}}
+		funcs: map[uint32]funcInfo{}, ops: map[uint32]opInfo{}, recorded: map[uint32]string{}}
 	var err error
 	if c.app, err = loadRole(ctx, conn, opts.AppRole); err != nil {
 		return nil, err
@@ -236,8 +252,9 @@ func load(ctx context.Context, conn Querier, opts Options) (*catalog, error) {
 	}
 	schemas := append(slices.Clone(c.userSchemas), internalSchemas...)
 	for _, step := range []func(context.Context, Querier, []string) error{
-		c.loadTables, c.loadPolicies, c.loadIndexes, c.loadRegistry, c.loadForeignKeys, c.loadExclusions, c.loadViews,
-		c.loadFunctions, c.loadTriggers, c.loadAppRoleReach, c.loadPrivilegesToCome, c.loadPolicyCallees,
+		c.loadTenantTables, c.loadTables, c.assignTenantColumns, c.loadPolicies, c.loadIndexes, c.loadRegistry,
+		c.loadForeignKeys, c.loadExclusions, c.loadViews, c.loadFunctions, c.loadSettings, c.loadTriggers,
+		c.loadAppRoleReach, c.loadPrivilegesToCome, c.loadPolicyCallees,
 	} {
 		if err := step(ctx, conn, schemas); err != nil {
 			return nil, err
@@ -338,10 +355,26 @@ func (c *catalog) loadTenantFunction(ctx context.Context, conn Querier) error {
 	if len(c.tenantFuncs) == 0 {
 		return fmt.Errorf("%w: tenant function %s does not exist", ErrOptions, fn)
 	}
-	return each(ctx, conn, "product functions", `SELECT coalesce(to_regprocedure($1)::oid, 0), coalesce(to_regprocedure($2)::oid, 0), quote_ident($3)`,
-		[]any{productTenantFunction, elevatedFunction, c.opts.TenantColumn}, func(r pgx.Rows) error {
-			return r.Scan(&c.product, &c.elevated, &c.tenantCol)
+	err = each(ctx, conn, "product functions", `SELECT coalesce(to_regprocedure($1)::oid, 0), coalesce(to_regprocedure($2)::oid, 0),
+		       coalesce(to_regprocedure($3)::oid, 0), quote_ident($4), to_regprocedure($5) IS NOT NULL`,
+		[]any{productTenantFunction, elevatedFunction, productKeyFunction, c.opts.TenantColumn, protectWithColumn}, func(r pgx.Rows) error {
+			return r.Scan(&c.product, &c.elevated, &c.productKey, &c.tenantCol, &c.protectColumn)
 		})
+	if err != nil {
+		return err
+	}
+	// tenantseal's verifier comes in two forms, the tenant's id (uuid) and its key as text for tenant
+	// columns of other types: naming either names both.
+	if c.product != 0 && c.productKey != 0 && (c.tenantFuncs[c.product] || c.tenantFuncs[c.productKey]) {
+		c.tenantFuncs[c.product], c.tenantFuncs[c.productKey] = true, true
+		c.tenantCall = productTenantFunction
+	}
+	return nil
+}
+
+// productVerifier reports whether id is one of tenantseal's own verifying functions.
+func (c *catalog) productVerifier(id uint32) bool {
+	return id != 0 && (id == c.product || id == c.productKey)
 }
 
 // verifiers returns the functions whose result is the verified tenant for t's policies: the product's
@@ -356,10 +389,13 @@ func (c *catalog) verifiers(t *table) map[uint32]bool {
 func (c *catalog) loadTables(ctx context.Context, conn Querier, schemas []string) error {
 	return each(ctx, conn, "tables", `
 		SELECT c.oid, format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname, n.nspname, c.relname,
-		       c.relkind::text, n.nspname = ANY($4), c.relispartition, c.relrowsecurity, c.relforcerowsecurity, c.relowner,
-		       coalesce(a.attnum, 0), coalesce(a.attnotnull, false),
+		       c.relkind::text, n.nspname = ANY($3), c.relispartition, c.relrowsecurity, c.relforcerowsecurity, c.relowner,
+		       coalesce(pg_partition_root(c.oid)::oid, c.oid),
 		       ARRAY(SELECT x.attname::text FROM pg_attribute x WHERE x.attrelid = c.oid AND x.attnum > 0 AND NOT x.attisdropped ORDER BY x.attnum),
 		       ARRAY(SELECT x.attnum FROM pg_attribute x WHERE x.attrelid = c.oid AND x.attnum > 0 AND NOT x.attisdropped ORDER BY x.attnum),
+		       ARRAY(SELECT x.attnotnull FROM pg_attribute x WHERE x.attrelid = c.oid AND x.attnum > 0 AND NOT x.attisdropped ORDER BY x.attnum),
+		       ARRAY(SELECT format_type(x.atttypid, NULL) FROM pg_attribute x
+		              WHERE x.attrelid = c.oid AND x.attnum > 0 AND NOT x.attisdropped ORDER BY x.attnum),
 		       has_any_column_privilege($2::oid, c.oid, 'SELECT'), has_any_column_privilege($2::oid, c.oid, 'INSERT'),
 		       has_any_column_privilege($2::oid, c.oid, 'UPDATE'), has_table_privilege($2::oid, c.oid, 'DELETE'),
 		       has_table_privilege($2::oid, c.oid, 'TRUNCATE'), has_table_privilege($2::oid, c.oid, 'TRIGGER'),
@@ -371,16 +407,14 @@ func (c *catalog) loadTables(ctx context.Context, conn Querier, schemas []string
 		              WHERE has_table_privilege('public', c.oid, p)),
 		       (SELECT count(*) FROM pg_policy pol WHERE pol.polrelid = c.oid)
 		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-		       AND a.attname = CASE WHEN n.nspname = ANY($4) THEN $5 ELSE $3 END
 		 WHERE c.relkind IN ('r', 'p', 'f') AND n.nspname = ANY($1)
 		 ORDER BY n.nspname, c.relname`,
-		[]any{schemas, c.app.oid, c.opts.TenantColumn, internalSchemas, DefaultTenantColumn}, func(r pgx.Rows) error {
+		[]any{schemas, c.app.oid, internalSchemas}, func(r pgx.Rows) error {
 			t := &table{appPriv: map[string]bool{}}
 			var sel, ins, upd, del, trunc, trig, refs bool
 			var n int64
 			if err := r.Scan(&t.oid, &t.name, &t.raw, &t.schema, &t.relname, &t.kind, &t.internal, &t.partition, &t.rls, &t.force,
-				&t.owner, &t.tenantAttnum, &t.tenantNotNull, &t.columns, &t.attnums,
+				&t.owner, &t.root, &t.columns, &t.attnums, &t.notNull, &t.types,
 				&sel, &ins, &upd, &del, &trunc, &trig, &refs, &t.publicPrivs, &n); err != nil {
 				return err
 			}
@@ -395,29 +429,118 @@ func (c *catalog) loadTables(ctx context.Context, conn Querier, schemas []string
 		})
 }
 
-// loadRegistry marks the tenant registries: the product's tenantseal.tenants and Options.Registry.
+// loadTenantTables reads tenantseal.tenant_tables, where tenantseal.protect_table records each
+// table's tenant column; a database migrated before it existed has none.
+func (c *catalog) loadTenantTables(ctx context.Context, conn Querier, _ []string) error {
+	exists := false
+	err := each(ctx, conn, "tenant tables", `SELECT to_regclass($1) IS NOT NULL`, []any{tenantTables}, func(r pgx.Rows) error {
+		return r.Scan(&exists)
+	})
+	if err != nil || !exists {
+		return err
+	}
+	return each(ctx, conn, "tenant tables", `SELECT relid::oid, tenant_column::text FROM `+tenantTables, nil, func(r pgx.Rows) error {
+		var oid uint32
+		var col *string
+		if err := r.Scan(&oid, &col); err != nil {
+			return err
+		}
+		if col != nil && *col != "" {
+			c.recorded[oid] = *col
+		}
+		return nil
+	})
+}
+
+// assignTenantColumns finds each table's tenant column: tenant_id on the product's own tables;
+// elsewhere the one Options.TenantColumns names for the table (or its partition root), else the one
+// tenantseal.tenant_tables records, else Options.TenantColumn.
+func (c *catalog) assignTenantColumns(context.Context, Querier, []string) error {
+	named := func(t *table) (string, bool) {
+		for _, key := range []string{t.raw, t.name} {
+			if col, ok := c.opts.TenantColumns[key]; ok {
+				return col, true
+			}
+		}
+		return "", false
+	}
+	for _, t := range c.tables {
+		col := c.opts.TenantColumn
+		override, ok := named(t)
+		if root := c.byOID[t.root]; !ok && root != nil {
+			override, ok = named(root)
+		}
+		switch {
+		case t.internal:
+			col = DefaultTenantColumn
+		case ok:
+			col = override
+		case c.recorded[t.oid] != "":
+			col = c.recorded[t.oid]
+		case c.recorded[t.root] != "":
+			col = c.recorded[t.root]
+		}
+		t.tenantName, t.tenantCol = col, pgIdent(col)
+		if col == c.opts.TenantColumn {
+			t.tenantCol = c.tenantCol
+		}
+		if i := slices.Index(t.columns, col); i >= 0 {
+			t.tenantAttnum, t.tenantNotNull, t.tenantType = t.attnums[i], t.notNull[i], t.types[i]
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(c.opts.TenantColumns)) {
+		t := slices.IndexFunc(c.tables, func(t *table) bool { return !t.internal && (t.raw == key || t.name == key) })
+		if t < 0 {
+			return fmt.Errorf("%w: tenant column of %s: not a table in the checked schemas", ErrOptions, key)
+		}
+		if !c.tables[t].tenant() {
+			return fmt.Errorf("%w: tenant column of %s: it has no column %q", ErrOptions, key, c.opts.TenantColumns[key])
+		}
+	}
+	return nil
+}
+
+// loadRegistry marks the tenant registries: the product's tenantseal.tenants, Options.Registry, the
+// application's table that tenantseal.adopt_registry made the source of tenants (tenantseal.settings
+// records it, keyed by its registry_key), and every tenant table whose single-column primary key is its
+// tenant column (a row per tenant).
 func (c *catalog) loadRegistry(ctx context.Context, conn Querier, _ []string) error {
-	var product, user uint32
-	err := each(ctx, conn, "registry", `SELECT coalesce(to_regclass($1)::oid, 0), coalesce(to_regclass(nullif($2, ''))::oid, 0)`,
-		[]any{DefaultRegistry, c.opts.Registry}, func(r pgx.Rows) error {
-			return r.Scan(&product, &user)
+	var product, user, adopted uint32
+	var adoptedKey string
+	recorded := false
+	err := each(ctx, conn, "registry", `SELECT coalesce(to_regclass($1)::oid, 0), coalesce(to_regclass(nullif($2, ''))::oid, 0),
+		       (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid = to_regclass($3) AND attname IN ('registry', 'registry_key') AND NOT attisdropped)`,
+		[]any{DefaultRegistry, c.opts.Registry, settingsTable}, func(r pgx.Rows) error {
+			return r.Scan(&product, &user, &recorded)
 		})
+	if err == nil && recorded {
+		err = each(ctx, conn, "adopted registry", `SELECT coalesce(registry::oid, 0), coalesce(registry_key::text, '') FROM `+settingsTable,
+			nil, func(r pgx.Rows) error {
+				return r.Scan(&adopted, &adoptedKey)
+			})
+	}
 	if err != nil {
 		return err
 	}
 	if c.opts.Registry != "" && c.byOID[user] == nil {
 		return fmt.Errorf("%w: registry %s is not a table in the checked schemas", ErrOptions, c.opts.Registry)
 	}
-	for _, oid := range []uint32{product, user} {
-		t := c.byOID[oid]
-		if t == nil {
+	for _, t := range c.tables {
+		named := t.oid == product || t.oid == user || t.oid == adopted
+		if !named && (t.internal || !t.tenant()) {
 			continue
 		}
-		t.registry = true
 		for _, ix := range c.indexes {
 			if ix.table == t.oid && ix.primary && len(ix.keys) == 1 {
 				t.key = ix.keys[0]
 			}
+		}
+		if i := slices.Index(t.columns, adoptedKey); t.oid == adopted && i >= 0 {
+			t.key = t.attnums[i]
+		}
+		t.registry = named || t.key == t.tenantAttnum
+		if !t.registry {
+			t.key = 0
 		}
 	}
 	return nil
@@ -645,7 +768,9 @@ func (c *catalog) checkTenantColumn() error {
 			continue
 		}
 		found = true
-		if t.tenant() {
+		// A table recorded with a column of its own (tenantseal.tenant_tables, Options.TenantColumns)
+		// does not vouch for a tenant column given otherwise that no table has.
+		if t.tenant() && (t.tenantCol == c.opts.TenantColumn || c.opts.TenantColumn == DefaultTenantColumn) {
 			return nil
 		}
 		for _, col := range t.columns {

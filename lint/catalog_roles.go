@@ -22,10 +22,12 @@ func (c *catalog) loadFunctions(ctx context.Context, conn Querier, schemas []str
 	err := each(ctx, conn, "functions", `
 		SELECT p.oid, format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
 		       lower(p.proname), n.nspname, p.prokind = 'p', p.prosecdef, p.proleakproof,
-		       p.prorettype = 'trigger'::regtype, l.lanname::text, coalesce(p.prosrc, ''), p.prosqlbody::text,
+		       p.prorettype = 'trigger'::regtype, l.lanname::text,
+		       coalesce(CASE WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END, ''), p.prosqlbody::text,
 		       coalesce(EXISTS (SELECT 1 FROM unnest(p.proconfig) s WHERE s LIKE 'search\_path=%'), false),
 		       has_function_privilege('public', p.oid, 'EXECUTE'), has_function_privilege($2::oid, p.oid, 'EXECUTE'),
-		       r.oid, quote_ident(r.rolname), r.rolsuper, r.rolbypassrls, r.rolcreaterole
+		       r.oid, quote_ident(r.rolname), r.rolsuper, r.rolbypassrls, r.rolcreaterole,
+		       ARRAY(SELECT lower(coalesce(p.proargnames[i], '')) FROM generate_series(1, p.pronargs) i)
 		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
 		  JOIN pg_roles r ON r.oid = p.proowner
 		 WHERE (n.nspname = ANY($1) OR p.oid = ANY($3::oid[])) AND p.prokind IN ('f', 'p')
@@ -36,7 +38,7 @@ func (c *catalog) loadFunctions(ctx context.Context, conn Querier, schemas []str
 			var body *string
 			if err := r.Scan(&f.oid, &f.name, &f.short, &f.schema, &f.procedure, &f.secdef, &f.leakproof, &f.trigger,
 				&f.lang, &f.src, &body, &f.hasSearchPath, &f.publicExecute, &f.appExecute,
-				&f.owner.oid, &f.owner.name, &f.owner.super, &f.owner.bypass, &f.owner.createRole); err != nil {
+				&f.owner.oid, &f.owner.name, &f.owner.super, &f.owner.bypass, &f.owner.createRole, &f.args); err != nil {
 				return err
 			}
 			// A RETURN body is one Query node; a BEGIN ATOMIC body is a list of them, judged as opaque.
@@ -75,13 +77,15 @@ func (c *catalog) loadFunctions(ctx context.Context, conn Querier, schemas []str
 
 func (c *catalog) loadTriggers(ctx context.Context, conn Querier, schemas []string) error {
 	return each(ctx, conn, "triggers", `
-		SELECT quote_ident(t.tgname), t.tgrelid, t.tgfoid
+		SELECT quote_ident(t.tgname), t.tgrelid, t.tgfoid,
+		       ARRAY(SELECT e.name FROM (VALUES (4, 'INSERT'), (8, 'DELETE'), (16, 'UPDATE'), (32, 'TRUNCATE')) e(bit, name)
+		              WHERE t.tgtype::int & e.bit <> 0)
 		  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE NOT t.tgisinternal AND n.nspname = ANY($1)
 		 ORDER BY n.nspname, c.relname, t.tgname`,
 		[]any{schemas}, func(r pgx.Rows) error {
 			var tg trigger
-			if err := r.Scan(&tg.name, &tg.table, &tg.fn); err != nil {
+			if err := r.Scan(&tg.name, &tg.table, &tg.fn, &tg.events); err != nil {
 				return err
 			}
 			c.triggers = append(c.triggers, tg)

@@ -21,8 +21,11 @@
 //
 // # What it checks
 //
-// A tenant table is an ordinary or partitioned table in a checked schema with the tenant column
-// ([Options.TenantColumn]). [Rules] lists the rules, each with a page under docs/lint: row-level
+// A tenant table is an ordinary or partitioned table in a checked schema with its tenant column: the one
+// [Options.TenantColumns] names for it, else the one tenantseal.tenant_tables records for it (where
+// tenantseal.protect_table protected it), else [Options.TenantColumn]. Tenant columns may be uuid,
+// compared with tenantseal.current_tenant(), or bigint, integer or text, compared with
+// tenantseal.current_tenant_key() cast to the column's type. [Rules] lists the rules, each with a page under docs/lint: row-level
 // security enabled and forced, one permissive policy per command for the app role whose meaning is
 // "this tenant's rows only" (judged by evaluating it on probe rows, not by its shape) and whose tenant
 // comparison is an index condition, keys, indexes and foreign keys that lead with or pair the tenant

@@ -57,8 +57,16 @@ type Options struct {
 	OwnerRole string
 	// TenantColumn makes a table a tenant table. Default "tenant_id".
 	TenantColumn string
+	// TenantColumns names the tenant column of single tables where it is not TenantColumn, keyed
+	// "schema.table": {"public.companies": "id", "crm.deals": "account_id"}. Each table must exist in
+	// the checked schemas and have the column. Tables that tenantseal.protect_table recorded in
+	// tenantseal.tenant_tables use the column recorded there unless listed here. A partition uses the
+	// column of its root.
+	TenantColumns map[string]string
 	// TenantFunction is the verifying function that policies must compare the tenant column with:
 	// "schema.name" (every overload) or "schema.name(argtypes)". Default "tenantseal.current_tenant".
+	// With tenantseal's own, tenantseal.current_tenant_key() verifies too: the policies of tenant
+	// columns that are not uuid compare with it, cast to the column's type.
 	TenantFunction string
 	// Schemas to check. Default: every schema except the system schemas. Each must exist. The product's
 	// own schemas (tenantseal, tenantseal_migrations) are always checked, whatever Schemas says, against
@@ -70,7 +78,10 @@ type Options struct {
 	// cannot be listed.
 	GlobalTables []string
 	// Registry is the schema-qualified table of tenants whose single-column primary key is the tenant
-	// id, e.g. "public.accounts" (TS019). Default: tenantseal.tenants, when it exists.
+	// id, e.g. "public.accounts" (TS019). Default: tenantseal.tenants, when it exists. A tenant table
+	// whose single-column primary key is its tenant column (a row per tenant, e.g. public.companies
+	// recorded with tenant column "id") is a registry too, and so is the table tenantseal.adopt_registry
+	// adopted.
 	Registry string
 }
 
@@ -81,6 +92,16 @@ const (
 	DefaultRegistry       = "tenantseal.tenants"
 	// productTenantFunction verifies the tenant context for the product's own tables.
 	productTenantFunction = "tenantseal.current_tenant()"
+	// productKeyFunction is the verified tenant's key as text, for tenant columns of other types than
+	// uuid: policies compare with it cast to the column's type.
+	productKeyFunction = "tenantseal.current_tenant_key()"
+	// tenantTables records the tenant column of each table tenantseal.protect_table protected; lint
+	// reads it when it exists.
+	tenantTables = "tenantseal.tenant_tables"
+	// settingsTable holds tenantseal's settings, among them the registry adopt_registry adopted.
+	settingsTable = "tenantseal.settings"
+	// protectWithColumn is tenantseal.protect_table with the tenant column as an argument.
+	protectWithColumn = "tenantseal.protect_table(regclass, boolean, name)"
 	// elevatedFunction is the read-only elevation check of the tenantseal schema: its policies are
 	// allowed to call it (TS005, TS014).
 	elevatedFunction = "tenantseal.elevated()"

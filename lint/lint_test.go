@@ -191,6 +191,15 @@ func TestOptions(t *testing.T) {
 		CREATE POLICY docs_rw ON orgs.docs TO {{app}}
 		    USING (org_id = (SELECT tenantseal.current_tenant())) WITH CHECK (org_id = (SELECT tenantseal.current_tenant()));
 		GRANT SELECT, INSERT, UPDATE, DELETE ON orgs.docs TO {{app}};`
+	// deals is keyed by org_id, a bigint, under tenantseal's key verifier; the tenant column is named for
+	// this table only (Options.TenantColumns).
+	const deals = `SET ROLE {{owner}};
+		CREATE TABLE public.deals (org_id bigint NOT NULL, id bigint NOT NULL, PRIMARY KEY (org_id, id));
+		ALTER TABLE public.deals ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+		CREATE POLICY deals_rw ON public.deals TO {{app}}
+		    USING (org_id = (SELECT tenantseal.current_tenant_key()::bigint))
+		    WITH CHECK (org_id = (SELECT tenantseal.current_tenant_key()::bigint));
+		GRANT SELECT, INSERT, UPDATE, DELETE ON public.deals TO {{app}};`
 	const other = `SET ROLE {{owner}};
 		CREATE SCHEMA other;
 		CREATE TABLE other.notes (tenant_id uuid NOT NULL, id uuid NOT NULL, PRIMARY KEY (tenant_id, id));
@@ -206,6 +215,12 @@ func TestOptions(t *testing.T) {
 		{"schema not checked", other, func(o *lint.Options) { o.Schemas = []string{"public"} }, []string{}},
 		{"schema checked by default", other, func(o *lint.Options) {}, []string{"TS001"}},
 		{"tenant column", orgs, func(o *lint.Options) { o.TenantColumn, o.Schemas = "org_id", []string{"orgs"} }, []string{}},
+		{"tenant column of one table", deals, func(o *lint.Options) { o.TenantColumns = map[string]string{"public.deals": "org_id"} }, []string{}},
+		// Without the override, deals is a table without a tenant column that the app role may use.
+		{"tenant column of one table not named", deals, func(o *lint.Options) {}, []string{"TS015"}},
+		// A database migrated before tenantseal recorded tenant columns.
+		{"no tenantseal.tenant_tables", "SET ROLE {{owner}}; DROP TABLE tenantseal.tenant_tables;", func(o *lint.Options) {}, []string{}},
+		{"global table beside tables of other tenant columns", "TS015_unrecorded.sql", func(o *lint.Options) { o.GlobalTables = []string{"public.invoices_2019"} }, []string{}},
 		{"tenant function with signature", "", func(o *lint.Options) { o.TenantFunction = "tenantseal.current_tenant()" }, []string{}},
 		{"tenant function that policies do not call", "", func(o *lint.Options) { o.TenantFunction = "tenantseal.current_subject" },
 			// current_tenant is then just another function, and not leakproof.
@@ -251,6 +266,10 @@ func TestOptionErrors(t *testing.T) {
 		{"no owner role", lint.Options{AppRole: d.Roles.App}},
 		{"unknown app role", lint.Options{AppRole: "nobody_here", OwnerRole: d.Roles.Owner}},
 		{"unknown tenant function", lint.Options{AppRole: d.Roles.App, OwnerRole: d.Roles.Owner, TenantFunction: "tenantseal.nothing"}},
+		{"tenant column of a table that does not exist", lint.Options{AppRole: d.Roles.App, OwnerRole: d.Roles.Owner,
+			TenantColumns: map[string]string{"public.nothing": "org_id"}}},
+		{"tenant column that the table does not have", lint.Options{AppRole: d.Roles.App, OwnerRole: d.Roles.Owner,
+			TenantColumns: map[string]string{"orgs.docs": "account_id"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Not parallel: the subtests share conn.

@@ -32,6 +32,15 @@ func TestMessages(t *testing.T) {
 		{"TS017_cast.sql", []string{"no cast or function around the column"}, nil},
 		{"TS021_view.sql", []string{"view public.note_feed, which the app role reads, calls it", "is a superuser"}, nil},
 		{"TS021_trigger.sql", []string{"trigger notes_touch fires on public.notes"}, nil},
+		{"TS021_argument.sql", []string{"compares tenant_id with its argument p_tenant, which the caller chooses"}, nil},
+		{"TS015_unrecorded.sql", []string{"public.invoices_2019: has no tenant_id column", "its column company_id is the tenant column of other tables"}, nil},
+		{"TS018_tenant_key.sql", []string{"workspace_id may be NULL", "ALTER COLUMN workspace_id SET NOT NULL"}, nil},
+		{"TS025_update.sql", []string{"into public.latest_note, which has no tenant_id column"}, nil},
+		{"TS026_callee.sql", []string{"'app.tenant' (through fx.claimed_tenant())", "'application_name'"}, nil},
+		{"TS026_coalesce.sql", []string{"'request.jwt.claims'"}, nil},
+		// The fix hints speak of the table's own column and the key verifier in its type.
+		{"TS016_tenant_key.sql", []string{"SELECT tenantseal.protect_table('public.deals', tenant_column => 'org_id')"}, nil},
+		{"TS005_tenant_key.sql", []string{"USING (org_id = (SELECT tenantseal.current_tenant_key()::bigint))"}, []string{"tenant_id"}},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			t.Parallel()
@@ -69,8 +78,9 @@ func messages(fs []lint.Finding) []string {
 func TestShapes(t *testing.T) {
 	t.Parallel()
 	const nullable = `SET ROLE {{owner}};
-		CREATE TABLE public.notes (tenant_id uuid, id uuid NOT NULL, slug text, UNIQUE (tenant_id, id));
+		CREATE TABLE public.notes (tenant_id uuid NOT NULL, id uuid NOT NULL, slug text, UNIQUE (tenant_id, id));
 		SELECT tenantseal.protect_table('public.notes');
+		ALTER TABLE public.notes ALTER COLUMN tenant_id DROP NOT NULL; -- protect_table refuses a nullable column
 		`
 	for _, tc := range []struct {
 		name, sql string

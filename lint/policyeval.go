@@ -13,6 +13,9 @@ import (
 // reporting, never towards silence: "tenant_id = coalesce((SELECT f()), tenant_id)" (true without a
 // context), "tenant_id <> (SELECT f())", an EXISTS that never ties the row's tenant to the context and
 // "tenant_id IS NOT DISTINCT FROM (SELECT f())" on a nullable column all admit a forbidden probe row.
+// The verified tenant is what a verifying function returns, through casts that keep a value's identity:
+// "org_id = (SELECT tenantseal.current_tenant_key()::bigint)" is this tenant's rows only, as
+// "tenant_id = (SELECT tenantseal.current_tenant())" is; a length-limiting cast (varchar(8)) is not.
 
 // atom is a symbolic scalar: the id of tenant A, of tenant B, NULL, or some other value.
 type atom uint8

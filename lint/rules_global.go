@@ -20,6 +20,8 @@ var productTables = map[string]struct {
 	"tenantseal.audit_head":   {nil, "it is the audit chain's head: writing it breaks or forks the chain"},
 	"tenantseal.kek_canary":   {[]string{"SELECT"}, "the library only reads it to tell a wrong key-encryption key at startup"},
 	"tenantseal.key_settings": {[]string{"SELECT"}, "the library only reads how long it may cache opened keysets"},
+	"tenantseal.tenant_tables": {[]string{"SELECT"},
+		"the library only reads each table's tenant column; writing it changes which column the repositories filter by"},
 	"tenantseal.encrypted_columns": {[]string{"SELECT"},
 		"the library only reads the registry of encrypted columns; writing it changes what re-encryption and key retirement walk"},
 }
@@ -66,14 +68,30 @@ func checkGlobalTables(c *catalog) []Finding {
 		}
 		hint := ""
 		if col := lookalike(t.columns, c.opts.TenantColumn); col != "" {
-			hint = fmt.Sprintf(" (its column %s looks like a misspelt %s: then it is a tenant table without protection)", pgIdent(col), c.tenantCol)
+			hint = fmt.Sprintf(" (its column %s looks like a misspelt %s: then it is a tenant table without protection)", pgIdent(col), t.tenantCol)
+		} else if col := c.tenantColumnOfOthers(t); col != "" {
+			hint = fmt.Sprintf(" (its column %s is the tenant column of other tables: then it is a tenant table nobody protected or recorded)", pgIdent(col))
 		}
 		out = append(out, Finding{Object: t.name,
-			Message: fmt.Sprintf("has no %s column, yet %s may %s it: %s%s", c.tenantCol, c.app.name, strings.Join(held, ", "), reach, hint),
+			Message: fmt.Sprintf("has no %s column, yet %s may %s it: %s%s", t.tenantCol, c.app.name, strings.Join(held, ", "), reach, hint),
 			Fix: fmt.Sprintf("REVOKE %s ON %s FROM %s; or add %s and protect it; or, for data every tenant shares, list it as a global table",
-				strings.Join(held, ", "), t.name, c.app.name, c.tenantCol)})
+				strings.Join(held, ", "), t.name, c.app.name, t.tenantCol)})
 	}
 	return out
+}
+
+// tenantColumnOfOthers returns a column of t that is the tenant column of another table of the user's
+// (not a registry, whose key is often just "id"), or "".
+func (c *catalog) tenantColumnOfOthers(t *table) string {
+	for _, o := range c.tables {
+		if o == t || o.internal || o.registry || !o.tenant() {
+			continue
+		}
+		if name := o.columns[slices.Index(o.attnums, o.tenantAttnum)]; slices.Contains(t.columns, name) {
+			return name
+		}
+	}
+	return ""
 }
 
 // lookalike returns a column of cols that is not want but spelt nearly like it ("tenantid",

@@ -23,7 +23,7 @@ func checkWithCheck(c *catalog) []Finding {
 		case p.cmd == "a" && t.appPriv["INSERT"]:
 			out = append(out, Finding{Object: p.object(),
 				Message: "FOR INSERT policy has no WITH CHECK: it admits no row, and the intended check is nowhere written down",
-				Fix:     fmt.Sprintf("ALTER POLICY %s ON %s WITH CHECK (%s)", p.name, t.name, c.condition())})
+				Fix:     fmt.Sprintf("ALTER POLICY %s ON %s WITH CHECK (%s)", p.name, t.name, c.condition(t))})
 		case p.qual != nil && (p.cmd == "w" && t.appPriv["UPDATE"] || p.cmd == "*" && (t.appPriv["INSERT"] || t.appPriv["UPDATE"])):
 			// PostgreSQL checks new rows against USING then; flagged anyway so that a later change of USING
 			// cannot silently change what may be written.
@@ -115,10 +115,18 @@ func (c *catalog) policyLeaks(p *policy, attnum int16, nullable bool) (problems,
 	return problems, fixes
 }
 
-// tenantCallOf is the verifying call for t's policies, for fix hints.
+// tenantCallOf is the verifying call for t's policies, for fix hints: with tenantseal's verifier, its
+// key cast to the column's type for tenant columns that are not uuid.
 func (c *catalog) tenantCallOf(t *table) string {
 	if t.internal {
-		return "tenantseal.current_tenant()"
+		return productTenantFunction
+	}
+	typ := ""
+	if i := slices.Index(t.attnums, keyAttnum(t)); i >= 0 {
+		typ = t.types[i]
+	}
+	if c.tenantFuncs[c.productKey] && typ != "" && typ != "uuid" {
+		return productKeyFunction + "::" + typ
 	}
 	return c.tenantCall
 }

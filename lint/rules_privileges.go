@@ -81,7 +81,7 @@ func checkForeignTables(c *catalog) []Finding {
 		}
 		out = append(out, Finding{Object: t.name,
 			Message: fmt.Sprintf("foreign table with the tenant column %s: PostgreSQL cannot apply row-level security to foreign tables, so %s", c.tenantColOf(t), reach),
-			Fix:     fmt.Sprintf("REVOKE ALL ON %s FROM %s, PUBLIC, and reach it only through a function that filters by (SELECT %s); or keep the rows in an ordinary table", t.name, c.app.name, c.tenantCall)})
+			Fix:     fmt.Sprintf("REVOKE ALL ON %s FROM %s, PUBLIC, and reach it only through a function that filters by (SELECT %s); or keep the rows in an ordinary table", t.name, c.app.name, c.tenantCallOf(t))})
 	}
 	return out
 }

@@ -13,9 +13,9 @@ import (
 
 var commands = []string{"SELECT", "INSERT", "UPDATE", "DELETE"}
 
-// condition is the comparison every tenant policy should make.
-func (c *catalog) condition() string {
-	return fmt.Sprintf("%s = (SELECT %s)", c.tenantCol, c.tenantCall)
+// condition is the comparison every tenant policy of t should make.
+func (c *catalog) condition(t *table) string {
+	return fmt.Sprintf("%s = (SELECT %s)", c.tenantColOf(t), c.tenantCallOf(t))
 }
 
 // createPolicy is the statement that gives the app role cmd on t for the current tenant only.
@@ -23,17 +23,22 @@ func (c *catalog) createPolicy(t *table, cmd string) string {
 	name := "tenant_" + strings.ToLower(cmd)
 	switch cmd {
 	case "INSERT":
-		return fmt.Sprintf("CREATE POLICY %s ON %s FOR INSERT TO %s WITH CHECK (%s)", name, t.name, c.app.name, c.condition())
+		return fmt.Sprintf("CREATE POLICY %s ON %s FOR INSERT TO %s WITH CHECK (%s)", name, t.name, c.app.name, c.condition(t))
 	case "UPDATE":
-		return fmt.Sprintf("CREATE POLICY %s ON %s FOR UPDATE TO %s USING (%s) WITH CHECK (%s)", name, t.name, c.app.name, c.condition(), c.condition())
+		return fmt.Sprintf("CREATE POLICY %s ON %s FOR UPDATE TO %s USING (%s) WITH CHECK (%s)", name, t.name, c.app.name, c.condition(t), c.condition(t))
 	}
-	return fmt.Sprintf("CREATE POLICY %s ON %s FOR %s TO %s USING (%s)", name, t.name, cmd, c.app.name, c.condition())
+	return fmt.Sprintf("CREATE POLICY %s ON %s FOR %s TO %s USING (%s)", name, t.name, cmd, c.app.name, c.condition(t))
 }
 
 // protectHint is the shortest correct way to put t under tenant policies.
 func (c *catalog) protectHint(t *table) string {
-	if c.opts.TenantColumn == DefaultTenantColumn && c.tenantCall == "tenantseal.current_tenant()" {
-		return fmt.Sprintf("SELECT tenantseal.protect_table('%s')", strings.ReplaceAll(t.name, "'", "''"))
+	literal := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	call := c.tenantCallOf(t)
+	switch {
+	case t.tenantCol == DefaultTenantColumn && t.tenantType == "uuid" && call == productTenantFunction:
+		return fmt.Sprintf("SELECT tenantseal.protect_table(%s)", literal(t.name))
+	case c.protectColumn && (call == productTenantFunction || strings.HasPrefix(call, productKeyFunction)):
+		return fmt.Sprintf("SELECT tenantseal.protect_table(%s, tenant_column => %s)", literal(t.name), literal(t.tenantName))
 	}
 	stmts := []string{fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY", t.name)}
 	for _, cmd := range commands {
@@ -167,13 +172,9 @@ func checkTenantIndex(c *catalog) []Finding {
 	return out
 }
 
-// tenantColOf is t's tenant column, quoted: the product's own tables always use tenant_id.
-func (c *catalog) tenantColOf(t *table) string {
-	if t.internal {
-		return DefaultTenantColumn
-	}
-	return c.tenantCol
-}
+// tenantColOf is t's tenant column, quoted (see assignTenantColumns): the product's own tables
+// always use tenant_id.
+func (c *catalog) tenantColOf(t *table) string { return t.tenantCol }
 
 // spansTenants reports whether TS008 reports ix: a unique index of a tenant table without the tenant
 // column, on a table whose uniqueness the app role can probe.
@@ -307,15 +308,16 @@ func checkForeignKeys(c *catalog) []Finding {
 		if paired {
 			continue
 		}
+		fromCol, toCol := c.tenantColOf(from), c.tenantColOf(to)
 		fix := fmt.Sprintf("make the key map %s to %s: FOREIGN KEY (%s, ...) REFERENCES %s (%s, ...), against a unique key of %s that starts with %s",
-			c.tenantCol, c.tenantCol, c.tenantCol, to.name, c.tenantCol, to.name, c.tenantCol)
+			fromCol, toCol, fromCol, to.name, toCol, to.name, toCol)
 		if !slices.Contains(fk.fromKeys, from.tenantAttnum) && !slices.Contains(fk.toKeys, to.tenantAttnum) {
 			fix = fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s, ADD CONSTRAINT %s FOREIGN KEY (%s, %s) REFERENCES %s (%s, %s)",
-				from.name, fk.name, fk.name, c.tenantCol, strings.Join(fk.fromColumns, ", "), to.name, c.tenantCol, strings.Join(fk.toColumns, ", "))
+				from.name, fk.name, fk.name, fromCol, strings.Join(fk.fromColumns, ", "), to.name, toCol, strings.Join(fk.toColumns, ", "))
 		}
 		out = append(out, Finding{Object: fk.name + " on " + from.name,
 			Message: fmt.Sprintf("foreign key (%s) REFERENCES %s (%s) does not pair %s with %s: a row can point at another tenant's row",
-				strings.Join(fk.fromColumns, ", "), to.name, strings.Join(fk.toColumns, ", "), c.tenantCol, c.tenantCol),
+				strings.Join(fk.fromColumns, ", "), to.name, strings.Join(fk.toColumns, ", "), fromCol, toCol),
 			Fix: fix})
 	}
 	return out

@@ -20,8 +20,11 @@
 //	defer mg.Close()
 //	err = mg.Up(ctx)
 //
-// A migration that fails part-way leaves the database dirty: [Migrator.Up] returns a [*DirtyError]
-// naming the version and the `tenantseal migrate force` command that clears it after repair.
+// A failing migration returns a [*MigrationError] naming its file, the failing statement and its line.
+// A file without transaction control statements runs as one transaction: nothing of it stays applied and
+// the version is set back, so migrating again after a fix completes. Any other file that fails part-way
+// leaves the database dirty: the next run returns a [*DirtyError] naming the version and the
+// `tenantseal migrate force` command that clears it after repair.
 //
 // # Reverts that destroy data
 //

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
 	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
@@ -66,6 +67,66 @@ func (e *DirtyError) LastGood() int {
 		}
 	}
 	return last
+}
+
+// MigrationError is returned when a statement of a migration file fails: it names the file, the
+// statement and its line, not the whole file. Use errors.As; Err is the server's error
+// (a *pgconn.PgError).
+type MigrationError struct {
+	// File is the migration file, as named in the set (NNNN_name.up.sql or .down.sql); "" when unknown.
+	File string
+	// Line is the line in File of the statement, and ErrorLine that of the character the server points
+	// at (0 when it points at none).
+	Line, ErrorLine int
+	// Statement is the failing statement, "" when it cannot be told.
+	Statement string
+	// RolledBack reports that nothing of the file was applied, and that the database is not left dirty:
+	// the file runs as one transaction. Fix it (or what it conflicts with) and migrate again.
+	RolledBack bool
+	Err        error
+}
+
+func (e *MigrationError) Error() string {
+	var b strings.Builder
+	b.WriteString("migrations: ")
+	if e.File == "" {
+		b.WriteString("a migration")
+	}
+	b.WriteString(e.File)
+	switch {
+	case e.Statement == "":
+		b.WriteString(" (statement unknown)")
+	case e.ErrorLine > 0 && e.ErrorLine != e.Line:
+		fmt.Fprintf(&b, ", statement at line %d (error at line %d)", e.Line, e.ErrorLine)
+	default:
+		fmt.Fprintf(&b, ", statement at line %d", e.Line)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	if e.Statement != "" {
+		fmt.Fprintf(&b, ": %s", excerpt(e.Statement, 160))
+	}
+	switch {
+	case e.RolledBack:
+		b.WriteString("; nothing of it was applied: fix it and migrate again")
+	case e.File != "":
+		b.WriteString("; it may be applied in part: the database is left dirty")
+	}
+	return b.String()
+}
+
+func (e *MigrationError) Unwrap() error { return e.Err }
+
+// excerpt is s on one line, cut after n characters. The string literals of a statement that names a
+// password are left out: the excerpt goes into logs.
+func excerpt(s string, n int) string {
+	if strings.Contains(strings.ToUpper(s), "PASSWORD") {
+		s = elideLiterals(s)
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "..."
+	}
+	return s
 }
 
 // Options configure a [Migrator].
@@ -216,10 +277,103 @@ func (mg *Migrator) run(ctx context.Context, f func() error) error {
 	if errors.As(err, &dirty) {
 		return &DirtyError{Version: dirty.Version}
 	}
+	var failed database.Error
+	if errors.As(err, &failed) {
+		return mg.migrationError(ctx, failed)
+	}
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	return ctx.Err()
+}
+
+// migrationError names the file, statement and line of a failed migration. When the file ran as one
+// transaction, nothing of it was applied: the version golang-migrate left dirty is set back to the one
+// before, so that migrating again (after a fix) needs no force.
+func (mg *Migrator) migrationError(ctx context.Context, failed database.Error) error {
+	body := string(failed.Query)
+	e := &MigrationError{Err: failed.OrigErr}
+	if e.Err == nil {
+		e.Err = errors.New(failed.Err)
+	}
+	// The file is the one with this text whose run leaves the version golang-migrate marked dirty: an up
+	// marks its own version, a down the one below.
+	dirtyAt, dirty, verr := mg.m.Version()
+	if errors.Is(verr, migrate.ErrNilVersion) {
+		dirtyAt, dirty, verr = 0, true, nil
+	}
+	var version uint // of the failed file; 0 when it is not known for sure
+	var up bool
+	entries, _ := fs.ReadDir(mg.files, ".")
+	for _, f := range entries {
+		b, err := fs.ReadFile(mg.files, f.Name())
+		if err != nil || string(b) != body {
+			continue
+		}
+		num, _, _ := strings.Cut(f.Name(), "_")
+		v, _ := strconv.ParseUint(num, 10, 64)
+		isUp := strings.HasSuffix(f.Name(), ".up.sql")
+		marks := uint(v)
+		if !isUp {
+			marks = mg.before(uint(v))
+		}
+		if e.File == "" || (verr == nil && dirty && marks == dirtyAt) {
+			e.File, version, up = f.Name(), uint(v), isUp
+			if verr != nil || !dirty || marks != dirtyAt {
+				version = 0
+			}
+		}
+	}
+	var pe *pgconn.PgError
+	if errors.As(e.Err, &pe) && pe.Position > 0 {
+		if st, line, ok := statementAt(body, int(pe.Position)); ok {
+			e.Statement, e.Line, e.ErrorLine = st.text, st.line, line
+		}
+	}
+	if version == 0 || !atomic(body) {
+		return e
+	}
+	if e.Statement == "" {
+		// The server named no position (an error raised inside a function or DO block): run the statements
+		// again one by one in a transaction that is rolled back, until one fails.
+		_ = mg.owner(ctx, func(c *pgx.Conn) error {
+			tx, err := c.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback(context.WithoutCancel(ctx)) // always: this run only looks
+			for _, st := range splitStatements(body) {
+				if _, err := tx.Exec(ctx, st.text); err != nil {
+					e.Statement, e.Line = st.text, st.line
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	// Applied before the failing file: for an up, the version below it; for a down, its own.
+	restore := int(version)
+	if up {
+		restore = int(mg.before(version))
+		if restore == 0 {
+			restore = -1 // golang-migrate's "no version"
+		}
+	}
+	if err := mg.m.Force(restore); err == nil {
+		e.RolledBack = true
+	}
+	return e
+}
+
+// before returns the version of the set's migration below v, 0 when there is none.
+func (mg *Migrator) before(v uint) uint {
+	var last uint
+	for _, m := range list(mg.files, 0) {
+		if m.Version < v {
+			last = m.Version
+		}
+	}
+	return last
 }
 
 // Up applies every pending migration.

@@ -210,7 +210,11 @@ func (r *run) table(ctx context.Context, t *table) error {
 		}
 		r.queueQuarantine(t, bt)
 		if bt.b.Len() > 0 {
-			if err := r.db.Tx(ctx, func(tx pgx.Tx) error { return tx.SendBatch(ctx, &bt.b).Close() }); err != nil {
+			// A batch, once sent, is not cancelled: cancelled during its COMMIT, the server may still
+			// commit it after the client gave up, and the counts would miss rows the database holds.
+			// An interruption stops the run between batches (the Query above fails with ctx).
+			wctx := context.WithoutCancel(ctx)
+			if err := r.db.Tx(wctx, func(tx pgx.Tx) error { return tx.SendBatch(wctx, &bt.b).Close() }); err != nil {
 				return wrap("rewrite "+t.name, err)
 			}
 		}

@@ -42,7 +42,12 @@ nothing; a file that describes another server, database or prefix is never rewri
 exists but whose password is not in the file needs --reset-passwords naming it (owner, app, auditor,
 audit_writer): only the roles named get new passwords. What bootstrap changes is recorded in the audit
 log, with the operator.
-With --no-migrate no key is created: run 'tenantseal migrate up', then bootstrap again.`
+With --no-migrate no key is created: run 'tenantseal migrate up', then bootstrap again.
+
+The administrator may be a superuser or a role with CREATEROLE and CREATEDB (managed PostgreSQL):
+what needs a superuser is left out with a warning naming it. New passwords are written to the secrets
+file before they are set, so a bootstrap that fails part-way completes when run again. An existing
+database keeps its owner and privileges, and its schema public too, unless --take-ownership.`
 
 func runBootstrap(ctx context.Context, s *session, args []string) error {
 	f := newFlags(s, "bootstrap", "--dsn <superuser connection string> [flags]", bootstrapAbout)
@@ -54,6 +59,7 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 		print     = f.Bool("print", false, "print the secrets file to stdout instead of writing it")
 		reset     listFlag
 		noMigrate = f.Bool("no-migrate", false, "stop after roles, database and grants")
+		takeOver  = f.Bool("take-ownership", false, "hand an existing database and its schema public to the owner role and revoke PUBLIC's privileges on them")
 		timeout   = f.Duration("connect-timeout", db.DefaultConnectTimeout, "give up connecting after this long")
 	)
 	f.Var(&reset, "reset-passwords", "give these existing roles new passwords, comma-separated: "+strings.Join(resettable, ", ")+" (or their full names)")
@@ -77,10 +83,11 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 	}
 
 	opts := bootstrap.Options{
-		Database:    *database,
-		RolePrefix:  *prefix,
-		ResetRoles:  resetRoles,
-		SkipMigrate: *noMigrate,
+		Database:      *database,
+		RolePrefix:    *prefix,
+		ResetRoles:    resetRoles,
+		SkipMigrate:   *noMigrate,
+		TakeOwnership: *takeOver,
 	}
 	// A file open to others is read and then written again with mode 0600.
 	file, err := readSecretsMode(*out, false)
@@ -114,6 +121,29 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 		defer pending.abort()
 	}
 
+	saved := false
+	if !*print {
+		// New passwords reach the file before the roles have them.
+		opts.Save = func(_ context.Context, res *bootstrap.Result) error {
+			for _, dsn := range []string{res.OwnerDSN, res.AppDSN, res.AuditorDSN, res.AuditWriterDSN} {
+				s.connSecrets(dsn)
+			}
+			file.set(keyOwnerDSN, res.OwnerDSN)
+			file.set(keyAppDSN, res.AppDSN)
+			file.set(keyAuditorDSN, res.AuditorDSN)
+			file.set(keyAuditWriterDSN, res.AuditWriterDSN)
+			w, err := beginWrite(*out)
+			if err != nil {
+				return err
+			}
+			defer w.abort()
+			if err := w.commit(file.bytes()); err != nil {
+				return err
+			}
+			saved = true
+			return nil
+		}
+	}
 	res, err := bootstrap.Run(ctx, superDSN, opts)
 	var upe *bootstrap.UnknownPasswordError
 	if errors.As(err, &upe) {
@@ -149,15 +179,20 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 	for _, a := range res.Actions {
 		fmt.Fprintln(report, a)
 	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(s.stderr, "tenantseal: warning: %s\n", w)
+	}
 	if len(res.Actions) == 0 {
 		fmt.Fprintln(report, "nothing to do")
 	}
 	if !*print {
-		if unchanged(*out, data) {
+		if unchanged(*out, data) && !saved {
 			fmt.Fprintf(report, "%s is up to date\n", *out)
 		} else {
-			if err := pending.commit(data); err != nil {
-				return err
+			if !unchanged(*out, data) {
+				if err := pending.commit(data); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintf(report, "wrote %s (mode 0600): keep it out of version control\n", *out)
 		}

@@ -9,15 +9,13 @@ import (
 	"testing"
 
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/migrations"
 )
 
 func TestBootstrap(t *testing.T) {
 	t.Parallel()
-	prefix, database := freshNames(t)
-	out := filepath.Join(t.TempDir(), "secrets.env")
-	args := []string{"bootstrap", "--dsn", superDSN(t), "--prefix", prefix, "--database", database, "--out", out}
-	roles := db.Roles(prefix)
+	database, out, args, roles := bootstrapArgs(t)
 
 	r := mustRun(t, args...)
 	wantContains(t, "stdout", r.stdout,
@@ -50,7 +48,7 @@ func TestBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	tenant := parseTenant(t, mustRun(t, "tenants", "create", "--no-keys", "--secrets", out, "--name", "acme"))
-	pool := mustPool(t, env["TENANTSEAL_APP_DSN"], prefix, key)
+	pool := mustPool(t, env["TENANTSEAL_APP_DSN"], prefixOf(roles), key)
 	var name string
 	if err := pool.QueryRow(as(testContext(t), tenant), "SELECT name FROM tenantseal.tenants").Scan(&name); err != nil || name != "acme" {
 		t.Errorf("app pool with the written key: got %q, %v, want \"acme\"", name, err)
@@ -98,7 +96,7 @@ func TestBootstrap(t *testing.T) {
 
 	t.Run("unknown passwords need --reset-passwords", func(t *testing.T) {
 		other := filepath.Join(t.TempDir(), "other.env")
-		r := run(t, "bootstrap", "--dsn", superDSN(t), "--prefix", prefix, "--database", database, "--out", other)
+		r := run(t, "bootstrap", "--dsn", superDSN(t), "--prefix", prefixOf(roles), "--database", database, "--out", other)
 		wantFailure(t, r, 1, "role "+roles.Owner+" exists", "--reset-passwords")
 		if _, err := os.Stat(other); !os.IsNotExist(err) {
 			t.Errorf("a failed bootstrap left %s behind: %v", other, err)
@@ -154,6 +152,16 @@ func TestBootstrapPrintWritesNothing(t *testing.T) {
 	wantOnlyFiles(t, dir)
 }
 
+// bootstrapArgs returns a fresh database name, a secrets file in a temp directory, the bootstrap command
+// line for them and the roles it creates.
+func bootstrapArgs(t testing.TB) (database, out string, args []string, roles db.RoleNames) {
+	t.Helper()
+	prefix, database := freshNames(t)
+	out = filepath.Join(t.TempDir(), "secrets.env")
+	args = []string{"bootstrap", "--dsn", superDSN(t), "--prefix", prefix, "--database", database, "--out", out}
+	return database, out, args, db.Roles(prefix)
+}
+
 // wantOnlyFiles checks that dir holds exactly names: no temp file is left behind.
 func wantOnlyFiles(t testing.TB, dir string, names ...string) {
 	t.Helper()
@@ -167,5 +175,58 @@ func wantOnlyFiles(t testing.TB, dir string, names ...string) {
 	}
 	if strings.Join(got, ",") != strings.Join(names, ",") {
 		t.Errorf("got files %q in %s, want %q", got, dir, names)
+	}
+}
+
+// An existing database keeps its owner without --take-ownership, and bootstrap warns of what PUBLIC
+// may do there; with it, the owner role owns it. A bootstrap that fails part-way (a schema in the
+// migrations' way) has written its passwords: once the schema is gone, running it again completes
+// without --reset-passwords.
+func TestBootstrapExistingDatabaseTakeOwnership(t *testing.T) {
+	t.Parallel()
+	database, out, args, roles := bootstrapArgs(t)
+	mustExec(t, superDSN(t), "CREATE DATABASE "+database)
+	in := pgtest.WithDatabase(superDSN(t), database)
+	mustExec(t, in, "CREATE SCHEMA tenantseal")
+	owner := func() string {
+		t.Helper()
+		var o string
+		if err := mustConn(t, superDSN(t)).QueryRow(testContext(t), "SELECT datdba::regrole::text FROM pg_database WHERE datname = $1", database).Scan(&o); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	before := owner()
+
+	r := run(t, args...)
+	wantFailure(t, r, 1, "0001_foundation.up.sql", "CREATE SCHEMA tenantseal")
+	env := readSecretsFile(t, out)
+	for _, k := range []string{"TENANTSEAL_OWNER_DSN", "TENANTSEAL_APP_DSN", "TENANTSEAL_AUDITOR_DSN", "TENANTSEAL_AUDIT_WRITER_DSN"} {
+		if env[k] == "" {
+			t.Errorf("after the failed bootstrap: the secrets file has no %s, want the passwords written before they were set", k)
+		}
+	}
+	mustExec(t, in, "DROP SCHEMA tenantseal")
+
+	r = mustRun(t, args...)
+	if strings.Contains(r.stdout, "reset the password") || owner() != before {
+		t.Errorf("got stdout %q and database owner %s, want no password reset and the owner %s kept", r.stdout, owner(), before)
+	}
+	wantContains(t, "stderr", r.stderr, "warning: every role, the app role included, may create temporary tables", "--take-ownership")
+	again := readSecretsFile(t, out)
+	for _, k := range []string{"TENANTSEAL_OWNER_DSN", "TENANTSEAL_APP_DSN", "TENANTSEAL_AUDITOR_DSN", "TENANTSEAL_AUDIT_WRITER_DSN"} {
+		if again[k] != env[k] {
+			t.Errorf("%s changed after the failed bootstrap, want the written password kept", k)
+		}
+		mustConn(t, again[k])
+	}
+
+	r = mustRun(t, append(args, "--take-ownership")...)
+	wantContains(t, "stdout", r.stdout, "made "+roles.Owner+" the owner of database "+database)
+	if got := owner(); got != roles.Owner {
+		t.Errorf("after --take-ownership: got owner %s, want %s", got, roles.Owner)
+	}
+	if r.stderr != "" {
+		t.Errorf("after --take-ownership: got stderr %q, want no warning", r.stderr)
 	}
 }

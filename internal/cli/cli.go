@@ -30,6 +30,7 @@ func commands() []command {
 	return []command{
 		bootstrapCommand,
 		migrateCommand,
+		adoptCommand,
 		tenantsCommand,
 		keysCommand,
 		auditCommand,

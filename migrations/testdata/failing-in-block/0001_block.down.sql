@@ -1,0 +1,2 @@
+DROP TABLE failing_after;
+DROP TABLE failing_block;

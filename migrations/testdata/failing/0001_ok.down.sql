@@ -1,0 +1,1 @@
+DROP TABLE failing_first;

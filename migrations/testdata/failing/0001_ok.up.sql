@@ -1,0 +1,1 @@
+CREATE TABLE failing_first (id int PRIMARY KEY);

@@ -1,0 +1,3 @@
+DROP TABLE failing_third;
+DROP FUNCTION failing_fn();
+DROP TABLE failing_second;
