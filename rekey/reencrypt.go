@@ -209,6 +209,9 @@ func (r *run) table(ctx context.Context, t *table) error {
 			})
 		}
 		r.queueQuarantine(t, bt)
+		if err := ctx.Err(); err != nil {
+			return wrap("rewrite "+t.name, err) // interrupted before this batch was sent: nothing of it counts
+		}
 		if bt.b.Len() > 0 {
 			// A batch, once sent, is not cancelled: cancelled during its COMMIT, the server may still
 			// commit it after the client gave up, and the counts would miss rows the database holds.
