@@ -29,6 +29,11 @@ type Declaration struct {
 	Global []string `json:"global,omitempty"`
 	// Exclude lists tables adopt leaves as they are (the app role gets nothing on them).
 	Exclude []string `json:"exclude,omitempty"`
+	// KeepPrimaryKeys keeps one-column primary keys as they are and adds (tenant, id) beside them, for
+	// applications that cannot address rows by a composite key. The one-column key then still answers,
+	// with a duplicate-key error, whether another tenant has an id a tenant inserts: lint reports it
+	// (TS008). By default the primary key becomes (tenant, id).
+	KeepPrimaryKeys bool `json:"keep_primary_keys,omitempty"`
 }
 
 // Registry is the application's table of tenants: one row per tenant, keyed by the tenant id.
@@ -112,6 +117,7 @@ func (d Declaration) normalized() (Declaration, error) {
 	for _, t := range d.Exclude {
 		n.Exclude = append(n.Exclude, q(t))
 	}
+	n.KeepPrimaryKeys = d.KeepPrimaryKeys
 	return n, nil
 }
 

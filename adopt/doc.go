@@ -44,8 +44,9 @@
 //	ALTER TABLE "public"."memberships" ALTER COLUMN "company_id" SET NOT NULL;
 //	-- users.company_id holds no NULL: NOT NULL
 //	ALTER TABLE "public"."users" ALTER COLUMN "company_id" SET NOT NULL;
-//	-- keys per tenant: (company_id, id) next to each one-column primary key, and unique per tenant
-//	ALTER TABLE "public"."users" ADD CONSTRAINT "users_company_id_id_key" UNIQUE ("company_id", "id");
+//	-- keys per tenant: primary keys become (company_id, id), unique indexes unique per tenant
+//	ALTER TABLE "public"."users" DROP CONSTRAINT "users_pkey";
+//	ALTER TABLE "public"."users" ADD CONSTRAINT "users_pkey" PRIMARY KEY ("company_id", id);
 //	CREATE UNIQUE INDEX users_email ON public.users USING btree ("company_id", email);
 //	ALTER TABLE "public"."memberships" ADD CONSTRAINT "memberships_pkey" PRIMARY KEY ("company_id", project_id, user_id);
 //	-- foreign keys that pair the tenant columns, so that no row points at another tenant's

@@ -71,7 +71,8 @@ func TestGenerateShop(t *testing.T) {
 			`UPDATE "shop"."comments" c SET "company_id" = p."company_id" FROM "shop"."tasks" p WHERE p."id" = c."task_id";` + "\n" +
 			`ALTER TABLE "shop"."comments" ALTER COLUMN "company_id" SET NOT NULL;`,
 		`ALTER TABLE "shop"."users" ALTER COLUMN "company_id" SET NOT NULL;`,
-		`ALTER TABLE "shop"."users" ADD CONSTRAINT "users_company_id_id_key" UNIQUE ("company_id", "id");`,
+		// A one-column primary key becomes (tenant, id): a duplicate id would tell of another tenant's row.
+		`ALTER TABLE "shop"."users" ADD CONSTRAINT "users_pkey" PRIMARY KEY ("company_id", id);`,
 		// A partial unique index becomes unique per tenant and stays partial.
 		`CREATE UNIQUE INDEX users_email ON shop.users USING btree ("company_id", email) WHERE (deleted_at IS NULL);`,
 		`ALTER TABLE "shop"."projects" ADD CONSTRAINT "projects_slug_key" UNIQUE ("company_id", slug);`,
@@ -170,5 +171,20 @@ func TestKeysRoundTrip(t *testing.T) {
 	mustExec(t, c, p.DownSQL())
 	if diff := cmp.Diff(before, catalogDump(t, c, "shop")); diff != "" {
 		t.Errorf("catalog after up and down (-before +after):\n%s", diff)
+	}
+}
+
+// KeepPrimaryKeys keeps a one-column primary key and adds (tenant, id) beside it, for the foreign keys.
+func TestGenerateKeepsPrimaryKeys(t *testing.T) {
+	t.Parallel()
+	_, c := mustDatabase(t, shopSchema)
+	decl := shopDeclaration()
+	decl.KeepPrimaryKeys = true
+	up := mustGenerate(t, c, decl).UpSQL()
+	if !strings.Contains(up, `ALTER TABLE "shop"."users" ADD CONSTRAINT "users_company_id_id_key" UNIQUE ("company_id", "id");`) {
+		t.Errorf("up file lacks the key beside users' primary key:\n%s", up)
+	}
+	if strings.Contains(up, `DROP CONSTRAINT "users_pkey"`) {
+		t.Errorf("up file replaces users' primary key although asked to keep it:\n%s", up)
 	}
 }
