@@ -30,8 +30,11 @@ var auditCommand = command{
 var auditAbout = `
 Subcommands:
 
-	verify                      walk the hash chain and report the first broken link: an entry edited,
-	                            deleted, inserted or reordered. Exit 1 if the chain is broken
+	verify [--format text|json] walk the hash chain and report the first broken link: an entry edited,
+	                            deleted, inserted or reordered. Exit 1 if the chain is broken. json: one
+	                            object, schema tenantseal/audit-verify/v1: {"schema": ..., "intact":
+	                            true|false, "verified": entries that hold before any break,
+	                            "broken_at": seq or null, "reason": "..." or null}
 	tail [--follow] [-n 20]     print the last n entries; --follow then prints new entries as they
 	                            arrive, every second, until interrupted (exit 0)
 	export --since T            print every entry at or after T, oldest first, as JSON lines for a SIEM.
@@ -45,7 +48,7 @@ $TENANTSEAL_AUDITOR_DSN, else the TENANTSEAL_AUDITOR_DSN line of the secrets fil
 
 // The auditor's connection flags have the owner's names.
 var auditSubcommands = []subcommand{
-	{"verify", ownerFlags},
+	{"verify", ownerFlags + " format"},
 	{"tail", ownerFlags + " follow tenant kind format n"},
 	{"export", ownerFlags + " since tenant kind format"},
 }
@@ -58,12 +61,12 @@ type follower struct {
 }
 
 func runAudit(ctx context.Context, s *session, args []string, fw follower) error {
-	f := newFlags(s, "audit", "[flags] verify | tail [--follow] [--tenant T] [--kind K] [--format text|json] [-n 20] | export --since T [--format jsonl]", auditAbout)
+	f := newFlags(s, "audit", "[flags] verify [--format text|json] | tail [--follow] [--tenant T] [--kind K] [--format text|json] [-n 20] | export --since T [--format jsonl]", auditAbout)
 	conn := f.auditorConn()
 	follow := f.Bool("follow", false, "with tail: keep printing new entries until interrupted")
 	tenant := f.String("tenant", "", "with tail, export: only entries whose acting or target tenant is this one")
 	kind := f.String("kind", "", "with tail, export: only entries of this kind")
-	format := f.String("format", "", "with tail: text (default) or json; with export: jsonl (default)")
+	format := f.String("format", "", "with verify, tail: text (default) or json; with export: jsonl (default)")
 	n := f.Int("n", 20, "with tail: how many of the last entries to print")
 	since := f.String("since", "", "with export: entries at or after this RFC 3339 time, or this long ago (24h)")
 	pos, err := f.parse(args)
@@ -99,6 +102,11 @@ func runAudit(ctx context.Context, s *session, args []string, fw follower) error
 	}
 	var jsonOut bool
 	switch {
+	case sub == "verify" && (*format == "" || *format == "text"):
+	case sub == "verify" && *format == "json":
+		jsonOut = true
+	case sub == "verify":
+		return usageErrorf("audit verify: --format %q: want text or json", *format)
 	case sub == "tail" && (*format == "" || *format == "text"):
 	case sub == "tail" && (*format == "json" || *format == "jsonl"):
 		jsonOut = true
@@ -135,7 +143,7 @@ func runAudit(ctx context.Context, s *session, args []string, fw follower) error
 	defer c.Close(context.WithoutCancel(ctx))
 
 	if sub == "verify" {
-		return verifyLog(ctx, s, c) // Verify checks that the role sees the whole log itself
+		return verifyLog(ctx, s, c, jsonOut) // Verify checks that the role sees the whole log itself
 	}
 	// Tail and export as a role that sees part of the log would be silently incomplete.
 	if err := audit.CheckWholeLog(ctx, c); err != nil {
@@ -196,11 +204,35 @@ func auditError(sub string, c *pgx.Conn, err error) error {
 	return err
 }
 
+// verifyJSON is `audit verify --format json`, schema tenantseal/audit-verify/v1.
+type verifyJSON struct {
+	Schema   string  `json:"schema"`
+	Intact   bool    `json:"intact"`
+	Verified int64   `json:"verified"`
+	BrokenAt *int64  `json:"broken_at"`
+	Reason   *string `json:"reason"`
+}
+
 // verifyLog prints the outcome of audit.Verify; a broken chain is a failure the report explains.
-func verifyLog(ctx context.Context, s *session, c *pgx.Conn) error {
+func verifyLog(ctx context.Context, s *session, c *pgx.Conn, jsonOut bool) error {
 	res, err := audit.Verify(ctx, c)
 	if err != nil {
 		return auditError("verify", c, err)
+	}
+	if jsonOut {
+		out := verifyJSON{Schema: "tenantseal/audit-verify/v1", Intact: res.Break == nil, Verified: res.Rows}
+		if res.Break != nil {
+			out.BrokenAt, out.Reason = &res.Break.Seq, &res.Break.Reason
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		s.printf("%s\n", b)
+		if res.Break != nil {
+			return errReported
+		}
+		return nil
 	}
 	if res.Break != nil {
 		s.printf("audit log broken at seq %d: %s\n", res.Break.Seq, res.Break.Reason)

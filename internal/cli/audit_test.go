@@ -136,6 +136,22 @@ func TestAuditVerify(t *testing.T) {
 	if want := "audit log broken at seq 2: its content does not match its hash: edited\n"; r.stdout != want {
 		t.Errorf("verify after tampering: got stdout %q, want %q", r.stdout, want)
 	}
+	r = run(t, "audit", "verify", "--format", "json", "--dsn", d.AuditorDSN)
+	if want := `{"schema":"tenantseal/audit-verify/v1","intact":false,"verified":1,"broken_at":2,"reason":"its content does not match its hash: edited"}` + "\n"; r.code != 1 || r.stdout != want {
+		t.Errorf("verify --format json after tampering: got %v, want exit 1 and %s", r, want)
+	}
+}
+
+func TestAuditVerifyJSON(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	w := mustAuditWriter(t, d, nil)
+	mustRecord(t, w, auditEvent{as(testContext(t), newTenantID(t)), tenantseal.Event{Kind: tenantseal.EventForeignID, Table: "customers", Operation: "select", RowKey: "r1"}})
+	r := mustRun(t, "audit", "verify", "--format", "json", "--dsn", d.AuditorDSN)
+	if want := `{"schema":"tenantseal/audit-verify/v1","intact":true,"verified":1,"broken_at":null,"reason":null}` + "\n"; r.stdout != want {
+		t.Errorf("got stdout %q, want %q", r.stdout, want)
+	}
+	wantFailure(t, run(t, "audit", "verify", "--format", "xml", "--dsn", d.AuditorDSN), 2, `--format "xml": want text or json`)
 }
 
 func TestAuditTail(t *testing.T) {
