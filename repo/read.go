@@ -172,7 +172,9 @@ func (t *Table[T]) Count(ctx context.Context, conds ...Cond) (int64, error) {
 
 // FindBy returns the tenant's rows whose encrypted, blind-indexed column equals value after
 // normalisation, in pk order (at most MaxLimit). The lookup is an index scan on the blind index; each
-// candidate is decrypted and compared, so a truncated-index collision never yields a wrong row.
+// candidate is decrypted and compared, so a truncated-index collision never yields a wrong row. A
+// candidate that does not decrypt does not fail the others: FindBy returns the rows that match with an
+// [*UnreadableError] naming the candidates it could not read.
 func (t *Table[T]) FindBy(ctx context.Context, column, value string) ([]T, error) {
 	ctx = t.keyCtx(ctx)
 	tenant, err := tenantseal.TenantFrom(ctx)
@@ -189,17 +191,38 @@ func (t *Table[T]) FindBy(ctx context.Context, column, value string) ([]T, error
 	if err != nil {
 		return nil, err
 	}
-	rows, err := t.collect(ctx, "find in", sql, tenant, idx)
+	rows, unreadable, err := t.collectRows(ctx, "find in", sql, tenant, idx)
 	if err != nil {
 		return nil, err
 	}
 	want := norm(value)
 	out := rows[:0]
-	for _, r := range rows {
+	var bad []Unreadable
+	for i, r := range rows {
+		if unreadable[i] != nil {
+			bad = append(bad, Unreadable{ID: t.idOf(reflect.ValueOf(&r).Elem()), Err: unreadable[i]})
+			continue
+		}
 		pt, null := plaintext(f, reflect.ValueOf(&r).Elem().Field(f.index))
 		if !null && norm(string(pt)) == want {
 			out = append(out, r)
 		}
 	}
+	if len(bad) > 0 {
+		return out, &UnreadableError{Rows: bad}
+	}
 	return out, nil
 }
+
+// UnreadableError is FindBy's report of candidate rows whose encrypted fields do not decrypt: whether
+// they match cannot be told. FindBy returns it with the matches it could read. errors.Is sees the first
+// row's cause ([ErrTampered], keys.ErrShredded, ...).
+type UnreadableError struct {
+	Rows []Unreadable
+}
+
+func (e *UnreadableError) Error() string {
+	return fmt.Sprintf("repo: %d candidate rows do not decrypt, the first %s: %v", len(e.Rows), e.Rows[0].ID, e.Rows[0].Err)
+}
+
+func (e *UnreadableError) Unwrap() error { return e.Rows[0].Err }

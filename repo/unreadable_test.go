@@ -2,6 +2,7 @@ package repo_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tenantseal/tenantseal/keys"
@@ -55,5 +56,35 @@ func TestListNamesUnreadableRows(t *testing.T) {
 		if !errors.Is(u.Err, keys.ErrShredded) || errors.Is(u.Err, keys.ErrTampered) {
 			t.Errorf("row %s after the shred: got %v, want ErrShredded, no tampering", u.ID, u.Err)
 		}
+	}
+}
+
+// One candidate of a FindBy that does not decrypt does not hide the others: the matches come back with
+// an UnreadableError naming it.
+func TestFindByNamesUnreadableCandidates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, ctx := e.tenant(t, "a")
+	// Two candidates for one value: the index on the blind index, unique in the example schema, is not
+	// here (blind indexes are not unique in general: they are truncated).
+	if _, err := mustConn(t, e.d.SuperDSN).Exec(ctx, "DROP INDEX customers_email_bidx; CREATE INDEX customers_email_bidx ON customers (tenant_id, email_bidx)"); err != nil {
+		t.Fatal(err)
+	}
+	c0 := mustCustomer(t, e, ctx, "c0", "dup@x")
+	c1 := mustCustomer(t, e, ctx, "c1", "dup@x")
+	// Someone with the table moves c0's email ciphertext into c1: c1's blind index still says dup@x.
+	if _, err := mustConn(t, e.d.SuperDSN).Exec(ctx, "UPDATE customers SET email = (SELECT email FROM customers WHERE id = $1) WHERE id = $2", c0.ID, c1.ID); err != nil {
+		t.Fatal(err)
+	}
+	found, err := e.customers.FindBy(ctx, "email", "dup@x")
+	var ue *repo.UnreadableError
+	if !errors.As(err, &ue) || len(ue.Rows) != 1 || ue.Rows[0].ID != c1.ID || !errors.Is(err, keys.ErrTampered) {
+		t.Fatalf("got %v, want an UnreadableError naming %s as tampered", err, c1.ID)
+	}
+	if len(found) != 1 || found[0].ID != c0.ID {
+		t.Errorf("got %d rows, want the readable match %s", len(found), c0.ID)
+	}
+	if strings.Contains(err.Error(), "dup@x") {
+		t.Errorf("the error %q carries the plaintext", err)
 	}
 }
