@@ -132,9 +132,26 @@ func (r *keysRun) check(ctx context.Context) error {
 	}
 	if n == 0 {
 		r.s.printf("KEK ok (%s): no keyset exists yet; the first one records this KEK\n", o.kek.ID)
-		return nil
+	} else {
+		r.s.printf("KEK ok (%s)\n", o.kek.ID)
 	}
-	r.s.printf("KEK ok (%s)\n", o.kek.ID)
+	// The tenants that bring their own key: each KEK opened and checked against its canary.
+	checks, err := o.admin.CheckTenantKEKs(ctx)
+	if err != nil {
+		return fmt.Errorf("keys check: %w", ownerError(err))
+	}
+	failed := 0
+	for _, c := range checks {
+		if c.Err != nil {
+			failed++
+			r.s.printf("tenant %s: its own KEK %s does not open: %v\n", c.Tenant, c.URI, c.Err)
+			continue
+		}
+		r.s.printf("tenant %s: its own KEK ok (%s)\n", c.Tenant, c.KEKID)
+	}
+	if failed > 0 {
+		return fmt.Errorf("keys check: the own KEKs of %d tenants do not open: their encrypted fields are unreadable until they do", failed)
+	}
 	return nil
 }
 

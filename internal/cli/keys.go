@@ -32,7 +32,9 @@ Subcommands:
 	                            record it as TENANTSEAL_KEK_URI in the secrets file if the file exists
 	                            and names no KEK yet. A local KEK is for development: use a KMS in
 	                            production
-	check                       check that the KEK is this database's; prints "KEK ok (<id>)"
+	check                       check that the KEK is this database's; prints "KEK ok (<id>)", then
+	                            opens the own KEK of every tenant that has one (rotate-kek --tenant) and
+	                            checks it against its canary; exit 1 if any does not open
 	create --tenant T | --all   give an existing tenant its keysets (one made with 'tenants create
 	                            --no-keys', registered from an adopted registry, or made before
 	                            keysets existed); --all: every tenant that has none and is neither

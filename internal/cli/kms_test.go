@@ -86,6 +86,14 @@ func TestKEKsInAWSKMS(t *testing.T) {
 	own := emu.NewKey(t)
 	r = mustRunShipped(t, "keys", "rotate-kek", "--tenant", a.String(), "--new", own, "--secrets", e.secrets)
 	wantContains(t, "stdout", r.stdout, "tenant "+a.String()+": keysets wrapped by its own KEK")
+	ownKEK, err := keys.OpenKEKWith(testContext(t), own, kms.Clients(testContext(t))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// keys check checks the tenant's own KEK as well as the shared one.
+	if r := mustRunShipped(t, "keys", "check", "--secrets", e.secrets); r.stdout != "KEK ok ("+sharedKEK.ID+")\ntenant "+a.String()+": its own KEK ok ("+ownKEK.ID+")\n" {
+		t.Errorf("check with a tenant's own KEK: got %q", r.stdout)
+	}
 	var st keysStatus
 	r = mustRun(t, "keys", "status", "--format", "json", "--secrets", e.secrets) // no KEK, no KMS needed
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Schema != "tenantseal/keys-status/v1" || len(st.Tenants) != 2 {
@@ -122,6 +130,9 @@ func TestKEKsInAWSKMS(t *testing.T) {
 		t.Errorf("b after a's key was disabled: got %q (%v), want it untouched", got, err)
 	}
 	wantFailure(t, runShipped(t, "keys", "rotate", "--tenant", a.String(), "--secrets", e.secrets), 1, "keys rotate: tenant "+a.String())
+	r = runShipped(t, "keys", "check", "--secrets", e.secrets)
+	wantFailure(t, r, 1, "the own KEKs of 1 tenants do not open")
+	wantContains(t, "stdout", r.stdout, "KEK ok ("+sharedKEK.ID+")", "tenant "+a.String()+": its own KEK "+own+" does not open")
 	mustRunShipped(t, "keys", "rotate", "--tenant", b.String(), "--secrets", e.secrets)
 	mustRun(t, "keys", "status", "--secrets", e.secrets)
 }

@@ -189,6 +189,58 @@ func CheckKEK(ctx context.Context, q Querier, kek *keys.KEK) error {
 	return nil
 }
 
+// TenantKEKCheck is what [Admin.CheckTenantKEKs] found for one tenant's own KEK: Err is nil when the
+// KEK opened and opened the tenant's canary.
+type TenantKEKCheck struct {
+	Tenant tenantseal.TenantID
+	URI    string // tenantseal.tenant_keks.kek_uri: a KMS key's URI, no secret
+	KEKID  string // the KEK's id, when it opened
+	Err    error
+}
+
+// CheckTenantKEKs opens the own KEK of every tenant that has one (bring your own key) and checks it
+// against the tenant's canary, as a KEK check of the shared KEK ([CheckKEK]) does not. A KEK that does
+// not open is reported in its TenantKEKCheck, not as the error, which says the check could not run.
+func (a *Admin) CheckTenantKEKs(ctx context.Context) ([]TenantKEKCheck, error) {
+	type row struct {
+		tenant tenantseal.TenantID
+		uri    string
+		canary []byte
+	}
+	var rs []row
+	err := a.inTx(ctx, "check tenant KEKs", false, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT t.key, k.kek_uri, k.canary FROM tenantseal.tenant_keks k
+			JOIN tenantseal.tenants t ON t.id = k.tenant_id ORDER BY t.created_at, t.id`)
+		if err == nil {
+			rs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+				var x row
+				return x, r.Scan(&x.tenant, &x.uri, &x.canary)
+			})
+		}
+		if err != nil {
+			return wrap("read the tenants' KEKs", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TenantKEKCheck, len(rs))
+	for i, r := range rs {
+		out[i] = TenantKEKCheck{Tenant: r.tenant, URI: r.uri}
+		kek, err := a.open(ctx, r.uri)
+		switch {
+		case err != nil:
+			out[i].Err = err
+		case !kek.OpensCanary(r.canary):
+			out[i].Err = fmt.Errorf("%w: %s does not open the KEK canary of tenant %s", keys.ErrKEK, kek.ID, r.tenant)
+		default:
+			out[i].KEKID = kek.ID
+		}
+	}
+	return out, nil
+}
+
 // Tenants lists the tenants that have keysets.
 func (a *Admin) Tenants(ctx context.Context) ([]tenantseal.TenantID, error) {
 	var ids []tenantseal.TenantID
