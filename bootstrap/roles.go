@@ -184,13 +184,21 @@ func CreateRoles(ctx context.Context, conn *pgx.Conn, prefix string, opts RoleOp
 	var actions []string
 	for _, p := range plans {
 		ident := pgx.Identifier{p.name}.Sanitize()
-		var stmt, action string
+		var stmt, action, verifier string
+		if !p.exists || p.newPassword {
+			// The server gets the SCRAM verifier, never the password (see scramVerifier).
+			v, err := scramVerifier(p.password)
+			if err != nil {
+				return nil, nil, err
+			}
+			verifier = v
+		}
 		switch {
 		case !p.exists:
-			stmt = fmt.Sprintf("CREATE ROLE %s %s PASSWORD %s", ident, grantable(p.attrs, admin), quoteLiteral(p.password))
+			stmt = fmt.Sprintf("CREATE ROLE %s %s PASSWORD %s", ident, grantable(p.attrs, admin), quoteLiteral(verifier))
 			action = "created role " + p.name
 		case p.newPassword:
-			stmt = fmt.Sprintf("ALTER ROLE %s %s PASSWORD %s", ident, grantable(p.attrs, admin), quoteLiteral(p.password))
+			stmt = fmt.Sprintf("ALTER ROLE %s %s PASSWORD %s", ident, grantable(p.attrs, admin), quoteLiteral(verifier))
 			action = "reset the password of role " + p.name
 		default:
 			// Re-assert the attributes: an earlier hand edit must not leave the app role able to skip RLS.
