@@ -192,6 +192,7 @@ func (ds *dataset) variants() []variant {
 				return err
 			}, p.Close, nil
 		}},
+		{ID: 10, Name: "invoicing service: GET /v1/customers/{id} over HTTP (OIDC token, registry, repository Get, JSON)" + ds.cName(), before: c, setup: ds.serviceRead()},
 		{ID: 71, Name: "baseline: raw pgx list of 50, no RLS", setup: func(ctx context.Context, clients int) (op, func(), error) {
 			p, err := appPool(ctx, ds, clients, 0, ds.res.AppDSN)
 			if err != nil {

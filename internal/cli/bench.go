@@ -35,6 +35,9 @@ interleaved round after round at each client count:
   7  repository List of 50 rows, decrypted (7b: the same list in raw pgx)
   8  repository Insert, encrypted with a blind index (8b: a raw pgx insert)
   9  variants 1 and 5 through pgbouncer in transaction pooling mode (9a, 9b)
+  10 the whole stack: the invoicing example service on loopback answering GET /v1/customers/{id} for a
+     caller with a signed OIDC access token (verification, registry, signed context, repository Get,
+     decryption, JSON), beside the library's point reads
 
 The C verifier is the extension tenantseal_verify; on a server without it every variant runs the plpgsql
 verifier, and the report says so. The same reads also run server-only, sent by pgbench (--pgbench; S1 raw,
