@@ -47,7 +47,7 @@ var rules = []rule{
 		"A SECURITY DEFINER function without a fixed search_path runs whatever a caller's search_path resolves its names to, with its owner's rights; one executable by PUBLIC (the default for new functions) can be run by every role, present and future.",
 		"`ALTER FUNCTION ... SET search_path = pg_catalog, pg_temp`; `REVOKE EXECUTE ON FUNCTION ... FROM PUBLIC` and grant it to the roles that need it."}, checkSecurityDefiner, false},
 	{RuleInfo{"TS012", SeverityError, "view over a tenant table that does not run as the caller",
-		"A view without security_invoker reads its tables with its owner's rights and policies; a materialized view stores rows as its owner saw them, and row-level security does not apply to it.",
+		"A view without security_invoker reads its tables with its owner's rights and policies; a materialized view stores rows as its owner saw them, and row-level security does not apply to it (one the app role cannot read is no way in, and is not reported).",
 		"`ALTER VIEW ... SET (security_invoker = true)`; replace materialized views over tenant tables with views."}, checkViews, false},
 	{RuleInfo{"TS013", SeverityError, "tenant table privileges granted to PUBLIC",
 		"PUBLIC is every role, present and future: a grant to it reaches roles that no policy was written for.",
