@@ -13,6 +13,7 @@ import (
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/token"
+	"github.com/tenantseal/tenantseal/internal/uuid"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -104,7 +105,7 @@ func (s *suite) underToken(ctx context.Context, t *table, atk int, r *rec, what 
 		return "", err
 	})
 	for _, v := range s.victims(atk)[:1] {
-		sql, args := clone(t, s.leaf(t, v), s.tenants[v].String(), nil, nil)
+		sql, args := s.clone(t, s.leaf(t, v), s.tenants[v].String(), nil, nil)
 		try(func(tx pgx.Tx) (string, error) {
 			tag, err := tx.Exec(ctx, sql, args...)
 			if err == nil {
@@ -159,7 +160,7 @@ func alteredTokens(_ context.Context, s *suite, atk int, _ *rec) []badToken {
 	}
 	p := s.tokenParts(atk)
 	return []badToken{
-		{"the tenant swapped", swap(2, s.tenants[v].String())},
+		{"the tenant swapped", swap(2, uuid.Format(s.tenants[v].Handle()))},
 		{"the expiry extended", swap(3, fmt.Sprint(time.Now().Add(time.Hour).Unix()))},
 		{"the elevation flag added", swap(4, "e"+p[4])},
 		{"the signature truncated", s.token(atk)[:len(s.token(atk))-2]},
@@ -221,7 +222,7 @@ func replayedTokens(ctx context.Context, s *suite, atk int, r *rec) []badToken {
 		secret := make([]byte, 32)
 		rand.Read(secret)
 		ipad, opad := token.Pads(secret)
-		kid := "tsretired-" + randomHex(4)
+		kid := "tsretired-" + s.runID
 		if _, err := s.super.Exec(ctx, "INSERT INTO tenantseal.context_keys (kid, ipad, opad, not_after) VALUES ($1, $2, $3, now() - interval '1 second')", kid, ipad, opad); err != nil {
 			r.errorf("install a retired key: %v", err)
 			return out
@@ -258,7 +259,7 @@ func caseSetRole(ctx context.Context, s *suite, atk int, emit func(string) *rec)
 			_ = s.as(ctx, tok, false, func(tx pgx.Tx) error {
 				_, err := tx.Exec(ctx, how+" "+ident(role))
 				if err != nil {
-					r.expect(refused(err), "%s %s failed otherwise than refused: %v", how, role, err)
+					r.judge(err, false, "%s %s", how, role)
 					return nil
 				}
 				// Allowed (a role the app is a member of): it must see no more than the app does.
@@ -337,7 +338,7 @@ func caseElevatedToken(ctx context.Context, s *suite, t *table, atk int, r *rec)
 		}
 	}
 	// Writes under the elevation, outside a read-only transaction: the database must refuse them itself.
-	sql, args := clone(t, s.leaf(t, atk), s.tenants[atk].String(), nil, nil)
+	sql, args := s.clone(t, s.leaf(t, atk), s.tenants[atk].String(), nil, nil)
 	for _, w := range []struct {
 		sql  string
 		args []any

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/uuid"
 
 	"github.com/jackc/pgx/v5"
 
@@ -122,8 +125,9 @@ func caseListenNotify(ctx context.Context, s *suite, atk int, emit func(string) 
 		if _, err := s.exec(ctx, tok, fmt.Sprintf("UPDATE %s SET %s WHERE %s", t.qname(), change(t), where), args...); err != nil {
 			r.errorf("victim update of %s: %v", t, err)
 		}
-		sql, args := clone(t, s.leaf(t, v), s.tenants[v].String(), nil, nil)
-		if _, err := s.exec(ctx, tok, sql, args...); err != nil {
+		sql, args := s.clone(t, s.leaf(t, v), s.tenants[v].String(), nil, nil)
+		if _, err := s.exec(ctx, tok, sql, args...); err != nil && sqlState(err) != "23505" {
+			// (A table keyed by the tenant or its foreign keys takes no second row: nothing to notify.)
 			r.errorf("victim insert into %s: %v", t, err)
 		}
 	}
@@ -190,7 +194,11 @@ func casePgStats(ctx context.Context, s *suite, t *table, atk int, r *rec) {
 	_ = s.as(ctx, s.token(atk), false, func(tx pgx.Tx) error {
 		var n int
 		err := tx.QueryRow(ctx, "SELECT count(*) FROM pg_statistic WHERE starelid = $1::regclass", t.qname()).Scan(&n)
-		r.expect(refused(err) || errors.Is(err, pgx.ErrNoRows), "pg_statistic is readable: %d rows (%v)", n, err)
+		if err == nil || errors.Is(err, pgx.ErrNoRows) || refused(err) {
+			r.expect(err != nil, "pg_statistic is readable: %d rows", n)
+		} else {
+			r.errorf("read pg_statistic: %v", err)
+		}
 		return nil
 	})
 }
@@ -210,6 +218,14 @@ var planShapes = []string{
 // (the tenant comparison is a filter after the attacker's index condition, as when two permissive
 // policies are ORed) or estimates from their values (column statistics), and bisecting recovers them.
 func casePlanner(ctx context.Context, s *suite, atk int, emit func(string) *rec) {
+	// The cases before wrote and restored rows: their dead index entries would count as visits
+	// (heap fetches) of the attacker's own.
+	for _, t := range s.cat.all() {
+		if _, err := s.super.Exec(ctx, "VACUUM "+t.qname()); err != nil {
+			emit(t.String()).errorf("VACUUM: %v", err)
+			return
+		}
+	}
 	for _, t := range s.cat.all() {
 		s.plannerTable(ctx, t, atk, emit(t.String()))
 	}
@@ -274,7 +290,14 @@ func (s *suite) plannerTable(ctx context.Context, t *table, atk int, r *rec) {
 						}
 						r.errorf("EXPLAIN %s: %v", sql, err)
 					default:
-						r.expect(got.String() == base.String(), "EXPLAIN ANALYZE %s (%s) with T%d's %s: %s: the plan visits or estimates other tenants' rows",
+						same := got.String() == base.String()
+						if t.partitioned {
+							// Partition pruning picks the partition from the value alone, and the plan of a
+							// partition follows its size: which partition and which scan say nothing of the
+							// rows; the rows returned, removed and fetched do.
+							same = got.visits() == base.visits()
+						}
+						r.expect(same, "EXPLAIN ANALYZE %s (%s) with T%d's %s: %s: the plan visits or estimates other tenants' rows",
 							sql, cmp.Or(shape, "the planner's choice"), v, c.name, got.diff(base))
 					}
 				}
@@ -294,10 +317,15 @@ func (s *suite) madeUp(t *table, c *column, atk int, val *string) *string {
 			return nil
 		}
 	}
-	for _, cand := range candidates(t, c, marker()) {
-		if cand != nil && *cand != *val {
-			return cand
+	// Nor one the attacker's rows hold (an enum has few values): an own row would tell the two apart.
+	for _, cand := range candidates(t, c, s.marker()) {
+		if cand == nil || *cand == *val || slices.ContainsFunc(s.rows[t][atk], func(own *seedRow) bool {
+			o := own.vals[c.name]
+			return o != nil && *o == *cand
+		}) {
+			continue
 		}
+		return cand
 	}
 	return nil
 }
@@ -319,6 +347,22 @@ func (p plan) String() string {
 		s = append(s, n.String())
 	}
 	return strings.Join(s, "; ")
+}
+
+// visits sums, over the plan's nodes, the rows they returned, removed and fetched from the heap.
+func (p plan) visits() string {
+	sums := map[string]float64{}
+	for _, n := range p {
+		for _, c := range n.counts {
+			i := strings.LastIndexByte(c, ' ')
+			k, v := c[:i], c[i+1:]
+			if k == "actual rows" || k == "heap fetches" || strings.HasPrefix(k, "removed by") {
+				f, _ := strconv.ParseFloat(v, 64)
+				sums[strings.Fields(k)[0]] += f
+			}
+		}
+	}
+	return fmt.Sprintf("returned %v, removed %v, fetched %v", sums["actual"], sums["removed"], sums["heap"])
 }
 
 // diff names the nodes whose numbers differ between p and base, shortly.
@@ -449,7 +493,7 @@ func caseStatementText(ctx context.Context, s *suite, atk int, emit func(string)
 				if seeing {
 					r.control(strings.Contains(all, probeTag), "%s: the victim's statement is visible in pg_stat_activity (else nothing was tested)", mode)
 				}
-				r.expect(!strings.Contains(all, "v1."+kid+"."+s.tenants[v].String()+"."), "with exec mode %s, another session of the role reads the victim's tenant context token in its statement text", mode)
+				r.expect(!strings.Contains(all, "v1."+kid+"."+uuid.Format(s.tenants[v].Handle())+"."), "with exec mode %s, another session of the role reads the victim's tenant context token in its statement text", mode)
 				return nil
 			})
 		}

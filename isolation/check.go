@@ -35,7 +35,9 @@ type Config struct {
 	// Sign, when set, signs tokens instead of ContextKey: a token in the database's format that names
 	// tenant and subject and expires at expires.
 	Sign func(tenant tenantseal.TenantID, subject string, expires time.Time) (string, error)
-	// TenantColumn names the column that holds the tenant id in every tenant table. Default "tenant_id".
+	// TenantColumn names the tenant column of the tables that tenantseal.tenant_tables does not list
+	// (which names each table's own). Default "tenant_id". A table with a column of this name, or of any
+	// name tenant_tables uses, is a tenant table: one that is not protected is attacked all the same.
 	TenantColumn string
 	// Schemas to search for tenant tables, views and functions. Default: every schema but the system
 	// schemas and tenantseal's own.
@@ -50,6 +52,15 @@ type Config struct {
 	AcceptOracles []string
 	// KEK wraps the keysets of the suite's tenants for the key cases. Default: a throwaway local KEK.
 	KEK *keys.KEK
+	// Exclude names tables (schema.name, or name for public) that the suite neither seeds nor attacks,
+	// each with the reason the report lists it under.
+	Exclude map[string]string
+	// AcceptGlobal names tables without a tenant column that every tenant is meant to read (reference
+	// data): the global-table case notes them instead of reporting them.
+	AcceptGlobal []string
+	// Hints fix column values of the seeded rows of a table (by schema.name, or name for public), for
+	// columns whose valid values the catalog does not tell. [LoadConfigFile] reads them from a file.
+	Hints map[string]TableHint
 }
 
 const (
@@ -76,8 +87,9 @@ type suite struct {
 	keysetSnap string
 	plain      map[*seedRow]map[string]string
 
-	// registered is true when the suite put its tenants into tenantseal.tenants itself.
-	registered    bool
+	// runID names what this run creates (see cleanup.go).
+	runID         string
+	refreshed     []string // materialized views refreshed at setup
 	probeSchema   string
 	retiredKid    string
 	retiredSecret []byte
@@ -101,7 +113,7 @@ func Check(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if cfg.TenantColumn == "" {
 		cfg.TenantColumn = "tenant_id"
 	}
-	s := &suite{cfg: cfg, rowsPer: 4}
+	s := &suite{cfg: cfg, rowsPer: 4, runID: randomHex(4)}
 	nTenants := 4
 	if cfg.Short {
 		s.rowsPer, nTenants = 2, 3
@@ -151,14 +163,21 @@ func Check(ctx context.Context, cfg Config) (rep *Report, err error) {
 			return nil, fmt.Errorf("isolation: list schemas: %w", err)
 		}
 	}
-	if s.cat, err = discover(ctx, s.super, s.appRole, cfg.TenantColumn, schemas); err != nil {
+	if s.cat, err = discover(ctx, s.super, s.appRole, &s.cfg, schemas); err != nil {
 		return nil, err
 	}
-	for range nTenants {
-		id, _ := tenantseal.ParseTenantID(newUUID())
-		s.tenants = append(s.tenants, id)
+	if err := s.claim(ctx); err != nil {
+		return nil, err
 	}
-	rep = &Report{Database: appDB, AppRole: s.appRole, Schemas: schemas, Tenants: nTenants, RowsPerTenant: s.rowsPer, Short: cfg.Short}
+	swept, err := s.sweep(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.tenants, err = s.newTenants(ctx, nTenants); err != nil {
+		return nil, err
+	}
+	rep = &Report{Database: appDB, AppRole: s.appRole, Schemas: schemas, KeyType: s.cat.keyType, Tenants: nTenants, RowsPerTenant: s.rowsPer,
+		Short: cfg.Short, Skipped: s.cat.skipped, Swept: swept}
 	_ = s.super.QueryRow(ctx, "SHOW server_version").Scan(&rep.Server)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -166,8 +185,14 @@ func Check(ctx context.Context, cfg Config) (rep *Report, err error) {
 		if cerr := s.cleanup(cctx); cerr != nil && err == nil {
 			err = cerr
 		}
+		if err != nil {
+			rep = nil
+		}
 	}()
 	if err := s.setup(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("isolation: isolation suite: %w", ctx.Err())
+		}
 		return nil, err
 	}
 	for _, t := range s.cat.all() {
@@ -179,7 +204,7 @@ func Check(ctx context.Context, cfg Config) (rep *Report, err error) {
 		for _, rs := range s.rows[t] {
 			n += len(rs)
 		}
-		rep.Tables = append(rep.Tables, TableInfo{Name: t.String(), Kind: kind, SeededRows: n, RLS: t.rls, ForceRLS: t.force, Encrypted: t.encrypted})
+		rep.Tables = append(rep.Tables, TableInfo{Name: t.String(), Kind: kind, TenantColumn: t.tenantCol, SeededRows: n, RLS: t.rls, ForceRLS: t.force, Encrypted: t.encrypted})
 	}
 	attackers := []int{0}
 	if !cfg.Short {
@@ -220,7 +245,7 @@ func (s *suite) setup(ctx context.Context) error {
 		if err := s.setupKeys(ctx); err != nil {
 			return err
 		}
-		if err := s.super.QueryRow(ctx, "SELECT coalesce(json_agg(k), '[]')::text FROM tenantseal.tenant_keysets k WHERE tenant_id::text = ANY($1)", s.tenantStrings()).Scan(&s.keysetSnap); err != nil {
+		if err := s.super.QueryRow(ctx, "SELECT coalesce(json_agg(k), '[]')::text FROM tenantseal.tenant_keysets k WHERE tenant_id = ANY($1::uuid[])", s.handles()).Scan(&s.keysetSnap); err != nil {
 			return fmt.Errorf("isolation: snapshot keysets: %w", err)
 		}
 		var err error
@@ -228,7 +253,7 @@ func (s *suite) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	s.probeSchema = fmt.Sprintf("%s_%s", probePrefix, randomHex(4))
+	s.probeSchema = fmt.Sprintf("%s_%s", probePrefix, s.runID)
 	if _, err := s.super.Exec(ctx, fmt.Sprintf("CREATE SCHEMA %s; GRANT USAGE ON SCHEMA %[1]s TO %s",
 		pgx.Identifier{s.probeSchema}.Sanitize(), pgx.Identifier{s.appRole}.Sanitize())); err != nil {
 		return fmt.Errorf("isolation: create probe schema: %w", err)
@@ -238,6 +263,17 @@ func (s *suite) setup(ctx context.Context) error {
 			return fmt.Errorf("isolation: analyze %s: %w", t, err)
 		}
 	}
+	// Materialized views hold what they held when last refreshed: refreshed, they hold the suite's rows
+	// too (and are refreshed again at the end, without them).
+	for _, v := range s.cat.views {
+		if v.kind != "m" {
+			continue
+		}
+		if _, err := s.super.Exec(ctx, "REFRESH MATERIALIZED VIEW "+v.qname()); err != nil {
+			return fmt.Errorf("isolation: refresh %s: %w", v, err)
+		}
+		s.refreshed = append(s.refreshed, v.qname())
+	}
 	// A token that works now and will have expired by the time the replay case runs.
 	s.replayExp = time.Now().Truncate(time.Second).Add(2 * time.Second)
 	var err error
@@ -245,12 +281,40 @@ func (s *suite) setup(ctx context.Context) error {
 		return err
 	}
 	var n int
+	t0 := s.cat.tables[0]
 	if err := s.as(ctx, s.replay, false, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, "SELECT count(*) FROM "+s.cat.tables[0].qname()).Scan(&n)
-	}); err != nil || n != s.rowsPer {
-		return fmt.Errorf("isolation: a freshly signed token of a seeded tenant read %d rows of %s (%v), want %d: check ContextKey/Sign", n, s.cat.tables[0], err, s.rowsPer)
+		return tx.QueryRow(ctx, "SELECT count(*) FROM "+t0.qname()).Scan(&n)
+	}); err != nil || n != len(s.rows[t0][1]) {
+		return fmt.Errorf("isolation: a freshly signed token of a seeded tenant read %d rows of %s (%v), want %d: check ContextKey/Sign, and that %s is protected", n, t0, err, len(s.rows[t0][1]), t0)
 	}
 	return s.snapshot(ctx)
+}
+
+// newTenants makes n tenant keys of the deployment's key type that no tenant has.
+func (s *suite) newTenants(ctx context.Context, n int) ([]tenantseal.TenantID, error) {
+	var out []tenantseal.TenantID
+	for len(out) < n {
+		key := s.madeUpKey()
+		id, err := tenantseal.ParseTenantID(key)
+		if err != nil {
+			return nil, fmt.Errorf("isolation: %w", err)
+		}
+		if s.cat.tenants {
+			col := "id::text"
+			if s.cat.tenantKeys {
+				col = "key"
+			}
+			var taken bool
+			if err := s.super.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM tenantseal.tenants WHERE "+col+" = $1)", key).Scan(&taken); err != nil {
+				return nil, fmt.Errorf("isolation: %w", err)
+			}
+			if taken {
+				continue
+			}
+		}
+		out = append(out, id)
+	}
+	return out, nil
 }
 
 // sign returns a valid token of tenant expiring at exp.
@@ -346,7 +410,7 @@ func (s *suite) foreignIn(text string, self int) []string {
 			continue
 		}
 		for _, m := range ms {
-			if strings.Contains(text, m) {
+			if containsMarker(text, m) {
 				out = append(out, fmt.Sprintf("T%d (%s)", ti, m))
 				break
 			}
@@ -354,6 +418,42 @@ func (s *suite) foreignIn(text string, self int) []string {
 	}
 	return out
 }
+
+// containsMarker reports whether marker m occurs in text. A number counts only as a whole number: 123
+// is not in 41235, nor in 2024-01-23.
+func containsMarker(text, m string) bool {
+	if !isNumber(m) {
+		return strings.Contains(text, m)
+	}
+	for i := 0; ; {
+		j := strings.Index(text[i:], m)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(m)
+		if (j == 0 || !numberByte(text[j-1])) && (end == len(text) || !numberByte(text[end])) {
+			return true
+		}
+		i = j + 1
+	}
+}
+
+func isNumber(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// numberByte is a byte that would make a number around it another number.
+func numberByte(b byte) bool { return b >= '0' && b <= '9' || b == '.' || b == '-' }
 
 // rec collects what one case found for one target.
 type rec struct {

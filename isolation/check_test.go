@@ -18,7 +18,15 @@ func TestIsolationSuiteOnShippedSchema(t *testing.T) {
 	// A view done right: it reads with the caller's rights, so row-level security applies through it.
 	mustExec(t, d.SuperDSN, fmt.Sprintf(`SET ROLE %[1]s;
 		CREATE VIEW public.customer_names WITH (security_invoker = true) AS SELECT tenant_id, id, display_name FROM public.customers;
-		GRANT SELECT ON public.customer_names TO %[2]s`, d.Roles.Owner, d.Roles.App))
+		GRANT SELECT ON public.customer_names TO %[2]s;
+		-- A partitioned table done right: its partitions protected too, for a statement that names them.
+		CREATE TABLE public.events (tenant_id uuid NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), body text, PRIMARY KEY (tenant_id, id))
+			PARTITION BY HASH (tenant_id);
+		CREATE TABLE public.events_p0 PARTITION OF public.events FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+		CREATE TABLE public.events_p1 PARTITION OF public.events FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+		SELECT tenantseal.protect_table('public.events');
+		SELECT tenantseal.protect_table('public.events_p0');
+		SELECT tenantseal.protect_table('public.events_p1')`, d.Roles.Owner, d.Roles.App))
 	cfg := suiteConfig(d, testing.Short())
 	rep := isolationtest.Run(t, cfg)
 	if !rep.OK() {
@@ -28,7 +36,7 @@ func TestIsolationSuiteOnShippedSchema(t *testing.T) {
 	for _, ti := range rep.Tables {
 		tables = append(tables, ti.Name)
 	}
-	if want := []string{"tenantseal.tenants", "customers", "invoices", "documents"}; !slices.Equal(tables, want) {
+	if want := []string{"tenantseal.tenants", "customers", "events", "invoices", "documents"}; !slices.Equal(tables, want) {
 		t.Errorf("discovered %v, want %v", tables, want)
 	}
 	for _, c := range isolation.CaseNames() {

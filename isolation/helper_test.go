@@ -2,6 +2,7 @@ package isolation_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -23,4 +24,11 @@ func mustExec(t testing.TB, dsn, sql string) {
 
 func suiteConfig(d *pgtest.Database, short bool) isolation.Config {
 	return isolation.Config{SuperDSN: d.SuperDSN, AppDSN: d.AppDSN, ContextKey: d.ContextKey, Short: short}
+}
+
+func mustWrite(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -39,12 +39,13 @@ type Result struct {
 
 // TableInfo describes a table the suite discovered and seeded.
 type TableInfo struct {
-	Name       string   `json:"name"`
-	Kind       string   `json:"kind"` // tenant or registry
-	SeededRows int      `json:"seeded_rows"`
-	RLS        bool     `json:"rls"`
-	ForceRLS   bool     `json:"force_rls"`
-	Encrypted  []string `json:"encrypted,omitempty"`
+	Name         string   `json:"name"`
+	Kind         string   `json:"kind"` // tenant or registry
+	TenantColumn string   `json:"tenant_column"`
+	SeededRows   int      `json:"seeded_rows"`
+	RLS          bool     `json:"rls"`
+	ForceRLS     bool     `json:"force_rls"`
+	Encrypted    []string `json:"encrypted,omitempty"`
 }
 
 // Report is the outcome of one run of the isolation suite.
@@ -53,12 +54,18 @@ type Report struct {
 	Server        string        `json:"server"`
 	AppRole       string        `json:"app_role"`
 	Schemas       []string      `json:"schemas"`
+	KeyType       string        `json:"key_type"`
 	Tenants       int           `json:"tenants"`
 	RowsPerTenant int           `json:"rows_per_tenant"`
 	Short         bool          `json:"short"`
 	Duration      time.Duration `json:"duration_ns"`
 	Tables        []TableInfo   `json:"tables"`
-	Results       []Result      `json:"results"`
+	// Skipped lists the tables excluded by configuration, with the reasons given.
+	Skipped []Skipped `json:"skipped,omitempty"`
+	// Swept counts what killed earlier runs had left behind and this one removed (tenants, probe
+	// schemas, keys).
+	Swept   int      `json:"swept,omitempty"`
+	Results []Result `json:"results"`
 }
 
 // Counts returns how many results have each status.
@@ -114,6 +121,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "tenantseal isolation suite: database %s (PostgreSQL %s), app role %s, %d tenants x %d rows per table",
 		r.Database, r.Server, r.AppRole, r.Tenants, r.RowsPerTenant)
+	if r.KeyType != "" {
+		fmt.Fprintf(&b, ", %s tenant keys", r.KeyType)
+	}
 	if r.Short {
 		b.WriteString(", short")
 	}
@@ -164,6 +174,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, e := range res.Errors {
 			fmt.Fprintf(&b, "\nERROR %s on %s: %s", res.Case, res.Target, e)
 		}
+	}
+	for _, sk := range r.Skipped {
+		fmt.Fprintf(&b, "\nSKIPPED %s: %s", sk.Table, sk.Reason)
+	}
+	if r.Swept > 0 {
+		fmt.Fprintf(&b, "\nremoved %d objects that killed earlier runs left behind", r.Swept)
 	}
 	c := r.Counts()
 	fmt.Fprintf(&b, "\n\n%d results (%d checks): %d passed, %d leaked, %d errors, %d not applicable; %s\n",

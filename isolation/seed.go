@@ -50,18 +50,33 @@ func randInt(max int64) int64 {
 }
 
 // marker returns a value no other row holds, so that seeing it anywhere proves which row it came from.
-func marker() string { return "ts" + randomHex(6) }
+// Every marker of a run starts with "ts" and the run's id: what the run wrote anywhere (a trigger's copy
+// in a table without a tenant column included) is found by it again at the end.
+func (s *suite) marker() string { return "ts" + s.runID + randomHex(4) }
 
 var quoted = regexp.MustCompile(`'((?:[^']|'')*)'`)
 
 // candidates are the values, in text form, tried in turn for column c until the row satisfies the
 // table's CHECK constraints. A nil entry is NULL.
-func candidates(t *table, c *column, mark string) []*string {
+func candidates(t *table, c *column, mark string) []*string { return candidatesAt(t, c, mark, 0) }
+
+// rotate returns list starting at element n (mod its length).
+func rotate[T any](list []T, n int) []T {
+	if len(list) == 0 {
+		return list
+	}
+	n %= len(list)
+	return append(slices.Clone(list[n:]), list[:n]...)
+}
+
+// candidatesAt is candidates for the row-th seeded row: the allowed values of an enum or a CHECK come
+// in turn, so that the rows of a tenant hold each of them.
+func candidatesAt(t *table, c *column, mark string, row int) []*string {
 	s := func(v string) *string { return &v }
 	var out []*string
 	trunc := func(v string) string {
 		if c.maxLen > 0 && len(v) > c.maxLen {
-			return v[:c.maxLen]
+			return v[len(v)-c.maxLen:] // the random end of a marker: the run's prefix is the same in all
 		}
 		return v
 	}
@@ -73,9 +88,10 @@ func candidates(t *table, c *column, mark string) []*string {
 			}
 		}
 	}
+	literals = rotate(literals, row)
 	switch {
 	case len(c.enum) > 0:
-		for _, l := range c.enum {
+		for _, l := range rotate(c.enum, row) {
 			out = append(out, s(l))
 		}
 	case c.base == "uuid":
@@ -103,13 +119,13 @@ func candidates(t *table, c *column, mark string) []*string {
 	case c.category == "N":
 		out = append(out, s(fmt.Sprint(randInt(900))), s("0"), s("1"))
 	case c.category == "B":
-		out = append(out, s("true"), s("false"))
+		out = append(out, rotate([]*string{s("true"), s("false")}, row)...)
 	case c.base == "date":
-		out = append(out, s("2024-01-02"))
+		out = append(out, s(fmt.Sprintf("20%02d-%02d-%02d", randInt(30), randInt(12), randInt(28))), s("2024-01-02"))
 	case c.base == "time", c.base == "timetz":
 		out = append(out, s("03:04:05"))
 	case c.category == "D":
-		out = append(out, s("2024-01-02 03:04:05+00"))
+		out = append(out, s(fmt.Sprintf("20%02d-%02d-%02d %02d:%02d:%02d+00", randInt(30), randInt(12), randInt(28), randInt(23), randInt(59), randInt(59))), s("2024-01-02 03:04:05+00"))
 	case c.category == "T":
 		out = append(out, s("1 hour"))
 	case c.base == "bytea":
@@ -137,7 +153,7 @@ func candidates(t *table, c *column, mark string) []*string {
 // insertRow writes one row into t with fixed values for the columns in fixed and generated values for
 // the others, retrying other candidates when a CHECK constraint refuses a value. It returns the row as
 // stored.
-func insertRow(ctx context.Context, super *pgx.Conn, t *table, fixed map[string]*string) (*seedRow, error) {
+func insertRow(ctx context.Context, super *pgx.Conn, t *table, fixed map[string]*string, row int, marker func() string) (*seedRow, error) {
 	mark := marker()
 	type slot struct {
 		col   *column
@@ -153,10 +169,14 @@ func insertRow(ctx context.Context, super *pgx.Conn, t *table, fixed map[string]
 		if c.hasDefault && c.category == "S" && !t.checked(c.name) && !slices.Contains(t.pk, c.name) {
 			include = true // a marker makes the row recognisable wherever it shows up
 		}
+		if c.hasDefault && !c.serial && !t.registry && !slices.Contains(t.pk, c.name) && (len(c.enum) > 0 || t.checked(c.name)) {
+			// (A registry's defaults stay: its status column says whether the tenant is one.)
+			include = true // every allowed value in turn, not the default alone
+		}
 		if !include {
 			continue
 		}
-		cands := candidates(t, c, fmt.Sprintf("%s%02d", mark, i))
+		cands := candidatesAt(t, c, fmt.Sprintf("%s%02d", mark, i), row)
 		if len(cands) == 0 {
 			return nil, fmt.Errorf("isolation: cannot generate a value of type %s for %s.%s", c.typ, t, c.name)
 		}
@@ -226,6 +246,20 @@ func insertRow(ctx context.Context, super *pgx.Conn, t *table, fixed map[string]
 				}
 			}
 		}
+		if pe.Code == "23505" {
+			if cols, ok := t.uniqueCols(pe.ConstraintName); ok {
+				if fixedOnly(cols, fixed) {
+					return nil, fmt.Errorf("isolation: seed %s: %w (%s)", t, errFixedDuplicate, pe.ConstraintName)
+				}
+			}
+			for _, c := range t.partialPreds[pe.ConstraintName] {
+				for _, sl := range slots {
+					if sl.col.name == c {
+						suspects = append(suspects, sl)
+					}
+				}
+			}
+		}
 		switch {
 		case len(suspects) > 0:
 		case pe.Code == "23505":
@@ -254,41 +288,83 @@ func insertRow(ctx context.Context, super *pgx.Conn, t *table, fixed map[string]
 	return nil, fmt.Errorf("isolation: seed %s: no generated row satisfies its constraints: %w", t, last)
 }
 
+// errFixedDuplicate: another row of the tenant holds the values a seeded row must have in a unique key
+// (a table keyed by its tenant column, or by its foreign keys): the tenant has all the rows it can.
+var errFixedDuplicate = errors.New("a unique key of fixed values is taken")
+
+// uniqueCols returns the columns of the unique constraint or index name.
+func (t *table) uniqueCols(name string) ([]string, bool) {
+	for _, u := range append(slices.Clone(t.uniques), t.partialUniques...) {
+		if u.name == name {
+			return u.cols, true
+		}
+	}
+	return nil, false
+}
+
+func fixedOnly(cols []string, fixed map[string]*string) bool {
+	for _, c := range cols {
+		if _, ok := fixed[c]; !ok {
+			return false
+		}
+	}
+	return len(cols) > 0
+}
+
 // seed writes rowsPer rows per tenant into every tenant table (and each tenant's row into the tenant
 // registries), parents first; children point at each tenant's first parent row.
 func (s *suite) seed(ctx context.Context) error {
 	s.rows = map[*table][][]*seedRow{}
 	if s.cat.tenants && !s.cat.hasRegistry("tenantseal", "tenants") {
-		// The schema names no registry, but the verifier honours tokens of tenantseal.tenants' active
-		// tenants only: register the suite's there.
+		// The verifier honours tokens of tenantseal.tenants' active tenants only: register the suite's
+		// there, marked as the suite's (an adopted registry's trigger then finds them registered).
 		for _, tenant := range s.tenants {
-			if _, err := s.super.Exec(ctx, "INSERT INTO tenantseal.tenants (id, name) VALUES ($1, $2)", tenant, subject); err != nil {
+			sql, arg := "INSERT INTO tenantseal.tenants (key, name) VALUES ($1, $2)", any(tenant.String())
+			if !s.cat.tenantKeys {
+				sql, arg = "INSERT INTO tenantseal.tenants (id, name) VALUES ($1, $2)", tenant
+			}
+			if _, err := s.super.Exec(ctx, sql, arg, s.mark()); err != nil {
 				return fmt.Errorf("isolation: register tenant %s: %w", tenant, err)
 			}
 		}
-		s.registered = true
 	}
 	for _, reg := range s.cat.registry {
 		s.rows[reg] = make([][]*seedRow, len(s.tenants))
 		for ti, tenant := range s.tenants {
+			fixed := s.hinted(reg)
 			v := tenant.String()
-			r, err := insertRow(ctx, s.super, reg, map[string]*string{reg.tenantCol: &v})
+			fixed[reg.tenantCol] = &v
+			if reg.schema == "tenantseal" && reg.name == "tenants" && reg.col("key") != nil {
+				fixed["key"] = &v // the key of a uuid deployment is its id
+			}
+			r, err := insertRow(ctx, s.super, reg, fixed, ti, s.marker)
 			if err != nil {
 				return err
 			}
 			s.rows[reg][ti] = []*seedRow{r}
 		}
 	}
+	if s.cat.tenants {
+		// Marked as the suite's, whichever way they were registered: a later run removes what a killed
+		// one left by this name.
+		if _, err := s.super.Exec(ctx, "UPDATE tenantseal.tenants SET name = $2 WHERE id = ANY($1)", s.handles(), s.mark()); err != nil {
+			return fmt.Errorf("isolation: mark the suite's tenants: %w", err)
+		}
+	}
 	for _, t := range s.cat.tables {
 		s.rows[t] = make([][]*seedRow, len(s.tenants))
 		for ti, tenant := range s.tenants {
 			for i := 0; i < s.rowsPer; i++ {
+				fixed := s.hinted(t)
 				tv := tenant.String()
-				fixed := map[string]*string{t.tenantCol: &tv}
-				if err := s.parentValues(ctx, t, ti, fixed); err != nil {
+				fixed[t.tenantCol] = &tv
+				if err := s.parentValues(ctx, t, ti, i, fixed); err != nil {
 					return err
 				}
-				r, err := insertRow(ctx, s.super, t, fixed)
+				r, err := insertRow(ctx, s.super, t, fixed, ti*s.rowsPer+i, s.marker) // enum and CHECK values in turn, across tenants
+				if errors.Is(err, errFixedDuplicate) && i > 0 {
+					break // one row per tenant (or per parent): the tenant has its rows
+				}
 				if err != nil {
 					return err
 				}
@@ -296,9 +372,112 @@ func (s *suite) seed(ctx context.Context) error {
 			}
 		}
 	}
-	for ti := range s.tenants {
-		s.markers = append(s.markers, nil)
-		s.markers[ti] = append(s.markers[ti], s.tenants[ti].String())
+	if err := s.reload(ctx); err != nil {
+		return err
+	}
+	s.collectMarkers()
+	return nil
+}
+
+// hinted returns the configured seeding values of t, as the fixed values of a new row.
+func (s *suite) hinted(t *table) map[string]*string {
+	fixed := map[string]*string{}
+	for c, v := range s.cfg.hint(t) {
+		if t.col(c) != nil {
+			fixed[c] = ptr(v)
+		}
+	}
+	return fixed
+}
+
+// reload reads back every row of the suite's tenants, as the superuser: triggers may have written rows
+// of their own (into the seeded tables or others), and defaults and generated columns hold values the
+// inserts did not name. Seeded rows keep their identity (and what references them).
+func (s *suite) reload(ctx context.Context) error {
+	for _, t := range s.cat.all() {
+		var cols []string
+		for _, c := range t.cols {
+			cols = append(cols, ident(c.name)+"::text")
+		}
+		rows, err := s.super.Query(ctx, fmt.Sprintf("SELECT %s::text, %s FROM %s WHERE %[1]s::text = ANY($1) ORDER BY 2",
+			ident(t.tenantCol), strings.Join(cols, ", "), t.qname()), s.tenantStrings())
+		if err != nil {
+			return fmt.Errorf("isolation: read back %s: %w", t, err)
+		}
+		byTenant := map[string][]map[string]*string{}
+		for rows.Next() {
+			vals := make([]*string, len(t.cols)+1)
+			dest := make([]any, len(vals))
+			for i := range vals {
+				dest[i] = &vals[i]
+			}
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return fmt.Errorf("isolation: read back %s: %w", t, err)
+			}
+			m := map[string]*string{}
+			for i, c := range t.cols {
+				m[c.name] = vals[i+1]
+			}
+			byTenant[*vals[0]] = append(byTenant[*vals[0]], m)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("isolation: read back %s: %w", t, err)
+		}
+		if s.rows[t] == nil {
+			s.rows[t] = make([][]*seedRow, len(s.tenants))
+		}
+		for ti, tenant := range s.tenants {
+			var out []*seedRow
+			stored := byTenant[tenant.String()]
+			used := make([]bool, len(stored))
+			for _, r := range s.rows[t][ti] {
+				for i, m := range stored {
+					if !used[i] && sameKey(t, r.vals, m) {
+						used[i] = true
+						r.vals = m
+						out = append(out, r)
+						break
+					}
+				}
+			}
+			for i, m := range stored {
+				if !used[i] {
+					out = append(out, &seedRow{vals: m})
+				}
+			}
+			s.rows[t][ti] = out
+		}
+	}
+	for _, t := range s.cat.all() {
+		for ti := range s.tenants {
+			if len(s.rows[t][ti]) == 0 {
+				return fmt.Errorf("isolation: seed %s: tenant T%d has no row in it after seeding (a trigger or rule removed it?)", t, ti)
+			}
+		}
+	}
+	return nil
+}
+
+func sameKey(t *table, a, b map[string]*string) bool {
+	for _, c := range t.rowKey() {
+		x, y := a[c], b[c]
+		if (x == nil) != (y == nil) || x != nil && *x != *y {
+			return false
+		}
+	}
+	return true
+}
+
+// collectMarkers picks, per tenant, the values that prove a row of that tenant was seen: its key, and
+// every seeded value long enough to be unmistakable that no other tenant's rows hold too.
+func (s *suite) collectMarkers() {
+	holders := map[string]map[int]bool{}
+	add := func(ti int, v string) {
+		if holders[v] == nil {
+			holders[v] = map[int]bool{}
+		}
+		holders[v][ti] = true
 	}
 	for _, t := range s.cat.all() {
 		for ti, rows := range s.rows[t] {
@@ -310,15 +489,40 @@ func (s *suite) seed(ctx context.Context) error {
 					}
 					switch {
 					case strings.HasPrefix(*v, `\x`) && len(*v) >= 18:
-						s.markers[ti] = append(s.markers[ti], (*v)[2:])
+						add(ti, (*v)[2:])
 					case len(*v) >= 8 && !isCommonValue(*v):
-						s.markers[ti] = append(s.markers[ti], *v)
+						add(ti, *v)
 					}
 				}
 			}
 		}
 	}
-	return nil
+	s.markers = make([][]string, len(s.tenants))
+	for ti := range s.tenants {
+		s.markers[ti] = []string{s.tenants[ti].String()}
+	}
+	var vals []string
+	for v := range holders {
+		vals = append(vals, v)
+	}
+	slices.Sort(vals)
+	for _, v := range vals {
+		if len(holders[v]) != 1 || s.isTenantKey(v) {
+			continue // shared by tenants (a row of a global table they all reference): proves nothing
+		}
+		for ti := range holders[v] {
+			s.markers[ti] = append(s.markers[ti], v)
+		}
+	}
+}
+
+func (s *suite) isTenantKey(v string) bool {
+	for _, t := range s.tenants {
+		if t.String() == v {
+			return true
+		}
+	}
+	return false
 }
 
 var timestampLike = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}`)
@@ -329,7 +533,7 @@ func isCommonValue(v string) bool {
 }
 
 // parentValues fixes the foreign key columns of a new row of t for tenant ti.
-func (s *suite) parentValues(ctx context.Context, t *table, ti int, fixed map[string]*string) error {
+func (s *suite) parentValues(ctx context.Context, t *table, ti, row int, fixed map[string]*string) error {
 	for _, fk := range t.fks {
 		if len(fk.cols) == 1 && fk.cols[0] == t.tenantCol {
 			continue
@@ -347,7 +551,10 @@ func (s *suite) parentValues(ctx context.Context, t *table, ti int, fixed map[st
 				}
 			}
 		case p != nil:
-			parent := s.rows[p][ti][0]
+			// Rows in turn, so that a table keyed by its foreign keys gets distinct keys, but never the
+			// last one while there are others: it stays a leaf for the cases that delete.
+			prows := s.rows[p][ti]
+			parent := prows[row%max(1, len(prows)-1)]
 			parent.referenced = true
 			for i, c := range fk.cols {
 				if c == t.tenantCol {
@@ -401,7 +608,16 @@ func whereRow(t *table, r *seedRow, start int) (string, []any) {
 	return strings.Join(conds, " AND "), args
 }
 
-// tenantStrings returns the seeded tenant ids as text.
+// handles returns the handles of the seeded tenants (the uuids tenantseal's own tables hold), as text.
+func (s *suite) handles() []string {
+	out := make([]string, len(s.tenants))
+	for i, t := range s.tenants {
+		out[i] = uuid.Format(t.Handle())
+	}
+	return out
+}
+
+// tenantStrings returns the seeded tenant keys as text.
 func (s *suite) tenantStrings() []string {
 	out := make([]string, len(s.tenants))
 	for i, t := range s.tenants {
@@ -438,9 +654,9 @@ func (s *suite) fingerprints(ctx context.Context) (map[string]string, error) {
 			i, pgx.Identifier{t.tenantCol}.Sanitize(), t.qname()))
 	}
 	if s.keys != nil {
-		parts = append(parts, "SELECT -1, tenant_id::text, md5(string_agg(k::text, '|' ORDER BY k::text)) FROM tenantseal.tenant_keysets k WHERE tenant_id::text = ANY($1) GROUP BY 2")
+		parts = append(parts, "SELECT -1, tenant_id::text, md5(string_agg(k::text, '|' ORDER BY k::text)) FROM tenantseal.tenant_keysets k WHERE tenant_id::text = ANY($2) GROUP BY 2")
 	}
-	rows, err := s.super.Query(ctx, strings.Join(parts, " UNION ALL "), s.tenantStrings())
+	rows, err := s.super.Query(ctx, strings.Join(parts, " UNION ALL "), s.tenantStrings(), s.handles())
 	if err != nil {
 		return nil, fmt.Errorf("isolation: fingerprint: %w", err)
 	}
@@ -479,7 +695,7 @@ func (s *suite) verify(ctx context.Context, r *rec, attacker int) {
 		var tenant string
 		fmt.Sscanf(k, "%d/%s", &i, &tenant)
 		changed[i] = true
-		if tenant != s.tenants[attacker].String() {
+		if s.tenantIndex(tenant) != attacker {
 			what := "tenantseal.tenant_keysets"
 			if i >= 0 {
 				what = all[i].String()
@@ -508,12 +724,20 @@ func mergeKeys(a, b map[string]string) map[string]bool {
 }
 
 func (s *suite) tenantName(id string) string {
-	for i, t := range s.tenants {
-		if t.String() == id {
-			return fmt.Sprintf("T%d", i)
-		}
+	if i := s.tenantIndex(id); i >= 0 {
+		return fmt.Sprintf("T%d", i)
 	}
 	return id
+}
+
+// tenantIndex returns the index of the suite's tenant whose key or handle is id, or -1.
+func (s *suite) tenantIndex(id string) int {
+	for i, t := range s.tenants {
+		if t.String() == id || uuid.Format(t.Handle()) == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // restore puts the snapshot back into the tables at the given indexes of s.cat.all() (-1: keysets),
@@ -526,7 +750,7 @@ func (s *suite) restore(ctx context.Context, which map[int]bool) error {
 		}
 		for i := range which {
 			if i < 0 {
-				if _, err := tx.Exec(ctx, "DELETE FROM tenantseal.tenant_keysets WHERE tenant_id::text = ANY($1)", s.tenantStrings()); err != nil {
+				if _, err := tx.Exec(ctx, "DELETE FROM tenantseal.tenant_keysets WHERE tenant_id = ANY($1::uuid[])", s.handles()); err != nil {
 					return fmt.Errorf("isolation: restore keysets: %w", err)
 				}
 				if _, err := tx.Exec(ctx, "INSERT INTO tenantseal.tenant_keysets SELECT * FROM json_populate_recordset(NULL::tenantseal.tenant_keysets, $1)", s.keysetSnap); err != nil {
@@ -556,49 +780,6 @@ func (s *suite) restore(ctx context.Context, which map[int]bool) error {
 		}
 		return nil
 	})
-}
-
-// cleanup removes everything the suite wrote: its tenants' rows, keysets, probe objects and keys.
-func (s *suite) cleanup(ctx context.Context) error {
-	var errs []error
-	if s.rows != nil {
-		err := pgx.BeginFunc(ctx, s.super, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
-				return err
-			}
-			all := s.cat.all()
-			for i := len(all) - 1; i >= 0; i-- {
-				t := all[i]
-				if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s::text = ANY($1)", t.qname(), pgx.Identifier{t.tenantCol}.Sanitize()), s.tenantStrings()); err != nil {
-					return fmt.Errorf("clean up %s: %w", t, err)
-				}
-			}
-			if s.cat.keysets {
-				if _, err := tx.Exec(ctx, "DELETE FROM tenantseal.tenant_keysets WHERE tenant_id::text = ANY($1)", s.tenantStrings()); err != nil {
-					return fmt.Errorf("clean up keysets: %w", err)
-				}
-			}
-			if s.registered {
-				if _, err := tx.Exec(ctx, "DELETE FROM tenantseal.tenants WHERE id::text = ANY($1)", s.tenantStrings()); err != nil {
-					return fmt.Errorf("clean up tenants: %w", err)
-				}
-			}
-			return nil
-		})
-		errs = append(errs, err)
-	}
-	if s.probeSchema != "" {
-		_, err := s.super.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s.probeSchema}.Sanitize()+" CASCADE")
-		errs = append(errs, err)
-	}
-	if s.retiredKid != "" {
-		_, err := s.super.Exec(ctx, "DELETE FROM tenantseal.context_keys WHERE kid = $1", s.retiredKid)
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("isolation: clean up: %w", err)
-	}
-	return nil
 }
 
 // setupKeys gives every seeded tenant keysets wrapped by the suite's KEK and fills the encrypted columns

@@ -115,7 +115,7 @@ type Server struct {
 }
 
 // Run runs the tenantseal command line args (without the program name) and returns the exit status: 0 on
-// success, 1 on failure, 2 on a usage error. SIGINT and SIGTERM cancel the running command, which then
+// success, 1 on failure, 2 on a usage error (isolation-check: 3 when the check could not run). SIGINT and SIGTERM cancel the running command, which then
 // cleans up (the demo drops what it created, a re-encryption stops after the batch in flight) and exits
 // 130 or 143, as a shell reports a process those signals ended; a second signal ends it at once.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -180,6 +180,11 @@ func (s *session) exit(ctx context.Context, err error) int {
 		msg = "interrupted"
 	}
 	fmt.Fprintln(s.stderr, "tenantseal: "+s.redact(oneLine(msg)))
+	// A command may end with a status of its own (isolation-check: 3, the check could not run).
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
+	}
 	return 1
 }
 

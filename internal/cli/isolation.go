@@ -35,8 +35,23 @@ rows, keysets and probe objects when it ends, also when a case fails.
 with it). The app connection string and the context key come from --app-dsn and --context-key, else
 $TENANTSEAL_APP_DSN and $TENANTSEAL_CONTEXT_KEY, else the secrets file.
 
+Tenant tables are those tenantseal.tenant_tables lists, each with its own tenant column, and every other
+table with a column of such a name (--tenant-column is the default one); the suite's tenants get keys of
+the database's tenant key type, registered where the database takes tenants from (an adopted registry,
+else tenantseal.tenants) and named "tenantseal-isolation run <id>". A run that was killed leaves them
+behind; the next run removes them.
+
+--config names a JSON file that excludes tables (with a reason the report repeats), accepts tables
+without a tenant column as shared reference data, accepts oracle functions and gives seeding values:
+
+	{"exclude": {"public.audit_events": "written by triggers only"},
+	 "accept_global": ["public.countries"],
+	 "accept_oracles": ["public.slug_taken"],
+	 "tables": {"public.invoices": {"values": {"currency": "EUR"}}}}
+
 The report goes to stdout (or --output): a matrix of cases against tables in text, or JSON, or JUnit XML
-for CI systems. The exit status is 1 when any case leaks or errs, 0 when all pass, 2 on a usage error.`
+for CI systems. The exit status is 0 when every case passes, 1 when one leaks, 2 on a usage error, and
+3 when the check could not run, or ran but could not tell for some case (an error, never a leak).`
 
 func runIsolationCheck(ctx context.Context, s *session, args []string) error {
 	f := newFlags(s, "isolation-check", "--dsn <superuser connection string> [flags]", isolationAbout)
@@ -47,7 +62,8 @@ func runIsolationCheck(ctx context.Context, s *session, args []string) error {
 	format := f.String("format", "text", "report format: text, json or junit")
 	output := f.String("output", "", "write the report to this file instead of stdout")
 	short := f.Bool("short", false, "fewer tenants and rows, one attacking tenant: every case still runs against every table")
-	column := f.String("tenant-column", "tenant_id", "the column that holds the tenant id")
+	column := f.String("tenant-column", "tenant_id", "the tenant column of tables that tenantseal.tenant_tables does not list")
+	config := f.String("config", "", "JSON file of exclusions, accepted shared tables and oracles, and seeding values")
 	var schemas, oracles listFlag
 	f.Var(&schemas, "schema", "schema to search for tenant tables (repeatable; default every schema but the system ones and tenantseal)")
 	f.Var(&oracles, "accept-oracle", "SECURITY DEFINER function (schema.name) documented to answer yes/no about other tenants' rows (repeatable)")
@@ -87,16 +103,22 @@ func runIsolationCheck(ctx context.Context, s *session, args []string) error {
 		}
 		return fromFile(env)
 	}
+	cfg := isolation.Config{TenantColumn: *column, Schemas: schemas, Short: *short, AcceptOracles: oracles}
+	if *config != "" {
+		if err := isolation.LoadConfigFile(*config, &cfg); err != nil {
+			return usageErrorf("isolation-check: --config: %v", unprefixed(strings.TrimPrefix(err.Error(), "isolation: ")))
+		}
+	}
 	app, err := resolve(*appDSN, keyAppDSN)
 	if err != nil {
-		return err
+		return couldNotRun(err)
 	}
 	if app == "" {
 		return usageErrorf("isolation-check: no app connection string: pass --app-dsn, set $%s, or add a %s line to the secrets file %s", keyAppDSN, keyAppDSN, *secrets)
 	}
 	ks, err := resolve(*keyFlag, keyContextKey)
 	if err != nil {
-		return err
+		return couldNotRun(err)
 	}
 	if ks == "" {
 		return usageErrorf("isolation-check: no context key: pass --context-key, set $%s, or add a %s line to the secrets file %s", keyContextKey, keyContextKey, *secrets)
@@ -115,13 +137,10 @@ func runIsolationCheck(ctx context.Context, s *session, args []string) error {
 	if app, err = prepareDSN(s, app, *timeout); err != nil {
 		return err
 	}
-
-	rep, err := isolation.Check(ctx, isolation.Config{
-		SuperDSN: super, AppDSN: app, ContextKey: key, TenantColumn: *column,
-		Schemas: schemas, Short: *short, AcceptOracles: oracles,
-	})
+	cfg.SuperDSN, cfg.AppDSN, cfg.ContextKey = super, app, key
+	rep, err := isolation.Check(ctx, cfg)
 	if err != nil {
-		return err
+		return couldNotRun(err)
 	}
 	var b bytes.Buffer
 	switch *format {
@@ -143,16 +162,24 @@ func runIsolationCheck(ctx context.Context, s *session, args []string) error {
 		return err
 	}
 	if !rep.OK() {
-		leaks := rep.Leaks()
+		leaks, errs := rep.Leaks(), rep.Errors()
+		failed := leaks
+		if len(leaks) == 0 {
+			failed = errs
+		}
 		var names []string
-		for i, r := range leaks {
+		for i, r := range failed {
 			if i == 5 {
 				names = append(names, "...")
 				break
 			}
 			names = append(names, r.Case+" on "+r.Target)
 		}
-		return fmt.Errorf("isolation check failed: %d leaks, %d errors (%s)", len(leaks), len(rep.Errors()), strings.Join(names, ", "))
+		if len(leaks) == 0 {
+			// Not one leak: the cases that erred could not tell, which is no finding either way.
+			return couldNotRun(fmt.Errorf("isolation check incomplete: %d errors, no leak (%s)", len(errs), strings.Join(names, ", ")))
+		}
+		return fmt.Errorf("isolation check failed: %d leaks, %d errors (%s)", len(leaks), len(errs), strings.Join(names, ", "))
 	}
 	if *output != "" {
 		c := rep.Counts()
@@ -160,3 +187,27 @@ func runIsolationCheck(ctx context.Context, s *session, args []string) error {
 	}
 	return nil
 }
+
+// exitIncomplete is the exit status of an isolation check that could not run, or could not tell.
+const exitIncomplete = 3
+
+// couldNotRun marks err as the check not running to its end: exit status 3, not the 1 of a leak.
+func couldNotRun(err error) error {
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return err
+	}
+	return &exitCodeError{code: exitIncomplete, err: err}
+}
+
+// exitCodeError ends a command with an exit status of its own; its message is printed as any other.
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e *exitCodeError) Error() string { return e.err.Error() }
+func (e *exitCodeError) Unwrap() error { return e.err }
+
+// ExitCode is the status the command exits with.
+func (e *exitCodeError) ExitCode() int { return e.code }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,6 +92,10 @@ func TestIsolationCheckBadInput(t *testing.T) {
 	d := pgtest.NewDatabase(t)
 	dir := t.TempDir()
 	nofile := filepath.Join(dir, "none.env")
+	badConfig := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(badConfig, []byte(`{"exlude": {"notes": "typo"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -99,9 +104,11 @@ func TestIsolationCheckBadInput(t *testing.T) {
 	}{
 		{"no dsn", []string{"--app-dsn", d.AppDSN}, 2, "--dsn"},
 		{"bad format", []string{"--dsn", d.SuperDSN, "--format", "xml"}, 2, "--format must be text, json or junit"},
-		{"no app dsn", []string{"--dsn", d.SuperDSN, "--secrets", nofile}, 1, "none.env"},
+		{"no app dsn", []string{"--dsn", d.SuperDSN, "--secrets", nofile}, 3, "none.env"},
+		{"no config file", []string{"--dsn", d.SuperDSN, "--app-dsn", d.AppDSN, "--context-key", contextKeyArg(d), "--config", nofile}, 2, "--config"},
+		{"bad config file", []string{"--dsn", d.SuperDSN, "--app-dsn", d.AppDSN, "--context-key", contextKeyArg(d), "--config", badConfig}, 2, `unknown field "exlude"`},
 		{"bad key", []string{"--dsn", d.SuperDSN, "--app-dsn", d.AppDSN, "--context-key", "k:abcd"}, 2, "shorter than 32 bytes"},
-		{"app role is the superuser", []string{"--dsn", d.SuperDSN, "--app-dsn", d.SuperDSN, "--context-key", contextKeyArg(d)}, 1, "superuser or has BYPASSRLS"},
+		{"app role is the superuser", []string{"--dsn", d.SuperDSN, "--app-dsn", d.SuperDSN, "--context-key", contextKeyArg(d)}, 3, "superuser or has BYPASSRLS"},
 		{"stray argument", []string{"--dsn", d.SuperDSN, "now"}, 2, `unexpected argument "now"`},
 	}
 	for _, tc := range tests {
@@ -114,5 +121,41 @@ func TestIsolationCheckBadInput(t *testing.T) {
 				t.Errorf("stderr shows the key: %q", r.stderr)
 			}
 		})
+	}
+}
+
+// A table whose rows the suite cannot make up: the check cannot run (exit 3, never the 1 of a leak);
+// given the value in a config file, it seeds and attacks the table.
+func TestIsolationCheckCouldNotRun(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	mustExec(t, d.SuperDSN, fmt.Sprintf(`SET ROLE %s;
+		CREATE TABLE public.codes (tenant_id uuid NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), code text NOT NULL CHECK (md5(code) = '63343333e2501683924c514fee7f522c'),
+			PRIMARY KEY (tenant_id, id));
+		SELECT tenantseal.protect_table('public.codes')`, d.Roles.Owner))
+	args := []string{"isolation-check", "--dsn", d.SuperDSN, "--app-dsn", d.AppDSN, "--context-key", contextKeyArg(d),
+		"--short", "--accept-oracle", "tenantseal.exists_elsewhere", "--format", "json"}
+	r := run(t, args...)
+	wantFailure(t, r, 3, "seed codes")
+	config := filepath.Join(t.TempDir(), "isolation.json")
+	if err := os.WriteFile(config, []byte(`{"tables": {"codes": {"values": {"code": "s3cret-shape"}}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, append(args, "--config", config)...)
+	var rep struct {
+		Tables []struct {
+			Name       string `json:"name"`
+			SeededRows int    `json:"seeded_rows"`
+		} `json:"tables"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("stdout is not the JSON report: %v\n%s\n%s", err, r.stdout, r.stderr)
+	}
+	seeded := false
+	for _, ti := range rep.Tables {
+		seeded = seeded || ti.Name == "codes" && ti.SeededRows > 0
+	}
+	if !seeded {
+		t.Errorf("with the configured value, codes was not seeded: %+v", rep.Tables)
 	}
 }

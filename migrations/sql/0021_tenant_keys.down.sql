@@ -201,6 +201,15 @@ END $$;
 DROP TRIGGER tenant_key_check ON tenantseal.tenants;
 DROP FUNCTION tenantseal.tenant_key_check();
 DROP FUNCTION tenantseal.tenant_key_problem(text, text);
+DO $$
+DECLARE
+    app name := tenantseal.role_name('app');
+BEGIN
+    EXECUTE format('REVOKE SELECT (%s) ON tenantseal.tenants FROM %I',
+        (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+          WHERE attrelid = 'tenantseal.tenants'::regclass AND attnum > 0 AND NOT attisdropped AND attname <> 'key'), app);
+    EXECUTE format('GRANT SELECT ON tenantseal.tenants TO %I', app);
+END $$;
 ALTER TABLE tenantseal.tenants DROP COLUMN key;
 DROP FUNCTION tenantseal.tenant_handle(text);
 ALTER TABLE tenantseal.settings

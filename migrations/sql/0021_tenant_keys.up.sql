@@ -68,6 +68,19 @@ ALTER TABLE tenantseal.tenants ADD COLUMN key text;
 UPDATE tenantseal.tenants SET key = id::text;
 ALTER TABLE tenantseal.tenants ALTER COLUMN key SET NOT NULL;
 ALTER TABLE tenantseal.tenants ADD CONSTRAINT tenants_key_key UNIQUE (key);
+-- The app role reads its own tenant's row but not its key column: the unique index on key does not lead
+-- with id, which the policy compares, so WHERE key = ... would run the policy as a filter after an
+-- index scan that found the row, and EXPLAIN ANALYZE ("Rows Removed by Filter") would tell whether any
+-- tenant has a key. The app has its key from current_tenant_key().
+DO $$
+DECLARE
+    app name := tenantseal.role_name('app');
+BEGIN
+    EXECUTE format('REVOKE SELECT ON tenantseal.tenants FROM %I', app);
+    EXECUTE format('GRANT SELECT (%s) ON tenantseal.tenants TO %I',
+        (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+          WHERE attrelid = 'tenantseal.tenants'::regclass AND attnum > 0 AND NOT attisdropped AND attname <> 'key'), app);
+END $$;
 
 -- tenant_key_check keeps key and id of a tenant one pair: the key in the canonical form of the
 -- deployment's key type, the id its handle. An insert that gives only an id (uuid deployments, and
