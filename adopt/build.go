@@ -395,6 +395,7 @@ func (b *builder) protect(t *table) {
 		// adopt_registry gave the owner its policy, tenantseal_registry_owner (release_registry drops it).
 		reason = fmt.Sprintf("the registry: each tenant sees and changes its own row only (key %s as the tenant column); the owner creates tenants, through the policy adopt_registry gave it, the app role cannot (its insert policy admits only its own key, which exists)", tc)
 		up = append(up, fmt.Sprintf("REVOKE INSERT ON %s FROM %s", t.ident(), ident(b.app)))
+		b.opaqueUniques(t, tc)
 	}
 	if strings.HasPrefix(up[0], "REVOKE ALL") {
 		reason += "; PUBLIC loses its privileges on it (they include the app role)"
@@ -487,3 +488,63 @@ func (b *builder) grants() {
 }
 
 func pgxIdent(schema, name string) string { return ident(schema) + "." + ident(name) }
+
+// opaqueUniques rewrites the registry's unique keys that do not contain its key column key (a unique
+// name) as unique indexes on tenantseal.opaque_key of their columns. The app role reads its own row of
+// the registry only, but a plain unique index on name is a way to the others: WHERE name = 'x' finds
+// another tenant's row through it, the policy removes that row as a filter, and EXPLAIN ANALYZE counts
+// it. No comparison of the app role's can use an index on a function that is not leakproof; the
+// uniqueness holds as before. Keys on columns that are not text, and partial unique indexes, are left
+// with a note.
+func (b *builder) opaqueUniques(t *table, key string) {
+	textual := func(cols []string) bool {
+		for _, n := range cols {
+			c := t.column(n)
+			if c == nil || (c.typname != "text" && c.typname != "varchar") {
+				return false
+			}
+		}
+		return len(cols) > 0
+	}
+	exprs := func(cols []string) string {
+		var e []string
+		for _, c := range cols {
+			e = append(e, fmt.Sprintf("tenantseal.opaque_key(%s::text)", ident(c)))
+		}
+		return strings.Join(e, ", ")
+	}
+	reason := func(name string, cols []string) string {
+		return fmt.Sprintf("unique key %s of the registry (%s) is not led by %s: WHERE %s = ... would find another tenant's row through it and the policy would remove it as a filter, which EXPLAIN ANALYZE counts; an index on tenantseal.opaque_key, which no query of the app role can use, keeps it unique", name, strings.Join(cols, ", "), key, cols[0])
+	}
+	backing := map[uint32]bool{}
+	for _, c := range t.cons {
+		cols := t.names(c.cols)
+		if c.kind != 'u' || slices.Contains(cols, key) {
+			continue
+		}
+		backing[c.index] = true
+		if !textual(cols) {
+			b.note(t, "unique key %s of the registry is not on text columns: EXPLAIN ANALYZE of a lookup by it tells whether another tenant has a value", c.name)
+			continue
+		}
+		b.add(Change{Kind: KindTenantKey, Table: t.qualified(), Reason: reason(c.name, cols),
+			Up: []string{fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", t.ident(), ident(c.name)),
+				fmt.Sprintf("CREATE UNIQUE INDEX %s ON %s (%s)", ident(c.name), t.ident(), exprs(cols))},
+			Down: []string{fmt.Sprintf("DROP INDEX %s.%s", ident(t.schema), ident(c.name)),
+				fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", t.ident(), ident(c.name), c.def)}})
+	}
+	for _, x := range t.indexes {
+		cols := t.names(x.cols)
+		if !x.unique || x.constraint || backing[x.oid] || slices.Contains(cols, key) || slices.Contains(cols, "") {
+			continue
+		}
+		if !textual(cols) || x.partial {
+			b.note(t, "unique index %s of the registry is partial or not on text columns: EXPLAIN ANALYZE of a lookup by it tells whether another tenant has a value", x.name)
+			continue
+		}
+		b.add(Change{Kind: KindTenantKey, Table: t.qualified(), Reason: reason(x.name, cols),
+			Up: []string{fmt.Sprintf("DROP INDEX %s.%s", ident(t.schema), ident(x.name)),
+				fmt.Sprintf("CREATE UNIQUE INDEX %s ON %s (%s)", ident(x.name), t.ident(), exprs(cols))},
+			Down: []string{fmt.Sprintf("DROP INDEX %s.%s", ident(t.schema), ident(x.name)), x.def}})
+	}
+}

@@ -33,6 +33,7 @@ func TestGenerateShop(t *testing.T) {
 		"tenant-key shop.projects",
 		"tenant-key shop.tasks",
 		"tenant-key shop.users",
+		"tenant-key shop.companies",
 		"tenant-index shop.users",
 		"tenant-index shop.projects",
 		"tenant-index shop.users",
@@ -71,6 +72,8 @@ func TestGenerateShop(t *testing.T) {
 			`UPDATE "shop"."comments" c SET "company_id" = p."company_id" FROM "shop"."tasks" p WHERE p."id" = c."task_id";` + "\n" +
 			`ALTER TABLE "shop"."comments" ALTER COLUMN "company_id" SET NOT NULL;`,
 		`ALTER TABLE "shop"."users" ALTER COLUMN "company_id" SET NOT NULL;`,
+		// The registry's unique name stays unique, on an index no query of the app role can use.
+		`CREATE UNIQUE INDEX "companies_name_key" ON "shop"."companies" (tenantseal.opaque_key("name"::text));`,
 		// A one-column primary key becomes (tenant, id): a duplicate id would tell of another tenant's row.
 		`ALTER TABLE "shop"."users" ADD CONSTRAINT "users_pkey" PRIMARY KEY ("company_id", id);`,
 		// A partial unique index becomes unique per tenant and stays partial.

@@ -102,6 +102,7 @@ DROP FUNCTION tenantseal.register_tenant();
 DROP FUNCTION tenantseal.unprotect_table(regclass);
 DROP FUNCTION tenantseal.protect_table(regclass, boolean, name);
 DROP FUNCTION tenantseal.tenant_condition(regclass, name);
+DROP FUNCTION tenantseal.opaque_key(text);
 CREATE FUNCTION tenantseal.protect_table(tbl regclass, hide_statistics boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

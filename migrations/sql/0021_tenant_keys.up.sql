@@ -148,6 +148,18 @@ SELECT DISTINCT p.polrelid::regclass, 'tenant_id'
  WHERE n.nspname <> 'tenantseal' AND p.polcmd = 'r'
    AND pg_get_expr(p.polqual, p.polrelid) = '(tenant_id = ( SELECT tenantseal.current_tenant() AS current_tenant))';
 
+-- opaque_key is its argument, in a function the planner cannot see through: a unique index on
+-- opaque_key(name) keeps a registry's names unique while no query of the app role can use it. A
+-- comparison of the app role's under row-level security is an index condition only if it is leakproof,
+-- and this function is not: WHERE name = 'x' on a registry with a plain unique index on name would find
+-- another tenant's row through the index and have the policy remove it as a filter, which EXPLAIN
+-- ANALYZE counts ("Rows Removed by Filter"): whether any tenant has that name. tenantseal adopt uses it.
+CREATE FUNCTION tenantseal.opaque_key(v text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN v;
+END $$;
+
 -- tenant_condition is the policy condition for column col of table tbl: the column compared with the
 -- verified tenant, in the column's own type. It refuses a column that is missing, nullable, or of a
 -- type that cannot hold the deployment's tenant keys.
