@@ -200,6 +200,7 @@ func (t *table) readableCols() string {
 func (s *suite) clone(t *table, r *seedRow, tenant string, keep []string, parents map[string]*string) (string, []any) {
 	var names, vals []string
 	var args []any
+	hints := s.hinted(t)
 	for _, c := range t.cols {
 		if !c.insertable() {
 			continue
@@ -210,6 +211,8 @@ func (s *suite) clone(t *table, r *seedRow, tenant string, keep []string, parent
 			v = &tenant
 		case parents != nil && hasKey(parents, c.name):
 			v = parents[c.name]
+		case hasKey(hints, c.name):
+			v = hints[c.name] // a value the schema needs (a partition's range): kept, not made up
 		case t.uniqueCol(c.name) && !contains(keep, c.name) && !t.fkCol(c.name):
 			cands := candidates(t, c, s.marker())
 			if len(cands) > 0 {
