@@ -14,6 +14,7 @@ import (
 
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/internal/token"
+	"github.com/tenantseal/tenantseal/keys/pgstore"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -64,7 +65,7 @@ type Config struct {
 }
 
 const (
-	subject     = "tenantseal-isolation"
+	subject     = pgstore.IsolationTenantPrefix // the suite's tenants' names begin with it: key operations over all tenants skip them
 	probePrefix = "tenantseal_isolation_probe"
 )
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tenantseal/tenantseal/keys/pgstore"
 )
 
 // MaxNameLen is the longest tenant name, in bytes.
@@ -24,6 +26,8 @@ func ValidateName(name string) error {
 		return fmt.Errorf("%w: not valid UTF-8: %s", ErrInvalidName, want)
 	case strings.ContainsFunc(name, unicode.IsControl):
 		return fmt.Errorf("%w: holds a control character: %s", ErrInvalidName, want)
+	case strings.HasPrefix(name, pgstore.IsolationTenantPrefix):
+		return fmt.Errorf("%w: names beginning %q are the isolation check's own", ErrInvalidName, pgstore.IsolationTenantPrefix)
 	}
 	return nil
 }

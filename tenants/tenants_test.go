@@ -63,6 +63,7 @@ func TestCreateRefusesBadNamesBeforeTheDatabase(t *testing.T) {
 		{"NUL", "nul\x00", "control character"},
 		{"escape", "red\x1b[31m", "control character"},
 		{"C1 control", "next\u0085line", "control character"},
+		{"the isolation check's", "tenantseal-isolation run 1", "isolation check's own"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -298,3 +298,24 @@ func TestKeySettings(t *testing.T) {
 		t.Error("a zero bound: accepted, want a refusal")
 	}
 }
+
+// The tenants of a running isolation check (their keysets wrapped by the check's own KEK) are left out of
+// the operations over every tenant.
+func TestIsolationCheckTenantsAreSkipped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, ctxA := e.tenant(t, "a")
+	suiteTenant, _ := e.tenant(t, "x")
+	e.exec(t, "UPDATE tenantseal.tenants SET name = '"+pgstore.IsolationTenantPrefix+" run 1a2b' WHERE id = '"+suiteTenant.String()+"'")
+	before := e.keysets(t)[suiteTenant]
+	if ts, err := e.admin.Tenants(ctxA); err != nil || !slices.Equal(ts, []tenantseal.TenantID{a}) {
+		t.Errorf("Tenants: got %v (%v), want a alone", ts, err)
+	}
+	n, err := e.admin.RotateKEK(ctxA, mustKEK(t))
+	if err != nil || n != 2 {
+		t.Errorf("rotate-kek: got %d keysets (%v), want a's 2", n, err)
+	}
+	if diff := cmp.Diff(before, e.keysets(t)[suiteTenant]); diff != "" {
+		t.Errorf("the isolation check's keysets changed (-before +after):\n%s", diff)
+	}
+}

@@ -53,7 +53,8 @@ const (
 	// The keysets of the shared KEK: not those of tenants with a KEK of their own.
 	lockSharedKeysets = `SELECT t.key, k.purpose, k.wrapped, k.kek_id FROM tenantseal.tenant_keysets k
 		JOIN tenantseal.tenants t ON t.id = k.tenant_id
-		WHERE k.tenant_id NOT IN (SELECT tenant_id FROM tenantseal.tenant_keks) ORDER BY k.tenant_id, k.purpose FOR UPDATE OF k`
+		WHERE k.tenant_id NOT IN (SELECT tenant_id FROM tenantseal.tenant_keks) AND NOT starts_with(t.name, '` + IsolationTenantPrefix + `')
+		ORDER BY k.tenant_id, k.purpose FOR UPDATE OF k`
 )
 
 // lockKeysets runs one of the statements above.
