@@ -27,7 +27,7 @@ func ValidateName(name string) error {
 	case strings.ContainsFunc(name, unicode.IsControl):
 		return fmt.Errorf("%w: holds a control character: %s", ErrInvalidName, want)
 	case strings.HasPrefix(name, pgstore.IsolationTenantPrefix):
-		return fmt.Errorf("%w: names beginning %q are the isolation check's own", ErrInvalidName, pgstore.IsolationTenantPrefix)
+		return fmt.Errorf("%w: names beginning %q are the isolation check's own: %s", ErrInvalidName, pgstore.IsolationTenantPrefix, want)
 	}
 	return nil
 }
