@@ -74,11 +74,10 @@ func (a *Authenticator) Close() {
 	a.closeOne.Do(func() {
 		a.cancel()
 		a.stopped.Wait()
-		// A fetch starts under its key set's lock after checking that the Authenticator is not
-		// closed: once every lock was held after cancel, no fetch starts any more.
+		// A fetch starts under its key set's lock, and only while the set is open: once every set is
+		// closed, no fetch starts any more, and the ones started are waited for.
 		for _, iss := range a.issuers {
-			iss.keys.mu.Lock()
-			iss.keys.mu.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+			iss.keys.close()
 		}
 		a.fetching.Wait()
 	})

@@ -44,6 +44,14 @@ type keySet struct {
 	keys     map[string]jose.JSONWebKey
 	last     time.Time // start of the last fetch, whatever its outcome
 	inflight *fetch
+	closed   bool // set by close: no fetch starts any more
+}
+
+// close stops new fetches; the Authenticator waits for the ones in progress.
+func (k *keySet) close() {
+	k.mu.Lock()
+	k.closed = true
+	k.mu.Unlock()
 }
 
 // fetch is one fetch in progress; done is closed when it ends.
@@ -107,9 +115,9 @@ func (f *fetch) wait(ctx context.Context, issuer string) error {
 // Authenticator's context, so a caller that gives up does not cancel it for the others.
 func (k *keySet) startLocked() *fetch {
 	f := &fetch{done: make(chan struct{})}
-	if err := k.life.Err(); err != nil {
-		// Closed: no more requests to the issuer.
-		f.err = fmt.Errorf("authn: keys of %s: closed: %w", k.issuer, err)
+	if k.closed {
+		// No more requests to the issuer.
+		f.err = fmt.Errorf("authn: keys of %s: closed", k.issuer)
 		close(f.done)
 		return f
 	}

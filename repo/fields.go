@@ -107,24 +107,11 @@ func (t *Table[T]) decrypt(ctx context.Context, rv reflect.Value, cts [][]byte) 
 	return nil
 }
 
-// collect runs a query of the select list and decrypts every row. The rows are read to the end before
-// anything is decrypted: a keyring miss needs a connection, and this one must be free by then (a pool
-// whose every connection waits on a keyring load would otherwise never make progress).
-func (t *Table[T]) collect(ctx context.Context, op, sql string, args ...any) ([]T, error) {
-	out, unreadable, err := t.collectRows(ctx, op, sql, args...)
-	if err != nil {
-		return nil, err
-	}
-	for _, err := range unreadable {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// collectRows is collect that does not fail on a row whose encrypted field does not decrypt for it (a
-// *keys.FieldError): that row's error is at its index in unreadable, nil for the others.
+// collectRows runs a query of the select list and decrypts every row; a row whose encrypted field does
+// not decrypt for it (a *keys.FieldError) does not fail the others: that row's error is at its index in
+// unreadable, nil for the others. The rows are read to the end before anything is decrypted: a keyring
+// miss needs a connection, and this one must be free by then (a pool whose every connection waits on a
+// keyring load would otherwise never make progress).
 func (t *Table[T]) collectRows(ctx context.Context, op, sql string, args ...any) (out []T, unreadable []error, err error) {
 	rows, err := t.q.Query(ctx, sql, args...)
 	if err != nil {
