@@ -55,6 +55,9 @@ type check struct {
 type table struct {
 	oid          uint32
 	schema, name string
+	// partitionKey is, for a table partitioned on one column, that column and a value of the first
+	// partition's range or list: seeded rows take it, so that they have a partition to go to.
+	partitionKey, partitionValue string
 	owner        string
 	rls, force   bool
 	// registry is a table that lists tenants (the target of a foreign key from the tenant column alone),
@@ -339,6 +342,9 @@ func discover(ctx context.Context, super *pgx.Conn, appRole string, cfg *Config,
 		return nil, fmt.Errorf("isolation: no table in schemas %v is in tenantseal.tenant_tables or has a column named %s: nothing to check", schemas, strings.Join(cat.tenantCols, " or "))
 	}
 	if err := describe(ctx, super, cat.appRole, byOID); err != nil {
+		return nil, err
+	}
+	if err := describePartitionKeys(ctx, super, byOID); err != nil {
 		return nil, err
 	}
 	// Registries: tables that a foreign key on the tenant column alone points at, and the registry
@@ -841,5 +847,39 @@ func discoverReachable(ctx context.Context, super *pgx.Conn, cat *catalog, schem
 		return fmt.Errorf("isolation: discover notifications: %w", err)
 	}
 	slices.Sort(cat.notifies)
+	return nil
+}
+
+// describePartitionKeys finds, for each table of byOID partitioned on one column, a value its first
+// partition (by name) takes: the lower bound of a range partition, the first value of a list one.
+// Hash partitions take any value, and a default partition any other: neither needs one.
+func describePartitionKeys(ctx context.Context, super *pgx.Conn, byOID map[uint32]*table) error {
+	oids := make([]uint32, 0, len(byOID))
+	for oid := range byOID {
+		oids = append(oids, oid)
+	}
+	rows, err := super.Query(ctx, `SELECT pt.partrelid, a.attname::text, v
+		FROM pg_partitioned_table pt
+		JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
+		CROSS JOIN LATERAL (
+			SELECT coalesce(substring(pg_get_expr(c.relpartbound, c.oid) FROM $re$FROM \('?([^',)]*)'?[,)]$re$),
+			                substring(pg_get_expr(c.relpartbound, c.oid) FROM $re$IN \('?([^',)]*)'?[,)]$re$)) AS v
+			  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			 WHERE i.inhparent = pt.partrelid AND NOT pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'
+			 ORDER BY c.relname LIMIT 1) b
+		WHERE pt.partrelid = ANY($1) AND pt.partnatts = 1 AND pt.partstrat IN ('r', 'l')
+		  AND v IS NOT NULL AND upper(v) NOT IN ('MINVALUE', 'MAXVALUE', 'NULL')`, oids)
+	if err != nil {
+		return fmt.Errorf("isolation: describe partition keys: %w", err)
+	}
+	var oid uint32
+	var col, v string
+	_, err = pgx.ForEachRow(rows, []any{&oid, &col, &v}, func() error {
+		byOID[oid].partitionKey, byOID[oid].partitionValue = col, v
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("isolation: describe partition keys: %w", err)
+	}
 	return nil
 }

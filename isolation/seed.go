@@ -382,6 +382,9 @@ func (s *suite) seed(ctx context.Context) error {
 // hinted returns the configured seeding values of t, as the fixed values of a new row.
 func (s *suite) hinted(t *table) map[string]*string {
 	fixed := map[string]*string{}
+	if t.partitionKey != "" && t.partitionKey != t.tenantCol {
+		fixed[t.partitionKey] = ptr(t.partitionValue) // a value with a partition to go to
+	}
 	for c, v := range s.cfg.hint(t) {
 		if t.col(c) != nil {
 			fixed[c] = ptr(v)
