@@ -58,8 +58,8 @@ type table struct {
 	// partitionKey is, for a table partitioned on one column, that column and a value of the first
 	// partition's range or list: seeded rows take it, so that they have a partition to go to.
 	partitionKey, partitionValue string
-	owner        string
-	rls, force   bool
+	owner                        string
+	rls, force                   bool
 	// registry is a table that lists tenants (the target of a foreign key from the tenant column alone),
 	// not a tenant table: its key column is the tenant id.
 	registry  bool
