@@ -169,13 +169,8 @@ func rowText(t *table) string {
 
 // readableRow is the row of t that the app role may read, as a text expression over alias x.
 func (t *table) readableRow() string {
-	var cols []string
-	for _, c := range t.cols {
-		if !c.hidden {
-			cols = append(cols, "x."+pgx.Identifier{c.name}.Sanitize())
-		}
-	}
-	if len(cols) == len(t.cols) {
+	cols, all := t.visibleCols("x.")
+	if all {
 		return "x::text"
 	}
 	return "ROW(" + strings.Join(cols, ", ") + ")::text"
@@ -183,16 +178,23 @@ func (t *table) readableRow() string {
 
 // readableCols is the select list of the columns of t that the app role may read.
 func (t *table) readableCols() string {
-	var cols []string
-	for _, c := range t.cols {
-		if !c.hidden {
-			cols = append(cols, pgx.Identifier{c.name}.Sanitize())
-		}
-	}
-	if len(cols) == len(t.cols) {
+	cols, all := t.visibleCols("")
+	if all {
 		return "*"
 	}
 	return strings.Join(cols, ", ")
+}
+
+// visibleCols returns the quoted columns of t that column privileges leave the app role, each after
+// prefix, and whether they are all of them.
+func (t *table) visibleCols(prefix string) ([]string, bool) {
+	var cols []string
+	for _, c := range t.cols {
+		if !c.hidden {
+			cols = append(cols, prefix+pgx.Identifier{c.name}.Sanitize())
+		}
+	}
+	return cols, len(cols) == len(t.cols)
 }
 
 // clone builds an INSERT of a copy of row r of t: the tenant column set to tenant, unique columns

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -128,7 +127,7 @@ func (ds *dataset) serviceRead() func(ctx context.Context, clients int) (op, fun
 		}
 		// One request first: a service that does not answer fails the variant, not its measurement.
 		if err := o(ctx, rand.New(rand.NewPCG(1, 2))); err != nil {
-			return fail(errors.Join(err, errors.New("the first request failed")))
+			return fail(fmt.Errorf("the first request: %w", err))
 		}
 		return o, cleanup, nil
 	}

@@ -228,13 +228,9 @@ func (a *Admin) CheckTenantKEKs(ctx context.Context) ([]TenantKEKCheck, error) {
 	out := make([]TenantKEKCheck, len(rs))
 	for i, r := range rs {
 		out[i] = TenantKEKCheck{Tenant: r.tenant, URI: r.uri}
-		kek, err := a.open(ctx, r.uri)
-		switch {
-		case err != nil:
+		if kek, err := a.openTenantKEK(ctx, r.tenant, r.uri, r.canary); err != nil {
 			out[i].Err = err
-		case !kek.OpensCanary(r.canary):
-			out[i].Err = fmt.Errorf("%w: %s does not open the KEK canary of tenant %s", keys.ErrKEK, kek.ID, r.tenant)
-		default:
+		} else {
 			out[i].KEKID = kek.ID
 		}
 	}

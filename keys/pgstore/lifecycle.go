@@ -307,12 +307,21 @@ func (a *Admin) tenantKEK(ctx context.Context, tx pgx.Tx, tenant tenantseal.Tena
 	if err != nil {
 		return nil, "", wrap("read the tenant's KEK", err)
 	}
-	kek, err := a.open(ctx, uri)
+	kek, err := a.openTenantKEK(ctx, tenant, uri, canary)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w (the own KEK of tenant %s)", err, tenant)
-	}
-	if !kek.OpensCanary(canary) {
-		return nil, "", fmt.Errorf("%w: %s does not open the KEK canary of tenant %s", keys.ErrKEK, kek.ID, tenant)
+		return nil, "", err
 	}
 	return kek, uri, nil
+}
+
+// openTenantKEK opens the own KEK of tenant at uri and checks it against the tenant's canary.
+func (a *Admin) openTenantKEK(ctx context.Context, tenant tenantseal.TenantID, uri string, canary []byte) (*keys.KEK, error) {
+	kek, err := a.open(ctx, uri)
+	if err != nil {
+		return nil, fmt.Errorf("%w (the own KEK of tenant %s)", err, tenant)
+	}
+	if !kek.OpensCanary(canary) {
+		return nil, fmt.Errorf("%w: %s does not open the KEK canary of tenant %s", keys.ErrKEK, kek.ID, tenant)
+	}
+	return kek, nil
 }
