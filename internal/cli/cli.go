@@ -37,6 +37,7 @@ func commands() []command {
 		contextKeyCommand,
 		lintCommand,
 		isolationCheckCommand,
+		evidenceCommand,
 		benchCommand,
 		demoCommand,
 		versionCommand,

@@ -25,7 +25,19 @@ func runVersion(_ context.Context, s *session, args []string) error {
 	if len(pos) > 0 {
 		return usageErrorf("version: unexpected argument %q", pos[0])
 	}
-	v, rev := Version, ""
+	v, rev := buildVersion()
+	s.printf("tenantseal %s %s", v, runtime.Version())
+	if rev != "" {
+		s.printf(" %s", rev)
+	}
+	s.printf("\n")
+	return nil
+}
+
+// buildVersion returns the release version ("(devel)" for none) and the VCS revision the binary was
+// built from ("" when unknown; "+modified" when the tree had changes).
+func buildVersion() (v, rev string) {
+	v = Version
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v == "" {
 			v = bi.Main.Version
@@ -49,10 +61,14 @@ func runVersion(_ context.Context, s *session, args []string) error {
 	if v == "" {
 		v = "(devel)"
 	}
-	s.printf("tenantseal %s %s", v, runtime.Version())
+	return v, rev
+}
+
+// versionString is the version and the revision, as the evidence manifest records them.
+func versionString() string {
+	v, rev := buildVersion()
 	if rev != "" {
-		s.printf(" %s", rev)
+		return v + " " + rev
 	}
-	s.printf("\n")
-	return nil
+	return v
 }

@@ -79,6 +79,20 @@ func (r *Redactor) Redact(msg string) string {
 	return keywordPassword.ReplaceAllString(msg, "${1}"+mask)
 }
 
+// Holds reports whether msg holds a registered secret, in any of the spellings Redact replaces (not the
+// patterns it masks besides).
+func (r *Redactor) Holds(msg string) bool {
+	r.mu.Lock()
+	forms := r.forms
+	r.mu.Unlock()
+	for _, f := range forms {
+		if strings.Contains(msg, f) {
+			return true
+		}
+	}
+	return false
+}
+
 // Redact returns msg with the passwords of connStrings masked, as a Redactor given them would.
 func Redact(msg string, connStrings ...string) string {
 	var r Redactor

@@ -111,3 +111,22 @@ func TestRedactorSecrets(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+func TestRedactorHolds(t *testing.T) {
+	var r dsn.Redactor
+	r.AddSecret("pa ss/w@rd")
+	for _, tc := range []struct {
+		msg  string
+		want bool
+	}{
+		{"nothing here", false},
+		{"password=elsewhere", false}, // a pattern Redact masks, but no registered secret
+		{"raw pa ss/w@rd", true},
+		{"postgres://u:pa%20ss%2Fw%40rd@h/db", true},
+		{"q=pa+ss%2Fw%40rd", true},
+	} {
+		if got := r.Holds(tc.msg); got != tc.want {
+			t.Errorf("Holds(%q): got %v, want %v", tc.msg, got, tc.want)
+		}
+	}
+}
