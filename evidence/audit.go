@@ -77,6 +77,7 @@ func readAudit(ctx context.Context, q pgx.Tx, cfg Config, sec *secrets) (*Audit,
 		out.Verify.BrokenAt, out.Verify.Reason = &res.Break.Seq, &res.Break.Reason
 	}
 	// The seam for signed checkpoints: checked through the same snapshot as the chain.
+	out.Checkpoints.Summary = "not checked: no checkpoint verifier configured"
 	if cfg.Checkpoints != nil {
 		cp, err := cfg.Checkpoints(ctx, q)
 		if err != nil {

@@ -112,7 +112,7 @@ func collect(ctx context.Context, cfg Config, sec *secrets) (*bundle, error) {
 		return nil, err
 	}
 	b.tls = &TLS{Schema: SchemaTLS}
-	if b.tls.Settings, err = readTLSSettings(ctx, atx); err != nil {
+	if err := readTLSSettings(ctx, atx, b.tls); err != nil {
 		return nil, err
 	}
 	for _, tx := range []pgx.Tx{atx, otx} {

@@ -16,9 +16,11 @@ import (
 type Keys struct {
 	Schema  string       `json:"schema"`
 	Tenants []TenantKeys `json:"tenants"`
-	// CacheTTL and WriteGrace bound how long processes keep keysets after a change (keys settings).
+	// MaxCacheTTL bounds how long a process keeps opened keysets, WriteGrace how long a write encrypted
+	// just before may take to commit; RetireWait is how long after a rotation old keys may be retired.
 	MaxCacheTTL string         `json:"max_cache_ttl"`
 	WriteGrace  string         `json:"write_grace"`
+	RetireWait  string         `json:"retire_wait"`
 	Context     ContextSigning `json:"context_signing"`
 }
 
@@ -103,7 +105,7 @@ func readKeys(ctx context.Context, owner pgx.Tx, now time.Time) (*Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evidence: key settings: %w", err)
 	}
-	out.MaxCacheTTL, out.WriteGrace = ks.MaxCacheTTL.String(), ks.WriteGrace.String()
+	out.MaxCacheTTL, out.WriteGrace, out.RetireWait = ks.MaxCacheTTL.String(), ks.WriteGrace.String(), ks.RetireWait.String()
 
 	if err := owner.QueryRow(ctx, "SELECT allow_unsigned FROM tenantseal.settings").Scan(&out.Context.AllowUnsigned); err != nil {
 		return nil, fmt.Errorf("evidence: context settings: %w", err)

@@ -102,11 +102,11 @@ func (b *bundle) summaryRoles(p printer, row, head rower) {
 		}
 		p("- %s (%s)\n", md(x.Name), strings.Join(what, ", "))
 	}
-	p("\nDatabase %s, owner %s: %s. Database settings: %s.\n\n", md(r.Database.Name), md(r.Database.Owner), grantsText(r.Database.Grants),
+	p("\nDatabase %s, owner %s: %s. Database settings: %s.\n\n", md(r.Database.Name), md(r.Database.Owner), md(grantsText(r.Database.Grants)),
 		md(orNone(strings.Join(r.DatabaseSettings, ", "))))
 	head("schema", "owner", "grants")
 	for _, s := range r.Schemas {
-		row(md(s.Name), md(s.Owner), grantsText(s.Grants))
+		row(md(s.Name), md(s.Owner), md(grantsText(s.Grants)))
 	}
 
 	p("\n### Tables\n\n")
@@ -155,8 +155,9 @@ func (b *bundle) summaryLint(p printer, row, head rower) {
 func (b *bundle) summaryKeys(p printer, row, head rower) {
 	k := b.keys
 	p("## Keys\n\n")
-	p("Ids, states and dates only: no key material, no keyset was unwrapped. Keysets are kept in processes for at most %s; "+
-		"writes under a replaced key are accepted for %s more.\n\n", md(k.MaxCacheTTL), md(k.WriteGrace))
+	p("Ids, states and dates only: no key material, no keyset was unwrapped. Processes keep opened keysets for at most %s, "+
+		"a write encrypted just before may take %s more to commit, and retiring keys waits %s after a rotation.\n\n",
+		md(k.MaxCacheTTL), md(k.WriteGrace), md(k.RetireWait))
 	if len(k.Tenants) == 0 {
 		p("No tenants.\n\n")
 	} else {
@@ -257,8 +258,11 @@ func (b *bundle) summaryTLS(p printer, row, head rower) {
 	head("setting", "value")
 	for _, name := range tlsSettings {
 		if v, ok := t.Settings[name]; ok {
-			row(name, md(v))
+			row(md(name), md(v))
 		}
+	}
+	if len(t.Unreadable) > 0 {
+		p("\nNot readable by %s: %s (a role needs pg\\_read\\_all\\_settings to read them).\n", md(b.auditorRole), md(strings.Join(t.Unreadable, ", ")))
 	}
 	p("\nThe export's own sessions (pg_stat_ssl):\n\n")
 	head("role", "encrypted", "protocol", "cipher", "bits")

@@ -13,6 +13,9 @@ type TLS struct {
 	// Settings are the server's TLS settings that the auditor role may read (ssl, ssl_min_protocol_version,
 	// ...), by name; file paths and the passphrase command are not read.
 	Settings map[string]string `json:"settings"`
+	// Unreadable are the settings of that list the auditor role may not read (without
+	// pg_read_all_settings, PostgreSQL hides ssl_min_protocol_version and others from it).
+	Unreadable []string `json:"unreadable_settings"`
 	// Sessions are pg_stat_ssl of the export's sessions, by the role each connected as.
 	Sessions []SessionTLS `json:"sessions"`
 }
@@ -31,17 +34,22 @@ type SessionTLS struct {
 var tlsSettings = []string{"ssl", "ssl_min_protocol_version", "ssl_max_protocol_version", "ssl_ciphers",
 	"ssl_prefer_server_ciphers", "ssl_ecdh_curve", "password_encryption"}
 
-func readTLSSettings(ctx context.Context, q pgx.Tx) (map[string]string, error) {
+func readTLSSettings(ctx context.Context, q pgx.Tx, t *TLS) error {
 	rows, err := q.Query(ctx, "SELECT name, setting FROM pg_settings WHERE name = ANY($1)", tlsSettings)
 	if err != nil {
-		return nil, fmt.Errorf("evidence: TLS settings: %w", err)
+		return fmt.Errorf("evidence: TLS settings: %w", err)
 	}
-	out := map[string]string{}
+	t.Settings, t.Unreadable = map[string]string{}, []string{}
 	var name, value string
-	if _, err := pgx.ForEachRow(rows, []any{&name, &value}, func() error { out[name] = value; return nil }); err != nil {
-		return nil, fmt.Errorf("evidence: TLS settings: %w", err)
+	if _, err := pgx.ForEachRow(rows, []any{&name, &value}, func() error { t.Settings[name] = value; return nil }); err != nil {
+		return fmt.Errorf("evidence: TLS settings: %w", err)
 	}
-	return out, nil
+	for _, name := range tlsSettings {
+		if _, ok := t.Settings[name]; !ok {
+			t.Unreadable = append(t.Unreadable, name)
+		}
+	}
+	return nil
 }
 
 func readSessionTLS(ctx context.Context, q pgx.Tx) (SessionTLS, error) {
