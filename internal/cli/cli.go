@@ -116,7 +116,7 @@ type Server struct {
 }
 
 // Run runs the tenantseal command line args (without the program name) and returns the exit status: 0 on
-// success, 1 on failure, 2 on a usage error (isolation-check: 3 when the check could not run). SIGINT and SIGTERM cancel the running command, which then
+// success, 1 on failure, 2 on a usage error (isolation-check: 3 when the check could not run; evidence export: 4 when the bundle was written but a check failed). SIGINT and SIGTERM cancel the running command, which then
 // cleans up (the demo drops what it created, a re-encryption stops after the batch in flight) and exits
 // 130 or 143, as a shell reports a process those signals ended; a second signal ends it at once.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

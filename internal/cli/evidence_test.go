@@ -339,6 +339,7 @@ func TestEvidenceExport(t *testing.T) {
 		"## Isolation suite", "Not run", "## Files")
 
 	wantNoSecret(t, files, secretsOf(t, e, plaintext))
+	wantNoSecret(t, map[string]string{"stdout": r.stdout, "stderr": r.stderr}, secretsOf(t, e, plaintext))
 
 	// A directory that holds files is refused, unchanged; --force replaces the bundle and leaves others.
 	before := mustRead(t, filepath.Join(dir, "manifest.json"))
@@ -468,10 +469,7 @@ func TestEvidenceExportIsolation(t *testing.T) {
 	}
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
-	mustExec(t, d.SuperDSN, fmt.Sprintf(`SET ROLE %s;
-		CREATE TABLE public.notes (tenant_id uuid NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), body text, PRIMARY KEY (tenant_id, id));
-		SELECT tenantseal.protect_table('public.notes');
-		ALTER TABLE public.notes NO FORCE ROW LEVEL SECURITY`, d.Roles.Owner))
+	mustUnforcedNotes(t, d)
 	secrets := secretsFor(t, d)
 	dir := filepath.Join(t.TempDir(), "bundle")
 	r := run(t, "evidence", "export", dir, "--secrets", secrets, "--isolation-dsn", d.SuperDSN, "--isolation-short", "--quiet")
@@ -523,4 +521,14 @@ func TestEvidenceUsage(t *testing.T) {
 			wantFailure(t, run(t, tc.args...), 2, tc.want)
 		})
 	}
+}
+
+// mustUnforcedNotes adds to d a protected tenant table public.notes whose RLS is not forced: its owner
+// reads every tenant's rows (the isolation suite's owner-bypass leak, lint's TS002).
+func mustUnforcedNotes(t *testing.T, d *pgtest.Database) {
+	t.Helper()
+	mustExec(t, d.SuperDSN, fmt.Sprintf(`SET ROLE %s;
+		CREATE TABLE public.notes (tenant_id uuid NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), body text, PRIMARY KEY (tenant_id, id));
+		SELECT tenantseal.protect_table('public.notes');
+		ALTER TABLE public.notes NO FORCE ROW LEVEL SECURITY`, d.Roles.Owner))
 }

@@ -48,10 +48,7 @@ func TestIsolationCheckPassesOnShippedSchema(t *testing.T) {
 func TestIsolationCheckFailsOnLeak(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
-	mustExec(t, d.SuperDSN, fmt.Sprintf(`SET ROLE %s;
-		CREATE TABLE public.notes (tenant_id uuid NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), body text, PRIMARY KEY (tenant_id, id));
-		SELECT tenantseal.protect_table('public.notes');
-		ALTER TABLE public.notes NO FORCE ROW LEVEL SECURITY`, d.Roles.Owner))
+	mustUnforcedNotes(t, d)
 	args := []string{"isolation-check", "--dsn", d.SuperDSN, "--app-dsn", d.AppDSN, "--context-key", contextKeyArg(d),
 		"--short", "--accept-oracle", "tenantseal.exists_elsewhere"}
 	r := run(t, args...)

@@ -58,6 +58,7 @@ func TestNoCommandPrintsAPassword(t *testing.T) {
 			{"context-key", "rotate", "--print", "--dsn", owner},
 			{"lint", "--dsn", owner},
 			{"isolation-check", "--dsn", owner, "--app-dsn", app, "--context-key", key},
+			{"evidence", "export", filepath.Join(t.TempDir(), "bundle"), "--secrets", secrets, "--isolation-dsn", owner},
 			{"demo", "--dsn", owner},
 			{"bench", "--dsn", owner, "--tenants", "1", "--customers", "50", "--rounds", "1", "--flat=false", "--out", t.TempDir()},
 		} {
