@@ -31,9 +31,10 @@ the roles read as, every check's outcome, the SHA-256 of every other file), summ
 person), roles.json (tenantseal's roles, memberships, superuser and BYPASSRLS roles, privileges on the
 database, schemas, tables, columns and functions, RLS enabled and forced, policies), lint.json, keys.json
 (keysets, key ids, states, last rotation and KEK per tenant; context signing key ids and not_after),
-audit.json (audit verify, signed checkpoints, entries per kind, elevations with their reasons and operator
-actions between --since and --until), tls.json (the server's TLS settings, pg_stat_ssl of the export's
-sessions), and with --isolation-dsn isolation.junit.xml and isolation.json. Each JSON file names its
+audit.json (audit verify, the signed checkpoints, which this build does not check yet and says so, entries
+per kind, elevations with their reasons and operator actions between --since and --until), tls.json (the
+server's TLS settings the auditor may read: ssl_min_protocol_version and ssl_ciphers need
+pg_read_all_settings; pg_stat_ssl of the export's sessions), and with --isolation-dsn isolation.junit.xml and isolation.json. Each JSON file names its
 schema in a "schema" field. No file holds a connection string, password, token, key or plaintext of an
 encrypted field: the bundle is refused if one would.
 
@@ -67,7 +68,7 @@ func runEvidence(ctx context.Context, s *session, args []string) error {
 	f.DurationVar(&conn.timeout, "connect-timeout", db.DefaultConnectTimeout, "give up connecting after this long (unless the connection string sets connect_timeout)")
 	force := f.Bool("force", false, "write into a DIR that holds files, replacing an earlier bundle's")
 	since := f.String("since", "", "elevations and operator actions at or after this RFC 3339 time, or this long ago (default: from the first entry)")
-	until := f.String("until", "", "... and before this RFC 3339 time, or this long ago (default: now)")
+	until := f.String("until", "", "elevations and operator actions before this RFC 3339 time, or this long ago (default: now)")
 	prefix := f.String("prefix", "", "role name prefix (default: the database's own)")
 	isoDSN := f.String("isolation-dsn", "", "run the isolation suite, with this superuser connection string (writes throwaway tenants: a staging copy)")
 	appDSN := f.String("app-dsn", "", "with --isolation-dsn: app role connection string (default $"+keyAppDSN+", then the secrets file)")

@@ -319,8 +319,9 @@ func TestEvidenceExport(t *testing.T) {
 
 	// TLS: the server's settings and both sessions.
 	var tls struct {
-		Settings map[string]string
-		Sessions []struct {
+		Settings   map[string]string
+		Unreadable []string `json:"unreadable_settings"`
+		Sessions   []struct {
 			Role string
 			SSL  bool
 		}
@@ -330,6 +331,11 @@ func TestEvidenceExport(t *testing.T) {
 	}
 	if _, ok := tls.Settings["ssl"]; !ok || len(tls.Sessions) != 2 || tls.Sessions[0].Role != d.Roles.Auditor || tls.Sessions[1].Role != d.Roles.Owner {
 		t.Errorf("tls.json: got %+v, want the ssl setting and the auditor's and the owner's sessions", tls)
+	}
+	// PostgreSQL hides the protocol bound from a role without pg_read_all_settings: the bundle says so
+	// rather than leave it out silently.
+	if _, ok := tls.Settings["ssl_min_protocol_version"]; !ok && !slices.Contains(tls.Unreadable, "ssl_min_protocol_version") {
+		t.Errorf("tls.json: got %+v, want ssl_min_protocol_version, or it named unreadable", tls)
 	}
 
 	// The summary, for a person.
@@ -379,6 +385,7 @@ func secretsOf(t *testing.T, e *keysEnv, plaintext string) map[string]string {
 	t.Helper()
 	d := e.d
 	out := map[string]string{
+		"the superuser's password":    passwordOf(t, d.SuperDSN),
 		"the owner's password":        passwordOf(t, d.OwnerDSN),
 		"the app's password":          passwordOf(t, d.AppDSN),
 		"the auditor's password":      passwordOf(t, d.AuditorDSN),
