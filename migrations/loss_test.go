@@ -208,9 +208,9 @@ func TestDestructiveRevertIsRecordedFirst(t *testing.T) {
 		}
 	}
 	if last.Kind != tenantseal.EventMigrate || last.Subject == nil || *last.Subject != "dba@test" || last.TenantID != nil ||
-		last.Detail == nil || !strings.Contains(*last.Detail, "destroying tenant-keks (0012: the tenants' own KEKs (1 tenants)") ||
+		last.Detail == nil || !strings.Contains(*last.Detail, "destroying tenant-bindings (0023: the tenants' identity bindings (1 bindings)), tenant-keks (0012: the tenants' own KEKs (1 tenants)") ||
 		!strings.Contains(*last.Detail, "audit-log (0004: the audit log (2 entries))") {
-		t.Errorf("last archived entry: got %+v (%s), want the operator's revert, destroying the tenant KEKs and the audit log, under no tenant", last, deref(last.Detail))
+		t.Errorf("last archived entry: got %+v (%s), want the operator's revert, destroying the bindings, the tenant KEKs and the audit log, under no tenant", last, deref(last.Detail))
 	}
 	var exists bool
 	if err := mustConn(t, d.OwnerDSN).QueryRow(ctx, "SELECT to_regclass('tenantseal.audit_log') IS NOT NULL").Scan(&exists); err != nil || exists {
