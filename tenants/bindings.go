@@ -42,8 +42,9 @@ type Binding struct {
 	Status Status
 }
 
-// checkBinding refuses an issuer or claim value that no token could carry.
-func checkBinding(issuer, claim string) error {
+// CheckBinding refuses, with [ErrInvalidBinding], an issuer or claim value that [Bind] refuses: empty,
+// too long, not UTF-8 or holding a control character. It sends nothing to the database.
+func CheckBinding(issuer, claim string) error {
 	for _, f := range []struct {
 		what, v string
 		max     int
@@ -68,7 +69,7 @@ func checkBinding(issuer, claim string) error {
 // tenant is refused with [ErrDeleted]; a suspended one may be bound, and its tokens are refused until
 // it is resumed. With [Recording], a new binding is recorded as a tenantseal.EventTenantChange.
 func Bind(ctx context.Context, db DB, id tenantseal.TenantID, issuer, claim string, opts ...Option) error {
-	if err := checkBinding(issuer, claim); err != nil {
+	if err := CheckBinding(issuer, claim); err != nil {
 		return err
 	}
 	var status Status
