@@ -49,7 +49,9 @@ type DBRegistryConfig struct {
 //
 // The app role cannot read the bindings: the function answers one (issuer, claim value) pair, which a
 // caller must know, with that tenant's key and status, and it counts and logs every lookup that finds
-// no active tenant (tenants.RefusedLookups). It is safe for concurrent use.
+// no active tenant (tenants.RefusedLookups). A value bound for other issuers is refused with
+// ErrIssuerMismatch and its tenant when the issuer asking is bound to some tenant itself, and as
+// ErrUnknownTenant otherwise. It is safe for concurrent use.
 type DBRegistry struct {
 	q   RowQuerier
 	cfg DBRegistryConfig
@@ -159,14 +161,15 @@ func (r *DBRegistry) lookup(ctx context.Context, issuer, claim string) (tenantse
 		return tenantseal.TenantID{}, ErrUnknownTenant
 	case err != nil:
 		return tenantseal.TenantID{}, fmt.Errorf("authn: look the tenant binding up: %w", err)
-	case other:
-		return tenantseal.TenantID{}, ErrIssuerMismatch
 	case key == nil || status == nil:
 		return tenantseal.TenantID{}, errors.New("authn: the tenant binding lookup answered no tenant and no reason")
 	}
 	id, err := tenantseal.ParseTenantID(*key)
 	if err != nil {
 		return tenantseal.TenantID{}, fmt.Errorf("authn: the tenant binding lookup answered a malformed key: %w", err)
+	}
+	if other {
+		return id, ErrIssuerMismatch
 	}
 	if *status != "active" {
 		return tenantseal.TenantID{}, &InactiveTenantError{Tenant: id, Status: *status}

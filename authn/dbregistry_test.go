@@ -82,10 +82,10 @@ func TestDBRegistryEveryKeyType(t *testing.T) {
 				{customers, "org_a", tc.want[0], nil},
 				{customers, "org_b", tc.want[1], nil},
 				{partner, "tid-b", tc.want[1], nil},
-				{partner, "org_a", tenantseal.TenantID{}, authn.ErrIssuerMismatch}, // the partner's IdP may not speak for a
-				{customers, "tid-b", tenantseal.TenantID{}, authn.ErrIssuerMismatch},
+				{partner, "org_a", tc.want[0], authn.ErrIssuerMismatch}, // the partner's IdP may not speak for a
+				{customers, "tid-b", tc.want[1], authn.ErrIssuerMismatch},
 				{customers, "org_c", tenantseal.TenantID{}, authn.ErrUnknownTenant},
-				{customers + "x", "org_a", tenantseal.TenantID{}, authn.ErrIssuerMismatch},
+				{customers + "x", "org_a", tenantseal.TenantID{}, authn.ErrUnknownTenant}, // an issuer bound to no tenant learns nothing
 				{customers, strings.Repeat("x", authn.MaxClaimLen+1), tenantseal.TenantID{}, authn.ErrUnknownTenant},
 			} {
 				got, err := reg.Tenant(ctx, c.issuer, c.claim)

@@ -96,9 +96,14 @@ func TestAppRoleCannotListBindings(t *testing.T) {
 	d := pgtest.NewDatabase(t)
 	ctx := testContext(t)
 	owner := mustConn(t, d.OwnerDSN)
-	a := mustCreate(t, owner, "a", nil)
-	if err := tenants.Bind(ctx, owner, a.ID, customers, "org_a"); err != nil {
-		t.Fatal(err)
+	a, b := mustCreate(t, owner, "a", nil), mustCreate(t, owner, "b", nil)
+	for _, bd := range []struct {
+		id         tenantseal.TenantID
+		iss, claim string
+	}{{a.ID, customers, "org_a"}, {b.ID, partner, "tid-b"}} {
+		if err := tenants.Bind(ctx, owner, bd.id, bd.iss, bd.claim); err != nil {
+			t.Fatal(err)
+		}
 	}
 	app := mustConn(t, d.AppDSN)
 	for _, sql := range []string{
@@ -132,7 +137,8 @@ func TestAppRoleCannotListBindings(t *testing.T) {
 		want       []string
 	}{
 		{customers, "org_a", []string{a.ID.String() + " active f"}},
-		{partner, "org_a", []string{"t"}}, // bound elsewhere: no tenant named
+		{"https://idp2.example.com/", "org_a", nil},               // an issuer bound to no tenant learns nothing
+		{partner, "org_a", []string{a.ID.String() + " active t"}}, // a bound issuer learns the target of its mismatch
 		{customers, "org_", nil},
 		{customers, "%", nil},
 		{customers, "", nil},
@@ -152,7 +158,7 @@ func TestAppRoleCannotListBindings(t *testing.T) {
 		t.Errorf("suspended: got %q", got)
 	}
 	n, err := tenants.RefusedLookups(ctx, owner)
-	if err != nil || n != 7 {
-		t.Errorf("refused lookups: got %d, %v; want 7 (4 misses, 2 rolled back, 1 suspended)", n, err)
+	if err != nil || n != 8 {
+		t.Errorf("refused lookups: got %d, %v; want 8 (5 misses, 2 rolled back, 1 suspended)", n, err)
 	}
 }

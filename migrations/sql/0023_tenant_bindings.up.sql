@@ -6,7 +6,9 @@
 --     no privilege on it, so SQL injected into the application cannot list which tenant which issuer
 --     names by which value.
 --   * tenantseal.tenant_binding(issuer, claim) is the app role's only way in: given both, as a verified
---     token has them, it answers the tenant's key and status, nothing else and nothing for less. A
+--     token has them, it answers the tenant's key and status, nothing else and nothing for less (for an
+--     issuer that may not speak for the tenant, only when the issuer is bound to some tenant: the
+--     refusal names its target). A
 --     miss, an issuer that may not speak for the tenant and a tenant that is not active are counted in
 --     tenantseal.binding_refusals (a sequence: not rolled back with the caller's transaction, nor with a
 --     subtransaction that caught an error) and written to the server log at LOG level, which the app
@@ -31,9 +33,11 @@ REVOKE ALL ON SEQUENCE tenantseal.binding_refusals FROM PUBLIC;
 
 -- tenant_binding returns the key and status of the tenant that issuer iss names by the tenant claim's
 -- value val: one row (key, status, false) when iss binds val to a tenant (active, suspended or
--- deleted: the caller refuses all but active); (NULL, NULL, true) when val is bound to a tenant for
--- other issuers only; no row when val is bound for no issuer. It never names a tenant that iss and val
--- do not both name. Every answer but that of an active tenant is counted and logged.
+-- deleted: the caller refuses all but active); (key, status, true) of the tenant val is bound to for
+-- other issuers, when iss is bound to some tenant itself (a token of a known issuer naming another
+-- issuer's tenant: the caller refuses it, naming the tenant it aimed at); no row otherwise. A caller
+-- must know a bound issuer and a bound value to learn a tenant key: nothing is listed, nothing matched
+-- by pattern. Every answer but that of an active tenant is counted and logged.
 CREATE FUNCTION tenantseal.tenant_binding(iss text, val text)
 RETURNS TABLE (tenant_key text, tenant_status text, other_issuer boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -54,9 +58,16 @@ BEGIN
         ELSIF FOUND THEN
             outcome := 'tenant ' || st;
             RETURN QUERY SELECT k, st, false;
-        ELSIF EXISTS (SELECT 1 FROM tenantseal.tenant_bindings b WHERE b.claim = val) THEN
-            outcome := 'bound for other issuers';
-            RETURN QUERY SELECT NULL::text, NULL::text, true;
+        ELSIF EXISTS (SELECT 1 FROM tenantseal.tenant_bindings b WHERE b.issuer = iss) THEN
+            SELECT t.key, t.status INTO k, st
+              FROM tenantseal.tenant_bindings b JOIN tenantseal.tenants t ON t.id = b.tenant_id
+             WHERE b.claim = val ORDER BY b.issuer LIMIT 1;
+            IF FOUND THEN
+                outcome := 'bound for other issuers';
+                RETURN QUERY SELECT k, st, true;
+            ELSE
+                outcome := 'not bound';
+            END IF;
         ELSE
             outcome := 'not bound';
         END IF;
