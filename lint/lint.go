@@ -108,8 +108,8 @@ const (
 	// bindingLookup is the login lookup of the tenantseal schema: before any tenant is verified it
 	// answers the app role, for one issuer and claim value together, the tenant they name, and counts
 	// every miss (migration 0023). Reaching every tenant's binding is its job; TS021 does not judge it.
-	bindingLookup = "tenantseal.tenant_binding(text, text)"
-	internalSchema   = "tenantseal"
+	bindingLookup  = "tenantseal.tenant_binding(text, text)"
+	internalSchema = "tenantseal"
 )
 
 // Querier is what [Run] needs from a connection: *pgx.Conn, *pgxpool.Pool and pgx.Tx satisfy it. The
