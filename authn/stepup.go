@@ -22,7 +22,9 @@ import (
 // its roles. The token must show multi-factor authentication (an amr of StepUp.AMR or an acr of
 // StepUp.ACR), an auth_time at most StepUp.MaxAge old and must not have expired; these are checked at
 // the grant and again before every elevated statement, so an elevation lapses with its login. At the
-// grant the token's jti is spent: a token grants one elevation, and a token without jti none. Each
+// grant the token's jti is spent in StepUp.Ledger: a token grants one elevation (one request through
+// [Authenticator.StepUp], one [Authenticator.Elevate]), and a token without jti none. A second grant is
+// refused whichever process of the service sees it when they share a [DBLedger]. Each
 // refusal is a [*StepUpError] and is recorded as tenantseal.EventStepUpRefused.
 func (a *Authenticator) AuthorizeElevation(ctx context.Context, req db.ElevationRequest) error {
 	problem := a.stepUpProblem(ctx, req)

@@ -96,14 +96,7 @@ func TestTenantsStatus(t *testing.T) {
 		{[]string{"suspend", acme}, 1, "tenants suspend: tenant " + acme + " is deleted, which is final", "deleted"},
 	}
 	for _, st := range steps {
-		r := run(t, append(append([]string{"tenants"}, st.args...), "--secrets", secrets)...)
-		if st.code == 0 {
-			if r.code != 0 || !strings.Contains(r.stdout, st.want) {
-				t.Errorf("tenants %s: got %v, want exit 0 and %q", strings.Join(st.args, " "), r, st.want)
-			}
-		} else {
-			wantFailure(t, r, st.code, st.want)
-		}
+		tenantsStep(t, secrets, st.args, st.code, st.want)
 		if got := status(acme); got != st.then {
 			t.Errorf("after tenants %s: got status %s, want %s", strings.Join(st.args, " "), got, st.then)
 		}
@@ -139,14 +132,7 @@ func TestTenantsBind(t *testing.T) {
 		{[]string{"list", "--issuer", sso}, 2, "--issuer goes with bind, unbind only"},
 	}
 	for _, st := range steps {
-		r := run(t, append(append([]string{"tenants"}, st.args...), "--secrets", secrets)...)
-		if st.code == 0 {
-			if r.code != 0 || !strings.Contains(r.stdout, st.want) {
-				t.Errorf("tenants %s: got %v, want exit 0 and %q", strings.Join(st.args, " "), r, st.want)
-			}
-		} else {
-			wantFailure(t, r, st.code, st.want)
-		}
+		tenantsStep(t, secrets, st.args, st.code, st.want)
 	}
 	// One refused lookup as the app role shows in the count.
 	mustExec(t, d.AppDSN, "SELECT tenantseal.tenant_binding($1, 'org_nobody')", idp)
@@ -167,4 +153,18 @@ func TestTenantsBind(t *testing.T) {
 	}
 	// Bindings are the owner's: the app role is refused.
 	wantFailure(t, run(t, "tenants", "bindings", "--dsn", d.AppDSN), 1)
+}
+
+// tenantsStep runs `tenants args...` with the secrets file and requires exit code: 0 with want on
+// stdout, or a failure with want on stderr.
+func tenantsStep(t *testing.T, secrets string, args []string, code int, want string) {
+	t.Helper()
+	r := run(t, append(append([]string{"tenants"}, args...), "--secrets", secrets)...)
+	if code != 0 {
+		wantFailure(t, r, code, want)
+		return
+	}
+	if r.code != 0 || !strings.Contains(r.stdout, want) {
+		t.Errorf("tenants %s: got %v, want exit 0 and %q", strings.Join(args, " "), r, want)
+	}
 }
