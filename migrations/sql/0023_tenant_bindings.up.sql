@@ -78,7 +78,8 @@ BEGIN
         NULL; -- a read-only transaction cannot advance a sequence: the log line stays
     END;
     RAISE LOG 'tenantseal: refused a tenant binding lookup: % (role %, issuer %, claim %, backend %)',
-        outcome, session_user, quote_literal(left(iss, 200)), quote_literal(left(val, 256)), pg_backend_pid();
+        outcome, session_user, quote_literal(regexp_replace(left(iss, 200), '[[:cntrl:]]', '?', 'g')),
+        quote_literal(regexp_replace(left(val, 256), '[[:cntrl:]]', '?', 'g')), pg_backend_pid();
 END $$;
 REVOKE EXECUTE ON FUNCTION tenantseal.tenant_binding(text, text) FROM PUBLIC;
 
