@@ -22,7 +22,7 @@ type Authenticator struct {
 	issuers  map[string]*issuer
 	algs     []jose.SignatureAlgorithm // every issuer's, for the first parse
 	bursts   *bursts
-	replays  *replayCache
+	ledger   TokenLedger
 	cancel   context.CancelFunc
 	stopped  sync.WaitGroup
 	fetching sync.WaitGroup // fetches of keys in progress
@@ -46,7 +46,10 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	}
 	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a := &Authenticator{cfg: c, issuers: map[string]*issuer{}, cancel: cancel,
-		bursts: newBursts(c.Bursts, c.Now), replays: newReplayCache(c.StepUp.ReplayCacheSize)}
+		bursts: newBursts(c.Bursts, c.Now), ledger: c.StepUp.Ledger}
+	if a.ledger == nil {
+		a.ledger = newReplayCache(c.StepUp.ReplayCacheSize, c.Now)
+	}
 	for _, iss := range c.Issuers {
 		ks := &keySet{issuer: iss.URL, jwksURL: iss.JWKSURL, client: c.HTTPClient, life: life, running: &a.fetching,
 			timeout: c.FetchTimeout, minRefetch: c.MinRefetchInterval, now: c.Now}
@@ -280,9 +283,13 @@ func (a *Authenticator) principal(ctx context.Context, iss *issuer, c *Claims) (
 		return nil, &TokenError{Err: ErrUnknownTenant, Reason: "no tenant claim " + iss.Claims.Tenant.String()}
 	}
 	tenant, err := a.cfg.Registry.Tenant(ctx, iss.URL, c.Tenant)
+	var inactive *InactiveTenantError
+	errors.As(err, &inactive)
 	switch {
 	case errors.Is(err, ErrIssuerMismatch):
 		return nil, &TokenError{Err: ErrIssuerMismatch, Reason: "the tenant named is bound to other issuers", Tenant: tenant}
+	case inactive != nil:
+		return nil, &TokenError{Err: ErrUnknownTenant, Reason: "the tenant is " + inactive.Status, Tenant: inactive.Tenant}
 	case errors.Is(err, ErrUnknownTenant):
 		return nil, &TokenError{Err: ErrUnknownTenant, Reason: "the tenant claim's value is not registered"}
 	case err != nil:

@@ -71,9 +71,12 @@ type StepUp struct {
 	// MaxAge bounds the age of the token's auth_time, checked when the elevation is granted and again
 	// at every elevated statement. Default DefaultStepUpMaxAge.
 	MaxAge time.Duration
-	// ReplayCacheSize bounds the token ids remembered until their tokens expire, so that each token
-	// grants one elevation. When it is full of live ids, elevations are refused. Default
-	// DefaultReplayCacheSize.
+	// Ledger remembers the tokens that granted an elevation, so that each token grants one. Default an
+	// in-process cache of ReplayCacheSize ids: with more than one process, or across restarts, give
+	// every process the same [DBLedger].
+	Ledger TokenLedger
+	// ReplayCacheSize bounds the token ids the default Ledger remembers until their tokens expire. When
+	// it is full of live ids, elevations are refused. Default DefaultReplayCacheSize.
 	ReplayCacheSize int
 }
 

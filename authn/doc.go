@@ -6,9 +6,13 @@
 // An [Authenticator] trusts the identity providers of [Config.Issuers], several at once: each with its
 // exact issuer URL, its audiences, its signature algorithms (asymmetric only) and where its tokens name
 // the tenant and the roles ([ClaimMapping]). A [Registry] binds each tenant to the value of that claim
-// and to the issuers allowed to speak for it:
+// and to the issuers allowed to speak for it: [DBRegistry] reads the bindings that the owner keeps in
+// tenantseal's schema (`tenantseal tenants bind`), through a lookup that answers the app role one
+// (issuer, claim value) pair at a time, and holds answers for a short TTL; [StaticRegistry] holds them
+// in memory:
 //
-//	reg, err := authn.NewStaticRegistry(authn.Binding{Tenant: acme, Claim: "org_8f3k", Issuers: []string{auth0}})
+//	reg, err := authn.NewDBRegistry(pool.Unscoped(), authn.DBRegistryConfig{})
+//	// or: authn.NewStaticRegistry(authn.Binding{Tenant: acme, Claim: "org_8f3k", Issuers: []string{auth0}})
 //	a, err := authn.New(ctx, authn.Config{
 //		Issuers: []authn.Issuer{{
 //			URL:       "https://acme.eu.auth0.com/",
@@ -65,7 +69,8 @@
 // its reason. Give the pool [Authenticator.AuthorizeElevation] as db.Config.AuthorizeElevation: it
 // refuses tenant users' tokens whatever their roles, and staff tokens without MFA in amr or acr, with an
 // auth_time older than StepUp.MaxAge, or whose jti granted an elevation already, at the grant and again
-// before every elevated statement. A refusal answers with the RFC 9470 challenge
+// before every elevated statement. A token grants one elevation: StepUp.Ledger remembers spent tokens,
+// in the process by default, or for every process of the service with a [DBLedger]. A refusal answers with the RFC 9470 challenge
 // insufficient_user_authentication.
 //
 // # Background jobs

@@ -100,6 +100,7 @@ type world struct {
 	events                    *events
 	alerts                    *alerts
 	auth                      *authn.Authenticator
+	cfg                       authn.Config // auth's, for a second Authenticator of the same service
 }
 
 func newWorld(t testing.TB, edit ...func(*authn.Config)) *world {
@@ -144,7 +145,7 @@ func newWorld(t testing.TB, edit ...func(*authn.Config)) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
-	w.auth = a
+	w.auth, w.cfg = a, cfg
 	return w
 }
 

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -21,7 +22,9 @@ import (
 // its roles. The token must show multi-factor authentication (an amr of StepUp.AMR or an acr of
 // StepUp.ACR), an auth_time at most StepUp.MaxAge old and must not have expired; these are checked at
 // the grant and again before every elevated statement, so an elevation lapses with its login. At the
-// grant the token's jti is spent: a token grants one elevation, and a token without jti none. Each
+// grant the token's jti is spent in StepUp.Ledger: a token grants one elevation (one request through
+// [Authenticator.StepUp], one [Authenticator.Elevate]), and a token without jti none. A second grant is
+// refused whichever process of the service sees it when they share a [DBLedger]. Each
 // refusal is a [*StepUpError] and is recorded as tenantseal.EventStepUpRefused.
 func (a *Authenticator) AuthorizeElevation(ctx context.Context, req db.ElevationRequest) error {
 	problem := a.stepUpProblem(ctx, req)
@@ -68,11 +71,15 @@ func (a *Authenticator) stepUpProblem(ctx context.Context, req db.ElevationReque
 	case p.Auth.TokenID == "":
 		return "no jti in the token: it cannot be spent once"
 	}
-	switch a.replays.spend(p.Auth.Issuer+"#"+p.Auth.TokenID, p.Auth.Expires.Add(skew), now) {
-	case spentBefore:
+	fresh, err := a.ledger.Spend(ctx, p.Auth.Issuer, p.Auth.TokenID, p.Auth.Expires.Add(skew).Sub(now))
+	switch {
+	case errors.Is(err, errCacheFull):
+		return err.Error()
+	case err != nil:
+		a.cfg.Logger.ErrorContext(ctx, "tenantseal authn: token ledger failed", "issuer", p.Auth.Issuer, "error", err)
+		return "cannot tell whether the token granted an elevation before: " + err.Error()
+	case !fresh:
 		return "the token granted an elevation already: log in again"
-	case cacheFull:
-		return "too many elevations in flight: the replay cache is full"
 	}
 	return ""
 }
@@ -143,31 +150,39 @@ func (a *Authenticator) StepUp(pool Elevator, ttl time.Duration, target func(*ht
 	}
 }
 
-// replayCache remembers spent token ids until their tokens expire.
+// TokenLedger remembers the staff tokens that granted an elevation, so that each token grants one:
+// [Authenticator.AuthorizeElevation] spends a token's jti at the grant. The default, StepUp.Ledger nil,
+// is held in the process: a second process, or the same after a restart, would let the token elevate
+// again. [DBLedger] is shared by every process of one database.
+type TokenLedger interface {
+	// Spend spends the token of issuer with id jti, which stays valid for remaining, and reports
+	// whether it was unspent: true once per token for as long as it is valid, false after. It must
+	// remember the token for at least remaining. An error refuses the elevation.
+	Spend(ctx context.Context, issuer, jti string, remaining time.Duration) (bool, error)
+}
+
+// replayCache is the in-process TokenLedger: spent token ids until their tokens expire.
 type replayCache struct {
 	mu    sync.Mutex
 	max   int
+	now   func() time.Time
 	spent map[string]time.Time // id -> forget after
 }
 
-type spendResult int
-
-const (
-	spentNow spendResult = iota
-	spentBefore
-	cacheFull
-)
-
-func newReplayCache(max int) *replayCache {
-	return &replayCache{max: max, spent: map[string]time.Time{}}
+func newReplayCache(max int, now func() time.Time) *replayCache {
+	return &replayCache{max: max, now: now, spent: map[string]time.Time{}}
 }
 
-// spend marks id spent until until, unless it was spent before or no room is left.
-func (c *replayCache) spend(id string, until, now time.Time) spendResult {
+// errCacheFull refuses an elevation when the cache holds StepUp.ReplayCacheSize live ids.
+var errCacheFull = errors.New("too many elevations in flight: the replay cache is full")
+
+// Spend implements TokenLedger.
+func (c *replayCache) Spend(_ context.Context, issuer, jti string, remaining time.Duration) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	id, now := issuer+"#"+jti, c.now()
 	if t, ok := c.spent[id]; ok && now.Before(t) {
-		return spentBefore
+		return false, nil
 	}
 	if len(c.spent) >= c.max {
 		for k, t := range c.spent {
@@ -176,9 +191,9 @@ func (c *replayCache) spend(id string, until, now time.Time) spendResult {
 			}
 		}
 		if len(c.spent) >= c.max {
-			return cacheFull
+			return false, errCacheFull
 		}
 	}
-	c.spent[id] = until
-	return spentNow
+	c.spent[id] = now.Add(remaining)
+	return true, nil
 }

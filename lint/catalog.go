@@ -22,8 +22,8 @@ type catalog struct {
 	tenantFuncs map[uint32]bool
 	// product is tenantseal.current_tenant(), the verifying function of the product's own tables
 	// (0 in a database without tenantseal); elevated is tenantseal.elevated() and productKey
-	// tenantseal.current_tenant_key() (0 likewise).
-	product, elevated, productKey uint32
+	// tenantseal.current_tenant_key() (0 likewise); lookup is tenantseal.tenant_binding (bindingLookup).
+	product, elevated, productKey, lookup uint32
 	// protectColumn says that tenantseal.protect_table takes the tenant column (tenant_column => ...).
 	protectColumn bool
 	// recorded is tenantseal.tenant_tables: the tenant column of each table protect_table protected.
@@ -356,9 +356,9 @@ func (c *catalog) loadTenantFunction(ctx context.Context, conn Querier) error {
 		return fmt.Errorf("%w: tenant function %s does not exist", ErrOptions, fn)
 	}
 	err = each(ctx, conn, "product functions", `SELECT coalesce(to_regprocedure($1)::oid, 0), coalesce(to_regprocedure($2)::oid, 0),
-		       coalesce(to_regprocedure($3)::oid, 0), quote_ident($4), to_regprocedure($5) IS NOT NULL`,
-		[]any{productTenantFunction, elevatedFunction, productKeyFunction, c.opts.TenantColumn, protectWithColumn}, func(r pgx.Rows) error {
-			return r.Scan(&c.product, &c.elevated, &c.productKey, &c.tenantCol, &c.protectColumn)
+		       coalesce(to_regprocedure($3)::oid, 0), quote_ident($4), to_regprocedure($5) IS NOT NULL, coalesce(to_regprocedure($6)::oid, 0)`,
+		[]any{productTenantFunction, elevatedFunction, productKeyFunction, c.opts.TenantColumn, protectWithColumn, bindingLookup}, func(r pgx.Rows) error {
+			return r.Scan(&c.product, &c.elevated, &c.productKey, &c.tenantCol, &c.protectColumn, &c.lookup)
 		})
 	if err != nil {
 		return err

@@ -105,7 +105,11 @@ const (
 	// elevatedFunction is the read-only elevation check of the tenantseal schema: its policies are
 	// allowed to call it (TS005, TS014).
 	elevatedFunction = "tenantseal.elevated()"
-	internalSchema   = "tenantseal"
+	// bindingLookup is the login lookup of the tenantseal schema: before any tenant is verified it
+	// answers the app role, for one issuer and claim value together, the tenant they name, and counts
+	// every miss (migration 0023). Reaching every tenant's binding is its job; TS021 does not judge it.
+	bindingLookup  = "tenantseal.tenant_binding(text, text)"
+	internalSchema = "tenantseal"
 )
 
 // Querier is what [Run] needs from a connection: *pgx.Conn, *pgxpool.Pool and pgx.Tx satisfy it. The

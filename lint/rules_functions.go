@@ -132,8 +132,9 @@ func checkDefinerReach(c *catalog) []Finding {
 	var out []Finding
 	for _, f := range c.functions {
 		// The verifying functions define the tenant predicate: they read the registry and the keys to
-		// decide which tenant the context names (TS026 judges a tenant function of the user's).
-		if !f.secdef || c.productVerifier(f.oid) || f.oid == c.elevated || c.tenantFuncs[f.oid] {
+		// decide which tenant the context names (TS026 judges a tenant function of the user's). The
+		// login lookup runs before any tenant is verified, by design (bindingLookup).
+		if !f.secdef || c.productVerifier(f.oid) || f.oid == c.elevated || (f.oid != 0 && f.oid == c.lookup) || c.tenantFuncs[f.oid] {
 			continue
 		}
 		paths := c.appPaths(f)

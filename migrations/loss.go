@@ -29,6 +29,10 @@ const (
 	// LossTenantKEKs: reverting 0012 forgets which tenants have a KEK of their own, so that their
 	// keysets no longer open.
 	LossTenantKEKs Loss = "tenant-keks"
+	// LossBindings: reverting 0023 drops the tenants' identity bindings (which issuer names which tenant
+	// by which claim value), so that no tenant user can log in through a database registry until they
+	// are bound again.
+	LossBindings Loss = "tenant-bindings"
 )
 
 // lossOf is what reverting each version destroys, with what counts it, for the message.
@@ -41,10 +45,13 @@ var lossOf = map[uint]struct {
 	3:  {LossKeysets, "every tenant's keysets (%d keysets): every encrypted field of every tenant, for good", "SELECT count(*) FROM tenantseal.tenant_keysets"},
 	4:  {LossAuditLog, "the audit log (%d entries)", "SELECT count(*) FROM tenantseal.audit_log"},
 	12: {LossTenantKEKs, "the tenants' own KEKs (%d tenants), whose keysets then no longer open", "SELECT count(*) FROM tenantseal.tenant_keks"},
+	23: {LossBindings, "the tenants' identity bindings (%d bindings)", "SELECT count(*) FROM tenantseal.tenant_bindings"},
 }
 
 // Losses lists every Loss, in the order of the migrations that cause them.
-func Losses() []Loss { return []Loss{LossTenants, LossKeysets, LossAuditLog, LossTenantKEKs} }
+func Losses() []Loss {
+	return []Loss{LossTenants, LossKeysets, LossAuditLog, LossTenantKEKs, LossBindings}
+}
 
 // ParseLoss returns the Loss named s.
 func ParseLoss(s string) (Loss, bool) {

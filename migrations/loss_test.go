@@ -25,6 +25,7 @@ import (
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/keys/pgstore"
 	"github.com/tenantseal/tenantseal/migrations"
+	"github.com/tenantseal/tenantseal/tenants"
 )
 
 // writerDSN connects as the role that appends to d's audit log.
@@ -84,12 +85,12 @@ func TestRevertThatDestroysDataNeedsConfirmation(t *testing.T) {
 		want    []migrations.Loss
 	}{
 		{"down all", nil, func(mg *migrations.Migrator) error { return mg.Down(ctx, 0) },
-			[]migrations.Loss{migrations.LossTenantKEKs, migrations.LossAuditLog, migrations.LossKeysets, migrations.LossTenants}},
+			[]migrations.Loss{migrations.LossBindings, migrations.LossTenantKEKs, migrations.LossAuditLog, migrations.LossKeysets, migrations.LossTenants}},
 		{"down all, keysets confirmed", []migrations.Loss{migrations.LossKeysets}, func(mg *migrations.Migrator) error { return mg.Down(ctx, 0) },
-			[]migrations.Loss{migrations.LossTenantKEKs, migrations.LossAuditLog, migrations.LossTenants}},
+			[]migrations.Loss{migrations.LossBindings, migrations.LossTenantKEKs, migrations.LossAuditLog, migrations.LossTenants}},
 		{"goto 3", []migrations.Loss{migrations.LossTenantKEKs}, func(mg *migrations.Migrator) error { return mg.Goto(ctx, 3) },
-			[]migrations.Loss{migrations.LossAuditLog}},
-		{"steps down to 2", []migrations.Loss{migrations.LossTenantKEKs}, func(mg *migrations.Migrator) error { return mg.Steps(ctx, -int(latest)) },
+			[]migrations.Loss{migrations.LossBindings, migrations.LossAuditLog}},
+		{"steps down to 2", []migrations.Loss{migrations.LossTenantKEKs, migrations.LossBindings}, func(mg *migrations.Migrator) error { return mg.Steps(ctx, -int(latest)) },
 			[]migrations.Loss{migrations.LossAuditLog, migrations.LossKeysets, migrations.LossTenants}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,8 +114,9 @@ func TestRevertThatDestroysDataNeedsConfirmation(t *testing.T) {
 	}
 	// The message counts what would go.
 	err := migrator(t, d, migrations.Options{}).Goto(ctx, 3)
-	if msg := err.Error(); !strings.Contains(msg, "the audit log (2 entries)") || !strings.Contains(msg, "confirm with tenant-keks,audit-log") {
-		t.Errorf("got %q, want the audit log counted and the confirmation named", msg)
+	if msg := err.Error(); !strings.Contains(msg, "the audit log (2 entries)") || !strings.Contains(msg, "the tenants' identity bindings (1 bindings)") ||
+		!strings.Contains(msg, "confirm with tenant-bindings,tenant-keks,audit-log") {
+		t.Errorf("got %q, want the audit log and the binding counted and the confirmation named", msg)
 	}
 	if err := migrator(t, d, migrations.Options{}).Down(ctx, 0); !strings.Contains(err.Error(), "the tenant registry (1 tenants)") ||
 		!strings.Contains(err.Error(), "every tenant's keysets (2 keysets)") {
@@ -122,7 +124,8 @@ func TestRevertThatDestroysDataNeedsConfirmation(t *testing.T) {
 	}
 }
 
-// seedLosses gives d a tenant with keysets wrapped by a KEK of its own, and an audit log entry.
+// seedLosses gives d a tenant with keysets wrapped by a KEK of its own and an identity binding, and an
+// audit log entry.
 func seedLosses(t *testing.T, d *pgtest.Database) {
 	t.Helper()
 	ctx := operator(t)
@@ -146,6 +149,9 @@ func seedLosses(t *testing.T, d *pgtest.Database) {
 		t.Fatal(err)
 	}
 	if err := admin.UseTenantKEK(ctx, id, uri, own); err != nil {
+		t.Fatal(err)
+	}
+	if err := tenants.Bind(ctx, mustConn(t, d.OwnerDSN), id, "https://idp.example.com/", "org_acme"); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := w.Flush(ctx); !ok || err != nil {
@@ -202,9 +208,9 @@ func TestDestructiveRevertIsRecordedFirst(t *testing.T) {
 		}
 	}
 	if last.Kind != tenantseal.EventMigrate || last.Subject == nil || *last.Subject != "dba@test" || last.TenantID != nil ||
-		last.Detail == nil || !strings.Contains(*last.Detail, "destroying tenant-keks (0012: the tenants' own KEKs (1 tenants)") ||
+		last.Detail == nil || !strings.Contains(*last.Detail, "destroying tenant-bindings (0023: the tenants' identity bindings (1 bindings)), tenant-keks (0012: the tenants' own KEKs (1 tenants)") ||
 		!strings.Contains(*last.Detail, "audit-log (0004: the audit log (2 entries))") {
-		t.Errorf("last archived entry: got %+v (%s), want the operator's revert, destroying the tenant KEKs and the audit log, under no tenant", last, deref(last.Detail))
+		t.Errorf("last archived entry: got %+v (%s), want the operator's revert, destroying the bindings, the tenant KEKs and the audit log, under no tenant", last, deref(last.Detail))
 	}
 	var exists bool
 	if err := mustConn(t, d.OwnerDSN).QueryRow(ctx, "SELECT to_regclass('tenantseal.audit_log') IS NOT NULL").Scan(&exists); err != nil || exists {

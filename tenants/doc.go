@@ -31,6 +31,14 @@
 // shred a tenant when the KEK is out of reach. A second shred is a no-op (Shredded.Already), so that
 // automation may repeat it.
 //
+// # Identity bindings
+//
+// [Bind] lets an issuer's tokens whose tenant claim has a value act for a tenant, [Unbind] ends it and
+// [Bindings] lists them (tenantseal.tenant_bindings, which the app role cannot read). An authn database
+// registry answers the app role one (issuer, claim value) pair at a time through
+// tenantseal.tenant_binding, which counts every lookup that finds no active tenant: [RefusedLookups].
+// With [Recording], each binding and unbinding is recorded as the operator's.
+//
 // # Names
 //
 // A tenant's name is 1 to [MaxNameLen] bytes of valid UTF-8 without control characters; [ValidateName]

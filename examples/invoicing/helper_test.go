@@ -42,6 +42,7 @@ type env struct {
 	queue                       *editQueue
 	jobs                        chan error
 	ctx                         context.Context // of the test
+	settings                    invoicing.Settings
 }
 
 // editQueue is a MemoryQueue whose jobs a test may change on the way, as a broker could.
@@ -102,39 +103,58 @@ func newEnv(t testing.TB) *env {
 	for _, iss := range []*authntest.Issuer{e.customers, e.globexSSO, e.staff} {
 		iss.Now = e.clock.Now
 	}
-	reg, err := authn.NewStaticRegistry(
-		authn.Binding{Tenant: e.acme, Claim: "org_acme", Issuers: []string{e.customers.URL()}},
-		authn.Binding{Tenant: e.globex, Claim: "org_globex", Issuers: []string{e.customers.URL()}},
-		authn.Binding{Tenant: e.globex, Claim: "globex", Issuers: []string{e.globexSSO.URL()}},
-	)
-	if err != nil {
-		t.Fatal(err)
+	// The bindings live in the database, as the owner binds them; the service reads them as the app role.
+	for _, b := range []struct {
+		tenant        tenantseal.TenantID
+		issuer, claim string
+	}{{e.acme, e.customers.URL(), "org_acme"}, {e.globex, e.customers.URL(), "org_globex"}, {e.globex, e.globexSSO.URL(), "globex"}} {
+		if err := tenants.Bind(ctx, owner, b.tenant, b.issuer, b.claim); err != nil {
+			t.Fatal(err)
+		}
 	}
 	envKey, err := authn.GenerateEnvelopeKey("jobs-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc, err = invoicing.New(ctx, invoicing.Settings{
+	e.settings = invoicing.Settings{
 		AppDSN: e.d.AppDSN, AuditDSN: writerDSN(t, e.d), RolePrefix: e.d.RolePrefix(), ContextKey: e.d.ContextKey, KEK: kek,
 		Issuers:     testIssuers(e.customers.URL(), e.globexSSO.URL(), e.staff.URL()),
-		Registry:    reg,
 		EnvelopeKey: envKey,
 		AuditSpool:  filepath.Join(dir, "audit.spool"),
 		Queue:       e.queue,
 		JobDone:     func(_ invoicing.Job, err error) { e.jobs <- err },
 		Now:         e.clock.Now,
-	})
+	}
+	e.svc, e.srv = e.serve(t, e.settings)
+	return e
+}
+
+// serve starts a service of st and serves it on loopback until the test ends.
+func (e *env) serve(t testing.TB, st invoicing.Settings) (*invoicing.Service, *httptest.Server) {
+	t.Helper()
+	svc, err := invoicing.New(e.ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := e.svc.Close(context.Background()); err != nil {
+		if err := svc.Close(context.Background()); err != nil {
 			t.Error(err)
 		}
 	})
-	e.srv = httptest.NewServer(e.svc.Handler())
-	t.Cleanup(e.srv.Close)
-	return e
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	return svc, srv
+}
+
+// second returns a view of e whose requests go to a second instance of the service, on the same
+// database, with a queue and spool of its own.
+func (e *env) second(t testing.TB) *env {
+	t.Helper()
+	st := e.settings
+	st.Queue, st.JobDone, st.AuditSpool = invoicing.NewMemoryQueue(16), nil, filepath.Join(t.TempDir(), "audit.spool")
+	other := *e
+	other.svc, other.srv = e.serve(t, st)
+	return &other
 }
 
 // testIssuers is the authentication configuration of the test world, as cmd/invoicing-dev has it.

@@ -32,10 +32,15 @@ type Settings struct {
 	ContextKey db.ContextKey
 	// KEK unwraps the tenants' keysets. Required.
 	KEK *keys.KEK
-	// Issuers, Registry and StepUp configure authentication (authn.Config). Required but StepUp.
-	Issuers  []authn.Issuer
-	Registry authn.Registry
-	StepUp   authn.StepUp
+	// Issuers and StepUp configure authentication (authn.Config). Issuers is required. StepUp.Ledger
+	// defaults to the database's (authn.DBLedger): a staff token elevates once, whichever instance of
+	// the service it reaches.
+	Issuers []authn.Issuer
+	StepUp  authn.StepUp
+	// Registry maps each issuer's tenant claim to a tenant. Default the bindings in the database
+	// (authn.NewDBRegistry with RegistryConfig), which `tenantseal tenants bind` manages.
+	Registry       authn.Registry
+	RegistryConfig authn.DBRegistryConfig
 	// EnvelopeKey signs the principal envelopes of background jobs. Required.
 	EnvelopeKey authn.EnvelopeKey
 	// AuditSpool is the audit writer's spool file. Default audit.DefaultSpoolPath.
@@ -97,21 +102,33 @@ func New(ctx context.Context, st Settings) (s *Service, err error) {
 	if s.writer, err = audit.NewWriter(ctx, acfg); err != nil {
 		return nil, err
 	}
-	if s.auth, err = authn.New(ctx, authn.Config{Issuers: st.Issuers, Registry: st.Registry, StepUp: st.StepUp,
-		Recorder: s.writer, Realm: "invoicing", Logger: st.Logger, Now: st.Now}); err != nil {
-		return nil, err
-	}
-	if s.sealer, err = authn.NewSealer(authn.SealerConfig{Key: st.EnvelopeKey, Audience: "invoicing-jobs", Recorder: s.writer}); err != nil {
-		return nil, err
-	}
 	pcfg, err := db.ParseConfig(st.AppDSN)
 	if err != nil {
 		return nil, err
 	}
 	pcfg.SigningKey, pcfg.RolePrefix, pcfg.Recorder = st.ContextKey, st.RolePrefix, s.writer
 	pcfg.MaxElevation = st.ElevationTTL
-	pcfg.AuthorizeElevation = s.auth.AuthorizeElevation // staff elevate only with step-up
+	// Staff elevate only with step-up. s.auth is set below, before any request can elevate.
+	pcfg.AuthorizeElevation = func(ctx context.Context, req db.ElevationRequest) error { return s.auth.AuthorizeElevation(ctx, req) }
 	if s.pool, err = db.Open(ctx, pcfg); err != nil {
+		return nil, err
+	}
+	if st.Registry == nil {
+		if st.RegistryConfig.Now == nil {
+			st.RegistryConfig.Now = st.Now
+		}
+		if st.Registry, err = authn.NewDBRegistry(s.pool.Unscoped(), st.RegistryConfig); err != nil {
+			return nil, err
+		}
+	}
+	if st.StepUp.Ledger == nil {
+		st.StepUp.Ledger = authn.NewDBLedger(s.pool.Unscoped())
+	}
+	if s.auth, err = authn.New(ctx, authn.Config{Issuers: st.Issuers, Registry: st.Registry, StepUp: st.StepUp,
+		Recorder: s.writer, Realm: "invoicing", Logger: st.Logger, Now: st.Now}); err != nil {
+		return nil, err
+	}
+	if s.sealer, err = authn.NewSealer(authn.SealerConfig{Key: st.EnvelopeKey, Audience: "invoicing-jobs", Recorder: s.writer}); err != nil {
 		return nil, err
 	}
 	kr, err := keys.NewKeyring(keys.Config{KEK: st.KEK, Loader: pgstore.Loader(s.pool), Recorder: s.writer})

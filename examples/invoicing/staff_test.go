@@ -10,6 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/authn"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
+	"github.com/tenantseal/tenantseal/tenants"
 )
 
 // Support staff read a tenant's data only elevated, with step-up, read-only, every read recorded with
@@ -108,4 +111,55 @@ func replayed(t testing.TB, e *env, acme string) string {
 	tok := e.staffToken(nil)
 	e.mustDo(t, 200, "GET", acme+"/v1/customers", tok, nil, "X-Elevation-Reason", staffReason)
 	return tok
+}
+
+// A staff token elevates once for the whole service: replayed at a second instance of it, on the same
+// database, it is refused there, and the refusal is in the audit log.
+func TestStaffTokenElevatesOnceAcrossInstances(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	other := e.second(t)
+	e.seed(t, e.userToken("alice", "org_acme", nil), "ada")
+	acme := "/admin/tenants/" + e.acme.String() + "/v1/customers"
+	tok := e.staffToken(nil)
+	e.mustDo(t, 200, "GET", acme, tok, nil, "X-Elevation-Reason", staffReason)
+	r := other.do(t, "GET", acme, tok, nil, "X-Elevation-Reason", "ticket 4712")
+	if r.status != http.StatusUnauthorized || !strings.Contains(r.header.Get("WWW-Authenticate"), "granted an elevation already") ||
+		strings.Contains(string(r.body), "ada") {
+		t.Errorf("the token replayed at the second instance: got %d %q %s, want 401 naming the replay", r.status, r.header.Get("WWW-Authenticate"), r.body)
+	}
+	// A fresh login elevates there.
+	other.mustDo(t, 200, "GET", acme, e.staffToken(nil), nil, "X-Elevation-Reason", staffReason)
+	refused := other.events(t, tenantseal.EventStepUpRefused)
+	if len(refused) != 1 || str(refused[0].TargetTenant) != e.acme.String() || !strings.HasSuffix(str(refused[0].Subject), "/staff#sam") ||
+		!strings.Contains(str(refused[0].Detail), "granted an elevation already") || !strings.Contains(str(refused[0].Detail), "ticket 4712") {
+		t.Errorf("got step-up refusals %+v, want the replay, of sam, aimed at acme, with its reason", refused)
+	}
+}
+
+// A tenant suspended by the owner is refused at login once the service's registry cache expires
+// (its TTL, by the service's clock); a resumed one is accepted again after the negative TTL.
+func TestSuspendedTenantRefusedAtLogin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := func() string { return e.userToken("alice", "org_acme", nil) }
+	e.mustDo(t, 200, "GET", "/v1/customers", alice(), nil)
+	owner := pgtest.Conn(t, e.d.OwnerDSN)
+	if err := tenants.Suspend(e.ctx, owner, e.acme); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(authn.DefaultRegistryTTL)
+	r := e.do(t, "GET", "/v1/customers", alice(), nil)
+	if r.status != http.StatusUnauthorized || !strings.Contains(r.header.Get("WWW-Authenticate"), "the tenant is suspended") {
+		t.Errorf("suspended: got %d %q, want 401 saying the tenant is suspended", r.status, r.header.Get("WWW-Authenticate"))
+	}
+	if ev := e.events(t, tenantseal.EventUnknownTenant); len(ev) != 1 || str(ev[0].TargetTenant) != e.acme.String() {
+		t.Errorf("got unknown-tenant events %+v, want one aimed at acme", ev)
+	}
+	e.mustDo(t, 200, "GET", "/v1/customers", e.userToken("bob", "org_globex", nil), nil) // globex is not
+	if err := tenants.Resume(e.ctx, owner, e.acme); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(authn.DefaultRegistryNegativeTTL)
+	e.mustDo(t, 200, "GET", "/v1/customers", alice(), nil)
 }

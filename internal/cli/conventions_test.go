@@ -148,6 +148,8 @@ func TestOperatorActionsAreRecorded(t *testing.T) {
 		{"tenants", "rename", a.String(), "--name", "b"},
 		{"tenants", "suspend", a.String()},
 		{"tenants", "resume", a.String()},
+		{"tenants", "bind", a.String(), "--issuer", "https://idp.example.com/", "--claim", "org_a"},
+		{"tenants", "unbind", "--issuer", "https://idp.example.com/", "--claim", "org_a"},
 		{"keys", "rotate", "--tenant", a.String()},
 		{"context-key", "rotate", "--overlap", "1m"},
 		{"keys", "rotate-kek", "--new", newLocalKEK(t)},
@@ -165,7 +167,8 @@ func TestOperatorActionsAreRecorded(t *testing.T) {
 		}
 		got = append(got, string(en.Kind)+" "+strval(en.Operation))
 	}
-	want := []string{"tenant_change create", "tenant_change rename", "tenant_change suspended", "tenant_change active", "key_rotate rotate",
+	want := []string{"tenant_change create", "tenant_change rename", "tenant_change suspended", "tenant_change active",
+		"tenant_change bind", "tenant_change unbind", "key_rotate rotate",
 		"context_key_rotate rotate", "kek_rotate rotate kek", "migrate revert", "migrate up", "tenant_change deleted"}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
 		t.Errorf("recorded:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -21,7 +21,7 @@ import (
 
 var tenantsCommand = command{
 	name:    "tenants",
-	summary: "create, list, rename, suspend, delete and crypto-shred tenants as the owner",
+	summary: "create, list, rename, suspend, delete, crypto-shred and bind tenants to identity providers as the owner",
 	run:     runTenants,
 }
 
@@ -47,6 +47,16 @@ Subcommands:
 	resume T                         resume marks it active again
 	delete T --confirm T             mark tenant T deleted, for good; its rows and keysets stay (shred
 	                                 makes its encrypted fields unreadable)
+	bind T --issuer URL --claim V    let tokens of issuer URL whose tenant claim is V act for tenant T
+	                                 (authn.NewDBRegistry reads the binding). URL is the token's iss, byte
+	                                 for byte; one issuer names one tenant by one value. Binding what is
+	                                 bound already does nothing and exits 0. Tokens of a suspended or
+	                                 deleted tenant are refused whatever its bindings
+	unbind --issuer URL --claim V    end that binding: such tokens name no tenant once the services'
+	                                 registries forget it (their TTL, 30 seconds by default)
+	bindings [T] [--format text|json]
+	                                 print every binding (of tenant T only): tenant, status, issuer, claim,
+	                                 created_at, and how many lookups found no active tenant bound
 	shred T --confirm T              crypto-shred tenant T: destroy its keysets, so that every encrypted
 	                                 field of T is unreadable for good, and record it in the audit log.
 	                                 Needs no KEK. The tenant's rows and unencrypted columns stay. A second
@@ -63,10 +73,22 @@ list --format json prints one object, schema tenantseal/tenants/v1:
 	  "status": "active|suspended|deleted", "keysets": "yes|none|shredded",
 	  "created_at": "<RFC 3339>", "shredded_at": "<RFC 3339>" or null}]}
 
+bindings --format json prints one object, schema tenantseal/tenant-bindings/v1:
+
+	{"schema": "tenantseal/tenant-bindings/v1", "refused_lookups": <n>, "bindings": [{"tenant": "<id>",
+	  "status": "active|suspended|deleted", "issuer": "<url>", "claim": "...", "created_at": "<RFC 3339>"}]}
+
+The app role cannot read the bindings: it asks tenantseal.tenant_binding(issuer, claim) for the one
+binding a verified token names. refused_lookups counts the lookups that found no active tenant bound
+(failed logins, or someone with the app role's SQL guessing values); it never goes down.
+
 The application never takes a tenant id from a client: its authentication code puts the tenant of the
 verified caller into a tenantseal.Principal.`
 
 var tenantsSubcommands = []subcommand{
+	{"bind", ownerFlags + " issuer claim quiet verbose"},
+	{"unbind", ownerFlags + " issuer claim quiet verbose"},
+	{"bindings", ownerFlags + " format quiet verbose"},
 	{"create", ownerFlags + " name id kek no-keys quiet verbose"},
 	{"list", ownerFlags + " format quiet verbose"},
 	{"rename", ownerFlags + " name quiet verbose"},
@@ -76,10 +98,10 @@ var tenantsSubcommands = []subcommand{
 	{"shred", ownerFlags + " confirm quiet verbose"},
 }
 
-const tenantsSubs = "create, list, rename, suspend, resume, delete or shred"
+const tenantsSubs = "create, list, rename, suspend, resume, delete, shred, bind, unbind or bindings"
 
 func runTenants(ctx context.Context, s *session, args []string) error {
-	f := newFlags(s, "tenants", "[flags] create --name NAME [--id ID] [--no-keys] | list | rename T --name NAME | suspend T | resume T | delete T --confirm T | shred T --confirm T", tenantsAbout)
+	f := newFlags(s, "tenants", "[flags] create --name NAME [--id ID] [--no-keys] | list | rename T --name NAME | suspend T | resume T | delete T --confirm T | shred T --confirm T | bind T --issuer URL --claim V | unbind --issuer URL --claim V | bindings [T]", tenantsAbout)
 	conn := f.ownerConn()
 	kf := f.kekFlag(conn)
 	out := f.output("text", "json")
@@ -87,6 +109,8 @@ func runTenants(ctx context.Context, s *session, args []string) error {
 	newID := f.String("id", "", "with create: the tenant's id as the application's registry has it (default: a random uuid)")
 	noKeys := f.Bool("no-keys", false, "with create: create the tenant without keysets (no KEK needed)")
 	confirm := f.String("confirm", "", "with delete, shred: the tenant id again")
+	issuer := f.String("issuer", "", "with bind, unbind: the issuer URL, as tokens carry it in iss")
+	claim := f.String("claim", "", "with bind, unbind: the value of the issuer's tenant claim")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -96,11 +120,15 @@ func runTenants(ctx context.Context, s *session, args []string) error {
 	}
 	sub, rest := pos[0], pos[1:]
 	switch sub {
-	case "create", "list":
+	case "create", "list", "unbind":
 		if len(rest) > 0 {
 			return usageErrorf("tenants %s: unexpected argument %q", sub, rest[0])
 		}
-	case "rename", "suspend", "resume", "delete", "shred":
+	case "bindings":
+		if len(rest) > 1 {
+			return usageErrorf("tenants bindings: at most one tenant id: 'tenantseal tenants bindings [T]'")
+		}
+	case "rename", "suspend", "resume", "delete", "shred", "bind":
 		if len(rest) != 1 {
 			return usageErrorf("tenants %s: needs exactly one tenant id: 'tenantseal tenants %s T'", sub, sub)
 		}
@@ -141,6 +169,21 @@ func runTenants(ctx context.Context, s *session, args []string) error {
 		return createTenant(ctx, s, conn, kf, n, key, *noKeys)
 	case "list":
 		return listTenants(ctx, s, conn, out.json())
+	case "unbind":
+		if err := bindingFlags(sub, *issuer, *claim); err != nil {
+			return err
+		}
+		return unbindTenant(ctx, s, conn, *issuer, *claim)
+	case "bindings":
+		var of []tenantseal.TenantID
+		if len(rest) == 1 {
+			id, err := parseTenant("tenants bindings", "tenant id", rest[0])
+			if err != nil {
+				return err
+			}
+			of = append(of, id)
+		}
+		return listBindings(ctx, s, conn, out.json(), of)
 	}
 	id, err := parseTenant("tenants "+sub, "tenant id", rest[0])
 	if err != nil {
@@ -158,8 +201,14 @@ func runTenants(ctx context.Context, s *session, args []string) error {
 		}
 		return renameTenant(ctx, s, conn, id, n)
 	}
-	if sub == "shred" {
+	switch sub {
+	case "shred":
 		return shredTenant(ctx, s, conn, id)
+	case "bind":
+		if err := bindingFlags(sub, *issuer, *claim); err != nil {
+			return err
+		}
+		return bindTenant(ctx, s, conn, id, *issuer, *claim)
 	}
 	return setTenantStatus(ctx, s, conn, sub, id)
 }

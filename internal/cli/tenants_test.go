@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -95,19 +96,75 @@ func TestTenantsStatus(t *testing.T) {
 		{[]string{"suspend", acme}, 1, "tenants suspend: tenant " + acme + " is deleted, which is final", "deleted"},
 	}
 	for _, st := range steps {
-		r := run(t, append(append([]string{"tenants"}, st.args...), "--secrets", secrets)...)
-		if st.code == 0 {
-			if r.code != 0 || !strings.Contains(r.stdout, st.want) {
-				t.Errorf("tenants %s: got %v, want exit 0 and %q", strings.Join(st.args, " "), r, st.want)
-			}
-		} else {
-			wantFailure(t, r, st.code, st.want)
-		}
+		tenantsStep(t, secrets, st.args, st.code, st.want)
 		if got := status(acme); got != st.then {
 			t.Errorf("after tenants %s: got status %s, want %s", strings.Join(st.args, " "), got, st.then)
 		}
 	}
 	if got := status(other); got != "active" {
 		t.Errorf("the other tenant: got status %s, want active", got)
+	}
+}
+
+func TestTenantsBind(t *testing.T) {
+	t.Parallel()
+	d := pgtest.NewDatabase(t)
+	secrets := secretsFor(t, d)
+	acme := mustTenant(t, d.OwnerDSN, "acme").String()
+	globex := mustTenant(t, d.OwnerDSN, "globex").String()
+	const idp, sso = "https://idp.example.com/", "https://sso.globex.example/"
+	steps := []struct {
+		args []string
+		code int
+		want string // on stdout for exit 0, else on stderr
+	}{
+		{[]string{"bind", acme, "--issuer", idp, "--claim", "org_acme"}, 0, "tenant " + acme + " is bound to issuer " + idp + " by claim value org_acme"},
+		{[]string{"bind", acme, "--issuer", idp, "--claim", "org_acme"}, 0, "is bound"},
+		{[]string{"bind", globex, "--issuer", idp, "--claim", "org_acme"}, 1, "the issuer names another tenant by that claim value: issuer " + idp + " names tenant " + acme},
+		{[]string{"bind", globex, "--issuer", sso, "--claim", "org_acme"}, 0, "is bound"},
+		{[]string{"bind", globex, "--issuer", idp}, 2, "--issuer URL and --claim VALUE are required"},
+		{[]string{"bind", globex, "--issuer", idp, "--claim", "a\tb"}, 2, "tenants bind: the claim value holds a control character"},
+		{[]string{"bind", "--issuer", idp, "--claim", "x"}, 2, "needs exactly one tenant id"},
+		{[]string{"bind", "00000000-0000-4000-8000-000000000001", "--issuer", idp, "--claim", "x"}, 1, "no tenant 00000000-0000-4000-8000-000000000001"},
+		{[]string{"unbind", "--issuer", sso, "--claim", "org_acme"}, 0, "issuer " + sso + " names no tenant by claim value org_acme"},
+		{[]string{"unbind", "--issuer", sso, "--claim", "org_acme"}, 1, "no such binding"},
+		{[]string{"unbind", acme, "--issuer", sso, "--claim", "org_acme"}, 2, "unexpected argument"},
+		{[]string{"list", "--issuer", sso}, 2, "--issuer goes with bind, unbind only"},
+	}
+	for _, st := range steps {
+		tenantsStep(t, secrets, st.args, st.code, st.want)
+	}
+	// One refused lookup as the app role shows in the count.
+	mustExec(t, d.AppDSN, "SELECT tenantseal.tenant_binding($1, 'org_nobody')", idp)
+	r := mustRun(t, "tenants", "bindings", "--secrets", secrets)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "TENANT STATUS ISSUER CLAIM CREATED_AT" ||
+		!strings.HasPrefix(lines[1], acme+"  active  "+idp+"  org_acme  ") || lines[2] != "1 lookups found no active tenant bound" {
+		t.Errorf("bindings: got\n%s\nwant a header, acme's binding and one refused lookup", r.stdout)
+	}
+	var doc struct {
+		Schema   string
+		Refused  int64 `json:"refused_lookups"`
+		Bindings []struct{ Tenant, Status, Issuer, Claim string }
+	}
+	r = mustRun(t, "tenants", "bindings", globex, "--format", "json", "--secrets", secrets)
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.Schema != "tenantseal/tenant-bindings/v1" || doc.Refused != 1 || len(doc.Bindings) != 0 {
+		t.Errorf("globex's bindings as JSON: got %+v (%v) from %s, want none", doc, err, r.stdout)
+	}
+	// Bindings are the owner's: the app role is refused.
+	wantFailure(t, run(t, "tenants", "bindings", "--dsn", d.AppDSN), 1)
+}
+
+// tenantsStep runs `tenants args...` with the secrets file and requires exit code: 0 with want on
+// stdout, or a failure with want on stderr.
+func tenantsStep(t *testing.T, secrets string, args []string, code int, want string) {
+	t.Helper()
+	r := run(t, append(append([]string{"tenants"}, args...), "--secrets", secrets)...)
+	if code != 0 {
+		wantFailure(t, r, code, want)
+		return
+	}
+	if r.code != 0 || !strings.Contains(r.stdout, want) {
+		t.Errorf("tenants %s: got %v, want exit 0 and %q", strings.Join(args, " "), r, want)
 	}
 }

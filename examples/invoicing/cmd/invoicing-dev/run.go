@@ -106,20 +106,11 @@ func (w *world) start(ctx context.Context, addr, idpAddr string) (err error) {
 	if err != nil {
 		return err
 	}
-	acme, globex, err := createTenants(ctx, w.db.OwnerDSN, kek)
-	if err != nil {
-		return err
-	}
-
 	if w.idp, err = authntest.NewServer(idpAddr, authntest.Options{Issuers: []string{"customers", "globex-sso", "staff"}, DevTokens: true}); err != nil {
 		return err
 	}
 	customers, globexSSO, staff := w.idp.Issuer("customers").URL(), w.idp.Issuer("globex-sso").URL(), w.idp.Issuer("staff").URL()
-	reg, err := authn.NewStaticRegistry(
-		authn.Binding{Tenant: acme, Claim: "org_acme", Issuers: []string{customers}},
-		authn.Binding{Tenant: globex, Claim: "org_globex", Issuers: []string{customers}},
-		authn.Binding{Tenant: globex, Claim: "globex", Issuers: []string{globexSSO}}, // globex's own IdP
-	)
+	acme, globex, err := createTenants(ctx, w.db.OwnerDSN, kek, customers, globexSSO)
 	if err != nil {
 		return err
 	}
@@ -141,10 +132,10 @@ func (w *world) start(ctx context.Context, addr, idpAddr string) (err error) {
 			{URL: staff, StaffAudiences: []string{"support-console"}, TypedTokens: true,
 				Claims: authn.ClaimMapping{Roles: authn.ClaimPath{"roles"}}},
 		},
-		Registry:    reg,
-		EnvelopeKey: envKey,
-		AuditSpool:  filepath.Join(w.kekDir, "audit.spool"),
-		Logger:      w.log,
+		EnvelopeKey: envKey, // Registry: the bindings in the database
+
+		AuditSpool: filepath.Join(w.kekDir, "audit.spool"),
+		Logger:     w.log,
 	})
 	if err != nil {
 		return err
@@ -165,8 +156,10 @@ func (w *world) start(ctx context.Context, addr, idpAddr string) (err error) {
 	return nil
 }
 
-// createTenants creates acme and globex, each with its keysets, as the owner.
-func createTenants(ctx context.Context, ownerDSN string, kek *keys.KEK) (acme, globex tenantseal.TenantID, err error) {
+// createTenants creates acme and globex, each with its keysets, as the owner, and binds them to the
+// issuers as `tenantseal tenants bind` does: the customers issuer names both by org_id, globex's own
+// identity provider (globex-sso) names globex by tid.
+func createTenants(ctx context.Context, ownerDSN string, kek *keys.KEK, customers, globexSSO string) (acme, globex tenantseal.TenantID, err error) {
 	owner, err := pgx.Connect(ctx, ownerDSN)
 	if err != nil {
 		return acme, globex, err
@@ -178,7 +171,18 @@ func createTenants(ctx context.Context, ownerDSN string, kek *keys.KEK) (acme, g
 		return acme, globex, err
 	}
 	g, err := tenants.Create(ctx, owner, "globex", admin.CreateKeysetsIn)
-	return a.ID, g.ID, err
+	if err != nil {
+		return acme, globex, err
+	}
+	for _, b := range []struct {
+		tenant        tenantseal.TenantID
+		issuer, claim string
+	}{{a.ID, customers, "org_acme"}, {g.ID, customers, "org_globex"}, {g.ID, globexSSO, "globex"}} {
+		if err := tenants.Bind(ctx, owner, b.tenant, b.issuer, b.claim); err != nil {
+			return acme, globex, err
+		}
+	}
+	return a.ID, g.ID, nil
 }
 
 // stop undoes what start did, as far as it got.
