@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +16,9 @@ import (
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/audit"
 	"github.com/tenantseal/tenantseal/bootstrap"
+	"github.com/tenantseal/tenantseal/examples/reference"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
+	"github.com/tenantseal/tenantseal/keys"
 )
 
 // secured is a database bootstrapped as a superuser on roles of its own, as `tenantseal bootstrap`
@@ -283,4 +286,71 @@ func describe(entries []audit.Entry) string {
 		fmt.Fprintf(&b, "\n  #%d %s %s %s %s %s", en.Seq, en.Kind, str(en.Subject), str(en.Table), str(en.Operation), str(en.Detail))
 	}
 	return b.String()
+}
+
+// Every keyset unwrap (a keyring cache miss) and every operator key action is in the chain, naming the
+// tenant and the purpose or what changed, and no key material; a cache hit records nothing.
+func TestKeyUseRecorded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testContext(t)
+	admin := e.admin.WithRecorder(e.w)
+	op := tenantseal.WithPrincipal(ctx, tenantseal.OperatorPrincipal("ops@host"))
+	b, err := admin.CreateTenant(op, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxB := tenantseal.WithPrincipal(ctx, tenantseal.Principal{Tenant: b, Subject: "b-user"})
+	bc := reference.Customer{DisplayName: "B", Email: "b@x", Phone: "secret-phone-555"}
+	if err := e.customers.Insert(ctxB, &bc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.customers.Get(ctxB, bc.ID); err != nil { // a cache hit
+		t.Fatal(err)
+	}
+	if _, err := admin.Rotate(op, b); err != nil {
+		t.Fatal(err)
+	}
+	uri, err := keys.InitLocalKEK(filepath.Join(t.TempDir(), "next.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := keys.OpenKEK(ctx, uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RotateKEK(op, next); err != nil {
+		t.Fatal(err)
+	}
+	got := e.events(t)
+	var unwraps []string
+	for _, en := range got {
+		if d := str(en.Detail); strings.Contains(d, "secret-phone") || strings.Contains(d, "\"value\"") || strings.Contains(d, "keyData") {
+			t.Errorf("entry %s %q holds plaintext or key material", en.Kind, d)
+		}
+		if en.Kind == tenantseal.EventKeyUnwrap {
+			if str(en.TargetTenant) != b.String() || str(en.TenantID) != b.String() || str(en.Table) != "tenantseal.tenant_keysets" || str(en.Operation) != "unwrap" {
+				t.Errorf("unwrap entry %s: want tenant and target %s, table tenantseal.tenant_keysets, operation unwrap", describe([]audit.Entry{en}), b)
+			}
+			if !strings.HasPrefix(str(en.Detail), str(en.RowKey)+" keyset unwrapped with shared KEK kek-") || !strings.Contains(str(en.Detail), " by ") {
+				t.Errorf("unwrap detail %q: want the purpose, the KEK's id and the process", str(en.Detail))
+			}
+			unwraps = append(unwraps, str(en.RowKey))
+		}
+	}
+	if !slices.Equal(unwraps, []string{"aead", "prf"}) {
+		t.Errorf("got unwraps of purposes %v, want aead then prf once: the second read is a cache hit", unwraps)
+	}
+	var ops []string
+	for _, en := range got {
+		if en.Kind.Operator() {
+			if str(en.Subject) != "ops@host" || en.TenantID != nil {
+				t.Errorf("operator entry %s: want subject ops@host and no tenant", describe([]audit.Entry{en}))
+			}
+			ops = append(ops, string(en.Kind)+" "+str(en.TargetTenant))
+		}
+	}
+	if want := []string{"key_create " + b.String(), "key_rotate " + b.String(), "kek_rotate <nil>"}; !slices.Equal(ops, want) {
+		t.Errorf("operator key actions: got %v, want %v", ops, want)
+	}
 }
