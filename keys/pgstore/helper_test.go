@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -140,10 +141,37 @@ func mustKEK(t testing.TB) *keys.KEK {
 	return k
 }
 
-// events is a Recorder that keeps what it gets, for tests that make their calls one at a time.
-type events []tenantseal.Event
+// events is a Recorder that keeps what it gets, safe for concurrent use: the keyset unwraps, which
+// every cache miss records, apart from the rest (refusals, tampered ciphertexts, operator actions).
+type events struct {
+	mu           sync.Mutex
+	got, unwraps []tenantseal.Event
+}
 
-func (ev *events) Record(_ context.Context, e tenantseal.Event) { *ev = append(*ev, e) }
+func (ev *events) Record(_ context.Context, e tenantseal.Event) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if e.Kind == tenantseal.EventKeyUnwrap {
+		ev.unwraps = append(ev.unwraps, e)
+		return
+	}
+	ev.got = append(ev.got, e)
+}
 
-// take returns the events recorded since the last call.
-func (ev *events) take() (e []tenantseal.Event) { e, *ev = *ev, nil; return e }
+// take returns the events but the unwraps recorded since the last call.
+func (ev *events) take() []tenantseal.Event {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	e := ev.got
+	ev.got = nil
+	return e
+}
+
+// takeUnwraps returns the unwraps recorded since the last call.
+func (ev *events) takeUnwraps() []tenantseal.Event {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	e := ev.unwraps
+	ev.unwraps = nil
+	return e
+}
