@@ -12,6 +12,7 @@ import (
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/internal/uuid"
+	"github.com/tenantseal/tenantseal/migrations"
 )
 
 // tenantseal.tenant_handle in SQL and TenantID.Handle in Go name every key alike: the signed context
