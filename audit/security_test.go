@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/tenantseal/tenantseal/examples/reference"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
+	"github.com/tenantseal/tenantseal/migrations"
 )
 
 // secured is a database bootstrapped as a superuser on roles of its own, as `tenantseal bootstrap`
@@ -353,4 +355,48 @@ func TestKeyUseRecorded(t *testing.T) {
 	if want := []string{"key_create " + b.String(), "key_rotate " + b.String(), "kek_rotate <nil>"}; !slices.Equal(ops, want) {
 		t.Errorf("operator key actions: got %v, want %v", ops, want)
 	}
+}
+
+// Reverting 0022 while the superuser's event triggers exist is refused to the owner, naming what a
+// superuser runs first; as a superuser it drops them, and bootstrap's step puts them back after 0022
+// is applied again.
+func TestRevertWithEventTriggers(t *testing.T) {
+	t.Parallel()
+	s := newSecured(t)
+	ctx := testContext(t)
+	mg, err := migrations.New(ctx, s.res.OwnerDSN, migrations.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mg.Close()
+	err = mg.Down(ctx, 1)
+	if err == nil || !strings.Contains(err.Error(), "DROP EVENT TRIGGER tenantseal_audit_ddl;") {
+		t.Fatalf("revert 0022 as the owner: got %v, want a refusal naming the event triggers to drop", err)
+	}
+	if v, dirty, err := mg.Version(); err != nil || v != migrations.Latest() || dirty {
+		t.Errorf("after the refusal: version %d dirty %v (%v), want %d clean", v, dirty, err, migrations.Latest())
+	}
+	super, err := migrations.New(ctx, s.superDSN, migrations.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer super.Close()
+	if err := super.Down(ctx, 1); err != nil {
+		t.Fatalf("revert 0022 as a superuser: %v", err)
+	}
+	if err := mg.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	actions, err := bootstrap.InstallEventTriggers(ctx, mustConn(t, s.superDSN))
+	if err != nil || len(actions) != 2 {
+		t.Errorf("install again: got %q (%v), want both event triggers created", actions, err)
+	}
+	if actions, err := bootstrap.InstallEventTriggers(ctx, mustConn(t, s.superDSN)); err != nil || len(actions) != 0 {
+		t.Errorf("install once more: got %q (%v), want nothing to do", actions, err)
+	}
+	var nse *bootstrap.NeedsSuperuserError
+	if _, err := bootstrap.InstallEventTriggers(ctx, mustConn(t, s.res.OwnerDSN)); !errors.As(err, &nse) {
+		t.Errorf("install as the owner: got %v, want a *NeedsSuperuserError", err)
+	}
+	s.verify(t)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/testing/fakekms"
 
 	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/eventtest"
 	"github.com/tenantseal/tenantseal/keys"
 )
 
@@ -99,40 +100,15 @@ func tenantID(n int) tenantseal.TenantID {
 	return id
 }
 
-// events is a Recorder that keeps what it gets, safe for concurrent use: the keyset unwraps, which
-// every cache miss records, apart from the rest (refusals, tampered ciphertexts, operator actions).
-type events struct {
-	mu           sync.Mutex
-	got, unwraps []tenantseal.Event
-}
-
-func (ev *events) Record(_ context.Context, e tenantseal.Event) {
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	if e.Kind == tenantseal.EventKeyUnwrap {
-		ev.unwraps = append(ev.unwraps, e)
-		return
-	}
-	ev.got = append(ev.got, e)
-}
+// events keeps what is recorded: the keyset unwraps, which every cache miss records, apart from the
+// rest (refusals, tampered ciphertexts, operator actions), which the tests check.
+type events struct{ eventtest.Recorder }
 
 // take returns the events but the unwraps recorded since the last call.
-func (ev *events) take() []tenantseal.Event {
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	e := ev.got
-	ev.got = nil
-	return e
-}
+func (ev *events) take() []tenantseal.Event { return ev.TakeExcept(tenantseal.EventKeyUnwrap) }
 
 // takeUnwraps returns the unwraps recorded since the last call.
-func (ev *events) takeUnwraps() []tenantseal.Event {
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	e := ev.unwraps
-	ev.unwraps = nil
-	return e
-}
+func (ev *events) takeUnwraps() []tenantseal.Event { return ev.TakeKind(tenantseal.EventKeyUnwrap) }
 
 // fixture is a Keyring over a memLoader of n tenants, recording into rec.
 type fixture struct {

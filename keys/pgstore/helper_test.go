@@ -3,7 +3,6 @@ package pgstore_test
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/internal/eventtest"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/keys/pgstore"
@@ -141,37 +141,9 @@ func mustKEK(t testing.TB) *keys.KEK {
 	return k
 }
 
-// events is a Recorder that keeps what it gets, safe for concurrent use: the keyset unwraps, which
-// every cache miss records, apart from the rest (refusals, tampered ciphertexts, operator actions).
-type events struct {
-	mu           sync.Mutex
-	got, unwraps []tenantseal.Event
-}
-
-func (ev *events) Record(_ context.Context, e tenantseal.Event) {
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	if e.Kind == tenantseal.EventKeyUnwrap {
-		ev.unwraps = append(ev.unwraps, e)
-		return
-	}
-	ev.got = append(ev.got, e)
-}
+// events keeps what is recorded: the keyset unwraps, which every cache miss records, apart from the
+// rest (refusals, tampered ciphertexts, operator actions), which the tests check.
+type events struct{ eventtest.Recorder }
 
 // take returns the events but the unwraps recorded since the last call.
-func (ev *events) take() []tenantseal.Event {
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	e := ev.got
-	ev.got = nil
-	return e
-}
-
-// takeUnwraps returns the unwraps recorded since the last call.
-func (ev *events) takeUnwraps() []tenantseal.Event {
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	e := ev.unwraps
-	ev.unwraps = nil
-	return e
-}
+func (ev *events) take() []tenantseal.Event { return ev.TakeExcept(tenantseal.EventKeyUnwrap) }
