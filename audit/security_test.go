@@ -400,3 +400,43 @@ func TestRevertWithEventTriggers(t *testing.T) {
 	}
 	s.verify(t)
 }
+
+// The owner may drop the triggers' functions, and with them the triggers: the remaining trigger records
+// the first, the watcher the last.
+func TestOwnerDroppingTheTriggersIsRecorded(t *testing.T) {
+	t.Parallel()
+	s := newSecured(t)
+	ctx := testContext(t)
+	w := mustWriter(t, &pgtest.Database{AuditWriterDSN: s.res.AuditWriterDSN}, func(c *audit.Config) { c.Instance = "watch-test" })
+	if _, err := w.CheckSecurity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	owner := mustConn(t, s.res.OwnerDSN)
+	before := s.head(t)
+	if _, err := owner.Exec(ctx, "DROP FUNCTION tenantseal.audit_ddl() CASCADE"); err != nil {
+		t.Fatal(err)
+	}
+	got := s.after(t, before)
+	if !slices.ContainsFunc(got, func(en audit.Entry) bool {
+		return en.Kind == tenantseal.EventDDL && str(en.Operation) == "DROP FUNCTION" && str(en.Subject) == "db:"+s.res.Roles.Owner
+	}) || !slices.ContainsFunc(got, func(en audit.Entry) bool {
+		return en.Kind == tenantseal.EventSecurityChange && strings.HasPrefix(str(en.Detail), "event trigger tenantseal_audit_ddl definition: ") &&
+			strings.HasSuffix(str(en.Detail), " → (none)")
+	}) {
+		t.Errorf("owner drops audit_ddl: got %s, want the drop and the trigger's removal recorded", describe(got))
+	}
+	if _, err := owner.Exec(ctx, "DROP FUNCTION tenantseal.audit_ddl_drop() CASCADE"); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := w.CheckSecurity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(changes, func(e audit.SecurityEntry) bool {
+		return e.Subject == "watcher:watch-test" && strings.HasPrefix(e.Detail, "event trigger tenantseal_audit_drop definition: ") &&
+			strings.HasSuffix(e.Detail, " → (none)")
+	}) {
+		t.Errorf("owner drops audit_ddl_drop: the watcher got %v, want the last trigger's removal", changes)
+	}
+	s.verify(t)
+}
