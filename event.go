@@ -51,6 +51,25 @@ const (
 	EventBootstrap        EventKind = "bootstrap"          // roles, database or context key set up
 	EventQuarantine       EventKind = "quarantine_release" // a tenant's quarantine list emptied for re-examination
 	EventKeySettings      EventKind = "key_settings"       // the key cache bound or write grace changed
+	EventKeyCreate        EventKind = "key_create"         // a tenant given its first keysets
+	EventKeyReencrypt     EventKind = "key_reencrypt"      // a tenant's encrypted values rewritten under its primary keys
+)
+
+// Records of what changed or was used, not attempts: an audit.Detector does not count them.
+const (
+	// A tenant's keyset unwrapped with a KEK, by package keys on a cache miss: Table
+	// tenantseal.tenant_keysets, RowKey the purpose (aead, prf), Detail the KEK's id and the process.
+	EventKeyUnwrap EventKind = "key_unwrap"
+	// A DDL command on a tenant table, its policies, triggers or rules, or on an object of schema
+	// tenantseal, recorded by the database's event triggers (installed by bootstrap as a superuser):
+	// Operation the command tag, Subject "db:<session role>".
+	EventDDL EventKind = "ddl"
+	// One difference in the database's security state (row-level security, policies, privileges,
+	// tenantseal's roles and functions, event triggers), "object aspect: old → new" in Detail, seen by
+	// an event trigger (Subject "db:<role>") or by the audit writer's watcher (Subject "watcher:<name>").
+	EventSecurityChange EventKind = "security_change"
+	// The first security state recorded, which later changes are compared with.
+	EventSecurityBaseline EventKind = "security_baseline"
 )
 
 // EventKinds lists every kind tenantseal records, in a stable order.
@@ -59,17 +78,30 @@ func EventKinds() []EventKind {
 		EventInvalidContext, EventTampered, EventElevation, EventShred, EventLookupMiss, EventRoleChanged,
 		EventAuthRefused, EventAuthExpired, EventUnknownTenant, EventIssuerMismatch, EventStepUpRefused, EventEnvelopeRefused,
 		EventKeyRotate, EventKeyRetire, EventKeyEnable, EventKeyDestroy, EventKEKRotate, EventContextKeyRotate,
-		EventMigrate, EventTenantChange, EventBootstrap, EventQuarantine, EventKeySettings}
+		EventMigrate, EventTenantChange, EventBootstrap, EventQuarantine, EventKeySettings, EventKeyCreate, EventKeyReencrypt,
+		EventKeyUnwrap, EventDDL, EventSecurityChange, EventSecurityBaseline}
 }
 
 // Operator reports whether k records an operator's action (a shred included) rather than an attempt.
 func (k EventKind) Operator() bool {
 	switch k {
 	case EventShred, EventKeyRotate, EventKeyRetire, EventKeyEnable, EventKeyDestroy, EventKEKRotate,
-		EventContextKeyRotate, EventMigrate, EventTenantChange, EventBootstrap, EventQuarantine, EventKeySettings:
+		EventContextKeyRotate, EventMigrate, EventTenantChange, EventBootstrap, EventQuarantine, EventKeySettings,
+		EventKeyCreate, EventKeyReencrypt:
 		return true
 	}
 	return false
+}
+
+// Attempt reports whether k may be an attempt on another tenant's data or on the tenant context, as an
+// audit.Detector counts: not an operator's action, an elevation, a lookup miss (until found to be a
+// foreign id), a keyset unwrap, nor a schema or security change.
+func (k EventKind) Attempt() bool {
+	switch k {
+	case EventElevation, EventLookupMiss, EventKeyUnwrap, EventDDL, EventSecurityChange, EventSecurityBaseline:
+		return false
+	}
+	return !k.Operator()
 }
 
 // OperatorPrincipal is the Principal of an operator's action: the operator named by subject (an OS user

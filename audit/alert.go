@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/tenantseal/tenantseal"
 )
 
 // Alert reports a burst of cross-tenant attempts from one source.
@@ -53,8 +51,8 @@ type DetectorConfig struct {
 
 // Detector counts cross-tenant events per principal and per source tenant in a sliding window and
 // raises an alert when a source exceeds the threshold: once per burst, re-armed when the source's
-// count falls back to the threshold or below. Elevation events and operators' actions are not attempts
-// and are not counted.
+// count falls back to the threshold or below. Only attempts are counted (tenantseal.EventKind.Attempt):
+// not elevations, operators' actions, keyset unwraps nor schema changes.
 type Detector struct {
 	cfg     DetectorConfig
 	mu      sync.Mutex
@@ -93,7 +91,7 @@ func NewDetector(cfg DetectorConfig) *Detector {
 func (d *Detector) Observe(ctx context.Context, en Entry) {
 	// A lookup miss is no attempt until the database found the id to be another tenant's: the writer
 	// observes it again, as a foreign id, then.
-	if en.Kind == "elevation" || en.Kind == tenantseal.EventLookupMiss || en.Kind.Operator() {
+	if !en.Kind.Attempt() {
 		return
 	}
 	var keys []string

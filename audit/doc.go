@@ -45,6 +45,17 @@
 // tenant context it refuses in a sequence, which no rollback undoes, and logs it at LOG level in the
 // server log: [ContextRefusals] reads the count, to compare with the invalid_context entries.
 //
+// # Schema, privilege and role changes
+//
+// Migration 0022 records them in the same chain. Event triggers that bootstrap installs as a superuser
+// record each DDL command on a tenant table, its policies, or an object of schema tenantseal as a
+// tenantseal.EventDDL entry, followed by what it changed (tenantseal.EventSecurityChange, "object
+// aspect: old → new"), in the DDL's transaction. For what event triggers never see (roles, their
+// attributes, memberships and settings) and where they are absent, [Writer.CheckSecurity] compares
+// the database's security state with the one last recorded and records each difference; a writer
+// with Config.SecurityInterval does so at start and at that interval. [FailedLogins] reads refused
+// logins from a server log.
+//
 // # Reading
 //
 // Connect as the auditor role, the only one that sees every tenant's entries. [Query] returns a page of

@@ -109,6 +109,18 @@ func (e *env) events(t testing.TB) []audit.Entry {
 	return out
 }
 
+// detections are the events but the keyset unwraps, which the keyring records on every cache miss.
+func (e *env) detections(t testing.TB) []audit.Entry {
+	t.Helper()
+	var out []audit.Entry
+	for _, en := range e.events(t) {
+		if en.Kind != tenantseal.EventKeyUnwrap {
+			out = append(out, en)
+		}
+	}
+	return out
+}
+
 func str(s *string) string {
 	if s == nil {
 		return "<nil>"

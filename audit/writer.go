@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/process"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -68,6 +69,14 @@ type Config struct {
 	Detector *Detector
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// SecurityInterval, when positive, makes the writer run [Writer.CheckSecurity] at start and at this
+	// interval: the comparison that records schema, privilege and role changes, event triggers or not.
+	// Set it (DefaultSecurityInterval) in the application's long-running writer; zero, the default,
+	// leaves it to another process (the short-lived operator commands of the CLI leave it so). One
+	// watcher per database is enough: each records what changed since any of them last compared.
+	SecurityInterval time.Duration
+	// Instance names this process in what it records (the watcher's subject). Default "<host>/<pid>".
+	Instance string
 }
 
 // Stats are the writer's counters. Expvar publishes the same under "tenantseal_audit".
@@ -95,6 +104,7 @@ type Writer struct {
 	stop      chan struct{}
 	done      chan struct{}
 	flushReq  chan chan bool
+	watchDone chan struct{}
 
 	recorded, written, spooled, replayed, dropped atomic.Int64
 	lockTimeouts                                  atomic.Int64
@@ -139,6 +149,7 @@ func NewWriter(ctx context.Context, config *Config) (*Writer, error) {
 	setDefault(&cfg.SpoolPath, DefaultSpoolPath)
 	setDefault(&cfg.WriteTimeout, 5*time.Second)
 	setDefault(&cfg.LockTimeout, DefaultLockTimeout)
+	setDefault(&cfg.Instance, process.Name())
 	if cfg.BatchSize > MaxBatchSize {
 		return nil, fmt.Errorf("audit: Config.BatchSize %d exceeds the %d events tenantseal.audit_append takes", cfg.BatchSize, MaxBatchSize)
 	}
@@ -171,8 +182,14 @@ func NewWriter(ctx context.Context, config *Config) (*Writer, error) {
 		return nil, err
 	}
 	w := &Writer{cfg: cfg, base: context.WithoutCancel(ctx), pool: pool, queue: make(chan Entry, cfg.QueueSize), spool: sp,
-		detector: cfg.Detector, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), flushReq: make(chan chan bool)}
+		detector: cfg.Detector, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), flushReq: make(chan chan bool),
+		watchDone: make(chan struct{})}
 	go w.run()
+	if cfg.SecurityInterval > 0 {
+		go w.watch()
+	} else {
+		close(w.watchDone)
+	}
 	return w, nil
 }
 
@@ -257,10 +274,12 @@ func (w *Writer) Close(ctx context.Context) error {
 		w.closed.Store(true)
 		close(w.stop)
 	})
-	select {
-	case <-w.done:
-	case <-ctx.Done():
-		return fmt.Errorf("audit: close: %w", ctx.Err())
+	for _, done := range []chan struct{}{w.done, w.watchDone} {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("audit: close: %w", ctx.Err())
+		}
 	}
 	w.pool.Close()
 	return w.spool.close()

@@ -43,6 +43,9 @@ type Options struct {
 	// to the owner role and revokes PUBLIC's privileges on both (see [DatabaseOptions]). Without it an
 	// existing database keeps its owner and privileges, and Run warns of what PUBLIC may do there.
 	TakeOwnership bool
+	// NoEventTriggers leaves out the event triggers that record DDL in the audit log
+	// ([InstallEventTriggers]), for a deployment that installs them its own way or not at all.
+	NoEventTriggers bool
 	// Save, if set, receives the connection strings with the passwords Run is about to give the roles
 	// (no context key yet), before Run creates a role or sets a password: Run changes nothing unless it
 	// returns nil. Store them there, and a bootstrap that fails later loses no password: run again with
@@ -94,7 +97,7 @@ func (r *Result) setDSNs(conn *pgx.Conn, passwords Passwords) error {
 // Run does every step as the administrator of superDSN (a superuser, or a role with CREATEROLE and
 // CREATEDB), idempotently: [CheckAdmin], [CreateRoles], [CreateDatabase], [SecurePublicSchema] for a
 // database the owner role owns, then (unless SkipMigrate) [Migrate] and [EnsureContextKey] as the owner
-// and [HideStatistics]. What needs a superuser and the role has not is done without and named in
+// and [HideStatistics], and [InstallEventTriggers] unless NoEventTriggers. What needs a superuser and the role has not is done without and named in
 // Result.Warnings. Every step can run again: a Run that failed part-way completes when run again with
 // the passwords given to Options.Save. It does not log in as the roles: call [CheckLogins] once the
 // result is stored, so that a failed login does not lose new passwords.
@@ -244,6 +247,15 @@ func Run(ctx context.Context, superDSN string, opts Options) (*Result, error) {
 	}
 	if n > 0 {
 		res.Actions = append(res.Actions, fmt.Sprintf("removed %d column statistics of tenant tables that collect none", n))
+	}
+	if !opts.NoEventTriggers {
+		actions, err := InstallEventTriggers(ctx, superIn)
+		res.Actions = append(res.Actions, actions...)
+		if errors.As(err, &nse) {
+			res.Warnings = append(res.Warnings, nse.Warning())
+		} else if err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }

@@ -39,6 +39,7 @@
 //	                                          the host                             (trusted)
 //	statistics target 0 on tenant tables      yes         -                        yes
 //	remove statistics collected before        yes         no: warning naming them  no
+//	event triggers recording DDL              yes         no: warning              no
 //
 // Under PostgreSQL 15 a CREATEROLE role may create roles, change their passwords, settings and
 // memberships (any role but a superuser, no ADMIN OPTION needed), but may not give or take SUPERUSER,
@@ -66,6 +67,7 @@
 //   - [Migrate]: the migrations, as the owner.
 //   - [EnsureContextKey]: the context signing key, as the owner.
 //   - [HideStatistics]: no column statistics of tenant tables.
+//   - [InstallEventTriggers]: DDL on tenant tables and tenantseal's objects recorded in the audit log.
 //   - [CheckLogins]: every connection string of a [Result] logs in.
 //
 // # Secrets

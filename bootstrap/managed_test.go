@@ -36,6 +36,11 @@ func TestManagedAdministrator(t *testing.T) {
 	}) {
 		t.Errorf("got warnings %q, want one naming the feature the probe role's missing BYPASSRLS costs", res.Warnings)
 	}
+	if !slices.ContainsFunc(res.Warnings, func(w string) bool {
+		return strings.Contains(w, "recording DDL in the audit log as it happens needs a superuser")
+	}) {
+		t.Errorf("got warnings %q, want one saying the event triggers that record DDL need a superuser", res.Warnings)
+	}
 	super := mustConn(t, superDSN(t))
 	var bad []string
 	rows, err := super.Query(ctx, `SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)
@@ -92,7 +97,8 @@ func TestManagedAdministrator(t *testing.T) {
 		t.Fatal(err)
 	}
 	if slices.ContainsFunc(full.Warnings, func(w string) bool { return strings.Contains(w, "needs a superuser") }) ||
-		!slices.Contains(full.Actions, "removed 1 column statistics of tenant tables that collect none") {
+		!slices.Contains(full.Actions, "removed 1 column statistics of tenant tables that collect none") ||
+		!slices.ContainsFunc(full.Actions, func(a string) bool { return strings.HasPrefix(a, "created event trigger tenantseal_audit_ddl") }) {
 		t.Errorf("as the superuser: got actions %q, warnings %q, want the statistics removed and nothing left that needs a superuser", full.Actions, full.Warnings)
 	}
 }

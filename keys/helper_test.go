@@ -9,6 +9,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/testing/fakekms"
 
 	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/eventtest"
 	"github.com/tenantseal/tenantseal/keys"
 )
 
@@ -99,13 +100,15 @@ func tenantID(n int) tenantseal.TenantID {
 	return id
 }
 
-// events is a Recorder that keeps what it gets, for tests that make their calls one at a time.
-type events []tenantseal.Event
+// events keeps what is recorded: the keyset unwraps, which every cache miss records, apart from the
+// rest (refusals, tampered ciphertexts, operator actions), which the tests check.
+type events struct{ eventtest.Recorder }
 
-func (ev *events) Record(_ context.Context, e tenantseal.Event) { *ev = append(*ev, e) }
+// take returns the events but the unwraps recorded since the last call.
+func (ev *events) take() []tenantseal.Event { return ev.TakeExcept(tenantseal.EventKeyUnwrap) }
 
-// take returns the events recorded since the last call.
-func (ev *events) take() (e []tenantseal.Event) { e, *ev = *ev, nil; return e }
+// takeUnwraps returns the unwraps recorded since the last call.
+func (ev *events) takeUnwraps() []tenantseal.Event { return ev.TakeKind(tenantseal.EventKeyUnwrap) }
 
 // fixture is a Keyring over a memLoader of n tenants, recording into rec.
 type fixture struct {

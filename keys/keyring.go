@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/internal/process"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
@@ -94,8 +95,12 @@ type Config struct {
 	MaxFieldSize int
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
-	// Recorder, if set, receives an event for every ciphertext that fails to decrypt for its row.
+	// Recorder, if set, receives an event for every ciphertext that fails to decrypt for its row, and one
+	// (tenantseal.EventKeyUnwrap) for every keyset unwrapped with a KEK: on a cache miss only, naming
+	// the tenant, the purpose, the KEK's id and this process, never key material.
 	Recorder tenantseal.Recorder
+	// Instance names this process in the unwrap events. Default "<host>/<pid>".
+	Instance string
 	// OpenKEK opens the KEK of a tenant that has one of its own ([Wrapped.KEKURI]). Default: [OpenKEK],
 	// through the KMS clients registered with [RegisterKMSClient]. Opened KEKs are kept for the
 	// Keyring's life; a customer that revokes its key makes its keysets fail to open at the next load.
@@ -110,6 +115,7 @@ type Keyring struct {
 	cache   *cache
 	max     int
 	rec     tenantseal.Recorder
+	inst    string
 	openKEK func(ctx context.Context, uri string) (*KEK, error)
 
 	mu   sync.Mutex
@@ -156,8 +162,11 @@ func NewKeyring(cfg Config) (*Keyring, error) {
 	if cfg.OpenKEK == nil {
 		cfg.OpenKEK = OpenKEK
 	}
+	if cfg.Instance == "" {
+		cfg.Instance = process.Name()
+	}
 	return &Keyring{kek: cfg.KEK, load: cfg.Loader, cache: newCache(cfg.CacheEntries, cfg.CacheTTL, cfg.Revalidate, cfg.Now), max: cfg.MaxFieldSize,
-		rec: cfg.Recorder, openKEK: cfg.OpenKEK, keks: map[string]*KEK{}}, nil
+		rec: cfg.Recorder, inst: cfg.Instance, openKEK: cfg.OpenKEK, keks: map[string]*KEK{}}, nil
 }
 
 func (k *Keyring) String() string {
@@ -245,9 +254,12 @@ func (k *Keyring) open(ctx context.Context, tenant tenantseal.TenantID, w Wrappe
 		}
 	}
 	ah, err := unwrap(kek, w.AEAD, tenant, PurposeAEAD)
+	k.unwrapped(ctx, tenant, PurposeAEAD, kek, w.KEKURI != "", err)
 	if err == nil {
 		var ph *keyset.Handle
-		if ph, err = unwrap(kek, w.PRF, tenant, PurposePRF); err == nil {
+		ph, err = unwrap(kek, w.PRF, tenant, PurposePRF)
+		k.unwrapped(ctx, tenant, PurposePRF, kek, w.KEKURI != "", err)
+		if err == nil {
 			t, err := build(ah, ph)
 			if err != nil {
 				return nil, err
@@ -260,6 +272,24 @@ func (k *Keyring) open(ctx context.Context, tenant tenantseal.TenantID, w Wrappe
 		return nil, fmt.Errorf("%w: %s does not open the KEK canary of tenant %s (its keysets were wrapped by %s)", ErrKEK, kek.ID, tenant, w.KEKID)
 	}
 	return nil, err
+}
+
+// unwrapped records that tenant's keyset of purpose was unwrapped with kek (the tenant's own when own),
+// or failed to open: the KEK's id and this process, nothing of the keys.
+func (k *Keyring) unwrapped(ctx context.Context, tenant tenantseal.TenantID, purpose string, kek *KEK, own bool, err error) {
+	if k.rec == nil {
+		return
+	}
+	which := "shared"
+	if own {
+		which = "the tenant's own"
+	}
+	d := fmt.Sprintf("%s keyset unwrapped with %s KEK %s by %s", purpose, which, kek.ID, k.inst)
+	if err != nil {
+		d = fmt.Sprintf("%s keyset did not open with %s KEK %s in %s", purpose, which, kek.ID, k.inst)
+	}
+	k.rec.Record(ctx, tenantseal.Event{Kind: tenantseal.EventKeyUnwrap, TargetTenant: tenant, Table: "tenantseal.tenant_keysets",
+		Operation: "unwrap", RowKey: purpose, Detail: d})
 }
 
 // tenantKEK returns the opened KEK of uri, opening it on first use.

@@ -114,7 +114,7 @@ func TestRevertThatDestroysDataNeedsConfirmation(t *testing.T) {
 	}
 	// The message counts what would go.
 	err := migrator(t, d, migrations.Options{}).Goto(ctx, 3)
-	if msg := err.Error(); !strings.Contains(msg, "the audit log (2 entries)") || !strings.Contains(msg, "the tenants' identity bindings (1 bindings)") ||
+	if msg := err.Error(); !strings.Contains(msg, "the audit log (3 entries)") || !strings.Contains(msg, "the tenants' identity bindings (1 bindings)") ||
 		!strings.Contains(msg, "confirm with tenant-bindings,tenant-keks,audit-log") {
 		t.Errorf("got %q, want the audit log and the binding counted and the confirmation named", msg)
 	}
@@ -124,8 +124,8 @@ func TestRevertThatDestroysDataNeedsConfirmation(t *testing.T) {
 	}
 }
 
-// seedLosses gives d a tenant with keysets wrapped by a KEK of its own and an identity binding, and an
-// audit log entry.
+// seedLosses gives d a tenant with keysets wrapped by a KEK of its own and an identity binding, and the
+// audit log entries of its keys: their creation and the move to its own KEK.
 func seedLosses(t *testing.T, d *pgtest.Database) {
 	t.Helper()
 	ctx := operator(t)
@@ -209,7 +209,7 @@ func TestDestructiveRevertIsRecordedFirst(t *testing.T) {
 	}
 	if last.Kind != tenantseal.EventMigrate || last.Subject == nil || *last.Subject != "dba@test" || last.TenantID != nil ||
 		last.Detail == nil || !strings.Contains(*last.Detail, "destroying tenant-bindings (0023: the tenants' identity bindings (1 bindings)), tenant-keks (0012: the tenants' own KEKs (1 tenants)") ||
-		!strings.Contains(*last.Detail, "audit-log (0004: the audit log (2 entries))") {
+		!strings.Contains(*last.Detail, "audit-log (0004: the audit log (3 entries))") {
 		t.Errorf("last archived entry: got %+v (%s), want the operator's revert, destroying the bindings, the tenant KEKs and the audit log, under no tenant", last, deref(last.Detail))
 	}
 	var exists bool

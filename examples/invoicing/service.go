@@ -99,6 +99,8 @@ func New(ctx context.Context, st Settings) (s *Service, err error) {
 		return nil, err
 	}
 	acfg.SpoolPath, acfg.Logger = st.AuditSpool, st.Logger
+	// The service's writer is the deployment's watcher of schema, privilege and role changes.
+	acfg.SecurityInterval = audit.DefaultSecurityInterval
 	if s.writer, err = audit.NewWriter(ctx, acfg); err != nil {
 		return nil, err
 	}

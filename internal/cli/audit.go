@@ -39,6 +39,10 @@ Subcommands:
 	                            arrive, every second, until interrupted (exit 0)
 	export --since T            print every entry at or after T, oldest first, as JSON lines for a SIEM.
 	                            T is an RFC 3339 time (2006-01-02T15:04:05Z) or a duration ago (24h)
+	logins --log FILE           print the refused logins to the database that a PostgreSQL server log
+	                            (stderr format; - for stdin) tells: failed authentication, no pg_hba.conf
+	                            entry, unknown role or database, no LOGIN or CONNECT, too many
+	                            connections. --format json: one object per line. Needs no connection
 
 tail and export take --tenant T (entries whose acting or target tenant is T) and --kind K, one of:
 ` + kindList() + `.
@@ -51,6 +55,7 @@ var auditSubcommands = []subcommand{
 	{"verify", ownerFlags + " format"},
 	{"tail", ownerFlags + " follow tenant kind format n"},
 	{"export", ownerFlags + " since tenant kind format"},
+	{"logins", "log format"},
 }
 
 // follower is how `audit tail --follow` polls: every interval, calling polled (a test hook, may be nil)
@@ -61,7 +66,7 @@ type follower struct {
 }
 
 func runAudit(ctx context.Context, s *session, args []string, fw follower) error {
-	f := newFlags(s, "audit", "[flags] verify [--format text|json] | tail [--follow] [--tenant T] [--kind K] [--format text|json] [-n 20] | export --since T [--format jsonl]", auditAbout)
+	f := newFlags(s, "audit", "[flags] verify [--format text|json] | tail [--follow] [--tenant T] [--kind K] [--format text|json] [-n 20] | export --since T [--format jsonl] | logins --log FILE [--format text|json]", auditAbout)
 	conn := f.auditorConn()
 	follow := f.Bool("follow", false, "with tail: keep printing new entries until interrupted")
 	tenant := f.String("tenant", "", "with tail, export: only entries whose acting or target tenant is this one")
@@ -69,24 +74,28 @@ func runAudit(ctx context.Context, s *session, args []string, fw follower) error
 	format := f.String("format", "", "with verify, tail: text (default) or json; with export: jsonl (default)")
 	n := f.Int("n", 20, "with tail: how many of the last entries to print")
 	since := f.String("since", "", "with export: entries at or after this RFC 3339 time, or this long ago (24h)")
+	logFile := f.String("log", "", "with logins: the PostgreSQL server log to read, - for stdin")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
-		return usageErrorf("audit: missing subcommand: verify, tail or export (see 'tenantseal audit -h')")
+		return usageErrorf("audit: missing subcommand: verify, tail, export or logins (see 'tenantseal audit -h')")
 	}
 	sub := pos[0]
 	switch sub {
-	case "verify", "tail", "export":
+	case "verify", "tail", "export", "logins":
 	default:
-		return usageErrorf("audit: unknown subcommand %q: want verify, tail or export", sub)
+		return usageErrorf("audit: unknown subcommand %q: want verify, tail, export or logins", sub)
 	}
 	if len(pos) > 1 {
 		return usageErrorf("audit %s: unexpected argument %q", sub, pos[1])
 	}
 	if err := f.checkSub(auditSubcommands, sub); err != nil {
 		return err
+	}
+	if sub == "logins" {
+		return failedLogins(s, *logFile, *format)
 	}
 
 	var filter audit.Filter

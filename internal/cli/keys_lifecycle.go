@@ -143,6 +143,10 @@ func (r *keysRun) reencryptWith(ctx context.Context, o *ownerSide, ids []tenants
 			bar.finish()
 		}
 		stats := fmt.Sprintf("tenant %s: examined %d, rewritten %d, raced %d, unreadable %d", id, st.Examined, st.Rewritten, st.Raced, st.Unreadable)
+		if st.Examined > 0 {
+			o.log.w.Record(o.ctx, tenantseal.Event{Kind: tenantseal.EventKeyReencrypt, TargetTenant: id, Operation: "reencrypt",
+				Detail: strings.TrimPrefix(stats, "tenant "+id.String()+": ")})
+		}
 		if st.Skipped > 0 || st.Released > 0 {
 			stats += fmt.Sprintf(", quarantined left alone %d, released %d", st.Skipped, st.Released)
 		}

@@ -472,7 +472,7 @@ func TestReencryptQuarantinesTamperedRows(t *testing.T) {
 			kinds = append(kinds, string(en.Kind))
 		}
 	}
-	if want := []string{"tenant_change", "key_rotate", "key_retire", "key_enable", "quarantine_release"}; err != nil || !slices.Equal(kinds, want) {
+	if want := []string{"tenant_change", "key_rotate", "key_reencrypt", "key_reencrypt", "key_retire", "key_enable", "quarantine_release"}; err != nil || !slices.Equal(kinds, want) {
 		t.Errorf("operator actions recorded: got %v (%v), want %v", kinds, err, want)
 	}
 }

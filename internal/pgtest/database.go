@@ -31,6 +31,9 @@ func NewCluster(ctx context.Context, s *Server) (*Cluster, error) {
 	res, err := bootstrap.Run(ctx, s.SuperDSN, bootstrap.Options{
 		Database:   prefix + "_template",
 		RolePrefix: prefix,
+		// Tests of DDL recording install them in their own database (bootstrap.InstallEventTriggers),
+		// so that every other test's chain holds its own entries only.
+		NoEventTriggers: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: bootstrap template: %w", err)

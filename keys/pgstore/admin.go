@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -84,42 +85,70 @@ func (a *Admin) inTx(ctx context.Context, what string, needKEK bool, fn func(pgx
 }
 
 // CreateTenant inserts a tenant into tenantseal.tenants and gives it its keysets, in one transaction, and
-// returns its id.
+// returns its id. It records a tenantseal.EventKeyCreate after the commit.
 func (a *Admin) CreateTenant(ctx context.Context, name string) (tenantseal.TenantID, error) {
 	var id tenantseal.TenantID
-	err := a.inTx(ctx, "create tenant", true, func(tx pgx.Tx) error {
+	var created []string
+	err := a.inTx(ctx, "create tenant", true, func(tx pgx.Tx) (err error) {
 		if err := tx.QueryRow(ctx, "INSERT INTO tenantseal.tenants (name) VALUES ($1) RETURNING key", name).Scan(&id); err != nil {
 			return wrap("create tenant", err)
 		}
-		return a.createKeysets(ctx, tx, id)
+		created, err = a.createKeysets(ctx, tx, id)
+		return err
 	})
+	if err == nil {
+		a.recordCreated(ctx, id, created)
+	}
 	return id, err
 }
 
 // CreateKeysets gives an existing tenant its keysets, in a transaction of its own; it is a no-op for a
-// tenant that has them. [Admin.CreateKeysetsIn] does the same inside a transaction of the caller's.
+// tenant that has them. It records a tenantseal.EventKeyCreate after the commit when it created any.
+// [Admin.CreateKeysetsIn] does the same inside a transaction of the caller's.
 func (a *Admin) CreateKeysets(ctx context.Context, tenant tenantseal.TenantID) error {
-	return a.inTx(ctx, "create keysets", true, func(tx pgx.Tx) error { return a.createKeysets(ctx, tx, tenant) })
+	var created []string
+	err := a.inTx(ctx, "create keysets", true, func(tx pgx.Tx) (err error) {
+		created, err = a.createKeysets(ctx, tx, tenant)
+		return err
+	})
+	if err == nil {
+		a.recordCreated(ctx, tenant, created)
+	}
+	return err
 }
 
 // CreateKeysetsIn gives tenant its keysets inside tx, a transaction of the caller's that may also create
 // the tenant's row (tenants.Create takes it as its KeysetCreator): the keysets and, on first use, the
-// database's KEK canary commit or roll back with tx. The Admin's own connection is not used.
+// database's KEK canary commit or roll back with tx. The Admin's own connection is not used, and
+// nothing is recorded: the caller, which commits, records (tenants.Create records the tenant's
+// creation).
 func (a *Admin) CreateKeysetsIn(ctx context.Context, tx pgx.Tx, tenant tenantseal.TenantID) error {
 	if a.kek == nil {
 		return fmt.Errorf("%w: create keysets: the Admin has no KEK", keys.ErrKEK)
 	}
-	return a.createKeysets(ctx, tx, tenant)
+	_, err := a.createKeysets(ctx, tx, tenant)
+	return err
 }
 
-func (a *Admin) createKeysets(ctx context.Context, tx pgx.Tx, tenant tenantseal.TenantID) error {
+// recordCreated records that tenant was given keysets of the purposes created, if any.
+func (a *Admin) recordCreated(ctx context.Context, tenant tenantseal.TenantID, created []string) {
+	if len(created) == 0 {
+		return
+	}
+	a.record(ctx, tenantseal.Event{Kind: tenantseal.EventKeyCreate, TargetTenant: tenant, Table: "tenantseal.tenant_keysets", Operation: "create",
+		Detail: fmt.Sprintf("%s keysets wrapped with KEK %s", strings.Join(created, ", "), a.kek.ID)})
+}
+
+// createKeysets creates the keysets tenant lacks and returns their purposes.
+func (a *Admin) createKeysets(ctx context.Context, tx pgx.Tx, tenant tenantseal.TenantID) ([]string, error) {
 	if err := a.ensureCanary(ctx, tx); err != nil {
-		return err
+		return nil, err
 	}
 	w, err := keys.NewTenantKeysets(a.kek, tenant)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var created []string
 	for _, k := range []struct {
 		purpose string
 		wrapped []byte
@@ -127,22 +156,23 @@ func (a *Admin) createKeysets(ctx context.Context, tx pgx.Tx, tenant tenantseal.
 		tag, err := tx.Exec(ctx, `INSERT INTO tenantseal.tenant_keysets (tenant_id, purpose, kek_id, wrapped)
 			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, tenant, k.purpose, a.kek.ID, k.wrapped)
 		if err != nil {
-			return wrap("store "+k.purpose+" keyset", err)
+			return nil, wrap("store "+k.purpose+" keyset", err)
 		}
 		if tag.RowsAffected() == 0 {
 			continue // the tenant has it already
 		}
+		created = append(created, k.purpose)
 		info, err := keys.WrappedKeys(k.wrapped)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, ki := range info {
 			if err := keyHistory(ctx, tx, tenantseal.EventKeyRotate, tenant, k.purpose, []uint32{ki.ID}); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return created, nil
 }
 
 // ensureCanary stores the KEK canary on first use and otherwise checks that this KEK opens it.

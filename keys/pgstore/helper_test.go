@@ -12,6 +12,7 @@ import (
 
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/internal/eventtest"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/keys/pgstore"
@@ -140,10 +141,9 @@ func mustKEK(t testing.TB) *keys.KEK {
 	return k
 }
 
-// events is a Recorder that keeps what it gets, for tests that make their calls one at a time.
-type events []tenantseal.Event
+// events keeps what is recorded: the keyset unwraps, which every cache miss records, apart from the
+// rest (refusals, tampered ciphertexts, operator actions), which the tests check.
+type events struct{ eventtest.Recorder }
 
-func (ev *events) Record(_ context.Context, e tenantseal.Event) { *ev = append(*ev, e) }
-
-// take returns the events recorded since the last call.
-func (ev *events) take() (e []tenantseal.Event) { e, *ev = *ev, nil; return e }
+// take returns the events but the unwraps recorded since the last call.
+func (ev *events) take() []tenantseal.Event { return ev.TakeExcept(tenantseal.EventKeyUnwrap) }
