@@ -11,6 +11,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -125,9 +127,12 @@ func NewSigner(name string, pub ed25519.PublicKey, sign func(msg []byte) ([]byte
 	if len(pub) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("audit: signer: public key has %d bytes, want %d", len(pub), ed25519.PublicKeySize)
 	}
+	if err := checkLogName(name); err != nil {
+		return nil, err
+	}
 	vkey, err := note.NewEd25519VerifierKey(name, pub)
 	if err != nil {
-		return nil, fmt.Errorf("audit: signer: log name %q: want no spaces or '+': %w", truncateForMessage(name), err)
+		return nil, fmt.Errorf("audit: signer: %w", err)
 	}
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
@@ -198,14 +203,28 @@ func IsLocalKeyFile(data []byte) bool { return bytes.HasPrefix(bytes.TrimSpace(d
 // private key format, and returns its verifier key. It refuses to overwrite a file. For development: the
 // key sits in clear on disk; in production keep it wrapped by the KEK (keys.CreateSigningKeyFile).
 func CreateKeyFile(path, name string) (string, error) {
+	if err := checkLogName(name); err != nil {
+		return "", err
+	}
 	skey, vkey, err := note.GenerateKey(rand.Reader, name)
 	if err != nil {
-		return "", fmt.Errorf("audit: new signing key: log name %q: want no spaces or '+': %w", truncateForMessage(name), err)
+		return "", fmt.Errorf("audit: new signing key: %w", err)
 	}
 	if err := writeNew(path, []byte(skey+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return vkey, nil
+}
+
+// checkLogName refuses a log name that cannot be a checkpoint's origin line and a note key name: empty,
+// longer than 256 bytes, or holding space, '+' or anything unprintable.
+func checkLogName(name string) error {
+	if name == "" || len(name) > 256 || !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool {
+		return r == '+' || unicode.IsSpace(r) || !unicode.IsPrint(r)
+	}) {
+		return fmt.Errorf("audit: log name %q: want 1 to 256 printable characters, no space or '+' (such as example.com/audit)", truncateForMessage(name))
+	}
+	return nil
 }
 
 // writeNew writes data to a new file at path with mode perm; it never replaces a file.
