@@ -62,7 +62,7 @@ func VerifyCheckpoints(ctx context.Context, q Querier, v note.Verifier, signed [
 	cps, bad := openCheckpoints(v, signed)
 	res.BadCheckpoint = bad
 	t := newTree(true)
-	next := 0   // the next checkpoint to reach
+	next := 0       // the next checkpoint to reach
 	prev := named{} // the last verified one, size 0 at first
 	for next < len(cps) && cps[next].Size == 0 {
 		next++ // an empty log's root is the empty tree's: nothing to check

@@ -197,7 +197,9 @@ const localKeyPrefix = "PRIVATE+KEY+"
 
 // IsLocalKeyFile reports whether data is a development signing key ([CreateKeyFile]) rather than a key
 // wrapped by the KEK.
-func IsLocalKeyFile(data []byte) bool { return bytes.HasPrefix(bytes.TrimSpace(data), []byte(localKeyPrefix)) }
+func IsLocalKeyFile(data []byte) bool {
+	return bytes.HasPrefix(bytes.TrimSpace(data), []byte(localKeyPrefix))
+}
 
 // CreateKeyFile writes a new Ed25519 signing key for the log named name to path, mode 0600, in the note
 // private key format, and returns its verifier key. It refuses to overwrite a file. For development: the

@@ -171,8 +171,8 @@ func TestCheckpointsDetectRewrittenHistory(t *testing.T) {
 			true, 8, "the log ends at 7 but checkpoint 00000000000000000010.checkpoint signs 10 entries: entries 8..10 deleted"},
 	}
 	roles := []struct {
-		name      string
-		dsn       func(*pgtest.Database) string
+		name   string
+		dsn    func(*pgtest.Database) string
 		tamper func(sql string) string
 	}{
 		{"owner", func(d *pgtest.Database) string { return d.OwnerDSN }, func(sql string) string {

@@ -13,7 +13,7 @@ import (
 type tree struct {
 	size     int64
 	full     bool
-	hashes   []tlog.Hash          // full: stored hash i at index i
+	hashes   []tlog.Hash         // full: stored hash i at index i
 	frontier map[int64]tlog.Hash // !full: the stored hashes of the perfect subtrees of size
 }
 
