@@ -121,20 +121,7 @@ func TestCheckpointsAnchorACleanLog(t *testing.T) {
 	}
 }
 
-// rehash is how the owner or a superuser who can write the log hides a change from the chain: every
-// entry's hashes recomputed with tenantseal.audit_canonical, in order, and the head moved to the last.
-const rehash = `
-DO $$
-DECLARE
-    r record;
-    prev bytea := decode(repeat('00', 32), 'hex');
-BEGIN
-    FOR r IN SELECT seq FROM tenantseal.audit_log ORDER BY seq LOOP
-        UPDATE tenantseal.audit_log l SET prev_hash = prev, hash = sha256(prev || tenantseal.audit_canonical(l))
-         WHERE l.seq = r.seq RETURNING l.hash INTO prev;
-    END LOOP;
-    UPDATE tenantseal.audit_head SET seq = coalesce((SELECT max(seq) FROM tenantseal.audit_log), 0), hash = prev;
-END $$;`
+const rehash = pgtest.RehashAudit
 
 // Each rewrite is played as the owner (who disables the append-only triggers and row-level security on
 // its own table, then restores them) and as a superuser (who turns triggers off for its session).
@@ -175,12 +162,7 @@ func TestCheckpointsDetectRewrittenHistory(t *testing.T) {
 		dsn    func(*pgtest.Database) string
 		tamper func(sql string) string
 	}{
-		{"owner", func(d *pgtest.Database) string { return d.OwnerDSN }, func(sql string) string {
-			return `ALTER TABLE tenantseal.audit_log DISABLE TRIGGER USER;
-				ALTER TABLE tenantseal.audit_log NO FORCE ROW LEVEL SECURITY;` + sql + `;
-				ALTER TABLE tenantseal.audit_log FORCE ROW LEVEL SECURITY;
-				ALTER TABLE tenantseal.audit_log ENABLE TRIGGER USER;`
-		}},
+		{"owner", func(d *pgtest.Database) string { return d.OwnerDSN }, pgtest.AsOwnerWritingAudit},
 		{"superuser", func(d *pgtest.Database) string { return d.SuperDSN }, func(sql string) string {
 			return "SET LOCAL session_replication_role = replica;" + sql
 		}},

@@ -77,22 +77,7 @@ func TestAuditCheckpoints(t *testing.T) {
 
 	// The owner rewrites entry 2 and hides it from the chain: the chain alone holds, the checkpoints
 	// do not.
-	mustExec(t, d.OwnerDSN, `ALTER TABLE tenantseal.audit_log DISABLE TRIGGER USER;
-		ALTER TABLE tenantseal.audit_log NO FORCE ROW LEVEL SECURITY;
-		UPDATE tenantseal.audit_log SET row_key = 'nothing' WHERE seq = 2;
-		DO $$
-		DECLARE
-		    r record;
-		    prev bytea := decode(repeat('00', 32), 'hex');
-		BEGIN
-		    FOR r IN SELECT seq FROM tenantseal.audit_log ORDER BY seq LOOP
-		        UPDATE tenantseal.audit_log l SET prev_hash = prev, hash = sha256(prev || tenantseal.audit_canonical(l))
-		         WHERE l.seq = r.seq RETURNING l.hash INTO prev;
-		    END LOOP;
-		    UPDATE tenantseal.audit_head SET seq = (SELECT max(seq) FROM tenantseal.audit_log), hash = prev;
-		END $$;
-		ALTER TABLE tenantseal.audit_log FORCE ROW LEVEL SECURITY;
-		ALTER TABLE tenantseal.audit_log ENABLE TRIGGER USER`)
+	mustExec(t, d.OwnerDSN, pgtest.AsOwnerWritingAudit("UPDATE tenantseal.audit_log SET row_key = 'nothing' WHERE seq = 2;"+pgtest.RehashAudit))
 	if r := mustRun(t, "audit", "verify", "--dsn", d.AuditorDSN); r.stdout != "audit log intact: 6 entries\n" {
 		t.Fatalf("verify without checkpoints after the rewrite: got %q, want the chain intact (what the rewrite defeats)", r.stdout)
 	}
