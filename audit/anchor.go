@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -138,10 +139,7 @@ func openCheckpoints(v note.Verifier, signed []SignedCheckpoint) ([]named, *Chec
 	}
 	// Files first, then latest: a range names the checkpoint's own file.
 	slices.SortStableFunc(cps, func(a, b named) int {
-		if a.Size != b.Size {
-			return int(min(max(a.Size-b.Size, -1), 1))
-		}
-		return compareBool(a.name == LatestName, b.name == LatestName)
+		return cmp.Or(cmp.Compare(a.Size, b.Size), compareBool(a.name == LatestName, b.name == LatestName))
 	})
 	out := cps[:0]
 	for _, c := range cps {
