@@ -13,7 +13,7 @@ import (
 // CheckpointerConfig configures a [Checkpointer].
 type CheckpointerConfig struct {
 	// Querier reads the log: connect as the auditor role (the writer role reads nothing). It only
-	// reads. Required.
+	// reads. A *pgxpool.Pool, or a *pgx.Conn that nothing else uses meanwhile. Required.
 	Querier Querier
 	// Signer signs the checkpoints; its key never lives in the database. Required.
 	Signer *Signer
