@@ -58,6 +58,7 @@ type named struct {
 // entry of that range (checkpoints signed often make it narrow). A log shorter than a checkpoint breaks
 // at the first missing entry. A checkpoint that does not verify is reported in BadCheckpoint and the
 // others still checked. The entries after the last checkpoint are reported Unanchored, not failed.
+// It keeps the whole tree in memory, about 64 bytes an entry.
 func VerifyCheckpoints(ctx context.Context, q Querier, v note.Verifier, signed []SignedCheckpoint) (AnchorResult, error) {
 	var res AnchorResult
 	cps, bad := openCheckpoints(v, signed)
