@@ -41,6 +41,19 @@
 // only the audit writer role may append, through the function; the auditor role reads everything.
 // [Verify] walks the chain and reports the first broken link.
 //
+// # Checkpoints
+//
+// The chain lives in the database: its owner or a superuser can rewrite an entry and recompute every
+// hash. A [Checkpointer] anchors the log outside it: it computes the RFC 6962 Merkle tree over the
+// entries' canonical encodings, signs the size and root as a [Checkpoint] (a signed note in the
+// transparency-log checkpoint format) with a [Signer] whose Ed25519 key never lives in the database (a
+// development key file, [CreateKeyFile]; in production a keyset wrapped by the KEK,
+// keys.CreateSigningKeyFile), and hands it to a [Publisher], such as a checkpoint directory [Dir]. Give
+// it to Config.Checkpointer and the writer signs after writes land. [VerifyCheckpoints] recomputes the
+// tree from the entries it reads, checks every checkpoint's signature, origin and root and the
+// consistency proofs between them, and reports the anchored and the not yet anchored entries;
+// [ProveEntry] and [CheckInclusion] prove one entry's inclusion to anyone with the verifier key.
+//
 // What injected SQL catches itself (DO ... EXCEPTION) reaches no Recorder. The database counts every
 // tenant context it refuses in a sequence, which no rollback undoes, and logs it at LOG level in the
 // server log: [ContextRefusals] reads the count, to compare with the invalid_context entries.

@@ -31,6 +31,9 @@ type VerifyResult struct {
 	Break *Break // nil when the whole chain holds
 }
 
+// verifyPage is how many entries Verify and a Checkpointer read per statement.
+const verifyPage = 5000
+
 var genesis = make([]byte, sha256.Size)
 
 // canonical is the encoding the database hashes (tenantseal.audit_canonical): seq and time in
@@ -65,6 +68,15 @@ func chainHash(prev []byte, e *Entry) []byte {
 const entryColumns = `seq, event_id::text, at, kind, subject, tenant_id::text, target_tenant::text, table_name, operation, row_key,
 	sqlstate, request_id, detail, prev_hash, hash, reported_at`
 
+// entriesFrom reads at most limit entries from seq from on, in order.
+func entriesFrom(ctx context.Context, q Querier, from int64, limit int) ([]Entry, error) {
+	rows, err := q.Query(ctx, "SELECT "+entryColumns+" FROM tenantseal.audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2", from, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanEntry)
+}
+
 func scanEntry(r pgx.CollectableRow) (Entry, error) {
 	var e Entry
 	err := r.Scan(&e.Seq, &e.EventID, &e.At, &e.Kind, &e.Subject, &e.TenantID, &e.TargetTenant, &e.Table, &e.Operation,
@@ -82,19 +94,18 @@ func scanEntry(r pgx.CollectableRow) (Entry, error) {
 // against the chain head), inserted or reordered (a previous hash that does not match the row before).
 // Connect as the auditor role: for a role that sees only part of the log, the rows hidden from it would
 // look deleted, so Verify refuses it with [ErrPartialLog].
-func Verify(ctx context.Context, q Querier) (VerifyResult, error) {
+func Verify(ctx context.Context, q Querier) (VerifyResult, error) { return walk(ctx, q, nil) }
+
+// walk is [Verify] that calls visit, when not nil, with every entry that holds, in order; a Break that
+// visit returns ends the walk with it.
+func walk(ctx context.Context, q Querier, visit func(*Entry) *Break) (VerifyResult, error) {
 	var res VerifyResult
 	if err := CheckWholeLog(ctx, q); err != nil {
 		return res, err
 	}
-	const page = 5000
 	prev, want := genesis, int64(1)
 	for {
-		rows, err := q.Query(ctx, "SELECT "+entryColumns+" FROM tenantseal.audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2", want, page)
-		if err != nil {
-			return res, fmt.Errorf("audit: verify: %w", err)
-		}
-		entries, err := pgx.CollectRows(rows, scanEntry)
+		entries, err := entriesFrom(ctx, q, want, verifyPage)
 		if err != nil {
 			return res, fmt.Errorf("audit: verify: %w", err)
 		}
@@ -107,6 +118,8 @@ func Verify(ctx context.Context, q Querier) (VerifyResult, error) {
 				res.Break = &Break{Seq: e.Seq, Reason: "its previous hash does not match the row before it: inserted, replaced or reordered"}
 			case !bytes.Equal(e.Hash, chainHash(prev, e)):
 				res.Break = &Break{Seq: e.Seq, Reason: "its content does not match its hash: edited"}
+			case visit != nil:
+				res.Break = visit(e)
 			}
 			if res.Break != nil {
 				return res, nil
@@ -114,7 +127,7 @@ func Verify(ctx context.Context, q Querier) (VerifyResult, error) {
 			res.Rows++
 			prev, want = e.Hash, e.Seq+1
 		}
-		if len(entries) < page {
+		if len(entries) < verifyPage {
 			break
 		}
 	}

@@ -77,6 +77,13 @@ type Config struct {
 	SecurityInterval time.Duration
 	// Instance names this process in what it records (the watcher's subject). Default "<host>/<pid>".
 	Instance string
+	// Checkpointer, when set, signs and publishes a checkpoint of the log at most every
+	// CheckpointInterval once writes have landed, and on Close. It runs beside the writing: a failure is
+	// logged at ERROR and counted in Stats.CheckpointFailures, and never delays or drops an event.
+	Checkpointer *Checkpointer
+	// CheckpointInterval is how often the Checkpointer runs when entries were written since its last
+	// run. Default DefaultCheckpointInterval.
+	CheckpointInterval time.Duration
 }
 
 // Stats are the writer's counters. Expvar publishes the same under "tenantseal_audit".
@@ -84,7 +91,10 @@ type Stats struct {
 	Recorded, Written, Spooled, Replayed, Dropped int64
 	// LockTimeouts counts appends that gave up waiting for the chain head (Config.LockTimeout).
 	LockTimeouts int64
-	ByKind       map[string]int64
+	// Checkpoints counts checkpoints signed and published by Config.Checkpointer, CheckpointFailures
+	// its failed attempts.
+	Checkpoints, CheckpointFailures int64
+	ByKind                          map[string]int64
 }
 
 // Writer records events asynchronously: Record queues, a goroutine appends batches through
@@ -110,6 +120,10 @@ type Writer struct {
 	lockTimeouts                                  atomic.Int64
 	kinds                                         sync.Map // kind -> *atomic.Int64
 	lastDropLog                                   atomic.Int64
+
+	landed                          chan struct{} // entries written since the last checkpoint
+	checkpointDone                  chan struct{}
+	checkpoints, checkpointFailures atomic.Int64
 }
 
 var vars = expvar.NewMap("tenantseal_audit")
@@ -150,6 +164,7 @@ func NewWriter(ctx context.Context, config *Config) (*Writer, error) {
 	setDefault(&cfg.WriteTimeout, 5*time.Second)
 	setDefault(&cfg.LockTimeout, DefaultLockTimeout)
 	setDefault(&cfg.Instance, process.Name())
+	setDefault(&cfg.CheckpointInterval, DefaultCheckpointInterval)
 	if cfg.BatchSize > MaxBatchSize {
 		return nil, fmt.Errorf("audit: Config.BatchSize %d exceeds the %d events tenantseal.audit_append takes", cfg.BatchSize, MaxBatchSize)
 	}
@@ -190,6 +205,7 @@ func NewWriter(ctx context.Context, config *Config) (*Writer, error) {
 	} else {
 		close(w.watchDone)
 	}
+	w.startCheckpoints()
 	return w, nil
 }
 
@@ -240,7 +256,8 @@ func (w *Writer) count(kind string) {
 // Stats returns the counters.
 func (w *Writer) Stats() Stats {
 	s := Stats{Recorded: w.recorded.Load(), Written: w.written.Load(), Spooled: w.spooled.Load(),
-		Replayed: w.replayed.Load(), Dropped: w.dropped.Load(), LockTimeouts: w.lockTimeouts.Load(), ByKind: map[string]int64{}}
+		Replayed: w.replayed.Load(), Dropped: w.dropped.Load(), LockTimeouts: w.lockTimeouts.Load(),
+		Checkpoints: w.checkpoints.Load(), CheckpointFailures: w.checkpointFailures.Load(), ByKind: map[string]int64{}}
 	w.kinds.Range(func(k, v any) bool {
 		s.ByKind[k.(string)] = v.(*atomic.Int64).Load()
 		return true
@@ -280,6 +297,9 @@ func (w *Writer) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("audit: close: %w", ctx.Err())
 		}
+	}
+	if err := w.waitCheckpoints(ctx); err != nil {
+		return err
 	}
 	w.pool.Close()
 	return w.spool.close()
@@ -353,6 +373,7 @@ func (w *Writer) write(batch []Entry) {
 	}
 	w.written.Add(int64(len(batch)))
 	vars.Add("written", int64(len(batch)))
+	w.noteLanded()
 }
 
 // appendDB appends a batch. The database checks the lookup misses in it and returns those it stored as
@@ -433,6 +454,7 @@ func (w *Writer) replay() bool {
 		}
 		w.replayed.Add(int64(end - start))
 		vars.Add("replayed", int64(end-start))
+		w.noteLanded()
 	}
 	return true
 }

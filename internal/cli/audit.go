@@ -48,11 +48,12 @@ tail and export take --tenant T (entries whose acting or target tenant is T) and
 ` + kindList() + `.
 
 They connect as the auditor role, the only one that reads every tenant's entries: --dsn, else
-$TENANTSEAL_AUDITOR_DSN, else the TENANTSEAL_AUDITOR_DSN line of the secrets file.`
+$TENANTSEAL_AUDITOR_DSN, else the TENANTSEAL_AUDITOR_DSN line of the secrets file.
+` + auditCheckpointAbout
 
 // The auditor's connection flags have the owner's names.
 var auditSubcommands = []subcommand{
-	{"verify", ownerFlags + " format"},
+	{"verify", ownerFlags + " format checkpoints verifier-key"},
 	{"tail", ownerFlags + " follow tenant kind format n"},
 	{"export", ownerFlags + " since tenant kind format"},
 	{"logins", "log format"},
@@ -66,8 +67,9 @@ type follower struct {
 }
 
 func runAudit(ctx context.Context, s *session, args []string, fw follower) error {
-	f := newFlags(s, "audit", "[flags] verify [--format text|json] | tail [--follow] [--tenant T] [--kind K] [--format text|json] [-n 20] | export --since T [--format jsonl] | logins --log FILE [--format text|json]", auditAbout)
+	f := newFlags(s, "audit", "[flags] verify [--format text|json] [--checkpoints DIR --verifier-key FILE] | tail [--follow] [--tenant T] [--kind K] [--format text|json] [-n 20] | export --since T [--format jsonl] | logins --log FILE [--format text|json] | keygen | checkpoint | prove SEQ", auditAbout)
 	conn := f.auditorConn()
+	cf := f.checkpointFlags(conn)
 	follow := f.Bool("follow", false, "with tail: keep printing new entries until interrupted")
 	tenant := f.String("tenant", "", "with tail, export: only entries whose acting or target tenant is this one")
 	kind := f.String("kind", "", "with tail, export: only entries of this kind")
@@ -80,18 +82,33 @@ func runAudit(ctx context.Context, s *session, args []string, fw follower) error
 		return err
 	}
 	if len(pos) == 0 {
-		return usageErrorf("audit: missing subcommand: verify, tail, export or logins (see 'tenantseal audit -h')")
+		return usageErrorf("audit: missing subcommand: verify, tail, export, logins, keygen, checkpoint or prove (see 'tenantseal audit -h')")
 	}
 	sub := pos[0]
 	switch sub {
-	case "verify", "tail", "export", "logins":
+	case "verify", "tail", "export", "logins", "keygen", "checkpoint":
+	case "prove":
+		if len(pos) != 2 {
+			return usageErrorf("audit prove: want one argument, the sequence number of the entry")
+		}
+		pos = pos[1:]
 	default:
-		return usageErrorf("audit: unknown subcommand %q: want verify, tail, export or logins", sub)
+		return usageErrorf("audit: unknown subcommand %q: want verify, tail, export, logins, keygen, checkpoint or prove", sub)
 	}
 	if len(pos) > 1 {
 		return usageErrorf("audit %s: unexpected argument %q", sub, pos[1])
 	}
-	if err := f.checkSub(auditSubcommands, sub); err != nil {
+	if err := f.checkSub(append(auditSubcommands, checkpointSubcommands...), sub); err != nil {
+		return err
+	}
+	if sub == "keygen" {
+		return runKeygen(ctx, s, cf, f)
+	}
+	if sub == "checkpoint" && (*cf.key == "" || *cf.dir == "") {
+		return usageErrorf("audit checkpoint: --key FILE (the signing key 'tenantseal audit keygen' writes) and --checkpoints DIR are required")
+	}
+	verifier, signed, err := anchorFlags(ctx, sub, cf)
+	if err != nil {
 		return err
 	}
 	if sub == "logins" {
@@ -151,8 +168,15 @@ func runAudit(ctx context.Context, s *session, args []string, fw follower) error
 	}
 	defer c.Close(context.WithoutCancel(ctx))
 
-	if sub == "verify" {
+	switch {
+	case sub == "verify" && verifier != nil:
+		return verifyAnchored(ctx, s, c, verifier, signed, jsonOut)
+	case sub == "verify":
 		return verifyLog(ctx, s, c, jsonOut) // Verify checks that the role sees the whole log itself
+	case sub == "checkpoint":
+		return runCheckpoint(ctx, s, c, cf)
+	case sub == "prove":
+		return runProve(ctx, s, c, pos[0], verifier, signed)
 	}
 	// Tail and export as a role that sees part of the log would be silently incomplete.
 	if err := audit.CheckWholeLog(ctx, c); err != nil {

@@ -465,7 +465,7 @@ func TestAuditBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"audit"}, "missing subcommand: verify, tail, export or logins"},
+		{[]string{"audit"}, "missing subcommand: verify, tail, export, logins, keygen, checkpoint or prove"},
 		{[]string{"audit", "frobnicate"}, `unknown subcommand "frobnicate"`},
 		{[]string{"audit", "verify", "now"}, `unexpected argument "now"`},
 		{[]string{"audit", "verify", "--follow"}, "--follow goes with tail only"},
