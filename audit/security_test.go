@@ -369,12 +369,15 @@ func TestRevertWithEventTriggers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mg.Close()
+	if err := mg.Goto(ctx, 22); err != nil { // what follows 0022 holds nothing here
+		t.Fatal(err)
+	}
 	err = mg.Down(ctx, 1)
 	if err == nil || !strings.Contains(err.Error(), "DROP EVENT TRIGGER tenantseal_audit_ddl;") {
 		t.Fatalf("revert 0022 as the owner: got %v, want a refusal naming the event triggers to drop", err)
 	}
-	if v, dirty, err := mg.Version(); err != nil || v != migrations.Latest() || dirty {
-		t.Errorf("after the refusal: version %d dirty %v (%v), want %d clean", v, dirty, err, migrations.Latest())
+	if v, dirty, err := mg.Version(); err != nil || v != 22 || dirty {
+		t.Errorf("after the refusal: version %d dirty %v (%v), want 22 clean", v, dirty, err)
 	}
 	super, err := migrations.New(ctx, s.superDSN, migrations.Options{})
 	if err != nil {
