@@ -470,10 +470,8 @@ func TestEvidenceExportRefusesSecrets(t *testing.T) {
 }
 
 // With --isolation-dsn the suite runs and its JUnit report is in the bundle; a leak fails the export.
+// The suite runs in its short form (--isolation-short), a few seconds.
 func TestEvidenceExportIsolation(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the isolation suite: without -short only")
-	}
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
 	mustUnforcedNotes(t, d)
