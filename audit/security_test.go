@@ -191,8 +191,11 @@ func TestDDLRecorded(t *testing.T) {
 // Roles are global objects that event triggers never see: the writer's comparison of the security
 // state records their changes, as old → new, under its instance name; the app role can run it neither
 // to forge entries nor to consume changes before they are recorded.
+//
+// Not parallel: the comparison covers every superuser and BYPASSRLS role of the cluster, as it must in
+// production, and the package's parallel tests create and drop such roles (their probe roles) on the
+// same shared cluster; a sequential test runs while none of them does.
 func TestSecurityWatcherRecordsRoleChanges(t *testing.T) {
-	t.Parallel()
 	s := newSecured(t)
 	ctx := testContext(t)
 	roles := s.res.Roles
