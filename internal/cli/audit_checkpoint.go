@@ -160,18 +160,23 @@ func anchorFlags(ctx context.Context, sub string, cf *checkpointFlags) (note.Ver
 	case *cf.dir == "" && *cf.verifierKey == "" && sub == "verify":
 		return nil, nil, nil
 	}
-	if *cf.dir == "" || *cf.verifierKey == "" {
-		return nil, nil, usageErrorf("audit %s: --checkpoints DIR and --verifier-key FILE go together", sub)
+	return readAnchors(ctx, "audit "+sub, *cf.dir, *cf.verifierKey)
+}
+
+// readAnchors reads the verifier key file and the signed checkpoints of dir, for the command cmd.
+func readAnchors(ctx context.Context, cmd, dir, verifierKey string) (note.Verifier, []audit.SignedCheckpoint, error) {
+	if dir == "" || verifierKey == "" {
+		return nil, nil, usageErrorf("%s: --checkpoints DIR and --verifier-key FILE go together", cmd)
 	}
-	raw, err := os.ReadFile(*cf.verifierKey)
+	raw, err := os.ReadFile(verifierKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("audit %s: verifier key: %w", sub, err)
+		return nil, nil, fmt.Errorf("%s: verifier key: %w", cmd, err)
 	}
 	v, err := audit.ParseVerifierKey(raw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s (%s)", err, *cf.verifierKey)
+		return nil, nil, fmt.Errorf("%s (%s)", err, verifierKey)
 	}
-	signed, err := audit.Dir(*cf.dir).Checkpoints(ctx)
+	signed, err := audit.Dir(dir).Checkpoints(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -192,6 +197,22 @@ type badCheckpointJSON struct {
 	Reason string `json:"reason"`
 }
 
+// anchoredJSON is res as `audit verify --format json` writes it.
+func anchoredJSON(res *audit.AnchorResult) verifyAnchoredJSON {
+	out := verifyAnchoredJSON{verifyJSON: verifyJSON{Schema: "tenantseal/audit-verify/v1", Intact: res.OK(), Verified: res.Rows},
+		Anchored: res.Anchored, Unanchored: res.Unanchored}
+	if out.Anchored == nil {
+		out.Anchored = []audit.AnchoredRange{}
+	}
+	if res.Break != nil {
+		out.BrokenAt, out.Reason = &res.Break.Seq, &res.Break.Reason
+	}
+	if b := res.BadCheckpoint; b != nil {
+		out.BadCheckpoint = &badCheckpointJSON{File: b.Name, Reason: b.Reason}
+	}
+	return out
+}
+
 // verifyAnchored prints the outcome of audit.VerifyCheckpoints; a break or a bad checkpoint is a
 // failure the report explains.
 func verifyAnchored(ctx context.Context, s *session, c *pgx.Conn, v note.Verifier, signed []audit.SignedCheckpoint, jsonOut bool) error {
@@ -200,18 +221,7 @@ func verifyAnchored(ctx context.Context, s *session, c *pgx.Conn, v note.Verifie
 		return auditError("verify", c, err)
 	}
 	if jsonOut {
-		out := verifyAnchoredJSON{verifyJSON: verifyJSON{Schema: "tenantseal/audit-verify/v1", Intact: res.OK(), Verified: res.Rows},
-			Anchored: res.Anchored, Unanchored: res.Unanchored}
-		if out.Anchored == nil {
-			out.Anchored = []audit.AnchoredRange{}
-		}
-		if res.Break != nil {
-			out.BrokenAt, out.Reason = &res.Break.Seq, &res.Break.Reason
-		}
-		if b := res.BadCheckpoint; b != nil {
-			out.BadCheckpoint = &badCheckpointJSON{File: b.Name, Reason: b.Reason}
-		}
-		b, err := json.Marshal(out)
+		b, err := json.Marshal(anchoredJSON(&res))
 		if err != nil {
 			return err
 		}
@@ -230,7 +240,20 @@ func verifyAnchored(ctx context.Context, s *session, c *pgx.Conn, v note.Verifie
 	if !res.OK() {
 		return errReported
 	}
+	s.printf("audit log intact: %d entries; %s\n", res.Rows, anchoredSummary(&res))
+	return nil
+}
+
+// anchoredSummary says in one line which entries the checkpoints anchor and which not yet, or, when
+// the log or a checkpoint does not hold, what broke.
+func anchoredSummary(res *audit.AnchorResult) string {
 	var parts []string
+	if b := res.BadCheckpoint; b != nil {
+		parts = append(parts, fmt.Sprintf("checkpoint %s rejected: %s", b.Name, b.Reason))
+	}
+	if res.Break != nil {
+		parts = append(parts, fmt.Sprintf("audit log broken at seq %d: %s", res.Break.Seq, res.Break.Reason))
+	}
 	if n := len(res.Anchored); n > 0 {
 		parts = append(parts, fmt.Sprintf("entries %d..%d anchored by %d checkpoints (the last %s)", res.Anchored[0].From, res.Anchored[n-1].To, n, res.Anchored[n-1].Checkpoint))
 	}
@@ -240,8 +263,7 @@ func verifyAnchored(ctx context.Context, s *session, c *pgx.Conn, v note.Verifie
 	if len(parts) == 0 {
 		parts = append(parts, "no entries")
 	}
-	s.printf("audit log intact: %d entries; %s\n", res.Rows, strings.Join(parts, "; "))
-	return nil
+	return strings.Join(parts, "; ")
 }
 
 // runProve is `audit prove SEQ`.

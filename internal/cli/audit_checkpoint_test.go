@@ -60,6 +60,32 @@ func TestAuditCheckpoints(t *testing.T) {
 		t.Errorf("verify --format json: got %s, want %s", r.stdout, want)
 	}
 
+	// The evidence bundle checks the same checkpoints and says what they anchor.
+	secrets := secretsFor(t, d)
+	bundle := filepath.Join(tmp, "bundle")
+	mustRun(t, "evidence", "export", bundle, "--secrets", secrets, "--checkpoints", dir, "--verifier-key", pub)
+	m, files := readBundle(t, bundle)
+	if got := checkStatus(m, "audit checkpoints"); got != "pass" {
+		t.Errorf("evidence export with checkpoints: got the check %s, want pass", got)
+	}
+	var aj struct {
+		Checkpoints struct {
+			Checked, OK bool
+			Details     struct {
+				Anchored   []audit.AnchoredRange `json:"anchored"`
+				Unanchored *audit.Range          `json:"unanchored"`
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(files["audit.json"]), &aj); err != nil {
+		t.Fatal(err)
+	}
+	if c := aj.Checkpoints; !c.Checked || !c.OK || len(c.Details.Anchored) != 2 || c.Details.Anchored[1].To != 5 ||
+		c.Details.Unanchored == nil || *c.Details.Unanchored != (audit.Range{From: 6, To: 6}) {
+		t.Errorf("audit.json checkpoints: got %+v, want 1..3 and 4..5 anchored, 6 not yet", c)
+	}
+	wantContains(t, "summary.md", files["summary.md"], "entries 1..5 anchored by 2 checkpoints")
+
 	r = mustRun(t, "audit", "prove", "4", "--checkpoints", dir, "--verifier-key", pub, "--dsn", d.AuditorDSN)
 	var p audit.InclusionProof
 	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
@@ -93,6 +119,8 @@ func TestAuditCheckpoints(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 1 || out.Intact || out.BrokenAt == nil || *out.BrokenAt != 1 {
 		t.Errorf("verify --format json after the rewrite: got %v (%v), want exit 1, intact false, broken_at 1", r, err)
 	}
+	r = run(t, "evidence", "export", filepath.Join(tmp, "bundle-after"), "--secrets", secrets, "--checkpoints", dir, "--verifier-key", pub)
+	wantFailure(t, r, 4, "but 1 check failed", "audit checkpoints (", "entries 1..3 do not match checkpoint 00000000000000000003.checkpoint")
 	wantFailure(t, run(t, "audit", "checkpoint", "--key", key, "--checkpoints", dir, "--dsn", d.AuditorDSN, "--kek", kek), 1, "refusing to sign")
 }
 
@@ -117,6 +145,9 @@ func TestAuditCheckpointFlags(t *testing.T) {
 		{[]string{"audit", "verify", "--checkpoints", filepath.Join(tmp, "missing"), "--verifier-key", key + ".pub"}, 1, "no such file"},
 		{[]string{"audit", "prove", "--checkpoints", tmp, "--verifier-key", key + ".pub"}, 2, "want one argument"},
 		{[]string{"audit", "tail", "--checkpoints", tmp}, 2, "--checkpoints goes with"},
+		{[]string{"evidence", "export", filepath.Join(tmp, "b"), "--checkpoints", tmp}, 2, "evidence export: --checkpoints DIR and --verifier-key FILE go together"},
+		{[]string{"evidence", "export", filepath.Join(tmp, "b"), "--verifier-key", key}, 2, "evidence export: --checkpoints DIR and --verifier-key FILE go together"},
+		{[]string{"evidence", "export", filepath.Join(tmp, "b"), "--checkpoints", tmp, "--verifier-key", key}, 1, "not a verifier key"},
 	}
 	for _, tc := range tests {
 		r := run(t, tc.args...)

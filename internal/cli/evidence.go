@@ -31,8 +31,8 @@ the roles read as, every check's outcome, the SHA-256 of every other file), summ
 person), roles.json (tenantseal's roles, memberships, superuser and BYPASSRLS roles, privileges on the
 database, schemas, tables, columns and functions, RLS enabled and forced, policies), lint.json, keys.json
 (keysets, key ids, states, last rotation and KEK per tenant; context signing key ids and not_after),
-audit.json (audit verify, the signed checkpoints, which this build does not check yet and says so, entries
-per kind, elevations with their reasons and operator actions between --since and --until), tls.json (the
+audit.json (audit verify; the chain against signed checkpoints with --checkpoints DIR --verifier-key
+FILE, else the bundle says they were not checked; entries per kind, elevations with their reasons and operator actions between --since and --until), tls.json (the
 server's TLS settings the auditor may read: ssl_min_protocol_version and ssl_ciphers need
 pg_read_all_settings; pg_stat_ssl of the export's sessions), and with --isolation-dsn isolation.junit.xml and isolation.json. Each JSON file names its
 schema in a "schema" field. No file holds a connection string, password, token, key or plaintext of an
@@ -60,7 +60,7 @@ error.`
 const exitChecksFailed = 4
 
 func runEvidence(ctx context.Context, s *session, args []string) error {
-	f := newFlags(s, "evidence", "export DIR [--force] [--since T] [--until T] [--isolation-dsn DSN] [flags]", evidenceAbout)
+	f := newFlags(s, "evidence", "export DIR [--force] [--since T] [--until T] [--checkpoints DIR --verifier-key FILE] [--isolation-dsn DSN] [flags]", evidenceAbout)
 	conn := &connFlags{f: f}
 	f.StringVar(&conn.dsn, "dsn", "", "owner connection string (default $"+envOwnerDSN+", then the secrets file)")
 	auditorDSN := f.String("auditor-dsn", "", "auditor connection string (default $"+keyAuditorDSN+", then the secrets file)")
@@ -74,6 +74,8 @@ func runEvidence(ctx context.Context, s *session, args []string) error {
 	appDSN := f.String("app-dsn", "", "with --isolation-dsn: app role connection string (default $"+keyAppDSN+", then the secrets file)")
 	keyFlag := f.String("context-key", "", "with --isolation-dsn: context signing key <id>:<hex secret> (default $"+keyContextKey+", then the secrets file)")
 	short := f.Bool("isolation-short", false, "with --isolation-dsn: fewer tenants and rows; every case still runs")
+	cpDir := f.String("checkpoints", "", "check the audit chain against the signed checkpoints of this directory (with --verifier-key)")
+	verifierKey := f.String("verifier-key", "", "with --checkpoints: the verifier key file ('tenantseal audit keygen' writes FILE.pub)")
 	out := f.output()
 	pos, err := f.parse(args)
 	if err != nil {
@@ -119,6 +121,19 @@ func runEvidence(ctx context.Context, s *session, args []string) error {
 		return err
 	}
 
+	if *cpDir != "" || *verifierKey != "" {
+		v, signed, err := readAnchors(ctx, "evidence export", *cpDir, *verifierKey)
+		if err != nil {
+			return err
+		}
+		cfg.Checkpoints = func(ctx context.Context, q audit.Querier) (evidence.CheckpointResult, error) {
+			res, err := audit.VerifyCheckpoints(ctx, q, v, signed)
+			if err != nil {
+				return evidence.CheckpointResult{}, err
+			}
+			return evidence.CheckpointResult{OK: res.OK(), Summary: fmt.Sprintf("%d entries; %s", res.Rows, anchoredSummary(&res)), Details: anchoredJSON(&res)}, nil
+		}
+	}
 	if cfg.OwnerDSN, err = conn.ownerDSN(); err != nil {
 		return err
 	}
