@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tenantseal/tenantseal"
@@ -19,10 +18,12 @@ import (
 // Pool is a pgx connection pool whose every statement runs under the tenant context of the Principal in
 // its context.Context. Open it with the app role's connection string.
 type Pool struct {
-	pool   *pgxpool.Pool
-	cfg    Config
-	tokens sync.Map // tokenKey -> cachedToken: a signed token is reused for half its lifetime
-	stores atomic.Int64
+	pool *pgxpool.Pool
+	cfg  Config
+	// tokens holds signed tokens for reuse during half their lifetime, by principal.
+	tokensMu sync.RWMutex
+	tokens   map[tokenKey]cachedToken
+	stores   int
 	// base is the context of the pool's own statements (sweeps, role checks): Open's values, never
 	// cancelled.
 	base context.Context
@@ -37,7 +38,7 @@ type tokenKey struct {
 }
 
 type cachedToken struct {
-	tok     string
+	arg     any // the token, as the batch's argument: boxed once, not on every statement
 	renewAt time.Time
 }
 
@@ -131,11 +132,11 @@ SELECT r.rolname, r.rolsuper, r.rolbypassrls,
 }
 
 // token returns the tenant context token for the Principal in ctx, or ErrNoTenant before any SQL is sent.
-func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated bool, err error) {
+func (p *Pool) token(ctx context.Context, stmt string) (tok any, elevated bool, err error) {
 	pr, ok := tenantseal.PrincipalFrom(ctx)
 	if !ok || pr.Tenant.IsZero() {
 		p.Record(ctx, tenantseal.Event{Kind: tenantseal.EventNoTenant, Operation: operation(stmt)})
-		return "", false, tenantseal.ErrNoTenant
+		return nil, false, tenantseal.ErrNoTenant
 	}
 	now := p.cfg.Now()
 	claims := token.Claims{Tenant: pr.Tenant.Handle(), Subject: pr.Subject, Expires: now.Add(p.cfg.TokenTTL)}
@@ -143,16 +144,16 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated boo
 		reason, until := e.reason, e.until
 		switch {
 		case p.cfg.Unsigned:
-			return "", false, fmt.Errorf("%w: elevation needs signed tokens", ErrElevation)
+			return nil, false, fmt.Errorf("%w: elevation needs signed tokens", ErrElevation)
 		case !pr.HasRole(p.cfg.ElevationRole):
-			return "", false, fmt.Errorf("%w: principal lacks the %q role", ErrElevation, p.cfg.ElevationRole)
+			return nil, false, fmt.Errorf("%w: principal lacks the %q role", ErrElevation, p.cfg.ElevationRole)
 		case e.ttl > p.cfg.MaxElevation:
-			return "", false, fmt.Errorf("%w: ttl %v exceeds the maximum %v", ErrElevation, e.ttl, p.cfg.MaxElevation)
+			return nil, false, fmt.Errorf("%w: ttl %v exceeds the maximum %v", ErrElevation, e.ttl, p.cfg.MaxElevation)
 		case !now.Before(until.Truncate(time.Second)):
-			return "", false, fmt.Errorf("%w: expired at %s", ErrElevation, until.UTC().Format(time.RFC3339))
+			return nil, false, fmt.Errorf("%w: expired at %s", ErrElevation, until.UTC().Format(time.RFC3339))
 		}
 		if err := p.authorizeElevation(ctx, pr, e, true); err != nil {
-			return "", false, err
+			return nil, false, err
 		}
 		if until.Before(claims.Expires) {
 			claims.Expires = until
@@ -171,25 +172,33 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok string, elevated boo
 	// and the next requests of the same principal, skip the HMAC. Elevated ones are signed every time.
 	key := tokenKey{pr.Tenant, pr.Subject}
 	if !claims.Elevated {
-		if c, ok := p.tokens.Load(key); ok && now.Before(c.(cachedToken).renewAt) {
-			return c.(cachedToken).tok, false, nil
+		p.tokensMu.RLock()
+		c, ok := p.tokens[key]
+		p.tokensMu.RUnlock()
+		if ok && now.Before(c.renewAt) {
+			return c.arg, false, nil
 		}
 	}
-	tok, err = token.Sign(p.cfg.SigningKey.ID, p.cfg.SigningKey.Secret, claims)
+	signed, err := token.Sign(p.cfg.SigningKey.ID, p.cfg.SigningKey.Secret, claims)
 	if err != nil {
-		return "", false, fmt.Errorf("db: sign tenant context: %w", err)
+		return nil, false, fmt.Errorf("db: sign tenant context: %w", err)
 	}
+	tok = signed
 	if !claims.Elevated {
-		p.tokens.Store(key, cachedToken{tok: tok, renewAt: now.Add(p.cfg.TokenTTL / 2)})
-		if p.stores.Add(1)%1024 == 0 {
-			// Forget principals that have gone quiet: the cache holds only recent ones.
-			p.tokens.Range(func(k, v any) bool {
-				if !now.Before(v.(cachedToken).renewAt) {
-					p.tokens.Delete(k)
-				}
-				return true
-			})
+		p.tokensMu.Lock()
+		if p.tokens == nil {
+			p.tokens = map[tokenKey]cachedToken{}
 		}
+		p.tokens[key] = cachedToken{arg: tok, renewAt: now.Add(p.cfg.TokenTTL / 2)}
+		if p.stores++; p.stores%1024 == 0 {
+			// Forget principals that have gone quiet: the cache holds only recent ones.
+			for k, v := range p.tokens {
+				if !now.Before(v.renewAt) {
+					delete(p.tokens, k)
+				}
+			}
+		}
+		p.tokensMu.Unlock()
 	}
 	return tok, claims.Elevated, nil
 }

@@ -75,31 +75,51 @@ type scoped struct {
 	err    error
 }
 
+// call is everything one scoped statement needs on the client, in one allocation: the batch and its
+// queued queries, the round trip, and the rows and row handed to the caller.
+type call struct {
+	scoped
+	rows   batchRows
+	row    row
+	batch  pgx.Batch
+	queued [5]pgx.QueuedQuery // BEGIN READ ONLY, context, statement, COMMIT, reset
+	ptrs   [5]*pgx.QueuedQuery
+	tok    [1]any
+}
+
+func (c *call) queue(sql string, args []any) {
+	i := len(c.batch.QueuedQueries)
+	c.queued[i] = pgx.QueuedQuery{SQL: sql, Arguments: args}
+	c.batch.QueuedQueries = append(c.batch.QueuedQueries, &c.queued[i])
+}
+
 // send queues the context, then sql, then the reset, in one batch: one round trip, one transaction. tok
 // "" runs sql with an empty context, which no tenant policy matches.
-func (p *Pool) send(ctx context.Context, tok string, elevated bool, sql string, args []any) (*scoped, error) {
-	c, err := p.pool.Acquire(ctx)
+func (p *Pool) send(ctx context.Context, tok any, elevated bool, sql string, args []any) (*call, error) {
+	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	b := &pgx.Batch{}
+	c := &call{}
+	c.batch.QueuedQueries = c.ptrs[:0]
+	c.tok[0] = tok
 	if elevated {
-		b.Queue(beginReadOnly)
+		c.queue(beginReadOnly, nil)
 	}
-	b.Queue(setContext, tok)
-	b.Queue(sql, args...)
+	c.queue(setContext, c.tok[:])
+	c.queue(sql, args)
 	if elevated {
-		b.Queue("COMMIT")
+		c.queue("COMMIT", nil)
 	}
-	b.Queue(resetSession)
-	s := &scoped{p: p, c: c, br: c.SendBatch(ctx, b)}
+	c.queue(resetSession, nil)
+	c.scoped = scoped{p: p, c: conn, br: conn.SendBatch(ctx, &c.batch)}
 	for range 1 + btoi(elevated) {
-		if _, err := s.br.Exec(); err != nil {
-			s.close(pgconn.CommandTag{})
+		if _, err := c.br.Exec(); err != nil {
+			c.close(pgconn.CommandTag{})
 			return nil, p.recordFailure(ctx, sql, err)
 		}
 	}
-	return s, nil
+	return c, nil
 }
 
 const beginReadOnly = "BEGIN READ ONLY"
@@ -153,24 +173,41 @@ func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, er
 	return p.query(ctx, tok, elevated, sql, args)
 }
 
-func (p *Pool) query(ctx context.Context, tok string, elevated bool, sql string, args []any) (pgx.Rows, error) {
-	s, err := p.send(ctx, tok, elevated, sql, args)
+func (p *Pool) query(ctx context.Context, tok any, elevated bool, sql string, args []any) (pgx.Rows, error) {
+	c, err := p.queryCall(ctx, tok, elevated, sql, args)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.br.Query()
+	return &c.rows, nil
+}
+
+func (p *Pool) queryCall(ctx context.Context, tok any, elevated bool, sql string, args []any) (*call, error) {
+	c, err := p.send(ctx, tok, elevated, sql, args)
 	if err != nil {
-		s.close(pgconn.CommandTag{})
+		return nil, err
+	}
+	rows, err := c.br.Query()
+	if err != nil {
+		c.close(pgconn.CommandTag{})
 		return nil, p.recordFailure(ctx, sql, err)
 	}
-	return &batchRows{Rows: rows, s: s, ctx: ctx, pool: p, sql: sql}, nil
+	c.rows = batchRows{Rows: rows, s: &c.scoped, ctx: ctx, pool: p, sql: sql}
+	return c, nil
 }
 
 // QueryRow runs a query expected to return at most one row; errors surface at Scan, pgx.ErrNoRows when
 // there is no row.
 func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	rows, err := p.Query(ctx, sql, args...)
-	return &row{rows: rows, err: err}
+	tok, elevated, err := p.token(ctx, sql)
+	if err != nil {
+		return &row{err: err}
+	}
+	c, err := p.queryCall(ctx, tok, elevated, sql, args)
+	if err != nil {
+		return &row{err: err}
+	}
+	c.row = row{rows: &c.rows}
+	return &c.row
 }
 
 // batchRows closes the batch, and so releases the connection, when the rows are closed.
