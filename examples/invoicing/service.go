@@ -55,8 +55,8 @@ type Settings struct {
 	ElevationTTL time.Duration
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
-	// MeterProvider receives the metrics of the pool, the audit writer and the keyring (statements,
-	// refusals by class, audit events, keyset unwraps). Default otel.GetMeterProvider(): none are
+	// MeterProvider receives the metrics of the pool, the audit writer, the keyring and the
+	// authenticator (statements, refusals by class and kind, audit events, keyset unwraps). Default otel.GetMeterProvider(): none are
 	// exported until the application installs a provider, such as the Prometheus exporter that
 	// cmd/invoicing-dev serves on a listener of its own.
 	MeterProvider metric.MeterProvider
@@ -134,7 +134,7 @@ func New(ctx context.Context, st Settings) (s *Service, err error) {
 		st.StepUp.Ledger = authn.NewDBLedger(s.pool.Unscoped())
 	}
 	if s.auth, err = authn.New(ctx, authn.Config{Issuers: st.Issuers, Registry: st.Registry, StepUp: st.StepUp,
-		Recorder: s.writer, Realm: "invoicing", Logger: st.Logger, Now: st.Now}); err != nil {
+		Recorder: s.writer, Realm: "invoicing", Logger: st.Logger, MeterProvider: st.MeterProvider, Now: st.Now}); err != nil {
 		return nil, err
 	}
 	if s.sealer, err = authn.NewSealer(authn.SealerConfig{Key: st.EnvelopeKey, Audience: "invoicing-jobs", Recorder: s.writer}); err != nil {
