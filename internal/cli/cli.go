@@ -267,8 +267,8 @@ it in the audit log, with the operator ($TENANTSEAL_OPERATOR, else user@host), t
 writer's connection string (--audit-dsn, else $TENANTSEAL_AUDIT_WRITER_DSN, else the secrets file).
 
 Metrics: --metrics-addr host:port (before the command) serves the command's metrics in the Prometheus
-format on http://host:port/metrics while it runs (audit tail --follow, keys reencrypt, bench): statements
-and refusals of its pool by class, events of its audit writer, keyset unwraps. They name no tenant and no
+format on http://host:port/metrics while it runs (worth it for the long ones: keys reencrypt, demo):
+statements and refusals of its pool by class, events of its audit writer, keyset unwraps. They name no tenant and no
 secret; keep the address on loopback or where only the scraper reaches it.
 
 Exit status: 0 done, 1 failed (one line on stderr says why), 2 a usage error, nothing done; 130 or 143

@@ -73,3 +73,18 @@ func has(set attribute.Set, attrs []attribute.KeyValue) bool {
 	}
 	return true
 }
+
+// WantNoValue fails the test for every attribute of a data point whose value is one of values: the
+// tenant ids, subjects and secrets that no instrument may carry.
+func (r *Reader) WantNoValue(t testing.TB, values ...string) {
+	t.Helper()
+	for _, p := range r.Points(t) {
+		for _, kv := range p.Attrs.ToSlice() {
+			for _, v := range values {
+				if kv.Value.String() == v {
+					t.Errorf("%s carries %q in %s", p.Metric, v, kv.Key)
+				}
+			}
+		}
+	}
+}
