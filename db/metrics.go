@@ -42,11 +42,19 @@ const (
 	AttrOutcome   = attribute.Key("tenantseal.outcome") // "ok" or "error"
 )
 
-// metrics are the pool's instruments.
+// metrics are the pool's instruments, with the attribute sets of statements built once: an attribute
+// set is an allocation, which the statements' path should not pay.
 type metrics struct {
 	statements metric.Int64Counter
 	refusals   metric.Int64Counter
+	ok, failed map[string]metric.AddOption // by operation name
 }
+
+// operations are the values of the db.operation.name attribute: a closed set, so that arbitrary SQL
+// cannot grow the number of series; any other command is "other".
+var operations = []string{"select", "insert", "update", "delete", "merge", "with", "values", "table", "call",
+	"begin", "start", "commit", "rollback", "savepoint", "release", "set", "reset", "show",
+	"lock", "copy", "declare", "fetch", "close", "listen", "unlisten", "notify", "discard", "deallocate", "other"}
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if mp == nil {
@@ -63,7 +71,12 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("db: metrics: %w", err)
 	}
-	return &metrics{statements: statements, refusals: refusals}, nil
+	ms := &metrics{statements: statements, refusals: refusals, ok: map[string]metric.AddOption{}, failed: map[string]metric.AddOption{}}
+	for _, op := range operations {
+		ms.ok[op] = metric.WithAttributes(AttrOperation.String(op), AttrOutcome.String("ok"))
+		ms.failed[op] = metric.WithAttributes(AttrOperation.String(op), AttrOutcome.String("error"))
+	}
+	return ms, nil
 }
 
 // instrument returns a copy of pc whose connections trace their statements into m, after (and beside)
@@ -134,11 +147,15 @@ func (t *tracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceB
 // refusal if the database refused it.
 func (t *tracer) end(ctx context.Context, sql string, err error) {
 	if sql != setContext && sql != resetSession && sql != beginReadOnly {
-		outcome := "ok"
+		attrs := t.m.ok
 		if err != nil {
-			outcome = "error"
+			attrs = t.m.failed
 		}
-		t.m.statements.Add(ctx, 1, metric.WithAttributes(AttrOperation.String(operationName(sql)), AttrOutcome.String(outcome)))
+		op, ok := attrs[operation(sql)]
+		if !ok {
+			op = attrs["other"]
+		}
+		t.m.statements.Add(ctx, 1, op)
 	}
 	t.refusal(ctx, err)
 }
@@ -165,16 +182,4 @@ func refusalClass(pg *pgconn.PgError) (RefusalClass, bool) {
 		return RefusalPrivilege, true
 	}
 	return "", false
-}
-
-// operationName is the statement's command for the db.operation.name attribute, from a closed set so
-// that arbitrary SQL cannot grow the number of series.
-func operationName(sql string) string {
-	switch op := operation(sql); op {
-	case "select", "insert", "update", "delete", "merge", "with", "values", "table", "call",
-		"begin", "start", "commit", "rollback", "savepoint", "release", "set", "reset", "show",
-		"lock", "copy", "declare", "fetch", "close", "listen", "unlisten", "notify", "discard", "deallocate":
-		return op
-	}
-	return "other"
 }
