@@ -222,14 +222,14 @@ func (w *Writer) checkpoint() {
 	cp, err := w.cfg.Checkpointer.Checkpoint(ctx)
 	if err != nil {
 		n := w.checkpointFailures.Add(1)
-		vars.Add("checkpoint_failures", 1)
+		w.add(w.m.checkpointFailures, 1)
 		w.log.Error("tenantseal audit: checkpoint failed: entries since the last checkpoint are not anchored yet", "error", err.Error(), "checkpoint_failures_total", n)
 		// Try again at the next tick even if nothing more is written.
 		w.noteLanded()
 		return
 	}
 	w.checkpoints.Add(1)
-	vars.Add("checkpoints", 1)
+	w.add(w.m.checkpoints, 1)
 	w.log.Debug("tenantseal audit: checkpoint published", "size", cp.Size)
 }
 

@@ -83,7 +83,11 @@
 //
 // A [Detector] counts events per principal and per source tenant in a sliding window and calls an
 // [Alerter] (by default [LogAlerter], slog at ERROR) when a source exceeds the threshold. Counters per
-// kind, and of written, spooled, replayed and dropped events, are in [Writer.Stats] and published with
-// the standard library's expvar under "tenantseal_audit": no dependency, and any Prometheus exporter
-// for expvar can scrape them.
+// kind, and of written, spooled, replayed and dropped events, are in [Writer.Stats], and the same
+// figures are OpenTelemetry instruments of Config.MeterProvider (scope [MeterName]):
+// tenantseal.audit.recorded by kind ([AttrKind]), tenantseal.audit.appended, .spooled, .replayed,
+// .dropped, .lock_timeouts, .checkpoints, .checkpoint_failures and .queue_length. The package uses
+// the metric API only: nothing is exported until the application installs a meter provider (the
+// default is otel.GetMeterProvider()), for example the SDK with a Prometheus exporter, as the
+// tenantseal CLI's --metrics-addr does. No instrument carries a tenant id, a token or a key.
 package audit

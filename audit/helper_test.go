@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/audit"
@@ -58,14 +59,17 @@ type env struct {
 	customers *reference.Customers
 }
 
-func newEnv(t testing.TB, edit ...func(*db.Config)) *env {
+func newEnv(t testing.TB, edit ...func(*db.Config)) *env { return newMeteredEnv(t, nil, edit...) }
+
+// newMeteredEnv is newEnv whose writer, pool and keyring record their metrics with mp.
+func newMeteredEnv(t testing.TB, mp metric.MeterProvider, edit ...func(*db.Config)) *env {
 	t.Helper()
 	ctx := testContext(t)
 	d := pgtest.NewDatabase(t)
 	if err := reference.Migrate(ctx, d.OwnerDSN); err != nil {
 		t.Fatal(err)
 	}
-	w := mustWriter(t, d)
+	w := mustWriter(t, d, func(c *audit.Config) { c.MeterProvider = mp })
 	uri, err := keys.InitLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +78,8 @@ func newEnv(t testing.TB, edit ...func(*db.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := d.Pool(t, append([]func(*db.Config){func(c *db.Config) { c.Recorder = w }}, edit...)...)
-	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(pool), Recorder: w})
+	pool := d.Pool(t, append([]func(*db.Config){func(c *db.Config) { c.Recorder, c.MeterProvider = w, mp }}, edit...)...)
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(pool), Recorder: w, MeterProvider: mp})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"expvar"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults of [Config].
@@ -84,9 +84,14 @@ type Config struct {
 	// CheckpointInterval is how often the Checkpointer runs when entries were written since its last
 	// run. Default DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
+	// MeterProvider provides the writer's instruments (scope [MeterName]): tenantseal.audit.recorded
+	// (by kind, [AttrKind]), .appended, .spooled, .replayed, .dropped, .lock_timeouts, .checkpoints,
+	// .checkpoint_failures and .queue_length, the figures of [Stats]. Default otel.GetMeterProvider(),
+	// which records nothing until the application installs one. No instrument carries a tenant.
+	MeterProvider metric.MeterProvider
 }
 
-// Stats are the writer's counters. Expvar publishes the same under "tenantseal_audit".
+// Stats are the writer's counters. The instruments of Config.MeterProvider count the same.
 type Stats struct {
 	Recorded, Written, Spooled, Replayed, Dropped int64
 	// LockTimeouts counts appends that gave up waiting for the chain head (Config.LockTimeout).
@@ -108,6 +113,7 @@ type Writer struct {
 	spool    *spool
 	detector *Detector
 	log      *slog.Logger
+	m        *meters
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -125,8 +131,6 @@ type Writer struct {
 	checkpointDone                  chan struct{}
 	checkpoints, checkpointFailures atomic.Int64
 }
-
-var vars = expvar.NewMap("tenantseal_audit")
 
 // DefaultConnectTimeout bounds each connection attempt of a writer whose pool configuration sets none.
 const DefaultConnectTimeout = 5 * time.Second
@@ -187,6 +191,10 @@ func NewWriter(ctx context.Context, config *Config) (*Writer, error) {
 	rp["lock_timeout"] = strconv.FormatInt(cfg.LockTimeout.Milliseconds(), 10)
 	rp["statement_timeout"] = strconv.FormatInt(cfg.WriteTimeout.Milliseconds(), 10)
 	rp["default_transaction_read_only"] = "off"
+	ms, err := newMeters(cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg.PoolConfig)
 	if err != nil {
 		return nil, fmt.Errorf("audit: open pool: %w", err)
@@ -197,7 +205,7 @@ func NewWriter(ctx context.Context, config *Config) (*Writer, error) {
 		return nil, err
 	}
 	w := &Writer{cfg: cfg, base: context.WithoutCancel(ctx), pool: pool, queue: make(chan Entry, cfg.QueueSize), spool: sp,
-		detector: cfg.Detector, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}), flushReq: make(chan chan bool),
+		detector: cfg.Detector, log: cfg.Logger, m: ms, stop: make(chan struct{}), done: make(chan struct{}), flushReq: make(chan chan bool),
 		watchDone: make(chan struct{})}
 	go w.run()
 	if cfg.SecurityInterval > 0 {
@@ -220,13 +228,15 @@ func setDefault[T comparable](v *T, def T) {
 func (w *Writer) Record(ctx context.Context, e tenantseal.Event) {
 	en := newEntry(ctx, e, w.cfg.Now())
 	w.recorded.Add(1)
-	w.count(string(en.Kind))
+	w.count(en.Kind)
 	w.detector.Observe(ctx, en)
 	if w.closed.Load() {
 		// After Close nothing writes the queue: keep the event on disk and in the log.
 		w.spillNow([]Entry{en}, errors.New("writer closed"))
 		return
 	}
+	// Counted before it is queued, so that the writer, which takes it off, never makes the length negative.
+	w.queueDelta(1)
 	select {
 	case w.queue <- en:
 		return
@@ -237,8 +247,9 @@ func (w *Writer) Record(ctx context.Context, e tenantseal.Event) {
 	select {
 	case w.queue <- en:
 	case <-t.C:
+		w.queueDelta(-1)
 		w.dropped.Add(1)
-		vars.Add("dropped", 1)
+		w.add(w.m.dropped, 1)
 		// One log line per second at most, with the running count: never silent, never a flood.
 		now := w.cfg.Now().Unix()
 		if last := w.lastDropLog.Load(); now > last && w.lastDropLog.CompareAndSwap(last, now) {
@@ -247,10 +258,10 @@ func (w *Writer) Record(ctx context.Context, e tenantseal.Event) {
 	}
 }
 
-func (w *Writer) count(kind string) {
-	c, _ := w.kinds.LoadOrStore(kind, new(atomic.Int64))
+func (w *Writer) count(kind tenantseal.EventKind) {
+	c, _ := w.kinds.LoadOrStore(string(kind), new(atomic.Int64))
 	c.(*atomic.Int64).Add(1)
-	vars.Add("events_"+kind, 1)
+	w.m.recorded.Add(w.base, 1, kindAttr(kind))
 }
 
 // Stats returns the counters.
@@ -323,6 +334,7 @@ func (w *Writer) run() {
 		for {
 			select {
 			case en := <-w.queue:
+				w.queueDelta(-1)
 				batch = append(batch, en)
 				if len(batch) >= w.cfg.BatchSize {
 					flush()
@@ -340,6 +352,7 @@ func (w *Writer) run() {
 	for {
 		select {
 		case en := <-w.queue:
+			w.queueDelta(-1)
 			batch = append(batch, en)
 			if len(batch) >= w.cfg.BatchSize {
 				flush()
@@ -372,7 +385,7 @@ func (w *Writer) write(batch []Entry) {
 		return
 	}
 	w.written.Add(int64(len(batch)))
-	vars.Add("written", int64(len(batch)))
+	w.add(w.m.appended, len(batch))
 	w.noteLanded()
 }
 
@@ -412,7 +425,7 @@ func (w *Writer) appendFailed(err error) error {
 		switch pe.Code {
 		case "55P03": // lock_not_available
 			n := w.lockTimeouts.Add(1)
-			vars.Add("lock_timeouts", 1)
+			w.add(w.m.lockTimeouts, 1)
 			w.log.Error("tenantseal audit: the chain head stayed locked longer than the lock timeout: events spooled, retried", "lock_timeout", w.cfg.LockTimeout.String(), "lock_timeouts_total", n)
 		case "42501", "42883":
 			w.log.Error("tenantseal audit: the writer's role may not append: connect as the audit writer role (<prefix>_audit_writer)", "error", err.Error())
@@ -432,7 +445,7 @@ func (w *Writer) spillNow(batch []Entry, cause error) {
 		return
 	}
 	w.spooled.Add(int64(len(batch)))
-	vars.Add("spooled", int64(len(batch)))
+	w.add(w.m.spooled, len(batch))
 }
 
 // replay appends the spooled events in order and empties the spool; false if the database still refuses.
@@ -453,7 +466,7 @@ func (w *Writer) replay() bool {
 			return false
 		}
 		w.replayed.Add(int64(end - start))
-		vars.Add("replayed", int64(end-start))
+		w.add(w.m.replayed, end-start)
 		w.noteLanded()
 	}
 	return true

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/tenantseal/tenantseal"
 )
@@ -22,6 +23,7 @@ type Authenticator struct {
 	issuers  map[string]*issuer
 	algs     []jose.SignatureAlgorithm // every issuer's, for the first parse
 	bursts   *bursts
+	refusals metric.Int64Counter
 	ledger   TokenLedger
 	cancel   context.CancelFunc
 	stopped  sync.WaitGroup
@@ -44,9 +46,13 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	if err != nil {
 		return nil, err
 	}
+	refusals, err := newRefusalCounter(c.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
 	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a := &Authenticator{cfg: c, issuers: map[string]*issuer{}, cancel: cancel,
-		bursts: newBursts(c.Bursts, c.Now), ledger: c.StepUp.Ledger}
+		bursts: newBursts(c.Bursts, c.Now), refusals: refusals, ledger: c.StepUp.Ledger}
 	if a.ledger == nil {
 		a.ledger = newReplayCache(c.StepUp.ReplayCacheSize, c.Now)
 	}

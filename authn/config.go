@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tenantseal/tenantseal"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults and bounds of [Config].
@@ -119,8 +121,11 @@ type Config struct {
 	// Source names the client of a request for the audit log and burst alerts. Default the host of
 	// RemoteAddr; behind a proxy, a function reading the header the proxy sets.
 	Source func(*http.Request) string
-	// Logger receives failures to fetch keys. Default slog.Default().
+	// Logger receives failures to fetch keys. Default slog.Default(). Nothing of a token is logged.
 	Logger *slog.Logger
+	// MeterProvider provides tenantseal.authn.refusals, which counts the refusals by kind ([AttrKind]).
+	// Default otel.GetMeterProvider(), which records nothing until the application installs one.
+	MeterProvider metric.MeterProvider
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/tenantseal/tenantseal"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 type sourceKey struct{}
@@ -60,8 +62,9 @@ func (a *Authenticator) refuse(ctx context.Context, err error) {
 	a.record(ctx, ev)
 }
 
-// record records ev and counts it against the request's source.
+// record records ev, counts it in tenantseal.authn.refusals and against the request's source.
 func (a *Authenticator) record(ctx context.Context, ev tenantseal.Event) {
+	a.refusals.Add(ctx, 1, metric.WithAttributes(AttrKind.String(string(ev.Kind))))
 	a.cfg.Recorder.Record(ctx, ev)
 	a.bursts.observe(ctx, sourceFrom(ctx), ev.Kind)
 }

@@ -12,8 +12,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Record passes e to Config.Recorder, if one is set. Repositories use it for the attempts they detect.
+// Record passes e to Config.Recorder, if one is set, and counts the refusals among the attempts in
+// tenantseal.db.refusals. Repositories use it for the attempts they detect.
 func (p *Pool) Record(ctx context.Context, e tenantseal.Event) {
+	p.metrics.refused(ctx, e.Kind)
 	if p.cfg.Recorder != nil {
 		p.cfg.Recorder.Record(ctx, e)
 	}

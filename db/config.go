@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults and bounds of [Config].
@@ -123,6 +125,15 @@ type Config struct {
 	// DefaultRoleCheckInterval; negative: at Open only.
 	RoleCheckInterval time.Duration
 
+	// MeterProvider provides the pool's instruments: tenantseal.db.statements and tenantseal.db.refusals
+	// (see [RefusalClass]), counted by a pgx tracer that Open installs after PoolConfig's own tracer, if
+	// any. Default otel.GetMeterProvider(), which records nothing until the application installs one.
+	MeterProvider metric.MeterProvider
+
+	// Logger receives what the pool cannot return to a caller: a periodic role check that failed to
+	// run. Default slog.Default(). Nothing of a token, the signing key or a password is logged.
+	Logger *slog.Logger
+
 	// Now returns the current time; tests may replace it. Default time.Now.
 	Now func() time.Time
 }
@@ -190,6 +201,9 @@ func (c *Config) validate() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	if c.RoleCheckInterval == 0 {
 		c.RoleCheckInterval = DefaultRoleCheckInterval

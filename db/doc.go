@@ -42,4 +42,14 @@
 // Support staff read another tenant's rows only through [Pool.Elevate], which names that one tenant, the
 // tenant of the support case: a reason, a TTL no longer than Config.MaxElevation, read-only (the database
 // honours an elevated token in a READ ONLY transaction only), reported to Config.OnElevatedUse.
+//
+// # Metrics and logs
+//
+// [Open] installs a pgx tracer beside the one PoolConfig may have (both see every statement) that
+// counts, with the OpenTelemetry metric API of Config.MeterProvider, the statements sent
+// (tenantseal.db.statements, by command and outcome) and the refusals (tenantseal.db.refusals, by
+// [RefusalClass] and SQLSTATE): tenant contexts the database refused, writes refused by row-level
+// security, privileges the role lacks, and the library's own refusals before any SQL. No instrument
+// carries a tenant, a subject or a token. What the pool cannot return to a caller, a periodic role
+// check that failed to run, goes to Config.Logger.
 package db

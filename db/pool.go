@@ -30,6 +30,7 @@ type Pool struct {
 	role *roleWatch
 	// verifier is what the database verifies tenant contexts with, as found at Open.
 	verifier Verifier
+	metrics  *metrics
 }
 
 type tokenKey struct {
@@ -57,7 +58,12 @@ func Open(ctx context.Context, cfg *Config) (*Pool, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: c, base: context.WithoutCancel(ctx)}
+	m, err := newMetrics(c.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	c.PoolConfig = m.instrument(c.PoolConfig)
+	p := &Pool{cfg: c, base: context.WithoutCancel(ctx), metrics: m}
 	pool, err := pgxpool.NewWithConfig(ctx, p.cfg.PoolConfig)
 	if err != nil {
 		return nil, fmt.Errorf("db: open pool: %w", err)

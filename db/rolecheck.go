@@ -87,7 +87,9 @@ func (p *Pool) watchRole(ctx context.Context) error {
 				return
 			case <-t.C:
 				ctx, cancel := context.WithTimeout(p.base, p.cfg.RoleCheckInterval+p.cfg.PoolConfig.ConnConfig.ConnectTimeout)
-				_ = p.CheckRole(ctx)
+				if err := p.CheckRole(ctx); err != nil && !errors.Is(err, ErrRoleChanged) {
+					p.cfg.Logger.Warn("tenantseal db: periodic role check failed", "error", err.Error())
+				}
 				cancel()
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/prf"
 	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
 	"github.com/tink-crypto/tink-go/v2/tink"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults of [Config].
@@ -105,6 +106,9 @@ type Config struct {
 	// through the KMS clients registered with [RegisterKMSClient]. Opened KEKs are kept for the
 	// Keyring's life; a customer that revokes its key makes its keysets fail to open at the next load.
 	OpenKEK func(ctx context.Context, uri string) (*KEK, error)
+	// MeterProvider provides tenantseal.keys.unwraps, which counts keyset unwraps (see [AttrPurpose]).
+	// Default otel.GetMeterProvider(), which records nothing until the application installs one.
+	MeterProvider metric.MeterProvider
 }
 
 // Keyring encrypts and decrypts fields and computes blind indexes with each tenant's own keysets.
@@ -117,6 +121,7 @@ type Keyring struct {
 	rec     tenantseal.Recorder
 	inst    string
 	openKEK func(ctx context.Context, uri string) (*KEK, error)
+	unwraps metric.Int64Counter
 
 	mu   sync.Mutex
 	keks map[string]*KEK // tenants' own KEKs, by URI
@@ -165,8 +170,12 @@ func NewKeyring(cfg Config) (*Keyring, error) {
 	if cfg.Instance == "" {
 		cfg.Instance = process.Name()
 	}
+	unwraps, err := newUnwrapCounter(cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
 	return &Keyring{kek: cfg.KEK, load: cfg.Loader, cache: newCache(cfg.CacheEntries, cfg.CacheTTL, cfg.Revalidate, cfg.Now), max: cfg.MaxFieldSize,
-		rec: cfg.Recorder, inst: cfg.Instance, openKEK: cfg.OpenKEK, keks: map[string]*KEK{}}, nil
+		rec: cfg.Recorder, inst: cfg.Instance, openKEK: cfg.OpenKEK, unwraps: unwraps, keks: map[string]*KEK{}}, nil
 }
 
 func (k *Keyring) String() string {
@@ -277,6 +286,14 @@ func (k *Keyring) open(ctx context.Context, tenant tenantseal.TenantID, w Wrappe
 // unwrapped records that tenant's keyset of purpose was unwrapped with kek (the tenant's own when own),
 // or failed to open: the KEK's id and this process, nothing of the keys.
 func (k *Keyring) unwrapped(ctx context.Context, tenant tenantseal.TenantID, purpose string, kek *KEK, own bool, err error) {
+	kind, outcome := "shared", "ok"
+	if own {
+		kind = "own"
+	}
+	if err != nil {
+		outcome = "error"
+	}
+	k.unwraps.Add(ctx, 1, metric.WithAttributes(AttrPurpose.String(purpose), AttrKEK.String(kind), AttrOutcome.String(outcome)))
 	if k.rec == nil {
 		return
 	}

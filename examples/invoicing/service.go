@@ -14,6 +14,8 @@ import (
 	"github.com/tenantseal/tenantseal/examples/reference"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/keys/pgstore"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // DefaultElevationTTL bounds one elevated staff request.
@@ -53,6 +55,11 @@ type Settings struct {
 	ElevationTTL time.Duration
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
+	// MeterProvider receives the metrics of the pool, the audit writer, the keyring and the
+	// authenticator (statements, refusals by class and kind, audit events, keyset unwraps). Default otel.GetMeterProvider(): none are
+	// exported until the application installs a provider, such as the Prometheus exporter that
+	// cmd/invoicing-dev serves on a listener of its own.
+	MeterProvider metric.MeterProvider
 	// Now is the clock of authentication (token times, step-up age). Default time.Now.
 	Now func() time.Time
 }
@@ -98,7 +105,7 @@ func New(ctx context.Context, st Settings) (s *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	acfg.SpoolPath, acfg.Logger = st.AuditSpool, st.Logger
+	acfg.SpoolPath, acfg.Logger, acfg.MeterProvider = st.AuditSpool, st.Logger, st.MeterProvider
 	// The service's writer is the deployment's watcher of schema, privilege and role changes.
 	acfg.SecurityInterval = audit.DefaultSecurityInterval
 	if s.writer, err = audit.NewWriter(ctx, acfg); err != nil {
@@ -109,7 +116,7 @@ func New(ctx context.Context, st Settings) (s *Service, err error) {
 		return nil, err
 	}
 	pcfg.SigningKey, pcfg.RolePrefix, pcfg.Recorder = st.ContextKey, st.RolePrefix, s.writer
-	pcfg.MaxElevation = st.ElevationTTL
+	pcfg.MaxElevation, pcfg.Logger, pcfg.MeterProvider = st.ElevationTTL, st.Logger, st.MeterProvider
 	// Staff elevate only with step-up. s.auth is set below, before any request can elevate.
 	pcfg.AuthorizeElevation = func(ctx context.Context, req db.ElevationRequest) error { return s.auth.AuthorizeElevation(ctx, req) }
 	if s.pool, err = db.Open(ctx, pcfg); err != nil {
@@ -127,13 +134,13 @@ func New(ctx context.Context, st Settings) (s *Service, err error) {
 		st.StepUp.Ledger = authn.NewDBLedger(s.pool.Unscoped())
 	}
 	if s.auth, err = authn.New(ctx, authn.Config{Issuers: st.Issuers, Registry: st.Registry, StepUp: st.StepUp,
-		Recorder: s.writer, Realm: "invoicing", Logger: st.Logger, Now: st.Now}); err != nil {
+		Recorder: s.writer, Realm: "invoicing", Logger: st.Logger, MeterProvider: st.MeterProvider, Now: st.Now}); err != nil {
 		return nil, err
 	}
 	if s.sealer, err = authn.NewSealer(authn.SealerConfig{Key: st.EnvelopeKey, Audience: "invoicing-jobs", Recorder: s.writer}); err != nil {
 		return nil, err
 	}
-	kr, err := keys.NewKeyring(keys.Config{KEK: st.KEK, Loader: pgstore.Loader(s.pool), Recorder: s.writer})
+	kr, err := keys.NewKeyring(keys.Config{KEK: st.KEK, Loader: pgstore.Loader(s.pool), Recorder: s.writer, MeterProvider: st.MeterProvider})
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -221,7 +220,7 @@ func recordBootstrap(ctx context.Context, s *session, res *bootstrap.Result) err
 		return err
 	}
 	acfg.SpoolPath = audit.DefaultSpoolPath
-	acfg.Logger = slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	acfg.Logger, acfg.MeterProvider = s.logger(), s.meters
 	w, err := audit.NewWriter(ctx, acfg)
 	if err != nil {
 		return fmt.Errorf("bootstrap: done, but recording it in the audit log failed: %w", err)

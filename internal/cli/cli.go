@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"github.com/tenantseal/tenantseal/internal/bench"
 	"github.com/tenantseal/tenantseal/internal/dsn"
 	"github.com/tenantseal/tenantseal/keys"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // command is one `tenantseal <name>` subcommand.
@@ -62,6 +65,9 @@ type session struct {
 	redactor       dsn.Redactor
 	// quiet drops what info prints; verbose adds what detail prints (--quiet, --verbose).
 	quiet, verbose bool
+	// meters provides the instruments of the pools, audit writers and keyrings the command opens: the
+	// Prometheus endpoint's with --metrics-addr, else nil (the libraries' default, which records nothing).
+	meters metric.MeterProvider
 }
 
 // secret registers v so that no message prints it.
@@ -73,6 +79,11 @@ func (s *session) connSecrets(cs string) { s.redactor.AddConnString(cs) }
 // redact removes every registered secret, and whatever looks like a password in a connection string,
 // from msg.
 func (s *session) redact(msg string) string { return s.redactor.Redact(msg) }
+
+// logger is the libraries' logger: warnings and errors, as text on stderr.
+func (s *session) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
 
 func (s *session) printf(format string, a ...any) { fmt.Fprintf(s.stdout, format, a...) }
 
@@ -99,6 +110,10 @@ type Options struct {
 	// KMS returns the KMS clients that open KEKs by URI (gcp-kms://, aws-kms://, hcvault://), asked
 	// before Tink's registry: cmd/tenantseal passes keys/kms.Clients. Nil: the registry's alone.
 	KMS func(ctx context.Context) []keys.KMSClient
+
+	// beforeMetricsStop, if set, is called with the URL of the metrics before their server stops at the
+	// end of the command (a test hook).
+	beforeMetricsStop func(url string)
 }
 
 // Server is a PostgreSQL server that [Options.StartServer] started.
@@ -136,12 +151,22 @@ func RunWith(opts Options, args []string, stdin io.Reader, stdout, stderr io.Wri
 		}
 	}()
 
+	metricsAddr, args, err := globalFlags(args)
+	if err != nil {
+		return s.exit(ctx, err)
+	}
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "tenantseal: missing command; usage: tenantseal <command> [flags] (see 'tenantseal help')")
+		fmt.Fprintln(stderr, "tenantseal: missing command; usage: tenantseal [--metrics-addr ADDR] <command> [flags] (see 'tenantseal help')")
 		return 2
 	}
+	if metricsAddr != "" {
+		stopMetrics, err := s.serveMetrics(metricsAddr)
+		if err != nil {
+			return s.exit(ctx, err)
+		}
+		defer stopMetrics()
+	}
 	name, rest := args[0], args[1:]
-	var err error
 	switch name {
 	case "help", "-h", "-help", "--help":
 		err = help(ctx, s, rest)
@@ -227,7 +252,7 @@ const helpText = `tenantseal makes PostgreSQL row-level security enforce tenant 
 
 Usage:
 
-	tenantseal <command> [flags] [arguments]
+	tenantseal [--metrics-addr ADDR] <command> [flags] [arguments]
 
 Commands:
 %s
@@ -240,6 +265,11 @@ of version control. Commands that wrap or unwrap tenant keysets take the key-enc
 same way: --kek, else $TENANTSEAL_KEK_URI, else the secrets file. Commands that change something record
 it in the audit log, with the operator ($TENANTSEAL_OPERATOR, else user@host), through the audit
 writer's connection string (--audit-dsn, else $TENANTSEAL_AUDIT_WRITER_DSN, else the secrets file).
+
+Metrics: --metrics-addr host:port (before the command) serves the command's metrics in the Prometheus
+format on http://host:port/metrics while it runs (worth it for the long ones: keys reencrypt, demo):
+statements and refusals of its pool by class, events of its audit writer, keyset unwraps. They name no tenant and no
+secret; keep the address on loopback or where only the scraper reaches it.
 
 Exit status: 0 done, 1 failed (one line on stderr says why), 2 a usage error, nothing done; 130 or 143
 after SIGINT or SIGTERM, once the command has stopped cleanly.

@@ -202,12 +202,13 @@ func (d *demo) setup(ctx context.Context) error {
 	}
 	cfg.SigningKey = res.ContextKey
 	cfg.RolePrefix = d.prefix
+	cfg.MeterProvider, cfg.Logger = d.s.meters, d.s.logger()
 	if d.pool, err = db.Open(ctx, cfg); err != nil {
 		return err
 	}
 	d.step("opened a db.Pool as %s with context key %s: the role guard accepted it (no superuser, no BYPASSRLS, owns nothing)", d.roles.App, res.ContextKey.ID)
 
-	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(d.pool)})
+	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(d.pool), MeterProvider: d.s.meters})
 	if err != nil {
 		return err
 	}

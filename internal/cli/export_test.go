@@ -26,3 +26,10 @@ func RunAudit(ctx context.Context, args []string, stdout, stderr io.Writer, inte
 	s := &session{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr}
 	return s.exit(ctx, runAudit(ctx, s, args, follower{interval: interval, polled: polled}))
 }
+
+// WithMetricsScrape returns opts whose metrics server, with --metrics-addr, calls scrape with its URL
+// before it stops at the end of the command.
+func WithMetricsScrape(opts Options, scrape func(url string)) Options {
+	opts.beforeMetricsStop = scrape
+	return opts
+}

@@ -108,7 +108,7 @@ func (r *keysRun) withApp(ctx context.Context, fn func(context.Context, *ownerSi
 // and records unreadable values in the audit log.
 func (r *keysRun) keyring(ctx context.Context, o *ownerSide, pool *db.Pool) (*keys.Keyring, error) {
 	clients := r.s.kmsClients(ctx)
-	return keys.NewKeyring(keys.Config{KEK: o.kek, Loader: pgstore.Loader(pool), Recorder: o.log.w,
+	return keys.NewKeyring(keys.Config{KEK: o.kek, Loader: pgstore.Loader(pool), Recorder: o.log.w, MeterProvider: r.s.meters,
 		OpenKEK: func(ctx context.Context, uri string) (*keys.KEK, error) {
 			return keys.OpenKEKWith(ctx, uri, clients...)
 		}})

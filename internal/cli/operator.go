@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -61,7 +60,7 @@ func openAuditLog(ctx context.Context, s *session, conn *connFlags, cmd string) 
 	// The spool is the library's default, in the working directory: the next writer started there
 	// replays what this one could not write.
 	acfg.SpoolPath = audit.DefaultSpoolPath
-	acfg.Logger = slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	acfg.Logger, acfg.MeterProvider = s.logger(), s.meters
 	w, err := audit.NewWriter(ctx, acfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot record in the audit log, so nothing was changed: %w", cmd, err)

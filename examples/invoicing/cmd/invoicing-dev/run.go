@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/audit"
@@ -24,6 +25,7 @@ import (
 	"github.com/tenantseal/tenantseal/authn/authntest"
 	"github.com/tenantseal/tenantseal/examples/invoicing"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
+	"github.com/tenantseal/tenantseal/internal/telemetry"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/keys/pgstore"
 	"github.com/tenantseal/tenantseal/tenants"
@@ -36,13 +38,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return serve(ctx, args, stdout, stderr, nil)
 }
 
-// serve is run until ctx is done; ready, if set, is called with the URLs of the API and the identity
-// provider once they serve.
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(api, idp string)) int {
+// serve is run until ctx is done; ready, if set, is called with the URLs of the API, the identity
+// provider and the metrics ("" without) once they serve.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(api, idp, metrics string)) int {
 	f := flag.NewFlagSet("invoicing-dev", flag.ContinueOnError)
 	f.SetOutput(stderr)
 	addr := f.String("addr", "127.0.0.1:8080", "address of the API")
 	idpAddr := f.String("idp-addr", "127.0.0.1:8081", "loopback address of the test identity provider")
+	metricsAddr := f.String("metrics-addr", "127.0.0.1:9464", "address of the Prometheus metrics (/metrics), a listener apart from the API's; empty: none")
 	if err := f.Parse(args); err != nil {
 		return 2
 	}
@@ -51,10 +54,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, ready f
 		return 2
 	}
 	w := &world{out: stdout, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	err := w.start(ctx, *addr, *idpAddr)
+	err := w.start(ctx, *addr, *idpAddr, *metricsAddr)
 	if err == nil {
 		if ready != nil {
-			ready(w.apiURL, w.idp.URL())
+			ready(w.apiURL, w.idp.URL(), w.metricsURL())
 		}
 		<-ctx.Done()
 		fmt.Fprintln(stdout, "\nstopping")
@@ -82,9 +85,17 @@ type world struct {
 	http    *http.Server
 	served  chan error
 	apiURL  string
+	metrics *telemetry.Server
 }
 
-func (w *world) start(ctx context.Context, addr, idpAddr string) (err error) {
+func (w *world) metricsURL() string {
+	if w.metrics == nil {
+		return ""
+	}
+	return w.metrics.URL()
+}
+
+func (w *world) start(ctx context.Context, addr, idpAddr, metricsAddr string) (err error) {
 	fmt.Fprintln(w.out, "invoicing-dev: starting PostgreSQL ...")
 	if w.server, err = pgtest.StartServer(ctx); err != nil {
 		return err
@@ -114,6 +125,16 @@ func (w *world) start(ctx context.Context, addr, idpAddr string) (err error) {
 	if err != nil {
 		return err
 	}
+	// The libraries use the OpenTelemetry metric API; the application installs the SDK and an
+	// exporter: here Prometheus's, on a listener apart from the API's, so that the API's clients
+	// cannot read the metrics.
+	var meters metric.MeterProvider
+	if metricsAddr != "" {
+		if w.metrics, err = telemetry.Serve(metricsAddr); err != nil {
+			return err
+		}
+		meters = w.metrics.Provider
+	}
 	envKey, err := authn.GenerateEnvelopeKey("jobs-1")
 	if err != nil {
 		return err
@@ -134,8 +155,9 @@ func (w *world) start(ctx context.Context, addr, idpAddr string) (err error) {
 		},
 		EnvelopeKey: envKey, // Registry: the bindings in the database
 
-		AuditSpool: filepath.Join(w.kekDir, "audit.spool"),
-		Logger:     w.log,
+		AuditSpool:    filepath.Join(w.kekDir, "audit.spool"),
+		Logger:        w.log,
+		MeterProvider: meters,
 	})
 	if err != nil {
 		return err
@@ -153,6 +175,9 @@ func (w *world) start(ctx context.Context, addr, idpAddr string) (err error) {
 		where = w.server.Image + " in a container"
 	}
 	fmt.Fprintf(w.out, banner, where, w.apiURL, w.idp.URL(), acme, globex, w.apiURL, w.idp.URL(), acme, globex)
+	if w.metrics != nil {
+		fmt.Fprintf(w.out, "\nMetrics (Prometheus), on a listener of their own: curl -s %s | grep ^tenantseal_\n", w.metrics.URL())
+	}
 	return nil
 }
 
@@ -198,6 +223,9 @@ func (w *world) stop() error {
 	}
 	if w.svc != nil {
 		errs = append(errs, w.showAudit(ctx), w.svc.Close(ctx))
+	}
+	if w.metrics != nil {
+		errs = append(errs, w.metrics.Close(ctx))
 	}
 	if w.idp != nil {
 		errs = append(errs, w.idp.Close())

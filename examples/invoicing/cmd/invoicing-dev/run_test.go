@@ -16,12 +16,12 @@ func TestServe(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	type urls struct{ api, idp string }
+	type urls struct{ api, idp, metrics string }
 	ready := make(chan urls, 1)
 	done := make(chan int, 1)
 	go func() {
-		done <- serve(ctx, []string{"-addr", "127.0.0.1:0", "-idp-addr", "127.0.0.1:0"}, &stdout, &stderr,
-			func(api, idp string) { ready <- urls{api, idp} })
+		done <- serve(ctx, []string{"-addr", "127.0.0.1:0", "-idp-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0"}, &stdout, &stderr,
+			func(api, idp, metrics string) { ready <- urls{api, idp, metrics} })
 	}()
 	var u urls
 	select {
@@ -71,6 +71,19 @@ func TestServe(t *testing.T) {
 	acme := between(stdout.String(), "ACME=", " ")
 	if code, body := call("GET", u.api+"/admin/tenants/"+acme+"/v1/customers", sam, "", "X-Elevation-Reason", "ticket 4711"); code != 200 || !strings.Contains(body, "Ada") {
 		t.Errorf("staff elevated into acme (%s): got %d %s", acme, code, body)
+	}
+	// The metrics listener is not the API's; it counts what the calls did, and names no tenant.
+	if code, _ := call("GET", u.api+"/metrics", "", ""); code == 200 {
+		t.Error("the API serves /metrics")
+	}
+	_, metrics := call("GET", u.metrics, "", "")
+	for _, want := range []string{"tenantseal_db_statements_total{", `tenantseal_keys_unwraps_total{`, `tenantseal_event_kind="elevation"`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("the metrics lack %s:\n%s", want, metrics)
+		}
+	}
+	if strings.Contains(metrics, acme) {
+		t.Error("the metrics name a tenant")
 	}
 	cancel()
 	if code := <-done; code != 0 {
