@@ -22,7 +22,10 @@ func (p *Pool) Record(ctx context.Context, e tenantseal.Event) {
 }
 
 // operation names the statement's command for an event: its first keyword, lower-cased.
-func operation(sql string) string {
+func operation(sql string) string { return strings.ToLower(command(sql)) }
+
+// command is the first word of sql, after comments, as written: at most 16 bytes.
+func command(sql string) string {
 	sql = strings.TrimSpace(sql)
 	for strings.HasPrefix(sql, "--") || strings.HasPrefix(sql, "/*") {
 		if strings.HasPrefix(sql, "--") {
@@ -36,7 +39,6 @@ func operation(sql string) string {
 	if i := strings.IndexFunc(sql, func(r rune) bool { return unicode.IsSpace(r) || r == '(' || r == ';' }); i >= 0 {
 		op = sql[:i]
 	}
-	op = strings.ToLower(op)
 	if len(op) > 16 {
 		op = op[:16]
 	}

@@ -42,16 +42,16 @@ const (
 	AttrOutcome   = attribute.Key("tenantseal.outcome") // "ok" or "error"
 )
 
-// metrics are the pool's instruments, with the attribute sets of statements built once: an attribute
-// set is an allocation, which the statements' path should not pay.
+// metrics are the pool's instruments, with the options of statements built once: an attribute set and
+// the slice of options passed on are allocations, which the statements' path should not pay.
 type metrics struct {
 	statements metric.Int64Counter
 	refusals   metric.Int64Counter
-	ok, failed map[string]metric.AddOption // by operation name
+	ok, failed [][]metric.AddOption // by index in operations
 }
 
 // operations are the values of the db.operation.name attribute: a closed set, so that arbitrary SQL
-// cannot grow the number of series; any other command is "other".
+// cannot grow the number of series; any other command is "other", the last.
 var operations = []string{"select", "insert", "update", "delete", "merge", "with", "values", "table", "call",
 	"begin", "start", "commit", "rollback", "savepoint", "release", "set", "reset", "show",
 	"lock", "copy", "declare", "fetch", "close", "listen", "unlisten", "notify", "discard", "deallocate", "other"}
@@ -71,12 +71,24 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("db: metrics: %w", err)
 	}
-	ms := &metrics{statements: statements, refusals: refusals, ok: map[string]metric.AddOption{}, failed: map[string]metric.AddOption{}}
+	ms := &metrics{statements: statements, refusals: refusals}
 	for _, op := range operations {
-		ms.ok[op] = metric.WithAttributes(AttrOperation.String(op), AttrOutcome.String("ok"))
-		ms.failed[op] = metric.WithAttributes(AttrOperation.String(op), AttrOutcome.String("error"))
+		ms.ok = append(ms.ok, []metric.AddOption{metric.WithAttributes(AttrOperation.String(op), AttrOutcome.String("ok"))})
+		ms.failed = append(ms.failed, []metric.AddOption{metric.WithAttributes(AttrOperation.String(op), AttrOutcome.String("error"))})
 	}
 	return ms, nil
+}
+
+// operationIndex is the index in operations of sql's command, of "other" when it is none of them;
+// without allocating.
+func operationIndex(sql string) int {
+	op := command(sql)
+	for i, name := range operations {
+		if strings.EqualFold(op, name) {
+			return i
+		}
+	}
+	return len(operations) - 1
 }
 
 // instrument returns a copy of pc whose connections trace their statements into m, after (and beside)
@@ -109,36 +121,44 @@ func (m *metrics) refused(ctx context.Context, kind tenantseal.EventKind) {
 // tracer counts statements and the database's refusals. It is a pgx.QueryTracer and pgx.BatchTracer.
 type tracer struct{ m *metrics }
 
-type operationKey struct{}
+// The tracer keeps what it needs between the start and the end of a statement or batch in the
+// connection's CustomData (a connection runs one at a time), not in a context.Context: a value there is
+// an allocation per statement. The values are small integers and booleans, which need none either.
+const (
+	tracedOperation = "tenantseal.traced_operation" // int: index in operations
+	tracedFailed    = "tenantseal.traced_batch_failed"
+)
 
-func (t *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	return context.WithValue(ctx, operationKey{}, data.SQL)
+func (t *tracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	conn.PgConn().CustomData()[tracedOperation] = operationIndex(data.SQL)
+	return ctx
 }
 
-func (t *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
-	sql, _ := ctx.Value(operationKey{}).(string)
-	t.end(ctx, sql, data.Err)
+func (t *tracer) TraceQueryEnd(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryEndData) {
+	op, ok := conn.PgConn().CustomData()[tracedOperation].(int)
+	if !ok {
+		op = len(operations) - 1
+	}
+	t.count(ctx, op, data.Err)
+	t.refusal(ctx, data.Err)
 }
 
-type batchKey struct{}
-
-// batch notes whether a statement of the batch failed: a batch can also fail before any statement runs
-// (a statement that does not parse, in the modes that prepare the whole batch first).
-type batch struct{ failed bool }
-
-func (t *tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	return context.WithValue(ctx, batchKey{}, &batch{})
+// A batch can also fail before any statement runs (a statement that does not parse, in the modes that
+// prepare the whole batch first): the batch's end counts that refusal when no statement's did.
+func (t *tracer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	conn.PgConn().CustomData()[tracedFailed] = false
+	return ctx
 }
 
-func (t *tracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
-	if b, ok := ctx.Value(batchKey{}).(*batch); ok && data.Err != nil {
-		b.failed = true
+func (t *tracer) TraceBatchQuery(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchQueryData) {
+	if data.Err != nil {
+		conn.PgConn().CustomData()[tracedFailed] = true
 	}
 	t.end(ctx, data.SQL, data.Err)
 }
 
-func (t *tracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
-	if b, ok := ctx.Value(batchKey{}).(*batch); ok && !b.failed && data.Err != nil {
+func (t *tracer) TraceBatchEnd(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchEndData) {
+	if failed, _ := conn.PgConn().CustomData()[tracedFailed].(bool); !failed && data.Err != nil {
 		t.refusal(ctx, data.Err)
 	}
 }
@@ -147,21 +167,25 @@ func (t *tracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceB
 // refusal if the database refused it.
 func (t *tracer) end(ctx context.Context, sql string, err error) {
 	if sql != setContext && sql != resetSession && sql != beginReadOnly {
-		attrs := t.m.ok
-		if err != nil {
-			attrs = t.m.failed
-		}
-		op, ok := attrs[operation(sql)]
-		if !ok {
-			op = attrs["other"]
-		}
-		t.m.statements.Add(ctx, 1, op)
+		t.count(ctx, operationIndex(sql), err)
 	}
 	t.refusal(ctx, err)
 }
 
+// count counts one statement of operations[op].
+func (t *tracer) count(ctx context.Context, op int, err error) {
+	opts := t.m.ok[op]
+	if err != nil {
+		opts = t.m.failed[op]
+	}
+	t.m.statements.Add(ctx, 1, opts...)
+}
+
 // refusal counts err if it is a refusal of the database.
 func (t *tracer) refusal(ctx context.Context, err error) {
+	if err == nil {
+		return // before errors.As, whose target escapes: no allocation for a statement that succeeded
+	}
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) {
 		return
