@@ -202,6 +202,7 @@ func (d *demo) setup(ctx context.Context) error {
 	}
 	cfg.SigningKey = res.ContextKey
 	cfg.RolePrefix = d.prefix
+	cfg.AllowPlaintextLoopback = allowPlaintextLoopback()
 	if d.pool, err = db.Open(ctx, cfg); err != nil {
 		return err
 	}
