@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -124,7 +125,7 @@ func TestOpenRefusesUnverifiedTransport(t *testing.T) {
 			t.Parallel()
 			cfg := d.Config(t, appDSNWith(t, d, tc.settings...))
 			cfg.AllowPlaintextLoopback = tc.allow
-			cfg.PoolConfig.ConnConfig.ConnectTimeout = 5e9
+			cfg.PoolConfig.ConnConfig.ConnectTimeout = 5 * time.Second
 			p, err := db.Open(testContext(t), cfg)
 			if tc.want == "" {
 				if err != nil {
@@ -229,4 +230,3 @@ func TestOpenRefusesPlaintextBehindPooler(t *testing.T) {
 		})
 	}
 }
-
