@@ -79,23 +79,6 @@ func TestCheckTransport(t *testing.T) {
 	}
 }
 
-// appDSNWith returns the database's app connection string with settings changed ("" deletes one).
-func appDSNWith(t testing.TB, d *pgtest.Database, settings ...string) string {
-	t.Helper()
-	s, err := dsn.Parse(d.AppDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(settings); i += 2 {
-		if settings[i+1] == "" {
-			s.Delete(settings[i])
-		} else {
-			s.Set(settings[i], settings[i+1])
-		}
-	}
-	return s.ConnString()
-}
-
 // TestOpenRefusesUnverifiedTransport: db.Open connects only over TLS that verifies the server's
 // certificate and name, unless plaintext to loopback is allowed explicitly.
 func TestOpenRefusesUnverifiedTransport(t *testing.T) {
@@ -123,7 +106,7 @@ func TestOpenRefusesUnverifiedTransport(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := d.Config(t, appDSNWith(t, d, tc.settings...))
+			cfg := d.Config(t, pgtest.WithSettings(d.AppDSN, tc.settings...))
 			cfg.AllowPlaintextLoopback = tc.allow
 			cfg.PoolConfig.ConnConfig.ConnectTimeout = 5 * time.Second
 			p, err := db.Open(testContext(t), cfg)
@@ -173,7 +156,7 @@ func TestOpenSessionTLS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := d.Config(t, appDSNWith(t, d, tc.settings...))
+			cfg := d.Config(t, pgtest.WithSettings(d.AppDSN, tc.settings...))
 			cfg.AllowPlaintextLoopback = tc.allow
 			p := mustOpen(t, cfg)
 			ctx := as(testContext(t), mustTenant(t, d, "acme-"+strings.ReplaceAll(tc.name, " ", "-")), "alice")

@@ -38,7 +38,7 @@ func TestNoCommandPrintsAPassword(t *testing.T) {
 	}
 	for _, srv := range servers {
 		name, hostPort := srv.name, srv.hostPort
-		owner := fmt.Sprintf("pgx5://%s:%s@%s/%s", d.Roles.Owner, secret, hostPort, d.Name)
+		owner := fmt.Sprintf("pgx5://%s:%s@%s/%s?%s", d.Roles.Owner, secret, hostPort, d.Name, d.TLSParams().Encode())
 		app := strings.Replace(owner, d.Roles.Owner, d.Roles.App, 1)
 		auditor := strings.Replace(owner, d.Roles.Owner, d.Roles.Auditor, 1)
 		secrets := filepath.Join(t.TempDir(), "secrets.env")

@@ -91,3 +91,20 @@ func (d *Database) TLSParams() url.Values {
 	}
 	return q
 }
+
+// WithSettings returns connString, a URL or keyword/value, with settings changed, given as keyword,
+// value pairs (an empty value deletes the keyword), as keyword/value.
+func WithSettings(connString string, settings ...string) string {
+	s, err := dsn.Parse(connString)
+	if err != nil {
+		panic("pgtest: " + err.Error()) // the error never quotes connString
+	}
+	for i := 0; i+1 < len(settings); i += 2 {
+		if settings[i+1] == "" {
+			s.Delete(settings[i])
+		} else {
+			s.Set(settings[i], settings[i+1])
+		}
+	}
+	return s.ConnString()
+}

@@ -44,6 +44,10 @@ func NewAuthority() (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A name of its own: a verifier given another authority's certificate then reports an unknown
+	// authority, not a signature that fails under the same name.
+	id := tmpl.SerialNumber.Text(16)
+	tmpl.Subject.CommonName += " " + id[:min(8, len(id))]
 	tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
 	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
