@@ -206,6 +206,10 @@ func (c *Config) validate() error {
 		pc.ConnConfig.DefaultQueryExecMode = c.ExecMode
 		c.PoolConfig = pc
 	}
+	if m := c.PoolConfig.ConnConfig.DefaultQueryExecMode; m == pgx.QueryExecModeSimpleProtocol {
+		return fmt.Errorf("%w: %s writes the tenant context token into the statement text, which every session of the role reads in pg_stat_activity; use %s",
+			ErrUnsafeExecMode, m, safeExecModes)
+	}
 	if err := CheckTransport(&c.PoolConfig.ConnConfig.Config, c.AllowPlaintextLoopback); err != nil {
 		return err
 	}
@@ -223,10 +227,6 @@ func (c *Config) validate() error {
 			return nil
 		}
 		c.PoolConfig = pc
-	}
-	if m := c.PoolConfig.ConnConfig.DefaultQueryExecMode; m == pgx.QueryExecModeSimpleProtocol {
-		return fmt.Errorf("%w: %s writes the tenant context token into the statement text, which every session of the role reads in pg_stat_activity; use %s",
-			ErrUnsafeExecMode, m, safeExecModes)
 	}
 	return nil
 }

@@ -46,7 +46,8 @@ func TestNoCommandPrintsAPassword(t *testing.T) {
 			owner, app, auditor, key, kek))
 		for _, args := range [][]string{
 			{"bootstrap", "--dsn", owner, "--out", filepath.Join(t.TempDir(), "s.env")},
-			{"bootstrap", "--dsn", owner, "--print", "--out", secrets},
+			// The secrets file describes this database and prefix: bootstrap goes on to connect.
+			{"bootstrap", "--dsn", owner, "--print", "--out", secrets, "--database", d.Name, "--prefix", prefixOf(d.Roles)},
 			{"migrate", "version", "--dsn", owner},
 			{"migrate", "up", "--secrets", secrets},
 			{"tenants", "list", "--dsn", owner},
