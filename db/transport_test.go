@@ -19,11 +19,7 @@ import (
 // otherCA writes the certificate of an authority that signed nothing the servers present.
 func otherCA(t testing.TB) string {
 	t.Helper()
-	a, err := pgtls.NewAuthority()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := a.WriteFiles(t.TempDir())
+	f, err := pgtls.NewFiles(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

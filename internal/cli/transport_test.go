@@ -14,11 +14,7 @@ import (
 // Not parallel: it sets the environment.
 func TestCommandsRefuseUnverifiedTransport(t *testing.T) {
 	d := pgtest.NewDatabase(t)
-	a, err := pgtls.NewAuthority()
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := a.WriteFiles(t.TempDir())
+	other, err := pgtls.NewFiles(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,11 +202,7 @@ logfile = %s
 // returns the settings that require TLS of its clients and, if serverTLS, verify the server as upstream
 // does (its sslrootcert; the system's roots without one).
 func tlsSettings(dir, upstream string, serverTLS bool) (string, error) {
-	a, err := pgtls.NewAuthority()
-	if err != nil {
-		return "", fmt.Errorf("pgbouncer: %w", err)
-	}
-	f, err := a.WriteFiles(dir, "127.0.0.1")
+	f, err := pgtls.NewFiles(dir, "127.0.0.1")
 	if err != nil {
 		return "", fmt.Errorf("pgbouncer: %w", err)
 	}

@@ -61,6 +61,16 @@ func NewAuthority() (*Authority, error) {
 	return &Authority{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
+// NewFiles writes the files of [Authority.WriteFiles] for a new authority, which is then forgotten:
+// nothing else can ever be signed by it.
+func NewFiles(dir string, hosts ...string) (Files, error) {
+	a, err := NewAuthority()
+	if err != nil {
+		return Files{}, err
+	}
+	return a.WriteFiles(dir, hosts...)
+}
+
 // CertPEM is the authority's certificate, PEM-encoded.
 func (a *Authority) CertPEM() []byte { return a.certPEM }
 
