@@ -217,7 +217,11 @@ func prepareDSN(s *session, raw string, timeout time.Duration) (string, error) {
 	cs := set.ConnString()
 	cc, err := pgconn.ParseConfig(cs)
 	if err != nil {
-		return "", set.Validate() // the same error, with every password masked
+		// Validate parsed the same string a moment ago: a CA or key file changed in between.
+		if verr := set.Validate(); verr != nil {
+			return "", errors.New(strings.TrimPrefix(verr.Error(), "dsn: "))
+		}
+		return "", errors.New("cannot parse connection string: its TLS files changed while it was read")
 	}
 	if err := db.CheckTransport(cc, allowPlaintextLoopback()); err != nil {
 		return "", err
