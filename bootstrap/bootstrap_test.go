@@ -46,7 +46,6 @@ func TestRunKeepsConnectionSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	super.Set(dsn.ConnectTimeout, "7")
-	super.Set("sslmode", "disable")
 	pgx5 := strings.Replace(super.URL(), "postgres://", "pgx5://", 1) + "&x-migrations-table=ignored"
 	for _, tc := range []struct {
 		name, dsn   string
@@ -68,8 +67,8 @@ func TestRunKeepsConnectionSettings(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := u.Query(); got.Get("connect_timeout") != "7" || got.Get("sslmode") != "disable" {
-					t.Errorf("got settings %q, want connect_timeout=7 and sslmode=disable carried over", u.RawQuery)
+				if got := u.Query(); got.Get("connect_timeout") != "7" || got.Get("sslmode") != super.Get("sslmode") || got.Get("sslrootcert") != super.Get("sslrootcert") {
+					t.Errorf("got settings %q, want connect_timeout=7, sslmode=%s and sslrootcert=%s carried over", u.RawQuery, super.Get("sslmode"), super.Get("sslrootcert"))
 				}
 				mustConn(t, c)
 			}

@@ -134,6 +134,13 @@ type Config struct {
 	// run. Default slog.Default(). Nothing of a token, the signing key or a password is logged.
 	Logger *slog.Logger
 
+	// AllowPlaintextLoopback lets the pool connect to a loopback host (127.0.0.0/8, ::1, "localhost", a
+	// Unix socket) without TLS or without verifying the server's certificate, for development on one
+	// machine. Without it [Open] refuses every connection that is not TLS with the server's certificate
+	// and host name verified (sslmode=verify-full), and every session that the server reports without TLS
+	// ([ErrInsecureTransport]). Connections to other hosts are refused either way.
+	AllowPlaintextLoopback bool
+
 	// Now returns the current time; tests may replace it. Default time.Now.
 	Now func() time.Time
 }
@@ -216,6 +223,24 @@ func (c *Config) validate() error {
 	if m := c.PoolConfig.ConnConfig.DefaultQueryExecMode; m == pgx.QueryExecModeSimpleProtocol {
 		return fmt.Errorf("%w: %s writes the tenant context token into the statement text, which every session of the role reads in pg_stat_activity; use %s",
 			ErrUnsafeExecMode, m, safeExecModes)
+	}
+	if err := CheckTransport(&c.PoolConfig.ConnConfig.Config, c.AllowPlaintextLoopback); err != nil {
+		return err
+	}
+	if !c.AllowPlaintextLoopback {
+		// Every new connection asks the server whether its session is TLS, before the caller's hook runs.
+		pc := c.PoolConfig.Copy()
+		after := pc.AfterConnect
+		pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			if err := checkSessionTLS(ctx, conn); err != nil {
+				return err
+			}
+			if after != nil {
+				return after(ctx, conn)
+			}
+			return nil
+		}
+		c.PoolConfig = pc
 	}
 	return nil
 }

@@ -46,7 +46,9 @@ type cachedToken struct {
 // Open connects, checks that the connected role cannot bypass row-level security, and returns the pool.
 // It fails with a [*RoleError] (errors.Is(err, ErrUnsafeRole)) when the role is a superuser, has
 // BYPASSRLS, is a member of the owner role or owns a table, with [ErrUnsafeExecMode] for the simple
-// protocol, and within the connect timeout when the server cannot be reached. It records the role-level
+// protocol, with a [*TransportError] (errors.Is(err, ErrInsecureTransport)) for a connection that is not
+// TLS verify-full or a session the server reports without TLS (see Config.AllowPlaintextLoopback), and
+// within the connect timeout when the server cannot be reached. It records the role-level
 // settings of the role that are not the session limits bootstrap sets, and goes on checking them and the
 // role's password every Config.RoleCheckInterval (see [Pool.CheckRole]). [Pool.Verifier] reports which
 // verifier of tenant contexts the database runs.
@@ -69,6 +71,11 @@ func Open(ctx context.Context, cfg *Config) (*Pool, error) {
 		return nil, fmt.Errorf("db: open pool: %w", err)
 	}
 	p.pool = pool
+	var te *TransportError
+	if err := pool.Ping(ctx); errors.As(err, &te) {
+		pool.Close()
+		return nil, te
+	}
 	if err := checkRole(ctx, pool, Roles(c.RolePrefix).Owner); err != nil {
 		pool.Close()
 		return nil, err

@@ -496,6 +496,7 @@ func (s *suite) victimPool(ctx context.Context, edit ...func(*db.Config)) (*db.P
 		return nil, err
 	}
 	cfg.SigningKey = s.cfg.ContextKey
+	cfg.AllowPlaintextLoopback = s.cfg.AllowPlaintextLoopback
 	cfg.PoolConfig.MaxConns = 1
 	cfg.RoleCheckInterval = -1
 	for _, e := range edit {

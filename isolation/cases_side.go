@@ -79,6 +79,7 @@ func casePgStatActivity(ctx context.Context, s *suite, atk int, emit func(string
 		return
 	}
 	cfg.SigningKey = s.cfg.ContextKey
+	cfg.AllowPlaintextLoopback = s.cfg.AllowPlaintextLoopback
 	cfg.PoolConfig.MaxConns = 1
 	pool, err := db.Open(ctx, cfg)
 	if err != nil {

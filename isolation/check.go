@@ -31,6 +31,8 @@ type Config struct {
 	SuperDSN string
 	// AppDSN connects as the application's role: every attack runs as that role.
 	AppDSN string
+	// AllowPlaintextLoopback is db.Config.AllowPlaintextLoopback for the suite's db.Pools.
+	AllowPlaintextLoopback bool
 	// ContextKey signs tenant context tokens the database accepts (db.ContextKey, as bootstrap writes it).
 	ContextKey db.ContextKey
 	// Sign, when set, signs tokens instead of ContextKey: a token in the database's format that names

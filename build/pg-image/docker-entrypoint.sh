@@ -6,6 +6,12 @@
 # arguments starting with "-" are passed to postgres (e.g. -c fsync=off).
 # Runs as the non-root postgres user (uid 999). SIGTERM and SIGINT both
 # trigger a fast shutdown.
+# TLS: TENANTSEAL_SSL_CERT and TENANTSEAL_SSL_KEY name PEM files (any owner,
+# readable by uid 999), TENANTSEAL_SSL_CA optionally the CA whose client
+# certificates the server accepts. They are copied into PGDATA with the owner
+# and mode PostgreSQL demands of a key, and the server runs with ssl=on.
+# TENANTSEAL_SSL_HOSTSSL=1 (at initialisation) makes logins from outside the
+# container need TLS (hostssl); without it they may use either.
 set -eu
 
 log() { echo "docker-entrypoint: $*" >&2; }
@@ -67,7 +73,12 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	if [ -n "$pwfile" ]; then rm -f "$pwfile"; fi
 	[ "$rc" -eq 0 ] || { log "initdb failed"; exit "$rc"; }
 
-	printf '\n# docker: allow password logins from anywhere\nhost all all all %s\n' "$auth" \
+	hba=host
+	if [ "${TENANTSEAL_SSL_HOSTSSL:-}" = 1 ]; then
+		[ -n "${TENANTSEAL_SSL_CERT:-}" ] || { log "TENANTSEAL_SSL_HOSTSSL=1 needs TENANTSEAL_SSL_CERT and TENANTSEAL_SSL_KEY"; exit 1; }
+		hba=hostssl
+	fi
+	printf '\n# docker: allow password logins from anywhere\n%s all all all %s\n' "$hba" "$auth" \
 		>>"$PGDATA/pg_hba.conf"
 	printf "\nlisten_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
 
@@ -87,6 +98,24 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	log "PostgreSQL init process complete; ready for start up."
 fi
 unset POSTGRES_PASSWORD
+
+if [ -n "${TENANTSEAL_SSL_CERT:-}${TENANTSEAL_SSL_KEY:-}" ]; then
+	if [ -z "${TENANTSEAL_SSL_CERT:-}" ] || [ -z "${TENANTSEAL_SSL_KEY:-}" ]; then
+		log "set both TENANTSEAL_SSL_CERT and TENANTSEAL_SSL_KEY, or neither"; exit 1
+	fi
+	# Copies owned by uid 999, the key 0600: PostgreSQL refuses a key that others can read.
+	tls=$PGDATA/tls
+	mkdir -p "$tls"
+	cp "$TENANTSEAL_SSL_CERT" "$tls/server.crt"
+	(umask 077 && cat "$TENANTSEAL_SSL_KEY" >"$tls/server.key.new")
+	chmod 0600 "$tls/server.key.new"
+	mv "$tls/server.key.new" "$tls/server.key"
+	set -- -c ssl=on -c "ssl_cert_file=$tls/server.crt" -c "ssl_key_file=$tls/server.key" "$@"
+	if [ -n "${TENANTSEAL_SSL_CA:-}" ]; then
+		cp "$TENANTSEAL_SSL_CA" "$tls/ca.crt"
+		set -- -c "ssl_ca_file=$tls/ca.crt" "$@"
+	fi
+fi
 
 # A killed server leaves its socket lock files behind, outside PGDATA. One container runs one
 # postmaster: a lock file left at start is stale, but its PID may name a live process of the new

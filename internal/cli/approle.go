@@ -112,6 +112,7 @@ func (a *appFlags) open(ctx context.Context, owner *pgx.Conn, cfg appConfig) (*d
 	pc.SigningKey = cfg.key
 	pc.RolePrefix = prefix
 	pc.MeterProvider, pc.Logger = a.conn.f.s.meters, a.conn.f.s.logger()
+	pc.AllowPlaintextLoopback = allowPlaintextLoopback()
 	pool, err := db.Open(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open the app pool: %w", err)

@@ -421,7 +421,7 @@ func TestAuditShredUnrecorded(t *testing.T) {
 	}
 
 	// The audit log cannot be reached: the shred happens, and the command says it is not recorded.
-	setApp("TENANTSEAL_AUDIT_WRITER_DSN=postgres://nobody:s3cret-pw@127.0.0.1:1/x?connect_timeout=2\n")
+	setApp("TENANTSEAL_AUDIT_WRITER_DSN=postgres://nobody:s3cret-pw@127.0.0.1:1/x?connect_timeout=2&" + e.d.TLSParams().Encode() + "\n")
 	r := run(t, "tenants", "shred", a.String(), "--confirm", a.String(), "--secrets", e.secrets)
 	if r.code != 1 {
 		t.Errorf("got exit %d, want 1; %v", r.code, r)

@@ -30,9 +30,12 @@ func TestConnectionFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keywordWrong := fmt.Sprintf("host=%s port=%d user=%s password=wr0ng-pa55word dbname=%s sslmode=disable", cc.Host, cc.Port, cc.User, cc.Database)
+	tlsq := d.TLSParams()
+	keywordWrong := fmt.Sprintf("host=%s port=%d user=%s password=wr0ng-pa55word dbname=%s sslmode=%s sslrootcert='%s'", cc.Host, cc.Port, cc.User, cc.Database,
+		tlsq.Get("sslmode"), tlsq.Get("sslrootcert"))
 	hostPort := fmt.Sprintf("%s:%d", cc.Host, cc.Port)
 	silent := silentServer(t)
+	tlsQuery := tlsq.Encode()
 
 	tests := []struct {
 		name   string
@@ -40,16 +43,16 @@ func TestConnectionFailures(t *testing.T) {
 		within time.Duration
 		want   []string
 	}{
-		{"unreachable, timeout in the DSN", []string{"migrate", "version", "--dsn", "postgres://u:s3cret-pw@127.0.0.1:1/x?connect_timeout=2"},
+		{"unreachable, timeout in the DSN", []string{"migrate", "version", "--dsn", "postgres://u:s3cret-pw@127.0.0.1:1/x?connect_timeout=2&" + tlsQuery},
 			5 * time.Second, []string{"cannot connect to 127.0.0.1:1", `user "u"`, "connection refused"}},
-		{"unreachable, --connect-timeout", []string{"tenants", "list", "--connect-timeout", "2s", "--dsn", "postgres://u:s3cret-pw@127.0.0.1:1/x"},
+		{"unreachable, --connect-timeout", []string{"tenants", "list", "--connect-timeout", "2s", "--dsn", "postgres://u:s3cret-pw@127.0.0.1:1/x?" + tlsQuery},
 			5 * time.Second, []string{"cannot connect to 127.0.0.1:1"}},
-		{"unreachable bootstrap", []string{"bootstrap", "--out", filepath.Join(t.TempDir(), "s.env"), "--connect-timeout", "2s", "--dsn", "postgres://u:s3cret-pw@127.0.0.1:1/x"},
+		{"unreachable bootstrap", []string{"bootstrap", "--out", filepath.Join(t.TempDir(), "s.env"), "--connect-timeout", "2s", "--dsn", "postgres://u:s3cret-pw@127.0.0.1:1/x?" + tlsQuery},
 			5 * time.Second, []string{"cannot connect to 127.0.0.1:1"}},
 		// A server that accepts and never answers: the connect timeout, not the kernel, ends the attempt.
-		{"silent server, --connect-timeout", []string{"migrate", "version", "--connect-timeout", "1s", "--dsn", "postgres://u:s3cret-pw@" + silent + "/x"},
+		{"silent server, --connect-timeout", []string{"migrate", "version", "--connect-timeout", "1s", "--dsn", "postgres://u:s3cret-pw@" + silent + "/x?" + tlsQuery},
 			4 * time.Second, []string{"cannot connect to " + silent, "timed out after 1s"}},
-		{"silent server, timeout in the DSN", []string{"tenants", "list", "--dsn", "postgres://u:s3cret-pw@" + silent + "/x?connect_timeout=1"},
+		{"silent server, timeout in the DSN", []string{"tenants", "list", "--dsn", "postgres://u:s3cret-pw@" + silent + "/x?connect_timeout=1&" + tlsQuery},
 			4 * time.Second, []string{"cannot connect to " + silent, "timed out after 1s"}},
 		{"wrong password", []string{"migrate", "version", "--dsn", wrongPassword.String()},
 			10 * time.Second, []string{"cannot connect to " + hostPort, fmt.Sprintf("as user %q", d.Roles.Owner), "password authentication failed"}},

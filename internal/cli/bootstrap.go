@@ -16,6 +16,7 @@ import (
 	"github.com/tenantseal/tenantseal/audit"
 	"github.com/tenantseal/tenantseal/bootstrap"
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/internal/dsn"
 )
 
 var bootstrapCommand = command{
@@ -258,9 +259,15 @@ func rolesToReset(prefix string, given []string) ([]string, error) {
 // samePlace refuses to rewrite a secrets file that describes another database: a bootstrap against
 // another server, database or prefix would otherwise repoint every process that reads the file.
 func samePlace(file *secretsFile, path, superDSN, database, prefix string) error {
-	have, err := pgx.ParseConfig(file.get(keyOwnerDSN))
+	// Any form internal/dsn reads, pgx5:// too: pgx alone would take a pgx5:// URL with a query for
+	// keyword/value and describe the default server.
+	written, err := dsn.Parse(file.get(keyOwnerDSN))
 	if err != nil || file.get(keyOwnerDSN) == "" {
 		return nil // nothing to repoint
+	}
+	have, err := pgx.ParseConfig(written.ConnString())
+	if err != nil {
+		return nil
 	}
 	super, err := pgx.ParseConfig(superDSN)
 	if err != nil {

@@ -203,6 +203,7 @@ func (d *demo) setup(ctx context.Context) error {
 	cfg.SigningKey = res.ContextKey
 	cfg.RolePrefix = d.prefix
 	cfg.MeterProvider, cfg.Logger = d.s.meters, d.s.logger()
+	cfg.AllowPlaintextLoopback = allowPlaintextLoopback()
 	if d.pool, err = db.Open(ctx, cfg); err != nil {
 		return err
 	}

@@ -199,7 +199,8 @@ func evidenceIsolation(s *session, conn *connFlags, super, app, key string, shor
 	if err != nil {
 		return nil, usageErrorf("evidence export: --context-key: %v", unprefixed(err.Error()))
 	}
-	return &isolation.Config{SuperDSN: superDSN, AppDSN: appDSN, ContextKey: k, Short: short}, nil
+	return &isolation.Config{SuperDSN: superDSN, AppDSN: appDSN, ContextKey: k, Short: short,
+		AllowPlaintextLoopback: allowPlaintextLoopback()}, nil
 }
 
 // evidenceError explains the failures of an export that an operator can fix.

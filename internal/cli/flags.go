@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/dsn"
 )
@@ -195,7 +197,8 @@ func (c *connFlags) prepare(dsn string) (string, error) {
 
 // prepareDSN registers the passwords of raw as secrets, parses it (any form internal/dsn accepts, pgx5://
 // too), sets connect_timeout (whole seconds, at least 1) unless raw or $PGCONNECT_TIMEOUT sets one, checks
-// it with pgx, and returns it as keyword/value.
+// it with pgx, refuses it unless it is TLS verify-full (db.CheckTransport; plaintext to loopback with
+// $TENANTSEAL_ALLOW_PLAINTEXT_LOOPBACK=1), and returns it as keyword/value.
 func prepareDSN(s *session, raw string, timeout time.Duration) (string, error) {
 	s.connSecrets(raw)
 	if timeout < 0 {
@@ -211,8 +214,24 @@ func prepareDSN(s *session, raw string, timeout time.Duration) (string, error) {
 	if err != nil {
 		return "", errors.New(strings.TrimPrefix(err.Error(), "dsn: "))
 	}
-	return set.ConnString(), nil
+	cs := set.ConnString()
+	cc, err := pgconn.ParseConfig(cs)
+	if err != nil {
+		// Validate parsed the same string a moment ago: a CA or key file changed in between.
+		if verr := set.Validate(); verr != nil {
+			return "", errors.New(strings.TrimPrefix(verr.Error(), "dsn: "))
+		}
+		return "", errors.New("cannot parse connection string: its TLS files changed while it was read")
+	}
+	if err := db.CheckTransport(cc, allowPlaintextLoopback()); err != nil {
+		return "", err
+	}
+	return cs, nil
 }
+
+// allowPlaintextLoopback reports whether $TENANTSEAL_ALLOW_PLAINTEXT_LOOPBACK=1 allows plaintext
+// connections to loopback hosts.
+func allowPlaintextLoopback() bool { return os.Getenv(db.EnvAllowPlaintextLoopback) == "1" }
 
 // listFlag is a flag that may be repeated, each value also a comma-separated list.
 type listFlag []string

@@ -103,7 +103,8 @@ func runIsolationCheck(ctx context.Context, s *session, args []string) error {
 		}
 		return fromFile(env)
 	}
-	cfg := isolation.Config{TenantColumn: *column, Schemas: schemas, Short: *short, AcceptOracles: oracles}
+	cfg := isolation.Config{TenantColumn: *column, Schemas: schemas, Short: *short, AcceptOracles: oracles,
+		AllowPlaintextLoopback: allowPlaintextLoopback()}
 	if *config != "" {
 		if err := isolation.LoadConfigFile(*config, &cfg); err != nil {
 			return usageErrorf("isolation-check: --config: %v", unprefixed(strings.TrimPrefix(err.Error(), "isolation: ")))

@@ -38,7 +38,7 @@ func TestNoCommandPrintsAPassword(t *testing.T) {
 	}
 	for _, srv := range servers {
 		name, hostPort := srv.name, srv.hostPort
-		owner := fmt.Sprintf("pgx5://%s:%s@%s/%s", d.Roles.Owner, secret, hostPort, d.Name)
+		owner := fmt.Sprintf("pgx5://%s:%s@%s/%s?%s", d.Roles.Owner, secret, hostPort, d.Name, d.TLSParams().Encode())
 		app := strings.Replace(owner, d.Roles.Owner, d.Roles.App, 1)
 		auditor := strings.Replace(owner, d.Roles.Owner, d.Roles.Auditor, 1)
 		secrets := filepath.Join(t.TempDir(), "secrets.env")
@@ -46,7 +46,8 @@ func TestNoCommandPrintsAPassword(t *testing.T) {
 			owner, app, auditor, key, kek))
 		for _, args := range [][]string{
 			{"bootstrap", "--dsn", owner, "--out", filepath.Join(t.TempDir(), "s.env")},
-			{"bootstrap", "--dsn", owner, "--print", "--out", secrets},
+			// The secrets file describes this database and prefix: bootstrap goes on to connect.
+			{"bootstrap", "--dsn", owner, "--print", "--out", secrets, "--database", d.Name, "--prefix", prefixOf(d.Roles)},
 			{"migrate", "version", "--dsn", owner},
 			{"migrate", "up", "--secrets", secrets},
 			{"tenants", "list", "--dsn", owner},

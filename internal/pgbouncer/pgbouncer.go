@@ -18,6 +18,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tenantseal/tenantseal/internal/dsn"
+	"github.com/tenantseal/tenantseal/internal/pgtls"
 )
 
 // Options configure a pgbouncer in transaction pooling mode in front of a server.
@@ -32,9 +35,14 @@ type Options struct {
 	// Users maps each role that may log in through pgbouncer to its password. pgbouncer uses the password
 	// for SCRAM towards its clients and towards the server.
 	Users map[string]string
+	// ServerPlaintext connects to the server without TLS whatever Upstream says: a pooler that ends TLS,
+	// for tests of what a client can detect.
+	ServerPlaintext bool
 }
 
-// Bouncer is a pgbouncer process on loopback, started by [Start].
+// Bouncer is a pgbouncer process on loopback, started by [Start]. It requires TLS of its clients, with a
+// certificate of its own authority for 127.0.0.1 that [Bouncer.DSN] verifies, and connects to the server
+// with TLS verify-full against Upstream's sslrootcert when Upstream uses TLS.
 type Bouncer struct {
 	// Addr is host:port on 127.0.0.1.
 	Addr string
@@ -44,6 +52,7 @@ type Bouncer struct {
 	cmd          *exec.Cmd
 	dir          string
 	done         chan error
+	caFile       string // what clients verify pgbouncer's certificate with
 }
 
 // Binary is the pgbouncer executable: $TENANTSEAL_PGBOUNCER, else pgbouncer on PATH, else
@@ -115,6 +124,13 @@ ignore_startup_parameters = extra_float_digits
 logfile = %s
 `, dbs.String(), listenPort, filepath.Join(dir, "userlist.txt"), opts.PoolSize, filepath.Join(dir, "pgbouncer.log"))
 	files := map[string]string{"pgbouncer.ini": ini, "userlist.txt": users.String(), "pgbouncer.log": ""}
+	tlsIni, err := tlsSettings(dir, opts.Upstream, up.TLSConfig != nil && !opts.ServerPlaintext)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	files["pgbouncer.ini"] += tlsIni
+	b.caFile = filepath.Join(dir, "ca.crt")
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			os.RemoveAll(dir)
@@ -131,7 +147,16 @@ logfile = %s
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		for _, p := range []string{dir, filepath.Join(dir, "pgbouncer.ini"), filepath.Join(dir, "userlist.txt"), filepath.Join(dir, "pgbouncer.log")} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("pgbouncer: %w", err)
+		}
+		paths := []string{dir}
+		for _, e := range entries {
+			paths = append(paths, filepath.Join(dir, e.Name()))
+		}
+		for _, p := range paths {
 			if err := os.Chown(p, uid, gid); err != nil {
 				os.RemoveAll(dir)
 				return nil, fmt.Errorf("pgbouncer: %w", err)
@@ -173,9 +198,43 @@ logfile = %s
 	}
 }
 
-// DSN returns a connection string through pgbouncer for user to database.
+// tlsSettings writes pgbouncer's certificate for 127.0.0.1, of an authority of its own, into dir and
+// returns the settings that require TLS of its clients and, if serverTLS, verify the server as upstream
+// does (its sslrootcert; the system's roots without one).
+func tlsSettings(dir, upstream string, serverTLS bool) (string, error) {
+	f, err := pgtls.NewFiles(dir, "127.0.0.1")
+	if err != nil {
+		return "", fmt.Errorf("pgbouncer: %w", err)
+	}
+	ini := fmt.Sprintf("client_tls_sslmode = require\nclient_tls_cert_file = %s\nclient_tls_key_file = %s\n", f.ServerCert, f.ServerKey)
+	if !serverTLS {
+		return ini + "server_tls_sslmode = disable\n", nil
+	}
+	ini += "server_tls_sslmode = verify-full\n"
+	up, err := dsn.Parse(upstream)
+	if err != nil {
+		return "", fmt.Errorf("pgbouncer: upstream: %w", err)
+	}
+	if ca := up.Get("sslrootcert"); ca != "" && ca != "system" {
+		data, err := os.ReadFile(ca)
+		if err != nil {
+			return "", fmt.Errorf("pgbouncer: upstream's sslrootcert: %w", err)
+		}
+		// A copy of its own: as nobody it reads only what it owns.
+		upstreamCA := filepath.Join(dir, "upstream-ca.crt")
+		if err := os.WriteFile(upstreamCA, data, 0o600); err != nil {
+			return "", fmt.Errorf("pgbouncer: %w", err)
+		}
+		ini += "server_tls_ca_file = " + upstreamCA + "\n"
+	}
+	return ini, nil
+}
+
+// DSN returns a connection string through pgbouncer for user to database, TLS verify-full with
+// pgbouncer's certificate.
 func (b *Bouncer) DSN(user, password, database string) string {
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: b.Addr, Path: "/" + database, RawQuery: "sslmode=disable"}
+	q := url.Values{"sslmode": {"verify-full"}, "sslrootcert": {b.caFile}}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: b.Addr, Path: "/" + database, RawQuery: q.Encode()}
 	return u.String()
 }
 

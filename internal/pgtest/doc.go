@@ -23,4 +23,11 @@
 //
 // The image is TENANTSEAL_PG_IMAGE when set, else postgres:17-alpine when present or pullable, else the
 // local image that `make pg-image` builds from the machine's PostgreSQL.
+//
+// Every server the harness starts serves TLS with certificates of a CA made for the test process
+// (internal/pgtls; [Server.TLS] has the files), handed to the image's entrypoint through
+// TENANTSEAL_SSL_CERT, TENANTSEAL_SSL_KEY and TENANTSEAL_SSL_CA, which the local image reads; every
+// connection string the harness hands out is sslmode=verify-full against that CA. A test that writes a
+// connection string of its own takes the TLS settings from [Database.TLSParams]. TENANTSEAL_TEST_DSN is
+// used as it is: db.Open refuses it unless it is verify-full too.
 package pgtest

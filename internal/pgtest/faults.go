@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -34,8 +34,13 @@ func StartFaultServer(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	files, err := newTLSFiles()
+	if err != nil {
+		return nil, err
+	}
 	password := randomHex(16)
 	c, err := testcontainers.Run(ctx, image,
+		tlsContainer(files),
 		testcontainers.WithEnv(map[string]string{
 			"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": password, "POSTGRES_DB": "postgres",
 			// Durability of the data is under test, not of initdb's own files.
@@ -53,12 +58,11 @@ func StartFaultServer(ctx context.Context) (*Server, error) {
 		if c != nil {
 			_ = c.Terminate(context.WithoutCancel(ctx))
 		}
+		os.RemoveAll(files.Dir)
 		return nil, fmt.Errorf("pgtest: start %s: %w", image, err)
 	}
-	s := &Server{container: c, Image: image}
-	u := url.URL{Scheme: "postgres", User: url.UserPassword("postgres", password), Host: "127.0.0.1:" + strconv.Itoa(port),
-		Path: "/postgres", RawQuery: "sslmode=disable"}
-	s.SuperDSN = u.String()
+	s := &Server{container: c, Image: image, TLS: files}
+	s.SuperDSN = superDSN(password, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), files.CA)
 	if err := waitReady(ctx, s.SuperDSN, 60*time.Second); err != nil {
 		s.Stop(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("pgtest: %s never accepted connections: %w", image, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/tenantseal/tenantseal/internal/pgtls"
 )
 
 // Benchmark servers run in a container on the host's network: clients reach them on loopback directly,
@@ -42,8 +43,13 @@ func StartHostServer(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	files, err := newTLSFiles()
+	if err != nil {
+		return nil, err
+	}
 	password := randomHex(16)
 	c, err := testcontainers.Run(ctx, image,
+		tlsContainer(files),
 		testcontainers.WithEnv(map[string]string{"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": password, "POSTGRES_DB": "postgres"}),
 		testcontainers.WithCmdArgs(append(slices.Clone(serverArgs), "-c", "port="+strconv.Itoa(port))...),
 		testcontainers.WithLabels(map[string]string{BenchLabel: "1"}),
@@ -55,9 +61,10 @@ func StartHostServer(ctx context.Context) (*Server, error) {
 		if c != nil {
 			_ = c.Terminate(context.WithoutCancel(ctx))
 		}
+		os.RemoveAll(files.Dir)
 		return nil, fmt.Errorf("pgtest: start %s on the host's network: %w", image, err)
 	}
-	s := &Server{container: c, Image: image, SuperDSN: loopbackDSN("postgres", password, port)}
+	s := &Server{container: c, Image: image, TLS: files, SuperDSN: loopbackDSN(password, port, files.CA)}
 	if err := waitReady(ctx, s.SuperDSN, 30*time.Second); err != nil {
 		s.Stop(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("pgtest: %s never accepted connections: %w", image, err)
@@ -72,6 +79,7 @@ type CallgrindServer struct {
 	SuperDSN string
 	c        testcontainers.Container
 	dir      string // the host directory the counts are written to
+	tls      pgtls.Files
 }
 
 // Valgrind's files on the host (Debian's package), mounted into the container: the image's libc is the
@@ -82,12 +90,17 @@ const (
 )
 
 // callgrindScript initialises a cluster, runs it normally until /tmp/instrument exists, then again
-// under callgrind. It runs as the image's postgres user.
+// under callgrind, both times serving TLS with the certificate of $TENANTSEAL_SSL_CERT. It runs as the
+// image's postgres user.
 const callgrindScript = `set -e
 D=/tmp/pgdata
 printf '%s\n' "$PGPASSWORD" >/tmp/pw
 initdb -D $D --no-locale -E UTF8 -U postgres --auth-host=scram-sha-256 --auth-local=trust --pwfile=/tmp/pw >/dev/null
 rm /tmp/pw
+cp "$TENANTSEAL_SSL_CERT" $D/server.crt
+cat "$TENANTSEAL_SSL_KEY" >$D/server.key
+chmod 0600 $D/server.key
+set -- -c ssl=on -c ssl_cert_file=$D/server.crt -c ssl_key_file=$D/server.key "$@"
 postgres -D $D "$@" & pid=$!
 while [ ! -f /tmp/instrument ]; do sleep 0.1; done
 kill -INT $pid; wait $pid || true
@@ -116,9 +129,15 @@ func StartCallgrindServer(ctx context.Context) (*CallgrindServer, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	files, err := newTLSFiles()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	password := randomHex(16)
 	args := append(slices.Clone(serverArgs), "-c", "port="+strconv.Itoa(port), "-c", "autovacuum=off")
 	c, err := testcontainers.Run(ctx, image,
+		tlsContainer(files),
 		testcontainers.WithEnv(map[string]string{"PGPASSWORD": password}),
 		testcontainers.WithEntrypoint("/bin/sh", "-c", callgrindScript, "callgrind"),
 		testcontainers.WithCmd(args...),
@@ -134,9 +153,10 @@ func StartCallgrindServer(ctx context.Context) (*CallgrindServer, error) {
 			_ = c.Terminate(context.WithoutCancel(ctx))
 		}
 		os.RemoveAll(dir)
+		os.RemoveAll(files.Dir)
 		return nil, fmt.Errorf("pgtest: start %s for callgrind: %w", image, err)
 	}
-	s := &CallgrindServer{SuperDSN: loopbackDSN("postgres", password, port), c: c, dir: dir}
+	s := &CallgrindServer{SuperDSN: loopbackDSN(password, port, files.CA), c: c, dir: dir, tls: files}
 	if err := waitReady(ctx, s.SuperDSN, 30*time.Second); err != nil {
 		s.Stop(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("pgtest: %s never accepted connections: %w", image, err)
@@ -195,17 +215,16 @@ func (s *CallgrindServer) Counts() (map[string]int64, error) {
 	return out, nil
 }
 
-// Stop removes the container and the counts.
+// Stop removes the container, the counts and the certificate files.
 func (s *CallgrindServer) Stop(ctx context.Context) error {
 	err := s.c.Terminate(ctx)
 	os.RemoveAll(s.dir)
+	os.RemoveAll(s.tls.Dir)
 	return err
 }
 
-func loopbackDSN(user, password string, port int) string {
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		Path: "/postgres", RawQuery: "sslmode=disable"}
-	return u.String()
+func loopbackDSN(password string, port int, caFile string) string {
+	return superDSN(password, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), caFile)
 }
 
 // freePort returns a TCP port of 127.0.0.1 that was free a moment ago.

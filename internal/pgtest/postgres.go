@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -18,6 +17,8 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/tenantseal/tenantseal/internal/pgtls"
 )
 
 // Images, in order of preference when TENANTSEAL_PG_IMAGE is not set.
@@ -40,6 +41,9 @@ type Server struct {
 	container testcontainers.Container
 	// Image the container runs, empty without a container.
 	Image string
+	// TLS are the certificate files of a server the harness started (its connection strings name TLS.CA
+	// as sslrootcert); zero for the server of TENANTSEAL_TEST_DSN.
+	TLS pgtls.Files
 }
 
 // StartServer starts PostgreSQL in a container, or uses TENANTSEAL_TEST_DSN when set. The image is
@@ -57,8 +61,13 @@ func StartServer(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	files, err := newTLSFiles()
+	if err != nil {
+		return nil, err
+	}
 	password := randomHex(16)
 	opts := []testcontainers.ContainerCustomizer{
+		tlsContainer(files),
 		testcontainers.WithEnv(map[string]string{
 			"POSTGRES_USER":     "postgres",
 			"POSTGRES_PASSWORD": password,
@@ -81,17 +90,16 @@ func StartServer(ctx context.Context) (*Server, error) {
 		if c != nil {
 			_ = c.Terminate(context.WithoutCancel(ctx))
 		}
+		os.RemoveAll(files.Dir)
 		return nil, fmt.Errorf("pgtest: start %s: %w", image, err)
 	}
-	s := &Server{container: c, Image: image}
+	s := &Server{container: c, Image: image, TLS: files}
 	endpoint, err := c.PortEndpoint(ctx, "5432/tcp", "")
 	if err != nil {
 		s.Stop(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	u := url.URL{Scheme: "postgres", User: url.UserPassword("postgres", password), Host: endpoint,
-		Path: "/postgres", RawQuery: "sslmode=disable"}
-	s.SuperDSN = u.String()
+	s.SuperDSN = superDSN(password, endpoint, files.CA)
 	if err := waitReady(ctx, s.SuperDSN, 30*time.Second); err != nil {
 		s.Stop(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("pgtest: %s never accepted connections: %w", image, err)
@@ -103,12 +111,14 @@ func StartServer(ctx context.Context) (*Server, error) {
 // server TENANTSEAL_TEST_DSN names.
 func (s *Server) Started() bool { return s != nil && s.container != nil }
 
-// Stop removes the container, if the harness started one.
+// Stop removes the container, if the harness started one, and its certificate files.
 func (s *Server) Stop(ctx context.Context) error {
 	if s == nil || s.container == nil {
 		return nil
 	}
-	return s.container.Terminate(ctx)
+	err := s.container.Terminate(ctx)
+	os.RemoveAll(s.TLS.Dir)
+	return err
 }
 
 // prepareDocker sets testcontainers up for this machine before any container starts.
