@@ -13,6 +13,7 @@ import (
 
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/internal/process"
+	"github.com/tenantseal/tenantseal/internal/transport"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,6 +42,11 @@ type Config struct {
 	// role) can neither append nor cancel or terminate the writer's sessions; own connections, so that
 	// events survive the rollback of the transaction that failed. Required; NewWriter copies it.
 	PoolConfig *pgxpool.Config
+	// AllowPlaintextLoopback lets the writer connect to a loopback host without TLS or without verifying
+	// the server's certificate, for development on one machine. Without it NewWriter refuses, with a
+	// [*tenantseal.TransportError], every connection that is not TLS verify-full, and each new session
+	// checks pg_stat_ssl, as db.Open does; other hosts are refused either way.
+	AllowPlaintextLoopback bool
 	// QueueSize bounds the events waiting to be written. Default DefaultQueueSize.
 	QueueSize int
 	// BatchSize bounds the events appended per statement. Default DefaultBatchSize; at most MaxBatchSize.
@@ -193,6 +199,9 @@ func NewWriter(ctx context.Context, config *Config) (*Writer, error) {
 	rp["default_transaction_read_only"] = "off"
 	ms, err := newMeters(cfg.MeterProvider)
 	if err != nil {
+		return nil, err
+	}
+	if cfg.PoolConfig, err = transport.Pool(cfg.PoolConfig, cfg.AllowPlaintextLoopback); err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg.PoolConfig)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/internal/token"
+	"github.com/tenantseal/tenantseal/internal/transport"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -224,24 +225,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: %s writes the tenant context token into the statement text, which every session of the role reads in pg_stat_activity; use %s",
 			ErrUnsafeExecMode, m, safeExecModes)
 	}
-	if err := CheckTransport(&c.PoolConfig.ConnConfig.Config, c.AllowPlaintextLoopback); err != nil {
+	// Every new connection asks the server whether its session is TLS, before the caller's hook runs.
+	pc, err := transport.Pool(c.PoolConfig, c.AllowPlaintextLoopback)
+	if err != nil {
 		return err
 	}
-	if !c.AllowPlaintextLoopback {
-		// Every new connection asks the server whether its session is TLS, before the caller's hook runs.
-		pc := c.PoolConfig.Copy()
-		after := pc.AfterConnect
-		pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-			if err := checkSessionTLS(ctx, conn); err != nil {
-				return err
-			}
-			if after != nil {
-				return after(ctx, conn)
-			}
-			return nil
-		}
-		c.PoolConfig = pc
-	}
+	c.PoolConfig = pc
 	return nil
 }
 

@@ -222,6 +222,7 @@ func recordBootstrap(ctx context.Context, s *session, res *bootstrap.Result) err
 	}
 	acfg.SpoolPath = audit.DefaultSpoolPath
 	acfg.Logger, acfg.MeterProvider = s.logger(), s.meters
+	acfg.AllowPlaintextLoopback = allowPlaintextLoopback()
 	w, err := audit.NewWriter(ctx, acfg)
 	if err != nil {
 		return fmt.Errorf("bootstrap: done, but recording it in the audit log failed: %w", err)

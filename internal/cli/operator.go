@@ -61,6 +61,7 @@ func openAuditLog(ctx context.Context, s *session, conn *connFlags, cmd string) 
 	// replays what this one could not write.
 	acfg.SpoolPath = audit.DefaultSpoolPath
 	acfg.Logger, acfg.MeterProvider = s.logger(), s.meters
+	acfg.AllowPlaintextLoopback = allowPlaintextLoopback()
 	w, err := audit.NewWriter(ctx, acfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot record in the audit log, so nothing was changed: %w", cmd, err)
