@@ -1,0 +1,8 @@
+-- Reverting drops the retention policies and the tenants' regions, policies and deletion dates
+-- (migrations.LossRetention).
+DROP TRIGGER tenant_deleted_at ON tenantseal.tenants;
+DROP FUNCTION tenantseal.tenant_deleted_at();
+ALTER TABLE tenantseal.tenants DROP COLUMN region, DROP COLUMN retention_policy, DROP COLUMN deleted_at;
+DROP TABLE tenantseal.retention_rules;
+DROP FUNCTION tenantseal.retention_rule_check();
+DROP TABLE tenantseal.retention_policies;
