@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/audit"
 	"github.com/tenantseal/tenantseal/internal/eventtest"

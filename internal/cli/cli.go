@@ -32,6 +32,7 @@ func commands() []command {
 		migrateCommand,
 		adoptCommand,
 		tenantsCommand,
+		retentionCommand,
 		keysCommand,
 		auditCommand,
 		contextKeyCommand,

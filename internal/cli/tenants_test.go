@@ -30,8 +30,8 @@ func TestTenants(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("got %d lines, want a header and 3 tenants:\n%s", len(lines), r.stdout)
 	}
-	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "ID NAME STATUS KEYSETS CREATED_AT" {
-		t.Errorf("got header %q, want ID NAME STATUS KEYSETS CREATED_AT", lines[0])
+	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "ID NAME STATUS KEYSETS REGION RETENTION CREATED_AT" {
+		t.Errorf("got header %q, want ID NAME STATUS KEYSETS REGION RETENTION CREATED_AT", lines[0])
 	}
 	for i, want := range []struct{ id, name string }{{acme.String(), "acme"}, {globex.String(), "Globex Corporation"}, {tabbed.String(), `"tab\there"`}} {
 		l := lines[i+1]
