@@ -18,10 +18,12 @@ func TestValidateRegion(t *testing.T) {
 			t.Errorf("ValidateRegion(%q) = %v, want nil", ok, err)
 		}
 	}
+	// Every refusal says the same: the rule, never the value.
+	first := tenants.ValidateRegion("")
 	for _, bad := range []string{"", "EU", "eu west", "eu--west", "-eu", "eu-", "1eu", "eu_west", "eu.west", strings.Repeat("a", 33), "eu\n", "é"} {
 		err := tenants.ValidateRegion(bad)
-		if !errors.Is(err, tenants.ErrInvalidRegion) || (bad != "" && strings.Contains(err.Error(), bad)) {
-			t.Errorf("ValidateRegion(%q) = %v, want ErrInvalidRegion without the value", bad, err)
+		if !errors.Is(err, tenants.ErrInvalidRegion) || err.Error() != first.Error() {
+			t.Errorf("ValidateRegion(%q) = %v, want ErrInvalidRegion saying the rule alone", bad, err)
 		}
 	}
 }
