@@ -91,7 +91,7 @@ func readKeys(ctx context.Context, owner pgx.Tx, now time.Time) (*Keys, error) {
 	out := &Keys{Schema: SchemaKeys, Tenants: []TenantKeys{}}
 	type placement struct{ region, policy *string }
 	placed := map[string]placement{}
-	rows, err := owner.Query(ctx, "SELECT key, region, retention_policy FROM tenantseal.tenants")
+	rows, err := owner.Query(ctx, "SELECT t.key, g.region, g.retention_policy FROM tenantseal.tenants t JOIN tenantseal.tenant_governance g ON g.tenant_id = t.id")
 	if err != nil {
 		return nil, fmt.Errorf("evidence: tenant regions: %w", err)
 	}

@@ -50,7 +50,7 @@ var lossOf = map[uint]struct {
 	12: {LossTenantKEKs, "the tenants' own KEKs (%d tenants), whose keysets then no longer open", "SELECT count(*) FROM tenantseal.tenant_keks"},
 	23: {LossBindings, "the tenants' identity bindings (%d bindings)", "SELECT count(*) FROM tenantseal.tenant_bindings"},
 	24: {LossRetention, "the retention policies and the tenants' regions (%d policies and tenants with a region or policy)",
-		"SELECT (SELECT count(*) FROM tenantseal.retention_policies) + (SELECT count(*) FROM tenantseal.tenants WHERE region IS NOT NULL OR retention_policy IS NOT NULL)"},
+		"SELECT (SELECT count(*) FROM tenantseal.retention_policies) + (SELECT count(*) FROM tenantseal.tenant_governance WHERE region IS NOT NULL OR retention_policy IS NOT NULL)"},
 }
 
 // Losses lists every Loss, in the order of the migrations that cause them.

@@ -20,7 +20,8 @@ func TestRevertingRetentionNeedsConfirmation(t *testing.T) {
 	owner := pgtest.Conn(t, d.OwnerDSN)
 	for _, sql := range []string{
 		"INSERT INTO tenantseal.retention_policies (name, shred_after) VALUES ('standard', interval '30 days')",
-		"INSERT INTO tenantseal.tenants (name, region, retention_policy) VALUES ('a', 'eu-west-1', 'standard')",
+		"INSERT INTO tenantseal.tenants (name) VALUES ('a')",
+		"INSERT INTO tenantseal.tenant_governance (tenant_id, region, retention_policy) SELECT id, 'eu-west-1', 'standard' FROM tenantseal.tenants",
 	} {
 		if _, err := owner.Exec(ctx, sql); err != nil {
 			t.Fatal(err)

@@ -326,7 +326,7 @@ func DeletePolicy(ctx context.Context, db DB, rec tenantseal.Recorder, name stri
 		if p, err = getPolicy(ctx, tx, name, true); err != nil {
 			return err
 		}
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM tenantseal.tenants WHERE retention_policy = $1", name).Scan(&users); err != nil || users > 0 {
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM tenantseal.tenant_governance WHERE retention_policy = $1", name).Scan(&users); err != nil || users > 0 {
 			return err
 		}
 		_, err = tx.Exec(ctx, "DELETE FROM tenantseal.retention_policies WHERE name = $1", name)

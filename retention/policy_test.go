@@ -139,9 +139,10 @@ func TestAppRoleCannotChangeRetention(t *testing.T) {
 		"UPDATE tenantseal.retention_policies SET shred_after = NULL",
 		"DELETE FROM tenantseal.retention_rules",
 		"INSERT INTO tenantseal.retention_rules (policy, relid, time_column, max_age) VALUES ('standard', 'events', 'created_at', '1 second')",
-		"UPDATE tenantseal.tenants SET retention_policy = NULL",
-		"UPDATE tenantseal.tenants SET region = 'us'",
-		"SELECT region, retention_policy, deleted_at FROM tenantseal.tenants",
+		"SELECT * FROM tenantseal.tenant_governance",
+		"UPDATE tenantseal.tenant_governance SET retention_policy = NULL",
+		"INSERT INTO tenantseal.tenant_governance (tenant_id, region) VALUES ('" + id.String() + "', 'us')",
+		"SELECT deleted_at FROM tenantseal.tenants",
 	} {
 		if _, err := app.Exec(ctx, sql); sqlState(err) != "42501" {
 			t.Errorf("%s as the app role: got %v, want permission denied (42501)", sql, err)

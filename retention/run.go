@@ -261,7 +261,8 @@ func plans(ctx context.Context, owner *pgx.Conn, only []tenantseal.TenantID) ([]
 			(extract(epoch FROM p.shred_after) * 1000000)::bigint,
 			coalesce(t.status = 'deleted' AND t.deleted_at + p.shred_after <= now(), false),
 			ARRAY(SELECT k.purpose FROM tenantseal.tenant_keysets k WHERE k.tenant_id = t.id ORDER BY k.purpose), t.shredded_at
-		FROM tenantseal.tenants t LEFT JOIN tenantseal.retention_policies p ON p.name = t.retention_policy
+		FROM tenantseal.tenants t LEFT JOIN tenantseal.tenant_governance g ON g.tenant_id = t.id
+			LEFT JOIN tenantseal.retention_policies p ON p.name = g.retention_policy
 		WHERE CASE WHEN $1::text[] IS NULL THEN p.name IS NOT NULL ELSE t.key = ANY ($1) END
 		ORDER BY t.created_at, t.id`, keys)
 	if err != nil {

@@ -82,19 +82,21 @@ func orNone(s string) string {
 	return s
 }
 
-// setColumn sets column (region or retention_policy: never from input) of the tenant id to value, NULL
-// for "", and returns the value it had. keepDeleted refuses the change for a deleted tenant.
+// setColumn sets column (region or retention_policy of tenantseal.tenant_governance: never from input)
+// of the tenant id to value, NULL for "", and returns the value it had. keepDeleted refuses the change for a deleted tenant.
 func setColumn(ctx context.Context, db DB, id tenantseal.TenantID, column, value string, keepDeleted bool) (string, error) {
 	var old string
 	var status Status
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, "SELECT coalesce("+column+", ''), status FROM tenantseal.tenants WHERE id = $1 FOR UPDATE", id).Scan(&old, &status); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT coalesce((SELECT g."+column+" FROM tenantseal.tenant_governance g WHERE g.tenant_id = t.id), ''), status FROM tenantseal.tenants t WHERE id = $1 FOR UPDATE",
+			id).Scan(&old, &status); err != nil {
 			return err
 		}
 		if old == value || (keepDeleted && status == StatusDeleted) {
 			return nil
 		}
-		_, err := tx.Exec(ctx, "UPDATE tenantseal.tenants SET "+column+" = nullif($2, '') WHERE id = $1", id, value)
+		_, err := tx.Exec(ctx, "INSERT INTO tenantseal.tenant_governance AS g (tenant_id, "+column+") VALUES ($1, nullif($2, '')) "+
+			"ON CONFLICT (tenant_id) DO UPDATE SET "+column+" = excluded."+column, id, value)
 		return err
 	})
 	switch {

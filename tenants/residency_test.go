@@ -56,7 +56,7 @@ func TestSetRegionAndDeletedAt(t *testing.T) {
 	if err := tenants.SetRegion(ctx, owner, a, "EU", tenants.Recording(rec)); !errors.Is(err, tenants.ErrInvalidRegion) {
 		t.Errorf("got %v, want ErrInvalidRegion", err)
 	}
-	if _, err := owner.Exec(ctx, "UPDATE tenantseal.tenants SET region = 'Europe (Frankfurt)' WHERE key = $1", a.String()); sqlState(err) != "23514" {
+	if _, err := owner.Exec(ctx, "UPDATE tenantseal.tenant_governance SET region = 'Europe (Frankfurt)' WHERE tenant_id = $1", a); sqlState(err) != "23514" {
 		t.Errorf("a malformed region written directly: got %v, want a check violation (23514)", err)
 	}
 	if err := tenants.SetRetentionPolicy(ctx, owner, a, "nothing"); !errors.Is(err, tenants.ErrNoSuchPolicy) {

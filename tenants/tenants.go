@@ -64,7 +64,9 @@ type Tenant struct {
 // tenant: an error rolls both back. keys/pgstore's Admin provides one; nil creates none.
 type KeysetCreator func(ctx context.Context, tx pgx.Tx, id tenantseal.TenantID) error
 
-const tenantColumns = "key, name, status, created_at, shredded_at, EXISTS (SELECT 1 FROM tenantseal.tenant_keysets k WHERE k.tenant_id = tenants.id), coalesce(region, ''), coalesce(retention_policy, ''), deleted_at"
+const tenantColumns = "key, name, status, created_at, shredded_at, EXISTS (SELECT 1 FROM tenantseal.tenant_keysets k WHERE k.tenant_id = tenants.id), " +
+	"coalesce((SELECT g.region FROM tenantseal.tenant_governance g WHERE g.tenant_id = tenants.id), ''), " +
+	"coalesce((SELECT g.retention_policy FROM tenantseal.tenant_governance g WHERE g.tenant_id = tenants.id), ''), deleted_at"
 
 func scanTenant(r pgx.CollectableRow) (Tenant, error) {
 	var t Tenant

@@ -152,7 +152,7 @@ func TestEvidenceExport(t *testing.T) {
 		t.Fatalf("flush the audit writer: %v, %v", ok, err)
 	}
 
-	mustExec(t, d.OwnerDSN, "UPDATE tenantseal.tenants SET region = 'eu-west-1' WHERE key = $1", acme.String())
+	mustExec(t, d.OwnerDSN, "INSERT INTO tenantseal.tenant_governance (tenant_id, region) VALUES ($1, 'eu-west-1')", acme)
 	dir := filepath.Join(t.TempDir(), "bundle")
 	r := mustRun(t, "evidence", "export", dir, "--secrets", e.secrets)
 	wantContains(t, "stdout", r.stdout, "evidence bundle written to "+dir, "lint", "pass", "audit chain", "isolation suite", "not_run")

@@ -70,7 +70,7 @@ func TestTenantsStatus(t *testing.T) {
 	status := func(id string) string {
 		t.Helper()
 		for _, l := range strings.Split(mustRun(t, "tenants", "list", "--secrets", secrets).stdout, "\n") {
-			if f := strings.Fields(l); len(f) == 5 && f[0] == id {
+			if f := strings.Fields(l); len(f) == 7 && f[0] == id {
 				return f[2]
 			}
 		}

@@ -1,6 +1,6 @@
 -- Data residency and retention per tenant:
 --
---   * tenantseal.tenants.region records where a tenant's data is to live: a short identifier such as
+--   * tenantseal.tenant_governance.region records where a tenant's data is to live: a short identifier such as
 --     eu, eu-west-1 or us-east-2 (lower-case letters and digits, groups joined by hyphens, at most 32
 --     bytes), or NULL when none is recorded. It is a record for operators and auditors: tenantseal does
 --     not move or route data by it.
@@ -9,12 +9,14 @@
 --     by the retention job (tenantseal retention run). A policy's shred_after is the grace period after
 --     which a deleted tenant's keysets are crypto-shredded; NULL: never by the job. Every change of a
 --     policy raises its version, which the job's deletion certificates name.
---   * tenantseal.tenants.retention_policy names the tenant's policy; NULL: nothing of it is deleted.
+--   * tenantseal.tenant_governance.retention_policy names the tenant's policy; NULL (or no row):
+--     nothing of it is deleted. The table is keyed by tenant, apart from tenantseal.tenants, whose every
+--     column the app role reads of its own row.
 --   * tenantseal.tenants.deleted_at is when the tenant was marked deleted, set by the database itself;
 --     the grace period counts from it. Tenants deleted before this migration count from the migration.
 --
--- Only the owner reads or writes any of it: the app role has no privilege on the policies, nor on the
--- new columns of tenantseal.tenants (its column grants name the columns that existed before).
+-- Only the owner reads or writes any of it: the app role has no privilege on the policies, on
+-- tenant_governance, nor on tenants.deleted_at (its column grants name the columns that existed before).
 
 CREATE TABLE tenantseal.retention_policies (
     name        text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_-]{0,62}$'),
@@ -60,12 +62,15 @@ REVOKE EXECUTE ON FUNCTION tenantseal.retention_rule_check() FROM PUBLIC;
 CREATE TRIGGER retention_rule_check BEFORE INSERT OR UPDATE ON tenantseal.retention_rules
     FOR EACH ROW EXECUTE FUNCTION tenantseal.retention_rule_check();
 
-ALTER TABLE tenantseal.tenants
-    ADD COLUMN region text CONSTRAINT tenants_region_check
-        CHECK (octet_length(region) <= 32 AND region ~ '^[a-z][a-z0-9]*(-[a-z0-9]+)*$'),
-    ADD COLUMN retention_policy text REFERENCES tenantseal.retention_policies (name),
-    ADD COLUMN deleted_at timestamptz;
-CREATE INDEX tenants_retention_policy ON tenantseal.tenants (retention_policy);
+CREATE TABLE tenantseal.tenant_governance (
+    tenant_id        uuid PRIMARY KEY REFERENCES tenantseal.tenants (id) ON DELETE CASCADE,
+    region           text CHECK (octet_length(region) <= 32 AND region ~ '^[a-z][a-z0-9]*(-[a-z0-9]+)*$'),
+    retention_policy text REFERENCES tenantseal.retention_policies (name)
+);
+CREATE INDEX tenant_governance_policy ON tenantseal.tenant_governance (retention_policy);
+REVOKE ALL ON tenantseal.tenant_governance FROM PUBLIC;
+
+ALTER TABLE tenantseal.tenants ADD COLUMN deleted_at timestamptz;
 UPDATE tenantseal.tenants SET deleted_at = now() WHERE status = 'deleted';
 
 -- tenant_deleted_at dates a tenant's deletion once, when its status first becomes deleted; the date
