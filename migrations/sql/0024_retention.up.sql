@@ -10,8 +10,9 @@
 --     which a deleted tenant's keysets are crypto-shredded; NULL: never by the job. Every change of a
 --     policy raises its version, which the job's deletion certificates name.
 --   * tenantseal.tenant_governance.retention_policy names the tenant's policy; NULL (or no row):
---     nothing of it is deleted. The table is keyed by tenant, apart from tenantseal.tenants, whose every
---     column the app role reads of its own row.
+--     nothing of it is deleted. The table is keyed by tenant, beside tenantseal.tenants, so that the
+--     registry's own columns (which the app role reads of its own row, and tools fill column by
+--     column) stay as they were.
 --   * tenantseal.tenants.deleted_at is when the tenant was marked deleted, set by the database itself;
 --     the grace period counts from it. Tenants deleted before this migration count from the migration.
 --
