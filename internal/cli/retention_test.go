@@ -1,9 +1,14 @@
 package cli_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
@@ -120,6 +125,80 @@ func TestRetention(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			wantFailure(t, run(t, append(tc.args, "--secrets", secrets)...), tc.code, tc.want)
+		})
+	}
+}
+
+// retention run stopped by SIGTERM or SIGINT exits 143 or 130 once it has certified what committed; a
+// second run meanwhile is refused; the next run resumes and deletes the rest.
+func TestRetentionRunInterrupted(t *testing.T) {
+	t.Parallel()
+	bin := tenantsealBinary(t)
+	d := pgtest.NewDatabase(t)
+	secrets := secretsFor(t, d)
+	mustExec(t, d.OwnerDSN, `CREATE TABLE events (tenant_id uuid NOT NULL REFERENCES tenantseal.tenants (id), id uuid NOT NULL DEFAULT gen_random_uuid(),
+		created_at timestamptz NOT NULL, PRIMARY KEY (tenant_id, id)); SELECT tenantseal.protect_table('events')`)
+	a := mustTenant(t, d.OwnerDSN, "a")
+	mustRun(t, "retention", "policy", "set", "short", "--rule", "events.created_at=30d", "--secrets", secrets)
+	mustRun(t, "tenants", "set-retention", a.String(), "short", "--secrets", secrets)
+	super := mustConn(t, d.SuperDSN)
+	count := func() (n int64) {
+		if err := super.QueryRow(testContext(t), "SELECT count(*) FROM events").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const n = 3000
+	for _, sig := range []struct {
+		s    syscall.Signal
+		code int
+		name string
+	}{{syscall.SIGTERM, 143, "SIGTERM"}, {syscall.SIGINT, 130, "SIGINT"}} {
+		t.Run(sig.name, func(t *testing.T) {
+			mustExec(t, d.SuperDSN, "INSERT INTO events (tenant_id, created_at) SELECT $1, now() - interval '40 days' FROM generate_series(1, $2)", a, n)
+			var stdout, stderr bytes.Buffer
+			cmd := exec.Command(bin, "retention", "run", "--batch", "2", "--secrets", secrets)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			cmd.Dir = t.TempDir()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			for deadline := time.Now().Add(30 * time.Second); count() == n; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the run deleted nothing in 30s: %s", stderr.String())
+				}
+			}
+			r := run(t, "retention", "run", "--secrets", secrets)
+			wantFailure(t, r, 1, "another retention run is in progress", "one run at a time")
+			if err := cmd.Process.Signal(sig.s); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			if cmd.ProcessState.ExitCode() != sig.code {
+				t.Fatalf("got %v, want exit %d; stdout %q, stderr %q", err, sig.code, stdout.String(), stderr.String())
+			}
+			if !bytes.HasSuffix(stderr.Bytes(), []byte("tenantseal: interrupted ("+sig.name+")\n")) {
+				t.Errorf("got stderr %q, want it to end with the interruption", stderr.String())
+			}
+			left := count()
+			want := fmt.Sprintf("tenant %s: deleted %d rows of events", a, n-left)
+			if !strings.Contains(stdout.String(), want) || !strings.Contains(stdout.String(), "(stopped: these committed and are certified; run again to resume)") || left == 0 {
+				t.Errorf("got stdout %q with %d rows left, want %q and the stop said", stdout.String(), left, want)
+			}
+			var detail string
+			if err := mustConn(t, d.AuditorDSN).QueryRow(testContext(t),
+				"SELECT detail FROM tenantseal.audit_log WHERE kind = 'deletion_certificate' ORDER BY seq DESC LIMIT 1").Scan(&detail); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(detail, fmt.Sprintf("deleted %d rows ", n-left)) || !strings.Contains(detail, "interrupted") {
+				t.Errorf("got certificate %q, want the %d rows that committed, marked interrupted", detail, n-left)
+			}
+			r = mustRun(t, "retention", "run", "--secrets", secrets)
+			wantContains(t, "resumed run", r.stdout, fmt.Sprintf("tenant %s: deleted %d rows of events", a, left))
+			if got := count(); got != 0 {
+				t.Errorf("after the resumed run: %d rows left, want none", got)
+			}
 		})
 	}
 }
