@@ -92,7 +92,7 @@ type rule struct {
 //     tenants.Shred (which records its own tenantseal.EventShred as well).
 //
 // The certificate of a table is recorded once its rows are deleted, or, when the run stops (ctx
-// cancelled, an error), for the rows that committed, marked partial. Nothing deleted, nothing recorded:
+// cancelled: after the batch in flight; an error), for the rows that committed, marked partial. Nothing deleted, nothing recorded:
 // a second run finds nothing more and records no certificate. A run may stop at any point; a later run
 // resumes. One run at a time: owner holds the run's advisory lock, and a second run fails with
 // [ErrBusy]. The operator's Principal in ctx is the certificates' Principal; owner is the owner role's
@@ -186,9 +186,12 @@ func (r *run) rows(p plan, ru rule) error {
 		if err = r.ctx.Err(); err != nil {
 			break
 		}
+		// The batch in flight completes whatever happens to ctx meanwhile: a cancellation between its
+		// commit and the reply would leave rows deleted that no certificate counts.
+		bctx := context.WithoutCancel(tctx)
 		var n int64
-		err = r.app.Tx(tctx, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(tctx, del, p.id.String(), ru.cutoff, r.opts.BatchSize)
+		err = r.app.Tx(bctx, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(bctx, del, p.id.String(), ru.cutoff, r.opts.BatchSize)
 			n = tag.RowsAffected()
 			return err
 		})
