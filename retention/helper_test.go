@@ -95,8 +95,8 @@ func (e *env) events(t *testing.T, id tenantseal.TenantID, n int, age time.Durat
 	}
 }
 
-// count returns how many rows of table (events or visits) tenant id has older than age, read by the
-// owner's superuser-free view: a superuser connection, which row-level security does not restrict.
+// count returns how many rows of table (events or visits) tenant id has older than olderThan, read as
+// a superuser, whom row-level security does not restrict.
 func (e *env) count(t *testing.T, table string, id tenantseal.TenantID, olderThan time.Duration) int64 {
 	t.Helper()
 	col := map[string]string{"events": "created_at", "visits": "day"}[table]
