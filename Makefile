@@ -40,7 +40,7 @@ test: pg-image pgbouncer
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./internal/uuid:FuzzParseUUID ./db:FuzzParseContextKey ./keys:FuzzDecrypt \
 	./keys:FuzzUnwrapKeyset ./lint/internal/nodetree:FuzzParse ./internal/dsn:FuzzParse ./authn:FuzzParseClaims ./lint:FuzzAdmits \
-	./keys:FuzzWrappedKeys ./audit:FuzzOpenCheckpoint
+	./keys:FuzzWrappedKeys ./audit:FuzzOpenCheckpoint ./retention:FuzzParseAge
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

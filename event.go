@@ -47,12 +47,16 @@ const (
 	EventKEKRotate        EventKind = "kek_rotate"         // keysets re-wrapped under another KEK
 	EventContextKeyRotate EventKind = "context_key_rotate" // a new signing key for tenant contexts
 	EventMigrate          EventKind = "migrate"            // schema migrations applied, reverted or forced
-	EventTenantChange     EventKind = "tenant_change"      // a tenant created, suspended, resumed, deleted or renamed
+	EventTenantChange     EventKind = "tenant_change"      // a tenant created, suspended, resumed, deleted, renamed, given a region or policy
 	EventBootstrap        EventKind = "bootstrap"          // roles, database or context key set up
 	EventQuarantine       EventKind = "quarantine_release" // a tenant's quarantine list emptied for re-examination
 	EventKeySettings      EventKind = "key_settings"       // the key cache bound or write grace changed
 	EventKeyCreate        EventKind = "key_create"         // a tenant given its first keysets
 	EventKeyReencrypt     EventKind = "key_reencrypt"      // a tenant's encrypted values rewritten under its primary keys
+	EventRetentionPolicy  EventKind = "retention_policy"   // a retention policy created, changed or deleted
+	// What the retention job deleted or shredded, by which policy and version: the tenant, the table,
+	// how many rows and the cut-off, or the keysets shredded after the grace period; never row contents.
+	EventDeletionCertificate EventKind = "deletion_certificate"
 )
 
 // Records of what changed or was used, not attempts: an audit.Detector does not count them.
@@ -79,6 +83,7 @@ func EventKinds() []EventKind {
 		EventAuthRefused, EventAuthExpired, EventUnknownTenant, EventIssuerMismatch, EventStepUpRefused, EventEnvelopeRefused,
 		EventKeyRotate, EventKeyRetire, EventKeyEnable, EventKeyDestroy, EventKEKRotate, EventContextKeyRotate,
 		EventMigrate, EventTenantChange, EventBootstrap, EventQuarantine, EventKeySettings, EventKeyCreate, EventKeyReencrypt,
+		EventRetentionPolicy, EventDeletionCertificate,
 		EventKeyUnwrap, EventDDL, EventSecurityChange, EventSecurityBaseline}
 }
 
@@ -87,7 +92,7 @@ func (k EventKind) Operator() bool {
 	switch k {
 	case EventShred, EventKeyRotate, EventKeyRetire, EventKeyEnable, EventKeyDestroy, EventKEKRotate,
 		EventContextKeyRotate, EventMigrate, EventTenantChange, EventBootstrap, EventQuarantine, EventKeySettings,
-		EventKeyCreate, EventKeyReencrypt:
+		EventKeyCreate, EventKeyReencrypt, EventRetentionPolicy, EventDeletionCertificate:
 		return true
 	}
 	return false

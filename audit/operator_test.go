@@ -24,7 +24,8 @@ func TestOperatorActionsRaiseNoAlert(t *testing.T) {
 		want int
 	}{{tenantseal.EventKeyRotate, 0}, {tenantseal.EventMigrate, 0}, {tenantseal.EventShred, 0}, {tenantseal.EventKeyCreate, 0},
 		{tenantseal.EventKeyReencrypt, 0}, {tenantseal.EventKeyUnwrap, 0}, {tenantseal.EventDDL, 0}, {tenantseal.EventSecurityChange, 0},
-		{tenantseal.EventSecurityBaseline, 0}, {tenantseal.EventForeignID, 1}, {tenantseal.EventInvalidContext, 1}} {
+		{tenantseal.EventSecurityBaseline, 0}, {tenantseal.EventDeletionCertificate, 0}, {tenantseal.EventRetentionPolicy, 0},
+		{tenantseal.EventForeignID, 1}, {tenantseal.EventInvalidContext, 1}} {
 		got := &alertCount{}
 		d := audit.NewDetector(audit.DetectorConfig{Alerter: got, Now: func() time.Time { return now }})
 		subject := "ops@host"

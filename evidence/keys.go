@@ -29,6 +29,10 @@ type TenantKeys struct {
 	ID         string     `json:"id"`
 	Name       string     `json:"name"`
 	ShreddedAt *time.Time `json:"shredded_at"`
+	// Region is where the tenant's data is to live, RetentionPolicy its retention policy, as the
+	// registry records them; null when none is.
+	Region          *string `json:"region"`
+	RetentionPolicy *string `json:"retention_policy"`
 	// KEK names the key-encryption key that wraps the keysets: its id, and its URI when it is the
 	// tenant's own (a KMS key reference; a URI names a key, it is not one).
 	KEK KEKRef `json:"kek"`
@@ -85,8 +89,20 @@ func readKeys(ctx context.Context, owner pgx.Tx, now time.Time) (*Keys, error) {
 		return nil, fmt.Errorf("evidence: key status: %w", err)
 	}
 	out := &Keys{Schema: SchemaKeys, Tenants: []TenantKeys{}}
+	type placement struct{ region, policy *string }
+	placed := map[string]placement{}
+	rows, err := owner.Query(ctx, "SELECT t.key, g.region, g.retention_policy FROM tenantseal.tenants t JOIN tenantseal.tenant_governance g ON g.tenant_id = t.id")
+	if err != nil {
+		return nil, fmt.Errorf("evidence: tenant regions: %w", err)
+	}
+	var key string
+	var pl placement
+	if _, err := pgx.ForEachRow(rows, []any{&key, &pl.region, &pl.policy}, func() error { placed[key] = pl; return nil }); err != nil {
+		return nil, fmt.Errorf("evidence: tenant regions: %w", err)
+	}
 	for _, t := range st {
-		tk := TenantKeys{ID: t.Tenant.String(), Name: t.Name, ShreddedAt: t.ShreddedAt, Quarantined: t.Quarantined,
+		pl := placed[t.Tenant.String()]
+		tk := TenantKeys{ID: t.Tenant.String(), Name: t.Name, ShreddedAt: t.ShreddedAt, Quarantined: t.Quarantined, Region: pl.region, RetentionPolicy: pl.policy,
 			KEK: KEKRef{ID: t.KEKID, Own: t.OwnKEK, URI: t.KEKURI}, Keysets: []Keyset{}}
 		if !t.PrimarySince.IsZero() {
 			ps := t.PrimarySince
@@ -111,7 +127,7 @@ func readKeys(ctx context.Context, owner pgx.Tx, now time.Time) (*Keys, error) {
 		return nil, fmt.Errorf("evidence: context settings: %w", err)
 	}
 	// The key's ipad and opad are never selected.
-	rows, err := owner.Query(ctx, "SELECT kid, created_at, not_after FROM tenantseal.context_keys ORDER BY created_at, kid")
+	rows, err = owner.Query(ctx, "SELECT kid, created_at, not_after FROM tenantseal.context_keys ORDER BY created_at, kid")
 	if err != nil {
 		return nil, fmt.Errorf("evidence: context keys: %w", err)
 	}

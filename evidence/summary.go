@@ -161,7 +161,7 @@ func (b *bundle) summaryKeys(p printer, row, head rower) {
 	if len(k.Tenants) == 0 {
 		p("No tenants.\n\n")
 	} else {
-		head("tenant", "name", "KEK", "last rotation", "keysets", "quarantined")
+		head("tenant", "name", "region", "retention", "KEK", "last rotation", "keysets", "quarantined")
 		for _, t := range k.Tenants {
 			kek := "none"
 			switch {
@@ -188,7 +188,7 @@ func (b *bundle) summaryKeys(p printer, row, head rower) {
 			if t.LastRotation != nil {
 				last = ts(*t.LastRotation)
 			}
-			row(t.ID, md(t.Name), md(kek), last, md(keysets), fmt.Sprint(t.Quarantined))
+			row(t.ID, md(t.Name), md(orDash(t.Region)), md(orDash(t.RetentionPolicy)), md(kek), last, md(keysets), fmt.Sprint(t.Quarantined))
 		}
 		p("\n")
 	}
@@ -367,6 +367,14 @@ func orNone(s string) string {
 }
 
 func deref(s *string) string {
+	if s == nil {
+		return "-"
+	}
+	return *s
+}
+
+// orDash is *s, "-" when nil.
+func orDash(s *string) string {
 	if s == nil {
 		return "-"
 	}

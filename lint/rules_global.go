@@ -22,6 +22,9 @@ var productTables = map[string]struct {
 	"tenantseal.key_settings": {[]string{"SELECT"}, "the library only reads how long it may cache opened keysets"},
 	"tenantseal.tenant_tables": {[]string{"SELECT"},
 		"the library only reads each table's tenant column; writing it changes which column the repositories filter by"},
+	"tenantseal.retention_policies": {nil, "it decides when deleted tenants' keysets are shredded: whoever writes it keeps a tenant's data past its policy, or shreds it early"},
+	"tenantseal.retention_rules":    {nil, "it decides which rows the retention job deletes: whoever writes it keeps data past its policy, or has other data deleted"},
+	"tenantseal.tenant_governance":  {nil, "it names each tenant's region and retention policy: whoever writes it changes what is kept of a tenant, and the residency on record"},
 	"tenantseal.encrypted_columns": {[]string{"SELECT"},
 		"the library only reads the registry of encrypted columns; writing it changes what re-encryption and key retirement walk"},
 }

@@ -33,6 +33,9 @@ const (
 	// by which claim value), so that no tenant user can log in through a database registry until they
 	// are bound again.
 	LossBindings Loss = "tenant-bindings"
+	// LossRetention: reverting 0024 drops the retention policies and the tenants' regions, policies
+	// and deletion dates, so that the retention job deletes nothing until they are set again.
+	LossRetention Loss = "retention"
 )
 
 // lossOf is what reverting each version destroys, with what counts it, for the message.
@@ -46,11 +49,13 @@ var lossOf = map[uint]struct {
 	4:  {LossAuditLog, "the audit log (%d entries)", "SELECT count(*) FROM tenantseal.audit_log"},
 	12: {LossTenantKEKs, "the tenants' own KEKs (%d tenants), whose keysets then no longer open", "SELECT count(*) FROM tenantseal.tenant_keks"},
 	23: {LossBindings, "the tenants' identity bindings (%d bindings)", "SELECT count(*) FROM tenantseal.tenant_bindings"},
+	24: {LossRetention, "the retention policies and the tenants' regions (%d policies and tenants with a region or policy)",
+		"SELECT (SELECT count(*) FROM tenantseal.retention_policies) + (SELECT count(*) FROM tenantseal.tenant_governance WHERE region IS NOT NULL OR retention_policy IS NOT NULL)"},
 }
 
 // Losses lists every Loss, in the order of the migrations that cause them.
 func Losses() []Loss {
-	return []Loss{LossTenants, LossKeysets, LossAuditLog, LossTenantKEKs, LossBindings}
+	return []Loss{LossTenants, LossKeysets, LossAuditLog, LossTenantKEKs, LossBindings, LossRetention}
 }
 
 // ParseLoss returns the Loss named s.

@@ -39,6 +39,14 @@
 // tenantseal.tenant_binding, which counts every lookup that finds no active tenant: [RefusedLookups].
 // With [Recording], each binding and unbinding is recorded as the operator's.
 //
+// # Residency and retention
+//
+// [SetRegion] records where a tenant's data is to live ([ValidateRegion]: eu, eu-west-1), and
+// [SetRetentionPolicy] gives it a retention policy, which package retention defines and applies; both
+// live in tenantseal.tenant_governance, which only the owner reads or writes. The database dates a
+// tenant's deletion itself (Tenant.DeletedAt): a policy's grace period before the shred counts from it.
+// With [Recording], each change is recorded as the operator's.
+//
 // # Names
 //
 // A tenant's name is 1 to [MaxNameLen] bytes of valid UTF-8 without control characters; [ValidateName]

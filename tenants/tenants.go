@@ -52,23 +52,37 @@ type Tenant struct {
 	ShreddedAt *time.Time
 	// HasKeysets says the tenant has keysets (tenantseal.tenant_keysets), as when it was read.
 	HasKeysets bool
+	// Region is where the tenant's data is to live ([SetRegion]); "" when none is recorded.
+	Region string
+	// RetentionPolicy names the tenant's retention policy ([SetRetentionPolicy]); "" when it has none.
+	RetentionPolicy string
+	// DeletedAt is when the tenant was marked deleted, as the database dated it; nil if it is not.
+	DeletedAt *time.Time
 }
 
 // KeysetCreator creates the keysets of the new tenant id inside tx, the transaction that creates the
 // tenant: an error rolls both back. keys/pgstore's Admin provides one; nil creates none.
 type KeysetCreator func(ctx context.Context, tx pgx.Tx, id tenantseal.TenantID) error
 
-const tenantColumns = "key, name, status, created_at, shredded_at, EXISTS (SELECT 1 FROM tenantseal.tenant_keysets k WHERE k.tenant_id = tenants.id)"
+const tenantColumns = "key, name, status, created_at, shredded_at, EXISTS (SELECT 1 FROM tenantseal.tenant_keysets k WHERE k.tenant_id = tenants.id), " +
+	"coalesce((SELECT g.region FROM tenantseal.tenant_governance g WHERE g.tenant_id = tenants.id), ''), " +
+	"coalesce((SELECT g.retention_policy FROM tenantseal.tenant_governance g WHERE g.tenant_id = tenants.id), ''), deleted_at"
 
 func scanTenant(r pgx.CollectableRow) (Tenant, error) {
 	var t Tenant
-	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.ShreddedAt, &t.HasKeysets)
+	err := r.Scan(&t.ID, &t.Name, &t.Status, &t.CreatedAt, &t.ShreddedAt, &t.HasKeysets, &t.Region, &t.RetentionPolicy, &t.DeletedAt)
 	t.CreatedAt = t.CreatedAt.UTC()
-	if t.ShreddedAt != nil {
-		u := t.ShreddedAt.UTC()
-		t.ShreddedAt = &u
-	}
+	t.ShreddedAt, t.DeletedAt = utc(t.ShreddedAt), utc(t.DeletedAt)
 	return t, err
+}
+
+// utc returns *at in UTC, nil for nil.
+func utc(at *time.Time) *time.Time {
+	if at == nil {
+		return nil
+	}
+	u := at.UTC()
+	return &u
 }
 
 // Option changes what a function of this package does besides its work.

@@ -20,10 +20,11 @@ type appFlags struct {
 	conn   *connFlags
 }
 
-func (f *flags) appConn(conn *connFlags) *appFlags {
+// appConn registers --app-dsn and --prefix, for the subcommands named in with.
+func (f *flags) appConn(conn *connFlags, with string) *appFlags {
 	a := &appFlags{conn: conn}
-	f.StringVar(&a.dsn, "app-dsn", "", "with reencrypt, retire: app role connection string (default $"+keyAppDSN+", then the secrets file)")
-	f.StringVar(&a.prefix, "prefix", "", "with reencrypt, retire: role name prefix (default: the database's, as the owner connection tells it)")
+	f.StringVar(&a.dsn, "app-dsn", "", "with "+with+": app role connection string (default $"+keyAppDSN+", then the secrets file)")
+	f.StringVar(&a.prefix, "prefix", "", "with "+with+": role name prefix (default: the database's, as the owner connection tells it)")
 	return a
 }
 

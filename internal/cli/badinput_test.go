@@ -158,7 +158,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"tenants", "suspend", "ac\tme"}, `tenant id "ac\tme" is not a tenant id`},
 		{[]string{"tenants", "delete", "00000000-0000-4000-8000-000000000001"}, "--confirm with the tenant id again is required: deleting a tenant is final"},
 		{[]string{"tenants", "delete", "00000000-0000-4000-8000-000000000001", "--confirm", "00000000-0000-4000-8000-000000000002"}, "does not repeat the tenant id"},
-		{[]string{"tenants", "frobnicate"}, `unknown subcommand "frobnicate": want create, list, rename, suspend, resume, delete, shred, bind, unbind or bindings`},
+		{[]string{"tenants", "frobnicate"}, `unknown subcommand "frobnicate": want create, list, rename, suspend, resume, delete, shred, set-region, set-retention, bind, unbind or bindings`},
 		{[]string{"tenants", "rename", "00000000-0000-4000-8000-000000000001"}, "--name NAME is required"},
 		{[]string{"tenants", "rename", "00000000-0000-4000-8000-000000000001", "--name", "bad\x00"}, "--name: holds a control character"},
 		{[]string{"tenants", "list", "--format", "yaml"}, `--format "yaml": want text or json`},

@@ -35,6 +35,7 @@ func commands() []command {
 		migrateCommand,
 		adoptCommand,
 		tenantsCommand,
+		retentionCommand,
 		keysCommand,
 		auditCommand,
 		contextKeyCommand,

@@ -152,6 +152,7 @@ func TestEvidenceExport(t *testing.T) {
 		t.Fatalf("flush the audit writer: %v, %v", ok, err)
 	}
 
+	mustExec(t, d.OwnerDSN, "INSERT INTO tenantseal.tenant_governance (tenant_id, region) VALUES ($1, 'eu-west-1')", acme)
 	dir := filepath.Join(t.TempDir(), "bundle")
 	r := mustRun(t, "evidence", "export", dir, "--secrets", e.secrets)
 	wantContains(t, "stdout", r.stdout, "evidence bundle written to "+dir, "lint", "pass", "audit chain", "isolation suite", "not_run")
@@ -255,6 +256,7 @@ func TestEvidenceExport(t *testing.T) {
 	var ks struct {
 		Tenants []struct {
 			ID, Name     string
+			Region       *string
 			KEK          struct{ ID string }
 			LastRotation *time.Time `json:"last_rotation"`
 			Keysets      []struct {
@@ -275,6 +277,9 @@ func TestEvidenceExport(t *testing.T) {
 	}
 	if len(ks.Tenants) != 2 || ks.Tenants[0].ID != acme.String() || ks.Tenants[1].ID != globex.String() {
 		t.Fatalf("keys.json: got tenants %+v, want acme and globex", ks.Tenants)
+	}
+	if r := ks.Tenants[0].Region; r == nil || *r != "eu-west-1" || ks.Tenants[1].Region != nil {
+		t.Errorf("keys.json: got regions %v and %v, want acme's eu-west-1 and none for globex", r, ks.Tenants[1].Region)
 	}
 	for _, tk := range ks.Tenants {
 		if tk.KEK.ID == "" || tk.LastRotation == nil || len(tk.Keysets) != 2 {

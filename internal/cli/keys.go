@@ -151,7 +151,7 @@ func runKeys(ctx context.Context, s *session, args []string) error {
 	r := &keysRun{s: s}
 	r.conn = f.ownerConn()
 	r.kek = f.kekFlag(r.conn)
-	r.app = f.appConn(r.conn)
+	r.app = f.appConn(r.conn, "reencrypt, retire")
 	r.out = f.output("text", "json")
 	tenant := f.String("tenant", "", "with status, create, rotate, reencrypt, retire, enable, destroy, quarantine, rotate-kek: the tenant id")
 	f.BoolVar(&r.all, "all", false, "with rotate, reencrypt, retire: every tenant that has keysets")

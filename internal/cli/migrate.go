@@ -34,7 +34,7 @@ Subcommands:
 	export DIR  write the embedded migration files into DIR (never over different ones), for the stock
 	            migrate CLI: migrate -source file://DIR -database 'pgx5://...' (see 'tenantseal help')
 
-Reverting destroys data in five migrations, and is refused (exit 2, nothing reverted) unless
+Reverting destroys data in six migrations, and is refused (exit 2, nothing reverted) unless
 --confirm-loss names what goes:
 
 	tenants       0001: the tenant registry and the tenantseal schema
@@ -45,6 +45,8 @@ Reverting destroys data in five migrations, and is refused (exit 2, nothing reve
 	tenant-bindings
 	              0023: which issuer names which tenant by which claim value (tenants bind):
 	              tenant users cannot log in through a database registry until bound again
+	retention     0024: the retention policies and the tenants' regions, policies and deletion
+	              dates: the retention job deletes nothing until they are set again
 
 The refusal counts what each would destroy in this database. A confirmed revert is recorded in the audit
 log first, and runs only once the log holds the record. Every change of version is recorded, with the

@@ -16,12 +16,13 @@ import (
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/keys/pgstore"
+	"github.com/tenantseal/tenantseal/retention"
 	"github.com/tenantseal/tenantseal/tenants"
 )
 
 var tenantsCommand = command{
 	name:    "tenants",
-	summary: "create, list, rename, suspend, delete, crypto-shred and bind tenants to identity providers as the owner",
+	summary: "create, list, rename, suspend, delete, crypto-shred, place and bind tenants to identity providers as the owner",
 	run:     runTenants,
 }
 
@@ -41,12 +42,19 @@ Subcommands:
 	                                 --no-keys creates a tenant without keysets, which cannot use
 	                                 encrypted fields until 'tenantseal keys create --tenant T'
 	list [--format text|json]        print every tenant: id, name, status, keysets (yes, none, shredded),
-	                                 created_at
+	                                 region, retention policy, created_at
 	rename T --name NAME             give tenant T another name, checked as create checks it
 	suspend T                        mark tenant T suspended (a record for the application's checks);
 	resume T                         resume marks it active again
 	delete T --confirm T             mark tenant T deleted, for good; its rows and keysets stay (shred
 	                                 makes its encrypted fields unreadable)
+	set-region T REGION              record REGION as where tenant T's data is to live: lower-case letters
+	                                 and digits in groups joined by hyphens (eu, eu-west-1), at most 32
+	                                 bytes; '' clears it. A record, listed and exported as evidence:
+	                                 tenantseal moves and routes nothing by it
+	set-retention T POLICY           give tenant T the retention policy POLICY ('tenantseal retention
+	                                 policy set' creates it); '' leaves T without one, so that
+	                                 'tenantseal retention run' deletes nothing of it
 	bind T --issuer URL --claim V    let tokens of issuer URL whose tenant claim is V act for tenant T
 	                                 (authn.NewDBRegistry reads the binding). URL is the token's iss, byte
 	                                 for byte; one issuer names one tenant by one value. Binding what is
@@ -71,7 +79,8 @@ list --format json prints one object, schema tenantseal/tenants/v1:
 
 	{"schema": "tenantseal/tenants/v1", "tenants": [{"id": "<uuid>", "name": "...",
 	  "status": "active|suspended|deleted", "keysets": "yes|none|shredded",
-	  "created_at": "<RFC 3339>", "shredded_at": "<RFC 3339>" or null}]}
+	  "region": "..." or null, "retention_policy": "..." or null, "created_at": "<RFC 3339>",
+	  "deleted_at": "<RFC 3339>" or null, "shredded_at": "<RFC 3339>" or null}]}
 
 bindings --format json prints one object, schema tenantseal/tenant-bindings/v1:
 
@@ -96,12 +105,14 @@ var tenantsSubcommands = []subcommand{
 	{"resume", ownerFlags + " quiet verbose"},
 	{"delete", ownerFlags + " confirm quiet verbose"},
 	{"shred", ownerFlags + " confirm quiet verbose"},
+	{"set-region", ownerFlags + " quiet verbose"},
+	{"set-retention", ownerFlags + " quiet verbose"},
 }
 
-const tenantsSubs = "create, list, rename, suspend, resume, delete, shred, bind, unbind or bindings"
+const tenantsSubs = "create, list, rename, suspend, resume, delete, shred, set-region, set-retention, bind, unbind or bindings"
 
 func runTenants(ctx context.Context, s *session, args []string) error {
-	f := newFlags(s, "tenants", "[flags] create --name NAME [--id ID] [--no-keys] | list | rename T --name NAME | suspend T | resume T | delete T --confirm T | shred T --confirm T | bind T --issuer URL --claim V | unbind --issuer URL --claim V | bindings [T]", tenantsAbout)
+	f := newFlags(s, "tenants", "[flags] create --name NAME [--id ID] [--no-keys] | list | rename T --name NAME | suspend T | resume T | delete T --confirm T | shred T --confirm T | set-region T REGION | set-retention T POLICY | bind T --issuer URL --claim V | unbind --issuer URL --claim V | bindings [T]", tenantsAbout)
 	conn := f.ownerConn()
 	kf := f.kekFlag(conn)
 	out := f.output("text", "json")
@@ -131,6 +142,11 @@ func runTenants(ctx context.Context, s *session, args []string) error {
 	case "rename", "suspend", "resume", "delete", "shred", "bind":
 		if len(rest) != 1 {
 			return usageErrorf("tenants %s: needs exactly one tenant id: 'tenantseal tenants %s T'", sub, sub)
+		}
+	case "set-region", "set-retention":
+		if len(rest) != 2 {
+			what := map[string]string{"set-region": "REGION", "set-retention": "POLICY"}[sub]
+			return usageErrorf("tenants %s: needs a tenant id and a %s ('' for none): 'tenantseal tenants %s T %s'", sub, strings.ToLower(what), sub, what)
 		}
 	default:
 		return usageErrorf("tenants: unknown subcommand %q: want %s", sub, tenantsSubs)
@@ -204,6 +220,20 @@ func runTenants(ctx context.Context, s *session, args []string) error {
 	switch sub {
 	case "shred":
 		return shredTenant(ctx, s, conn, id)
+	case "set-region":
+		if rest[1] != "" {
+			if err := tenants.ValidateRegion(rest[1]); err != nil {
+				return usageErrorf("tenants set-region: %s", strings.TrimPrefix(err.Error(), "tenants: "))
+			}
+		}
+		return placeTenant(ctx, s, conn, sub, id, rest[1])
+	case "set-retention":
+		if rest[1] != "" {
+			if err := retention.ValidateName(rest[1]); err != nil {
+				return usageErrorf("tenants set-retention: %s", strings.TrimPrefix(err.Error(), "retention: "))
+			}
+		}
+		return placeTenant(ctx, s, conn, sub, id, rest[1])
 	case "bind":
 		if err := bindingFlags(sub, *issuer, *claim); err != nil {
 			return err
@@ -307,12 +337,23 @@ func createTenant(ctx context.Context, s *session, conn *connFlags, kf *kekFlags
 
 // tenantJSON is one tenant of `tenants list --format json`, schema tenantseal/tenants/v1.
 type tenantJSON struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Status     string     `json:"status"`
-	Keysets    string     `json:"keysets"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ShreddedAt *time.Time `json:"shredded_at"`
+	ID              string     `json:"id"`
+	Name            string     `json:"name"`
+	Status          string     `json:"status"`
+	Keysets         string     `json:"keysets"`
+	Region          *string    `json:"region"`
+	RetentionPolicy *string    `json:"retention_policy"`
+	CreatedAt       time.Time  `json:"created_at"`
+	DeletedAt       *time.Time `json:"deleted_at"`
+	ShreddedAt      *time.Time `json:"shredded_at"`
+}
+
+// orNull is s, nil when empty.
+func orNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // keysetsWord says whether t has keysets: yes, none, shredded.
@@ -343,14 +384,15 @@ func listTenants(ctx context.Context, s *session, conn *connFlags, asJSON bool) 
 		}{Schema: "tenantseal/tenants/v1", Tenants: []tenantJSON{}}
 		for _, t := range ts {
 			doc.Tenants = append(doc.Tenants, tenantJSON{ID: t.ID.String(), Name: t.Name, Status: string(t.Status), Keysets: keysetsWord(t),
-				CreatedAt: t.CreatedAt, ShreddedAt: t.ShreddedAt})
+				Region: orNull(t.Region), RetentionPolicy: orNull(t.RetentionPolicy), CreatedAt: t.CreatedAt, DeletedAt: t.DeletedAt, ShreddedAt: t.ShreddedAt})
 		}
 		return writeJSON(s, doc)
 	}
 	tw := tabwriter.NewWriter(s.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tKEYSETS\tCREATED_AT")
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tKEYSETS\tREGION\tRETENTION\tCREATED_AT")
 	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, printable(t.Name), t.Status, keysetsWord(t), t.CreatedAt.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, printable(t.Name), t.Status, keysetsWord(t), orDash(t.Region), orDash(t.RetentionPolicy),
+			t.CreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }
@@ -398,6 +440,35 @@ func setTenantStatus(ctx context.Context, s *session, conn *connFlags, sub strin
 	}
 	s.printf("tenant %s is %s\n", id, status)
 	return log.close(ctx, nil)
+}
+
+// placeTenant runs `tenants set-region T REGION` and `tenants set-retention T POLICY` (checked already).
+func placeTenant(ctx context.Context, s *session, conn *connFlags, sub string, id tenantseal.TenantID, value string) error {
+	c, log, err := ownerWithLog(ctx, s, conn, "tenants "+sub)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	set, what := tenants.SetRegion, "region"
+	if sub == "set-retention" {
+		set, what = tenants.SetRetentionPolicy, "retention policy"
+	}
+	switch err := set(asOperator(ctx), c, id, value, tenants.Recording(log.w)); {
+	case errors.Is(err, tenants.ErrNoSuchPolicy):
+		return log.close(ctx, fmt.Errorf("tenants %s: %s", sub, strings.TrimPrefix(err.Error(), "tenants: ")))
+	case err != nil:
+		return log.close(ctx, tenantError(sub, id, err))
+	}
+	s.printf("tenant %s: %s %s\n", id, what, orNone(value))
+	return log.close(ctx, nil)
+}
+
+// orNone is s, "none" when empty.
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // tenantError explains a failure of `tenants sub` on tenant id.

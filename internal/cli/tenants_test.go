@@ -30,8 +30,8 @@ func TestTenants(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("got %d lines, want a header and 3 tenants:\n%s", len(lines), r.stdout)
 	}
-	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "ID NAME STATUS KEYSETS CREATED_AT" {
-		t.Errorf("got header %q, want ID NAME STATUS KEYSETS CREATED_AT", lines[0])
+	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "ID NAME STATUS KEYSETS REGION RETENTION CREATED_AT" {
+		t.Errorf("got header %q, want ID NAME STATUS KEYSETS REGION RETENTION CREATED_AT", lines[0])
 	}
 	for i, want := range []struct{ id, name string }{{acme.String(), "acme"}, {globex.String(), "Globex Corporation"}, {tabbed.String(), `"tab\there"`}} {
 		l := lines[i+1]
@@ -70,7 +70,7 @@ func TestTenantsStatus(t *testing.T) {
 	status := func(id string) string {
 		t.Helper()
 		for _, l := range strings.Split(mustRun(t, "tenants", "list", "--secrets", secrets).stdout, "\n") {
-			if f := strings.Fields(l); len(f) == 5 && f[0] == id {
+			if f := strings.Fields(l); len(f) == 7 && f[0] == id {
 				return f[2]
 			}
 		}
