@@ -57,12 +57,21 @@ func newMeters(mp metric.MeterProvider) (*meters, error) {
 	return ms, nil
 }
 
-// kind is the attribute set of an event's kind.
-func kindAttr(kind tenantseal.EventKind) metric.AddOption {
-	if !kind.Valid() {
-		kind = "other"
+// kindAttrs are the attribute sets of the kinds, built once: Record should not allocate one per event.
+var kindAttrs = func() map[tenantseal.EventKind]metric.AddOption {
+	m := map[tenantseal.EventKind]metric.AddOption{}
+	for _, k := range append(tenantseal.EventKinds(), "other") {
+		m[k] = metric.WithAttributes(AttrKind.String(string(k)))
 	}
-	return metric.WithAttributes(AttrKind.String(string(kind)))
+	return m
+}()
+
+// kindAttr is the attribute set of an event's kind.
+func kindAttr(kind tenantseal.EventKind) metric.AddOption {
+	if a, ok := kindAttrs[kind]; ok {
+		return a
+	}
+	return kindAttrs["other"]
 }
 
 // add is Add on the writer's own context: the counters move whatever the caller's context says.
