@@ -123,6 +123,19 @@ type Config struct {
 	// DefaultRoleCheckInterval; negative: at Open only.
 	RoleCheckInterval time.Duration
 
+	// Replicas are hot standbys of the primary that read-only work may run on when its context comes
+	// from [ReadFromReplica]; see the package's read replicas for the rule. None by default.
+	Replicas []ReplicaConfig
+	// ReplicaMaxLag bounds how old a replica's data may be for it to serve: a replica lagging more is
+	// not used. Default DefaultReplicaMaxLag.
+	ReplicaMaxLag time.Duration
+	// ReplicaCheckInterval is how often the pool measures each replica's lag and reachability; it must
+	// be shorter than ReplicaMaxLag. Default DefaultReplicaCheckInterval.
+	ReplicaCheckInterval time.Duration
+	// ReplicaNoFallback makes work that asked for a replica fail with [ErrNoReplica] when none is usable,
+	// instead of running on the primary: for keeping reporting load off the primary.
+	ReplicaNoFallback bool
+
 	// Now returns the current time; tests may replace it. Default time.Now.
 	Now func() time.Time
 }
@@ -199,7 +212,15 @@ func (c *Config) validate() error {
 		pc.ConnConfig.DefaultQueryExecMode = c.ExecMode
 		c.PoolConfig = pc
 	}
-	if m := c.PoolConfig.ConnConfig.DefaultQueryExecMode; m == pgx.QueryExecModeSimpleProtocol {
+	if err := checkExecMode(c.PoolConfig); err != nil {
+		return err
+	}
+	return c.validateReplicas()
+}
+
+// checkExecMode refuses the simple protocol.
+func checkExecMode(pc *pgxpool.Config) error {
+	if m := pc.ConnConfig.DefaultQueryExecMode; m == pgx.QueryExecModeSimpleProtocol {
 		return fmt.Errorf("%w: %s writes the tenant context token into the statement text, which every session of the role reads in pg_stat_activity; use %s",
 			ErrUnsafeExecMode, m, safeExecModes)
 	}
