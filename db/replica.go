@@ -204,19 +204,7 @@ func (p *Pool) openReplicas(ctx context.Context) error {
 		}
 	}
 	rs.started = true
-	go func() {
-		defer close(rs.done)
-		t := time.NewTicker(p.cfg.ReplicaCheckInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-rs.stop:
-				return
-			case <-t.C:
-				p.checkReplicas(p.base)
-			}
-		}
-	}()
+	every(p.cfg.ReplicaCheckInterval, rs.stop, rs.done, func() { p.checkReplicas(p.base) })
 	return nil
 }
 

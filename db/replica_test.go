@@ -36,23 +36,6 @@ func replicaPool(t *testing.T, d *pgtest.Database, standby *pgtest.Server, maxLa
 	return mustOpen(t, cfg)
 }
 
-// waitUsable waits until the pool's first replica is usable (or not), as its checks find.
-func waitUsable(t *testing.T, p *db.Pool, usable bool) db.ReplicaStatus {
-	t.Helper()
-	ctx := testContext(t)
-	for {
-		st := p.Replicas()[0]
-		if st.Usable == usable {
-			return st
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("replica never became usable=%v: last %+v", usable, st)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
 // where runs one query under ctx and returns whether it ran on a standby and the customers it saw, in
 // the same statement, so on the same session.
 func where(t *testing.T, ctx context.Context, q interface {
@@ -89,7 +72,7 @@ func TestReplicaRouting(t *testing.T) {
 	if err := rs.WaitReplayed(ctx, rs.Replica); err != nil {
 		t.Fatal(err)
 	}
-	waitUsable(t, p, true)
+	pgtest.WaitReplica(t, p, true)
 
 	for _, tc := range []struct {
 		name    string
@@ -229,8 +212,8 @@ func TestReplicaLag(t *testing.T) {
 	if err := rs.WaitReplayed(ctx, rs.Replica); err != nil {
 		t.Fatal(err)
 	}
-	waitUsable(t, p, true)
-	waitUsable(t, strict, true)
+	pgtest.WaitReplica(t, p, true)
+	pgtest.WaitReplica(t, strict, true)
 
 	super := mustConn(t, rs.Replica.SuperDSN)
 	mustExec(t, super, "SELECT pg_wal_replay_pause()")
@@ -241,7 +224,7 @@ func TestReplicaLag(t *testing.T) {
 		}
 	})
 	mustInsertCustomer(t, actx, p, "a2")
-	st := waitUsable(t, p, false)
+	st := pgtest.WaitReplica(t, p, false)
 	if st.Lag <= maxLag || !strings.Contains(st.Err.Error(), "lag") {
 		t.Errorf("status of the paused replica: %+v, want a lag over %v", st, maxLag)
 	}
@@ -249,7 +232,7 @@ func TestReplicaLag(t *testing.T) {
 	if standby, names := where(t, rctx, p); standby || !cmp.Equal(names, []string{"a1", "a2"}) {
 		t.Errorf("lagging replica: got standby=%v %v, want the primary's [a1 a2]", standby, names)
 	}
-	waitUsable(t, strict, false)
+	pgtest.WaitReplica(t, strict, false)
 	var n int
 	if err := strict.QueryRow(rctx, "SELECT count(*) FROM customers").Scan(&n); !errors.Is(err, db.ErrNoReplica) {
 		t.Errorf("no fallback: got %v (%d rows), want ErrNoReplica", err, n)
@@ -257,7 +240,7 @@ func TestReplicaLag(t *testing.T) {
 
 	mustExec(t, super, "SELECT pg_wal_replay_resume()")
 	resumed = true
-	waitUsable(t, p, true)
+	pgtest.WaitReplica(t, p, true)
 	if standby, names := where(t, rctx, p); !standby || !cmp.Equal(names, []string{"a1", "a2"}) {
 		t.Errorf("caught up: got standby=%v %v, want the standby with [a1 a2]", standby, names)
 	}
@@ -280,8 +263,8 @@ func TestReplicaDies(t *testing.T) {
 	if err := rs.WaitReplayed(ctx, standby); err != nil {
 		t.Fatal(err)
 	}
-	waitUsable(t, p, true)
-	waitUsable(t, strict, true)
+	pgtest.WaitReplica(t, p, true)
+	pgtest.WaitReplica(t, strict, true)
 	for _, q := range []*db.Pool{p, strict} {
 		if on, names := where(t, db.ReadFromReplica(actx), q); !on || !cmp.Equal(names, []string{"a1"}) {
 			t.Fatalf("before: got standby=%v %v, want the standby with [a1]", on, names)
@@ -307,7 +290,7 @@ func TestReplicaDies(t *testing.T) {
 			t.Errorf("no fallback: got %v %v, want ErrNoReplica", err, names)
 		}
 	}
-	if st := waitUsable(t, p, false); st.Err == nil {
+	if st := pgtest.WaitReplica(t, p, false); st.Err == nil {
 		t.Errorf("status of the dead replica: %+v, want its error", st)
 	}
 }

@@ -12,8 +12,6 @@ import (
 	"github.com/tenantseal/tenantseal/audit"
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
-	"github.com/tenantseal/tenantseal/keys"
-	"github.com/tenantseal/tenantseal/keys/pgstore"
 	"github.com/tenantseal/tenantseal/repo"
 )
 
@@ -24,14 +22,6 @@ func TestReplicaReadsAndWrites(t *testing.T) {
 	rs := pgtest.SharedReplicaSet(t)
 	d := rs.NewDatabase(t)
 	ctx := testContext(t)
-	uri, err := keys.InitLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kek, err := keys.OpenKEK(ctx, uri)
-	if err != nil {
-		t.Fatal(err)
-	}
 	acfg, err := audit.ParseConfig(d.AuditWriterDSN)
 	if err != nil {
 		t.Fatal(err)
@@ -42,15 +32,14 @@ func TestReplicaReadsAndWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close(context.WithoutCancel(ctx)) })
-	e := &env{d: d, admin: pgstore.NewAdmin(mustConn(t, d.OwnerDSN), kek), kek: kek}
-	e.open(t, d.Pool(t, func(c *db.Config) {
+	e := envOn(t, d, func(c *db.Config) {
 		r, err := db.ParseReplica(rs.Replica.On(d.AppDSN))
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.Replicas, c.ReplicaMaxLag, c.ReplicaCheckInterval = []db.ReplicaConfig{r}, time.Minute, 50*time.Millisecond
 		c.Recorder = w
-	}))
+	})
 	_, actx := e.tenant(t, "a")
 	_, bctx := e.tenant(t, "b")
 	ra, rb := db.ReadFromReplica(actx), db.ReadFromReplica(bctx)
@@ -68,7 +57,7 @@ func TestReplicaReadsAndWrites(t *testing.T) {
 	if err := rs.WaitReplayed(ctx, rs.Replica); err != nil {
 		t.Fatal(err)
 	}
-	waitReplica(t, e.pool)
+	pgtest.WaitReplica(t, e.pool, true)
 	got, err := e.customers.Get(ra, c1.ID)
 	if err != nil || got.DisplayName != "c1 renamed" || got.Email != "c1@example.com" {
 		t.Fatalf("read on the standby: got %+v, %v; want c1 renamed, its email decrypted", got, err)
@@ -120,18 +109,5 @@ func TestReplicaReadsAndWrites(t *testing.T) {
 	page, err := e.customers.List(ra, repo.ListOptions{})
 	if err != nil || len(page.Items) != 2 {
 		t.Errorf("List on the standby after replay: got %d items, %v; want c1 and c2", len(page.Items), err)
-	}
-}
-
-// waitReplica waits until the pool's replica is usable.
-func waitReplica(t *testing.T, p *db.Pool) {
-	t.Helper()
-	ctx := testContext(t)
-	for !p.Replicas()[0].Usable {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the replica never became usable: %+v", p.Replicas()[0])
-		case <-time.After(20 * time.Millisecond):
-		}
 	}
 }

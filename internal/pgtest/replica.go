@@ -17,6 +17,7 @@ import (
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
 
+	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/dsn"
 )
 
@@ -230,6 +231,24 @@ func (rs *ReplicaSet) WaitReplayed(ctx context.Context, standby *Server) error {
 		case <-ctx.Done():
 			return fmt.Errorf("pgtest: the standby has not replayed up to %s: %w", lsn, ctx.Err())
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// WaitReplica waits until the pool's first replica is usable, or not, as the pool's checks find, and
+// returns its status then.
+func WaitReplica(t testing.TB, p *db.Pool, usable bool) db.ReplicaStatus {
+	t.Helper()
+	ctx := Context(t)
+	for {
+		st := p.Replicas()[0]
+		if st.Usable == usable {
+			return st
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("pgtest: the replica never became usable=%v: last %+v", usable, st)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
