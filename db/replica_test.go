@@ -293,6 +293,34 @@ func TestReplicaDies(t *testing.T) {
 	if st := pgtest.WaitReplica(t, p, false); st.Err == nil {
 		t.Errorf("status of the dead replica: %+v, want its error", st)
 	}
+
+	// A replica that cannot be reached at Open is no error there: reads run on the primary meanwhile.
+	late := replicaPool(t, d, standby, time.Minute)
+	if st := late.Replicas()[0]; st.Usable || st.Err == nil {
+		t.Errorf("status of a replica down at Open: %+v, want not usable, with its error", st)
+	}
+	if on, names := where(t, db.ReadFromReplica(actx), late); on || !cmp.Equal(names, []string{"a1"}) {
+		t.Errorf("replica down at Open: got standby=%v %v, want the primary's [a1]", on, names)
+	}
+}
+
+// Open holds a replica's role to the checks it makes on the primary's.
+func TestReplicaUnsafeRole(t *testing.T) {
+	rs := pgtest.SharedReplicaSet(t)
+	d := rs.NewDatabase(t)
+	cfg := mustConfig(t, d, d.AppDSN)
+	r, err := db.ParseReplica(pgtest.WithDatabase(rs.Replica.SuperDSN, d.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Replicas = []db.ReplicaConfig{r}
+	p, err := db.Open(testContext(t), cfg)
+	if err == nil {
+		p.Close()
+	}
+	if !errors.Is(err, db.ErrUnsafeRole) || !strings.Contains(err.Error(), "replica") {
+		t.Errorf("a superuser on the replica: got %v, want ErrUnsafeRole naming the replica", err)
+	}
 }
 
 func TestReplicaConfig(t *testing.T) {

@@ -180,11 +180,11 @@ func pointAt(connString, endpoint string) (string, error) {
 }
 
 // On returns connString, which names a database and role of the replica set's primary, pointed at the
-// server s (a standby) instead.
+// server s (a standby) instead: at its host and port, also once its container is stopped.
 func (s *Server) On(connString string) string {
-	endpoint, err := s.container.PortEndpoint(context.Background(), "5432/tcp", "")
+	at, err := dsn.Parse(s.SuperDSN)
 	if err == nil {
-		connString, err = pointAt(connString, endpoint)
+		connString, err = pointAt(connString, net.JoinHostPort(at.Get("host"), at.Get("port")))
 	}
 	if err != nil {
 		panic("pgtest: " + err.Error()) // the harness made both; the error never quotes connString
