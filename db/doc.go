@@ -42,4 +42,14 @@
 // Support staff read another tenant's rows only through [Pool.Elevate], which names that one tenant, the
 // tenant of the support case: a reason, a TTL no longer than Config.MaxElevation, read-only (the database
 // honours an elevated token in a READ ONLY transaction only), reported to Config.OnElevatedUse.
+//
+// # Read replicas
+//
+// With Config.Replicas, read-only work ([Pool.Query], [Pool.QueryRow], read-only transactions, elevated
+// statements) whose context comes from [ReadFromReplica] runs on a hot standby whose lag, measured by WAL
+// position, is within Config.ReplicaMaxLag. [Pool.Exec], read-write transactions, and everything under
+// [OnPrimary] (to read one's own writes) run on the primary. A standby that lags or cannot be reached is
+// not used: the work runs on the primary, or fails with [ErrNoReplica] under Config.ReplicaNoFallback.
+// [Pool.Replicas] shows each standby's lag and state. The tenant context verifies on a standby as on the
+// primary, and the verifiers write nothing there.
 package db
