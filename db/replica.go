@@ -138,6 +138,7 @@ type replicas struct {
 	// The checker: started once Open's first check passed.
 	started    bool
 	stop, done chan struct{}
+	closeOnce  sync.Once
 }
 
 func replicaName(pc *pgxpool.Config) string {
@@ -213,13 +214,15 @@ func (rs *replicas) close() {
 	if rs == nil {
 		return
 	}
-	if rs.started {
-		close(rs.stop)
-		<-rs.done
-	}
-	for _, r := range rs.list {
-		r.pool.Close()
-	}
+	rs.closeOnce.Do(func() {
+		if rs.started {
+			close(rs.stop)
+			<-rs.done
+		}
+		for _, r := range rs.list {
+			r.pool.Close()
+		}
+	})
 }
 
 // checkReplicas samples the primary's WAL position, then each replica's replay position, concurrently.
