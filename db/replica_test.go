@@ -359,3 +359,27 @@ func TestReplicaConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestParseLSN(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"0/0", 0, true},
+		{"0/16B3748", 0x16B3748, true},
+		{"1/0", 1 << 32, true},
+		{"FFFFFFFF/FFFFFFFF", 1<<64 - 1, true},
+		{"", 0, false},
+		{"16B3748", 0, false},
+		{"1/2/3", 0, false},
+		{"100000000/0", 0, false},
+		{"0/x", 0, false},
+	} {
+		got, err := db.ParseLSN(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseLSN(%q) = %#x, %v; want %#x, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
