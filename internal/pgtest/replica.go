@@ -259,12 +259,13 @@ func (rs *ReplicaSet) Stop(ctx context.Context) error {
 	servers := append(rs.replicas, rs.Primary)
 	rs.replicas = nil
 	rs.mu.Unlock()
-	var errs []error
-	for _, s := range servers {
-		if s != nil {
-			errs = append(errs, s.Stop(ctx))
-		}
+	// At once: under load, removing a container takes seconds.
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Go(func() { errs[i] = s.Stop(ctx) })
 	}
+	wg.Wait()
 	if rs.network != nil {
 		errs = append(errs, rs.network.Remove(ctx))
 	}
