@@ -172,7 +172,8 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 
 // Query runs one query under the tenant context in a single round trip; under an elevation, in a
 // read-only transaction. It runs on a read replica when ctx asks for one (see the package's read
-// replicas): a write there fails with SQLSTATE 25006 and writes nothing. Close the rows (pgx.CollectRows does) to return the connection to the pool.
+// replicas): a write there fails with SQLSTATE 25006 and writes nothing. Close the rows
+// (pgx.CollectRows does) to return the connection to the pool.
 func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	tok, elevated, err := p.token(ctx, sql)
 	if err != nil {
