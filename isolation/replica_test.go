@@ -12,6 +12,7 @@ import (
 // not run there (a standby refuses every write), and each of them passes on the primary of the same
 // database instead.
 func TestIsolationSuiteOnReplica(t *testing.T) {
+	t.Parallel()
 	rs := pgtest.SharedReplicaSet(t)
 	d := rs.NewDatabase(t)
 	cfg := suiteConfig(d, true)
