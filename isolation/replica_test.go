@@ -10,9 +10,9 @@ import (
 
 // On a hot standby the app role's reads are attacked there; the checks that write as the app role do
 // not run there (a standby refuses every write), and each of them passes on the primary of the same
-// database instead.
+// database instead. It runs before the parallel tests, alone: the other suites' runs have a time budget
+// each.
 func TestIsolationSuiteOnReplica(t *testing.T) {
-	t.Parallel()
 	rs := pgtest.SharedReplicaSet(t)
 	d := rs.NewDatabase(t)
 	cfg := suiteConfig(d, true)
