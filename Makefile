@@ -85,7 +85,8 @@ bench: pg-image pgbouncer bench-tools
 # Leftovers of a killed run (no reaper container can be pulled here).
 clean-containers:
 	@ids=$$(docker ps -aq --filter label=dev.tenantseal.harness 2>/dev/null); \
-	if [ -n "$$ids" ]; then docker rm -f $$ids >/dev/null; fi
+	if [ -n "$$ids" ]; then docker rm -f $$ids >/dev/null; fi; \
+	docker network prune -f --filter label=dev.tenantseal.harness >/dev/null 2>&1 || true
 
 # Leftovers of a killed benchmark: its servers carry a label of their own, so that a `make test` on the
 # same machine does not remove them mid-run (nor a benchmark the test servers).

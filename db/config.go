@@ -142,6 +142,19 @@ type Config struct {
 	// ([ErrInsecureTransport]). Connections to other hosts are refused either way.
 	AllowPlaintextLoopback bool
 
+	// Replicas are hot standbys of the primary that read-only work may run on when its context comes
+	// from [ReadFromReplica]; see the package's read replicas for the rule. None by default.
+	Replicas []ReplicaConfig
+	// ReplicaMaxLag bounds how old a replica's data may be for it to serve: a replica lagging more is
+	// not used. Default DefaultReplicaMaxLag.
+	ReplicaMaxLag time.Duration
+	// ReplicaCheckInterval is how often the pool measures each replica's lag and reachability; it must
+	// be shorter than ReplicaMaxLag. Default DefaultReplicaCheckInterval.
+	ReplicaCheckInterval time.Duration
+	// ReplicaNoFallback makes work that asked for a replica fail with [ErrNoReplica] when none is usable,
+	// instead of running on the primary: for keeping reporting load off the primary.
+	ReplicaNoFallback bool
+
 	// Now returns the current time; tests may replace it. Default time.Now.
 	Now func() time.Time
 }
@@ -216,22 +229,27 @@ func (c *Config) validate() error {
 	if c.RoleCheckInterval == 0 {
 		c.RoleCheckInterval = DefaultRoleCheckInterval
 	}
-	if c.ExecMode != 0 {
-		pc := c.PoolConfig.Copy()
-		pc.ConnConfig.DefaultQueryExecMode = c.ExecMode
-		c.PoolConfig = pc
-	}
-	if m := c.PoolConfig.ConnConfig.DefaultQueryExecMode; m == pgx.QueryExecModeSimpleProtocol {
-		return fmt.Errorf("%w: %s writes the tenant context token into the statement text, which every session of the role reads in pg_stat_activity; use %s",
-			ErrUnsafeExecMode, m, safeExecModes)
-	}
-	// Every new connection asks the server whether its session is TLS, before the caller's hook runs.
-	pc, err := transport.Pool(c.PoolConfig, c.AllowPlaintextLoopback)
+	pc, err := c.poolConfig(c.PoolConfig)
 	if err != nil {
 		return err
 	}
 	c.PoolConfig = pc
-	return nil
+	return c.validateReplicas()
+}
+
+// poolConfig is pc as the pool (or one of its replicas) connects with it: the configured exec mode,
+// refused if it is the simple protocol; refused unless TLS verify-full (see Config.AllowPlaintextLoopback),
+// and with every new connection asking the server whether its session is TLS before pc's own hook runs.
+func (c *Config) poolConfig(pc *pgxpool.Config) (*pgxpool.Config, error) {
+	if c.ExecMode != 0 {
+		pc = pc.Copy()
+		pc.ConnConfig.DefaultQueryExecMode = c.ExecMode
+	}
+	if m := pc.ConnConfig.DefaultQueryExecMode; m == pgx.QueryExecModeSimpleProtocol {
+		return nil, fmt.Errorf("%w: %s writes the tenant context token into the statement text, which every session of the role reads in pg_stat_activity; use %s",
+			ErrUnsafeExecMode, m, safeExecModes)
+	}
+	return transport.Pool(pc, c.AllowPlaintextLoopback)
 }
 
 // safeExecModes names the exec modes that send the tenant context token as a bound parameter, for errors.

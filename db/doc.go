@@ -52,4 +52,14 @@
 // security, privileges the role lacks, and the library's own refusals before any SQL. No instrument
 // carries a tenant, a subject or a token. What the pool cannot return to a caller, a periodic role
 // check that failed to run, goes to Config.Logger.
+//
+// # Read replicas
+//
+// With Config.Replicas, read-only work ([Pool.Query], [Pool.QueryRow], read-only transactions, elevated
+// statements) whose context comes from [ReadFromReplica] runs on a hot standby whose lag, measured by WAL
+// position, is within Config.ReplicaMaxLag. [Pool.Exec], read-write transactions, and everything under
+// [OnPrimary] (to read one's own writes) run on the primary. A standby that lags or cannot be reached is
+// not used: the work runs on the primary, or fails with [ErrNoReplica] under Config.ReplicaNoFallback.
+// [Pool.Replicas] shows each standby's lag and state. The tenant context verifies on a standby as on the
+// primary, and the verifiers write nothing there.
 package db

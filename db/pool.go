@@ -31,6 +31,8 @@ type Pool struct {
 	// verifier is what the database verifies tenant contexts with, as found at Open.
 	verifier Verifier
 	metrics  *metrics
+	// replicas is nil without Config.Replicas.
+	replicas *replicas
 }
 
 type tokenKey struct {
@@ -51,7 +53,9 @@ type cachedToken struct {
 // within the connect timeout when the server cannot be reached. It records the role-level
 // settings of the role that are not the session limits bootstrap sets, and goes on checking them and the
 // role's password every Config.RoleCheckInterval (see [Pool.CheckRole]). [Pool.Verifier] reports which
-// verifier of tenant contexts the database runs.
+// verifier of tenant contexts the database runs. Each of Config.Replicas is held to the same role checks
+// when first reached, and Open fails for one whose role is unsafe; one that cannot be reached yet is not
+// an error (see the package's read replicas).
 func Open(ctx context.Context, cfg *Config) (*Pool, error) {
 	if cfg == nil {
 		return nil, errors.New("db: nil Config")
@@ -84,16 +88,22 @@ func Open(ctx context.Context, cfg *Config) (*Pool, error) {
 		pool.Close()
 		return nil, err
 	}
+	if err := p.openReplicas(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	if err := p.watchRole(ctx); err != nil {
+		p.replicas.close()
 		pool.Close()
 		return nil, err
 	}
 	return p, nil
 }
 
-// Close stops the role checks and closes every connection of the pool.
+// Close stops the role and replica checks and closes every connection of the pool and its replicas.
 func (p *Pool) Close() {
 	p.role.stop()
+	p.replicas.close()
 	p.pool.Close()
 }
 

@@ -77,24 +77,31 @@ func (p *Pool) watchRole(ctx context.Context) error {
 		close(w.done)
 		return nil
 	}
+	every(p.cfg.RoleCheckInterval, w.stopped, w.done, func() {
+		ctx, cancel := context.WithTimeout(p.base, p.cfg.RoleCheckInterval+p.cfg.PoolConfig.ConnConfig.ConnectTimeout)
+		if err := p.CheckRole(ctx); err != nil && !errors.Is(err, ErrRoleChanged) {
+			p.cfg.Logger.Warn("tenantseal db: periodic role check failed", "error", err.Error())
+		}
+		cancel()
+	})
+	return nil
+}
+
+// every runs fn every interval on a goroutine of its own until stop is closed, then closes done.
+func every(interval time.Duration, stop <-chan struct{}, done chan<- struct{}, fn func()) {
 	go func() {
-		defer close(w.done)
-		t := time.NewTicker(p.cfg.RoleCheckInterval)
+		defer close(done)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
-			case <-w.stopped:
+			case <-stop:
 				return
 			case <-t.C:
-				ctx, cancel := context.WithTimeout(p.base, p.cfg.RoleCheckInterval+p.cfg.PoolConfig.ConnConfig.ConnectTimeout)
-				if err := p.CheckRole(ctx); err != nil && !errors.Is(err, ErrRoleChanged) {
-					p.cfg.Logger.Warn("tenantseal db: periodic role check failed", "error", err.Error())
-				}
-				cancel()
+				fn()
 			}
 		}
 	}()
-	return nil
 }
 
 // CheckRole checks the pool's role now: that its role-level settings are the session limits and nothing

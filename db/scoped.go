@@ -27,7 +27,8 @@ func (p *Pool) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return p.TxWith(ctx, pgx.TxOptions{}, fn)
 }
 
-// TxWith is [Pool.Tx] with transaction options.
+// TxWith is [Pool.Tx] with transaction options. A read-only transaction (pgx.ReadOnly, or any under an
+// elevation) runs on a read replica when ctx asks for one (see the package's read replicas).
 func (p *Pool) TxWith(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) (err error) {
 	tok, elevated, err := p.token(ctx, "tx")
 	if err != nil {
@@ -36,25 +37,23 @@ func (p *Pool) TxWith(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) e
 	if elevated {
 		opts.AccessMode = pgx.ReadOnly
 	}
-	c, err := p.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("db: begin: %w", err)
+	var (
+		c  *pgxpool.Conn
+		tx pgx.Tx
+	)
+	if err := p.onReader(ctx, opts.AccessMode == pgx.ReadOnly, func(pool *pgxpool.Pool) (err error) {
+		c, tx, err = p.begin(ctx, pool, opts, tok)
+		return err
+	}); err != nil {
+		return err
 	}
 	defer p.release(c, true)
-	b := &pgx.Batch{}
-	b.BeginTx(opts)
-	b.Queue(setContext, tok)
-	br := c.SendBatch(ctx, b)
-	tx := br.Tx()
 	defer func() {
 		// Rollback after Commit returns ErrTxClosed: nothing to do then.
 		if rbErr := tx.Rollback(context.WithoutCancel(ctx)); rbErr != nil && !errors.Is(rbErr, pgx.ErrTxClosed) && err == nil {
 			err = fmt.Errorf("db: rollback: %w", rbErr)
 		}
 	}()
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("db: begin: %w", classify(err))
-	}
 	if err := fn(tx); err != nil {
 		return p.recordFailure(ctx, "tx", err)
 	}
@@ -62,6 +61,25 @@ func (p *Pool) TxWith(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) e
 		return fmt.Errorf("db: commit: %w", p.recordFailure(ctx, "commit", err))
 	}
 	return nil
+}
+
+// begin sends BEGIN and the context in one round trip on a connection of pool.
+func (p *Pool) begin(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions, tok any) (*pgxpool.Conn, pgx.Tx, error) {
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("db: begin: %w", err)
+	}
+	b := &pgx.Batch{}
+	b.BeginTx(opts)
+	b.Queue(setContext, tok)
+	br := c.SendBatch(ctx, b)
+	tx := br.Tx()
+	if err := br.Close(); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		p.release(c, true)
+		return nil, nil, fmt.Errorf("db: begin: %w", classify(err))
+	}
+	return c, tx, nil
 }
 
 // scoped is one round trip on a connection of its own: the tenant context, the statement and the reset
@@ -94,9 +112,21 @@ func (c *call) queue(sql string, args []any) {
 }
 
 // send queues the context, then sql, then the reset, in one batch: one round trip, one transaction. tok
-// "" runs sql with an empty context, which no tenant policy matches.
-func (p *Pool) send(ctx context.Context, tok any, elevated bool, sql string, args []any) (*call, error) {
-	conn, err := p.pool.Acquire(ctx)
+// "" runs sql with an empty context, which no tenant policy matches. readOnly work goes where ctx asks
+// (see the package's read replicas); the rest to the primary, without the replicas' machinery.
+func (p *Pool) send(ctx context.Context, readOnly bool, tok any, elevated bool, sql string, args []any) (c *call, err error) {
+	if !readOnly || p.replicas == nil {
+		return p.sendOn(ctx, p.pool, tok, elevated, sql, args)
+	}
+	err = p.onReader(ctx, readOnly, func(pool *pgxpool.Pool) (err error) {
+		c, err = p.sendOn(ctx, pool, tok, elevated, sql, args)
+		return err
+	})
+	return c, err
+}
+
+func (p *Pool) sendOn(ctx context.Context, pool *pgxpool.Pool, tok any, elevated bool, sql string, args []any) (*call, error) {
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -146,13 +176,13 @@ func (s *scoped) close(tag pgconn.CommandTag) error {
 }
 
 // Exec runs one statement under the tenant context in a single round trip; under an elevation, in a
-// read-only transaction.
+// read-only transaction. It always runs on the primary.
 func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	tok, elevated, err := p.token(ctx, sql)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	s, err := p.send(ctx, tok, elevated, sql, args)
+	s, err := p.send(ctx, false, tok, elevated, sql, args)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -164,7 +194,9 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 }
 
 // Query runs one query under the tenant context in a single round trip; under an elevation, in a
-// read-only transaction. Close the rows (pgx.CollectRows does) to return the connection to the pool.
+// read-only transaction. It runs on a read replica when ctx asks for one (see the package's read
+// replicas): a write there fails with SQLSTATE 25006 and writes nothing. Close the rows
+// (pgx.CollectRows does) to return the connection to the pool.
 func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	tok, elevated, err := p.token(ctx, sql)
 	if err != nil {
@@ -182,7 +214,7 @@ func (p *Pool) query(ctx context.Context, tok any, elevated bool, sql string, ar
 }
 
 func (p *Pool) queryCall(ctx context.Context, tok any, elevated bool, sql string, args []any) (*call, error) {
-	c, err := p.send(ctx, tok, elevated, sql, args)
+	c, err := p.send(ctx, true, tok, elevated, sql, args)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +228,7 @@ func (p *Pool) queryCall(ctx context.Context, tok any, elevated bool, sql string
 }
 
 // QueryRow runs a query expected to return at most one row; errors surface at Scan, pgx.ErrNoRows when
-// there is no row.
+// there is no row. It runs where [Pool.Query] does.
 func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	tok, elevated, err := p.token(ctx, sql)
 	if err != nil {

@@ -65,6 +65,7 @@ func casePartition(ctx context.Context, s *suite, atk int, emit func(string) *re
 					switch {
 					case refused(err):
 						r.checks++
+					case r.notRunOnStandby(err, "%s", stmt):
 					case err != nil:
 						r.checks++
 						r.notef("%s: failed with SQLSTATE %s", stmt, sqlState(err))

@@ -136,7 +136,7 @@ func caseSessionLimits(ctx context.Context, s *suite, atk int, emit func(string)
 func caseAlterRoleSelf(ctx context.Context, s *suite, atk int, emit func(string) *rec) {
 	r := emit("(role settings)")
 	_ = atk
-	conn, err := s.app.Acquire(ctx)
+	conn, err := s.acquire(ctx)
 	if err != nil {
 		r.errorf("%v", err)
 		return

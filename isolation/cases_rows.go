@@ -860,7 +860,7 @@ func caseOwnerBypass(ctx context.Context, s *suite, t *table, atk int, r *rec) {
 }
 
 func casePreparedReuse(ctx context.Context, s *suite, t *table, atk int, r *rec) {
-	conn, err := s.app.Acquire(ctx)
+	conn, err := s.acquire(ctx)
 	if err != nil {
 		r.errorf("%v", err)
 		return

@@ -99,12 +99,44 @@ type suite struct {
 	// replay is a token of tenant 1 that worked and has since expired.
 	replay    string
 	replayExp time.Time
+	// standby: AppDSN names a hot standby of the database SuperDSN names.
+	standby bool
+}
+
+// acquire returns a connection as the app role. On a hot standby it waits first until the standby has
+// replayed what the suite wrote on the primary so far: every attack then sees the rows and settings it
+// is about.
+func (s *suite) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	if s.standby {
+		var lsn string
+		if err := s.super.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
+			return nil, fmt.Errorf("isolation: the primary's WAL position (SuperDSN must name the primary): %w", err)
+		}
+		for {
+			var done bool
+			if err := s.app.QueryRow(ctx, "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)", lsn).Scan(&done); err != nil {
+				return nil, fmt.Errorf("isolation: the standby's replay position: %w", err)
+			}
+			if done {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("isolation: the standby has not replayed up to %s: %w", lsn, ctx.Err())
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	return s.app.Acquire(ctx)
 }
 
 // Check runs the isolation suite against the database behind cfg and returns its report. It
 // fails with an error only when the suite cannot run (no connection, nothing to check, seeding fails);
 // leaks are in the report. The database must be one that may take writes: the suite adds rows for
-// throwaway tenants, and removes them, and its probe objects, when it ends.
+// throwaway tenants, and removes them, and its probe objects, when it ends. AppDSN may name a hot
+// standby of the database SuperDSN names: the attacks then read there, each once the standby has
+// replayed what the suite wrote, and the checks that write as the app role are reported as not run
+// ([Result.NotRun]).
 func Check(ctx context.Context, cfg Config) (rep *Report, err error) {
 	start := time.Now()
 	if cfg.SuperDSN == "" || cfg.AppDSN == "" {
@@ -148,6 +180,9 @@ func Check(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if superDB != appDB {
 		return nil, fmt.Errorf("isolation: SuperDSN connects to database %q, AppDSN to %q: they must name the same one", superDB, appDB)
 	}
+	if err := s.app.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&s.standby); err != nil {
+		return nil, fmt.Errorf("isolation: %w", err)
+	}
 	var appSuper, appBypass bool
 	if err := s.super.QueryRow(ctx, "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", s.appRole).Scan(&appSuper, &appBypass); err != nil {
 		return nil, fmt.Errorf("isolation: %w", err)
@@ -180,7 +215,7 @@ func Check(ctx context.Context, cfg Config) (rep *Report, err error) {
 		return nil, err
 	}
 	rep = &Report{Database: appDB, AppRole: s.appRole, Schemas: schemas, KeyType: s.cat.keyType, Tenants: nTenants, RowsPerTenant: s.rowsPer,
-		Short: cfg.Short, Skipped: s.cat.skipped, Swept: swept}
+		Short: cfg.Short, Standby: s.standby, Skipped: s.cat.skipped, Swept: swept}
 	_ = s.super.QueryRow(ctx, "SHOW server_version").Scan(&rep.Server)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -344,7 +379,7 @@ func (s *suite) token(ti int) string {
 // as runs fn in a transaction on an app-role connection with tok as the tenant context ("" for none).
 // The transaction commits when commit is set and fn succeeds; otherwise it rolls back.
 func (s *suite) as(ctx context.Context, tok string, commit bool, fn func(tx pgx.Tx) error) error {
-	conn, err := s.app.Acquire(ctx)
+	conn, err := s.acquire(ctx)
 	if err != nil {
 		return err
 	}
@@ -465,6 +500,19 @@ type rec struct {
 	errs   []string
 	notes  []string
 	na     string
+	// standby: the app role's connection is a hot standby, which refuses every write.
+	standby bool
+	notRun  []string
+}
+
+// notRun records, on a hot standby, a write it refused (SQLSTATE 25006) as a check not run, and says
+// whether it did: such a refusal shows nothing about isolation.
+func (r *rec) notRunOnStandby(err error, format string, a ...any) bool {
+	if !r.standby || sqlState(err) != "25006" {
+		return false
+	}
+	r.notRun = append(r.notRun, fmt.Sprintf(format, a...)+": "+err.Error())
+	return true
 }
 
 func (r *rec) leakf(format string, a ...any) { r.leaks = append(r.leaks, fmt.Sprintf(format, a...)) }
@@ -512,7 +560,7 @@ func (s *suite) run(ctx context.Context, rep *Report, attackers []int) {
 			emit := func(target string) *rec {
 				k := key{c.name, target}
 				if recs[k] == nil {
-					recs[k] = &rec{}
+					recs[k] = &rec{standby: s.standby}
 					order = append(order, k)
 				}
 				return recs[k]
@@ -526,14 +574,22 @@ func (s *suite) run(ctx context.Context, rep *Report, attackers []int) {
 	for _, k := range order {
 		r := recs[k]
 		res := Result{Case: k.c, Group: groups[k.c], Target: k.target, Checks: r.checks, Leaks: dedupe(r.leaks), Errors: dedupe(r.errs), Notes: dedupe(r.notes)}
+		if s.standby {
+			var notRun []string
+			res.Errors, notRun = splitReadOnly(res.Errors)
+			res.NotRun = dedupe(append(r.notRun, notRun...))
+		}
 		switch {
 		case len(r.leaks) > 0:
 			res.Status = StatusLeak
-		case len(r.errs) > 0:
+		case len(res.Errors) > 0:
 			res.Status = StatusError
 		case r.na != "" && r.checks == 0:
 			res.Status = StatusNA
 			res.Notes = append(res.Notes, r.na)
+		case len(res.NotRun) > 0 && r.checks == 0:
+			res.Status = StatusNA
+			res.Notes = append(res.Notes, "writes as the app role, which a hot standby refuses: run against the primary")
 		case r.checks == 0:
 			res.Status = StatusError
 			res.Errors = append(res.Errors, "no check ran")
@@ -542,6 +598,18 @@ func (s *suite) run(ctx context.Context, rep *Report, attackers []int) {
 		}
 		rep.Results = append(rep.Results, res)
 	}
+}
+
+// splitReadOnly separates the errors of writes a hot standby refused (SQLSTATE 25006) from the others.
+func splitReadOnly(errs []string) (others, readOnly []string) {
+	for _, e := range errs {
+		if strings.Contains(e, "(SQLSTATE 25006)") {
+			readOnly = append(readOnly, e)
+		} else {
+			others = append(others, e)
+		}
+	}
+	return others, readOnly
 }
 
 func dedupe(in []string) []string {

@@ -35,6 +35,9 @@ type Result struct {
 	Leaks  []string `json:"leaks,omitempty"`
 	Errors []string `json:"errors,omitempty"`
 	Notes  []string `json:"notes,omitempty"`
+	// NotRun lists the checks that did not run because they write as the app role and the app role's
+	// connection is a hot standby ([Report.Standby]); they run against the primary.
+	NotRun []string `json:"not_run,omitempty"`
 }
 
 // TableInfo describes a table the suite discovered and seeded.
@@ -50,16 +53,19 @@ type TableInfo struct {
 
 // Report is the outcome of one run of the isolation suite.
 type Report struct {
-	Database      string        `json:"database"`
-	Server        string        `json:"server"`
-	AppRole       string        `json:"app_role"`
-	Schemas       []string      `json:"schemas"`
-	KeyType       string        `json:"key_type"`
-	Tenants       int           `json:"tenants"`
-	RowsPerTenant int           `json:"rows_per_tenant"`
-	Short         bool          `json:"short"`
-	Duration      time.Duration `json:"duration_ns"`
-	Tables        []TableInfo   `json:"tables"`
+	Database      string   `json:"database"`
+	Server        string   `json:"server"`
+	AppRole       string   `json:"app_role"`
+	Schemas       []string `json:"schemas"`
+	KeyType       string   `json:"key_type"`
+	Tenants       int      `json:"tenants"`
+	RowsPerTenant int      `json:"rows_per_tenant"`
+	Short         bool     `json:"short"`
+	// Standby is set when AppDSN names a hot standby: the app role's reads ran there, and its writes,
+	// which a standby refuses (SQLSTATE 25006), did not run (see [Result.NotRun]).
+	Standby  bool          `json:"standby,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+	Tables   []TableInfo   `json:"tables"`
 	// Skipped lists the tables excluded by configuration, with the reasons given.
 	Skipped []Skipped `json:"skipped,omitempty"`
 	// Swept counts what killed earlier runs had left behind and this one removed (tenants, probe
@@ -127,6 +133,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Short {
 		b.WriteString(", short")
 	}
+	if r.Standby {
+		b.WriteString(", app role on a hot standby (its writes not run: run the suite against the primary for them)")
+	}
 	b.WriteString("\n\n")
 	var tables []string
 	isTable := map[string]bool{}
@@ -173,6 +182,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		for _, e := range res.Errors {
 			fmt.Fprintf(&b, "\nERROR %s on %s: %s", res.Case, res.Target, e)
+		}
+		for _, e := range res.NotRun {
+			fmt.Fprintf(&b, "\nNOT RUN %s on %s (writes on a hot standby): %s", res.Case, res.Target, e)
 		}
 	}
 	for _, sk := range r.Skipped {

@@ -73,6 +73,10 @@
 // db.Pool.Tx transaction beside custom SQL; [Table.Columns], [Table.Dest] and [Table.DB] let that SQL (a
 // join, say) read rows through the repository's mapping and decryption.
 //
+// On a db.Pool with read replicas, the reads (Get, List, Count, FindBy) run on a replica when ctx comes
+// from db.ReadFromReplica; Insert, InsertMany, Update and Delete always run on the primary, whatever ctx
+// says, and so do reads under db.OnPrimary (to read one's own writes).
+//
 // # Errors
 //
 // [ErrNotFound] (also for another tenant's row: no existence oracle), [ErrConflict] (stale version),

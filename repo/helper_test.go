@@ -46,8 +46,13 @@ type env struct {
 // newEnv opens the environment; edit adjusts the pool's configuration first.
 func newEnv(t testing.TB, edit ...func(*db.Config)) *env {
 	t.Helper()
+	return envOn(t, pgtest.NewDatabase(t), edit...)
+}
+
+// envOn opens the environment on d.
+func envOn(t testing.TB, d *pgtest.Database, edit ...func(*db.Config)) *env {
+	t.Helper()
 	ctx := testContext(t)
-	d := pgtest.NewDatabase(t)
 	uri, err := keys.InitLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
 	if err != nil {
 		t.Fatal(err)

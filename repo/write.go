@@ -36,7 +36,7 @@ const maxParams = 65535
 // such a row has nothing else to be matched by), sent in one batch where the repository runs on a
 // transaction or a pool.
 func (t *Table[T]) InsertMany(ctx context.Context, vs []*T) error {
-	ctx = t.keyCtx(ctx)
+	ctx = t.keyCtx(db.OnPrimary(ctx))
 	if len(vs) == 0 {
 		return nil
 	}
@@ -255,7 +255,7 @@ func (t *Table[T]) readReturned(res pgx.Rows, target func(ID) (reflect.Value, er
 // version, [ErrNotFound] when no row of the tenant has v's id, and [ErrTenantMismatch] (nothing sent)
 // when v names another tenant.
 func (t *Table[T]) Update(ctx context.Context, v *T) error {
-	ctx = t.keyCtx(ctx)
+	ctx = t.keyCtx(db.OnPrimary(ctx))
 	tenant, err := t.tenantOf(ctx, "update", v)
 	if err != nil {
 		return err
@@ -303,6 +303,7 @@ func (t *Table[T]) Update(ctx context.Context, v *T) error {
 // Delete removes the row with id, or fails with [ErrNotFound] (also for another tenant's row). An id of
 // another kind than the table's key fails with [ErrInvalidQuery]; nothing is sent.
 func (t *Table[T]) Delete(ctx context.Context, id ID) error {
+	ctx = db.OnPrimary(ctx)
 	tenant, err := tenantseal.TenantFrom(ctx)
 	if err != nil {
 		return err

@@ -21,6 +21,14 @@
 // tenantseal_migrations.reference): tests use them as ready-made tenant tables. A test of the product
 // schema alone reverts them first (reference.NewMigrator, Down).
 //
+// [SharedReplicaSet] gives the tests of a binary one primary and a streaming hot standby (pg_basebackup
+// -R), containers of the same image on a Docker network of their own, with a cluster bootstrapped on the
+// primary: [ReplicaSet.NewDatabase] for a database on both, [Server.On] for a connection string of the
+// primary pointed at a standby, [ReplicaSet.WaitReplayed] to wait until a standby has replayed what the
+// primary wrote, [ReplicaSet.StartReplica] for a standby of a test's own (to stop with
+// [Server.StopContainer]). It needs containers: with TENANTSEAL_TEST_DSN set, it skips the test, saying
+// why.
+//
 // The image is TENANTSEAL_PG_IMAGE when set, else postgres:17-alpine when present or pullable, else the
 // local image that `make pg-image` builds from the machine's PostgreSQL.
 //

@@ -41,15 +41,16 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// stop removes the shared cluster and its server, if a test started them.
+// stop removes the shared cluster and its server, and the shared replica set, if a test started them.
 func stop(within time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	stopReplicaSet(ctx)
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	if shared == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
 	if !shared.Server.Started() {
 		// Someone else's server (TENANTSEAL_TEST_DSN): drop what this process created there.
 		if err := shared.Close(ctx); err != nil {

@@ -49,7 +49,10 @@ type Server struct {
 // StartServer starts PostgreSQL in a container, or uses TENANTSEAL_TEST_DSN when set. The image is
 // TENANTSEAL_PG_IMAGE when set, else the official postgres:17-alpine when present or pullable, else
 // LocalImage. Stop it with [Server.Stop].
-func StartServer(ctx context.Context) (*Server, error) {
+func StartServer(ctx context.Context) (*Server, error) { return startServer(ctx) }
+
+// startServer is StartServer; extra (a network, say) customizes the container after the defaults.
+func startServer(ctx context.Context, extra ...testcontainers.ContainerCustomizer) (*Server, error) {
 	if dsn := os.Getenv("TENANTSEAL_TEST_DSN"); dsn != "" {
 		if err := waitReady(ctx, dsn, 10*time.Second); err != nil {
 			return nil, fmt.Errorf("pgtest: TENANTSEAL_TEST_DSN: %w", err)
@@ -85,7 +88,7 @@ func StartServer(ctx context.Context) (*Server, error) {
 		opts = append(opts, testcontainers.WithTmpfs(map[string]string{
 			"/var/lib/postgresql/data": "rw,uid=999,gid=999,mode=0700"}))
 	}
-	c, err := testcontainers.Run(ctx, image, opts...)
+	c, err := testcontainers.Run(ctx, image, append(opts, extra...)...)
 	if err != nil {
 		if c != nil {
 			_ = c.Terminate(context.WithoutCancel(ctx))
