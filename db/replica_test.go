@@ -325,7 +325,7 @@ func TestReplicaUnsafeRole(t *testing.T) {
 
 func TestReplicaConfig(t *testing.T) {
 	t.Parallel()
-	base, err := db.ParseConfig("postgres://app@localhost/x")
+	base, err := db.ParseConfig("postgres://app@localhost/x?sslmode=verify-full")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,11 @@ func TestReplicaConfig(t *testing.T) {
 	if _, err := rand.Read(base.SigningKey.Secret); err != nil {
 		t.Fatal(err)
 	}
-	r, err := db.ParseReplica("postgres://app@standby/x?default_query_exec_mode=simple_protocol")
+	r, err := db.ParseReplica("postgres://app@standby/x?sslmode=verify-full&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := db.ParseReplica("postgres://app@standby/x?sslmode=prefer")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,6 +352,7 @@ func TestReplicaConfig(t *testing.T) {
 		}, "ReplicaCheckInterval"},
 		{"nil pool config", func(c *db.Config) { c.Replicas = []db.ReplicaConfig{{}} }, "Replicas[0].PoolConfig is nil"},
 		{"simple protocol on a replica", func(c *db.Config) { c.Replicas = []db.ReplicaConfig{r} }, "replica standby:5432"},
+		{"a replica without verified TLS", func(c *db.Config) { c.Replicas = []db.ReplicaConfig{plain} }, "replica standby:5432: tenantseal: refusing to connect to standby"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := *base
