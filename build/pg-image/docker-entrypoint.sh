@@ -121,6 +121,16 @@ fi
 # postmaster: a lock file left at start is stale, but its PID may name a live process of the new
 # container (PIDs start over), and postgres would then refuse to start.
 rm -f /var/run/postgresql/.s.PGSQL.*.lock
+# The same holds for PGDATA's postmaster.pid after a kill: the PID it names is of the old container, and
+# in this one the same number may be any process (the shell's commands above, a `docker exec`), which
+# postgres would take for a live postmaster. Removed unless that PID is a postgres of this container.
+if [ -f "$PGDATA/postmaster.pid" ]; then
+	old=$(head -n 1 "$PGDATA/postmaster.pid" 2>/dev/null || true)
+	case $old in
+	'' | *[!0-9]*) rm -f "$PGDATA/postmaster.pid" ;;
+	*) [ "$(cat "/proc/$old/comm" 2>/dev/null || true)" = postgres ] || rm -f "$PGDATA/postmaster.pid" ;;
+	esac
+fi
 
 # postgres runs as a child so that SIGTERM (docker's default, e.g. from
 # `docker kill -s TERM` or an orchestrator) also means a fast shutdown
