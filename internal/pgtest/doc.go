@@ -26,8 +26,8 @@
 // primary: [ReplicaSet.NewDatabase] for a database on both, [Server.On] for a connection string of the
 // primary pointed at a standby, [ReplicaSet.WaitReplayed] to wait until a standby has replayed what the
 // primary wrote, [ReplicaSet.StartReplica] for a standby of a test's own (to stop with
-// [Server.StopContainer]). It needs containers: with TENANTSEAL_TEST_DSN set, it skips the test, saying
-// why.
+// [Server.StopContainer]). It needs containers: with TENANTSEAL_TEST_DSN set, it fails the test, saying
+// why (a skip would let the run read as one that passed the replica tests).
 //
 // The image is TENANTSEAL_PG_IMAGE when set, else postgres:17-alpine when present or pullable, else the
 // local image that `make pg-image` builds from the machine's PostgreSQL.
