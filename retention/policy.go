@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/tenants"
 )
 
 // Sentinel errors; use errors.Is.
@@ -26,13 +27,9 @@ var (
 	ErrPolicyInUse = errors.New("retention: the policy is in use")
 )
 
-// DB is a connection as the owner role: *pgx.Conn, *pgxpool.Pool and pgx.Tx satisfy it.
-type DB interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+// DB is a connection as the owner role: *pgx.Conn, *pgxpool.Pool and pgx.Tx satisfy it. It is the
+// tenants package's, whose functions the run calls with it.
+type DB = tenants.DB
 
 // Policy is a named retention policy (tenantseal.retention_policies with its rules).
 type Policy struct {
