@@ -51,6 +51,9 @@ type Options struct {
 	// returns nil. Store them there, and a bootstrap that fails later loses no password: run again with
 	// them in Passwords and it completes.
 	Save func(context.Context, *Result) error
+
+	// noContextKey leaves the context key out: a Citus worker gets the coordinator's (RunCluster).
+	noContextKey bool
 }
 
 // Result holds what an application and a DBA need afterwards. It holds secrets: its String method
@@ -217,13 +220,15 @@ func Run(ctx context.Context, superDSN string, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("bootstrap: connect as owner: %w", err)
 	}
 	defer owner.Close(context.WithoutCancel(ctx))
-	key, created, err := EnsureContextKey(ctx, owner, opts.ContextKey)
-	if err != nil {
-		return nil, err
-	}
-	res.ContextKey = key
-	if created {
-		res.Actions = append(res.Actions, "created context signing key "+key.ID)
+	if !opts.noContextKey {
+		key, created, err := EnsureContextKey(ctx, owner, opts.ContextKey)
+		if err != nil {
+			return nil, err
+		}
+		res.ContextKey = key
+		if created {
+			res.Actions = append(res.Actions, "created context signing key "+key.ID)
+		}
 	}
 	if err := afterStep(ctx, "context key"); err != nil {
 		return nil, err

@@ -166,7 +166,7 @@ func (t *tracer) TraceBatchEnd(ctx context.Context, conn *pgx.Conn, data pgx.Tra
 // end counts one statement, unless it is the framing the pool adds around every statement, and its
 // refusal if the database refused it.
 func (t *tracer) end(ctx context.Context, sql string, err error) {
-	if sql != setContext && sql != resetSession && sql != beginReadOnly {
+	if !framing(sql) {
 		t.count(ctx, operationIndex(sql), err)
 	}
 	t.refusal(ctx, err)

@@ -33,6 +33,8 @@ type Pool struct {
 	metrics  *metrics
 	// replicas is nil without Config.Replicas.
 	replicas *replicas
+	// citus: the database is a Citus coordinator (see citus.go), as found at Open.
+	citus bool
 }
 
 type tokenKey struct {
@@ -87,6 +89,19 @@ func Open(ctx context.Context, cfg *Config) (*Pool, error) {
 	if p.verifier, err = loadVerifier(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	if p.citus, err = citusNode(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if p.citus {
+		if len(c.Replicas) > 0 {
+			pool.Close()
+			return nil, errors.New("db: Config.Replicas with a Citus coordinator: Citus reads from its own secondary nodes (citus.use_secondary_nodes)")
+		}
+		if cfg.TokenTTL == 0 {
+			p.cfg.TokenTTL = CitusTokenTTL
+		}
 	}
 	if err := p.openReplicas(ctx); err != nil {
 		pool.Close()
@@ -189,7 +204,7 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok any, elevated bool, 
 			Detail: fmt.Sprintf("reason %q, ttl %v, until %s", reason, e.ttl, until.UTC().Format(time.RFC3339))})
 	}
 	if p.cfg.Unsigned {
-		return token.Unsigned(pr.Tenant.Handle()), false, nil
+		return p.contextArg(token.Unsigned(pr.Tenant.Handle())), false, nil
 	}
 	// Ordinary tokens are signed once and reused for half their lifetime: a request's statements,
 	// and the next requests of the same principal, skip the HMAC. Elevated ones are signed every time.
@@ -206,7 +221,9 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok any, elevated bool, 
 	if err != nil {
 		return nil, false, fmt.Errorf("db: sign tenant context: %w", err)
 	}
-	tok = signed
+	if tok = p.contextArg(signed); tok == nil {
+		return nil, false, errors.New("db: sign tenant context: the token does not fit the Citus mode's statement")
+	}
 	if !claims.Elevated {
 		p.tokensMu.Lock()
 		if p.tokens == nil {
@@ -224,6 +241,19 @@ func (p *Pool) token(ctx context.Context, stmt string) (tok any, elevated bool, 
 		p.tokensMu.Unlock()
 	}
 	return tok, claims.Elevated, nil
+}
+
+// contextArg is tok as the batch takes it: the argument of setContext, or in Citus mode the SET LOCAL
+// statement itself (nil when tok cannot be one).
+func (p *Pool) contextArg(tok string) any {
+	if !p.citus {
+		return tok
+	}
+	stmt, err := citusContextSQL(tok)
+	if err != nil {
+		return nil
+	}
+	return stmt
 }
 
 // Ping checks that the server answers.

@@ -71,7 +71,12 @@ func (p *Pool) begin(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions
 	}
 	b := &pgx.Batch{}
 	b.BeginTx(opts)
-	b.Queue(setContext, tok)
+	if p.citus {
+		b.Queue(citusPropagate)
+		b.Queue(citusStatement(tok))
+	} else {
+		b.Queue(setContext, tok)
+	}
 	br := c.SendBatch(ctx, b)
 	tx := br.Tx()
 	if err := br.Close(); err != nil {
@@ -100,8 +105,8 @@ type call struct {
 	rows   batchRows
 	row    row
 	batch  pgx.Batch
-	queued [5]pgx.QueuedQuery // BEGIN READ ONLY, context, statement, COMMIT, reset
-	ptrs   [5]*pgx.QueuedQuery
+	queued [6]pgx.QueuedQuery // BEGIN [READ ONLY], [Citus' propagation], context, statement, COMMIT, reset
+	ptrs   [6]*pgx.QueuedQuery
 	tok    [1]any
 }
 
@@ -132,18 +137,29 @@ func (p *Pool) sendOn(ctx context.Context, pool *pgxpool.Pool, tok any, elevated
 	}
 	c := &call{}
 	c.batch.QueuedQueries = c.ptrs[:0]
-	c.tok[0] = tok
-	if elevated {
+	// In Citus mode the context is a SET LOCAL, which needs a transaction block (see citus.go).
+	block := elevated || p.citus
+	switch {
+	case elevated:
 		c.queue(beginReadOnly, nil)
+	case block:
+		c.queue(citusBegin, nil)
 	}
-	c.queue(setContext, c.tok[:])
+	if p.citus {
+		c.queue(citusPropagate, nil)
+		c.queue(citusStatement(tok), nil)
+	} else {
+		c.tok[0] = tok
+		c.queue(setContext, c.tok[:])
+	}
+	before := len(c.batch.QueuedQueries)
 	c.queue(sql, args)
-	if elevated {
-		c.queue("COMMIT", nil)
+	if block {
+		c.queue(citusCommit, nil)
 	}
 	c.queue(resetSession, nil)
 	c.scoped = scoped{p: p, c: conn, br: conn.SendBatch(ctx, &c.batch)}
-	for range 1 + btoi(elevated) {
+	for range before {
 		if _, err := c.br.Exec(); err != nil {
 			c.close(pgconn.CommandTag{})
 			return nil, p.recordFailure(ctx, sql, err)
@@ -153,13 +169,6 @@ func (p *Pool) sendOn(ctx context.Context, pool *pgxpool.Pool, tok any, elevated
 }
 
 const beginReadOnly = "BEGIN READ ONLY"
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 // close reads the rest of the batch and returns the connection to the pool, to be swept first when
 // anything failed or the statement (tag) was not one of those that change nothing in the session

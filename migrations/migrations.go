@@ -209,6 +209,11 @@ func NewWithConfig(ctx context.Context, cc *pgx.ConnConfig, opts Options) (*Migr
 	if opts.RolePrefix != "" {
 		cc.RuntimeParams["tenantseal.role_prefix"] = opts.RolePrefix
 	}
+	if opts.Source == nil {
+		// On Citus every node holds tenantseal's schema of its own, migrated node by node: the
+		// coordinator's DDL is not to be sent to the workers (a placeholder setting elsewhere).
+		cc.RuntimeParams["citus.enable_ddl_propagation"] = "off"
+	}
 	if opts.OnNotice != nil {
 		cc.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { opts.OnNotice(n) }
 	}

@@ -144,7 +144,7 @@ func runBootstrap(ctx context.Context, s *session, args []string) error {
 			return nil
 		}
 	}
-	res, err := bootstrap.Run(ctx, superDSN, opts)
+	res, err := bootstrap.RunCluster(ctx, superDSN, opts)
 	var upe *bootstrap.UnknownPasswordError
 	if errors.As(err, &upe) {
 		return fmt.Errorf("bootstrap: role %s exists but its password is not in %s: pass --reset-passwords %s to give it a new one", upe.Role, *out, upe.Role)
