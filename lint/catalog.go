@@ -82,6 +82,8 @@ type table struct {
 	tenantType    string // the tenant column's type, e.g. "bigint"; "" without one
 	tenantAttnum  int16  // 0: no tenant column
 	tenantNotNull bool
+	// distributed: Citus distributes the table (pg_dist_partition), whose policies may hold no sub-select.
+	distributed bool
 	// registry marks a table of tenants (tenantseal.tenants, Options.Registry): its key, the attnum of
 	// its single-column primary key (0 without one), is the tenant.
 	registry      bool
@@ -252,7 +254,7 @@ func load(ctx context.Context, conn Querier, opts Options) (*catalog, error) {
 	}
 	schemas := append(slices.Clone(c.userSchemas), internalSchemas...)
 	for _, step := range []func(context.Context, Querier, []string) error{
-		c.loadTenantTables, c.loadTables, c.assignTenantColumns, c.loadPolicies, c.loadIndexes, c.loadRegistry,
+		c.loadTenantTables, c.loadTables, c.loadDistributed, c.assignTenantColumns, c.loadPolicies, c.loadIndexes, c.loadRegistry,
 		c.loadForeignKeys, c.loadExclusions, c.loadViews, c.loadFunctions, c.loadSettings, c.loadTriggers,
 		c.loadAppRoleReach, c.loadPrivilegesToCome, c.loadPolicyCallees,
 	} {
@@ -427,6 +429,29 @@ func (c *catalog) loadTables(ctx context.Context, conn Querier, schemas []string
 			c.byOID[t.oid] = t
 			return nil
 		})
+}
+
+// loadDistributed marks the tables that Citus distributes, in a database with Citus.
+func (c *catalog) loadDistributed(ctx context.Context, conn Querier, _ []string) error {
+	var citus bool
+	if err := each(ctx, conn, "Citus metadata", "SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL", nil, func(r pgx.Rows) error {
+		return r.Scan(&citus)
+	}); err != nil {
+		return err
+	}
+	if !citus {
+		return nil
+	}
+	return each(ctx, conn, "Citus metadata", "SELECT logicalrelid::oid FROM pg_catalog.pg_dist_partition", nil, func(r pgx.Rows) error {
+		var oid uint32
+		if err := r.Scan(&oid); err != nil {
+			return err
+		}
+		if t := c.byOID[oid]; t != nil {
+			t.distributed = true
+		}
+		return nil
+	})
 }
 
 // loadTenantTables reads tenantseal.tenant_tables, where tenantseal.protect_table records each

@@ -19,20 +19,63 @@ func oidOf(n *nodetree.Node, name string) (uint32, bool) {
 
 // perRowCalls returns the calls of fns in e that are not inside a sub-select. Only a sub-select makes
 // the planner evaluate the call once per statement (an InitPlan); a bare call runs for every row.
-func perRowCalls(e *nodetree.Node, fns map[uint32]bool) []uint32 {
+//
+// With tenantCol, the attnum of a Citus-distributed table's tenant column, a call compared directly
+// with that column (tenant_col = f(), or = f()::type) is not one: Citus refuses sub-selects in the
+// policies of distributed tables, and the workers' planner makes that comparison an index condition
+// or a one-time filter, evaluated once per scan.
+func perRowCalls(e *nodetree.Node, fns map[uint32]bool, tenantCol int16) []uint32 {
 	var out []uint32
-	nodetree.Walk(e, func(n *nodetree.Node, _ []*nodetree.Node) bool {
+	nodetree.Walk(e, func(n *nodetree.Node, anc []*nodetree.Node) bool {
 		switch n.Type {
 		case "SUBLINK":
 			return false
 		case "FUNCEXPR":
-			if id, ok := oidOf(n, "funcid"); ok && fns[id] {
+			if id, ok := oidOf(n, "funcid"); ok && fns[id] && !(tenantCol != 0 && comparedWithColumn(n, anc, tenantCol)) {
 				out = append(out, id)
 			}
 		}
 		return true
 	})
 	return out
+}
+
+// comparedWithColumn reports whether call, under its ancestors anc, is one side of an operator whose
+// other side is the row's column attnum, through casts only.
+func comparedWithColumn(call *nodetree.Node, anc []*nodetree.Node, attnum int16) bool {
+	side := call
+	for i := len(anc) - 1; i >= 0; i-- {
+		a := anc[i]
+		switch a.Type {
+		case "FUNCEXPR", "RELABELTYPE", "COERCEVIAIO":
+			if a.Type == "FUNCEXPR" && !isCast(a) {
+				return false
+			}
+			side = a
+			continue
+		case "OPEXPR":
+			args := a.Nodes("args")
+			if len(args) != 2 {
+				return false
+			}
+			other := args[0]
+			if other == side {
+				other = args[1]
+			}
+			varno, _ := other.Int("varno")
+			att, _ := other.Int("varattno")
+			up, _ := other.Int("varlevelsup")
+			return other.Type == "VAR" && varno == 1 && up == 0 && att == int64(attnum)
+		}
+		return false
+	}
+	return false
+}
+
+// isCast reports whether a FUNCEXPR is an explicit or implicit cast (funcformat 1 or 2).
+func isCast(n *nodetree.Node) bool {
+	f, _ := n.Int("funcformat")
+	return f == 1 || f == 2
 }
 
 // walkVars calls fn for every VAR of e that refers to the policy's own row: range table entry 1 of the

@@ -301,7 +301,11 @@ func checkPerRowCall(c *catalog) []Finding {
 			if e == nil {
 				continue
 			}
-			for _, id := range perRowCalls(e, verifiers) {
+			var direct int16 // on a distributed table: the tenant column, which a call may be compared with
+			if p.table.distributed {
+				direct = p.table.tenantAttnum
+			}
+			for _, id := range perRowCalls(e, verifiers, direct) {
 				names = append(names, c.funcs[id].name)
 			}
 		}
@@ -310,10 +314,15 @@ func checkPerRowCall(c *catalog) []Finding {
 		}
 		slices.Sort(names)
 		names = slices.Compact(names)
+		fix := fmt.Sprintf("write each call as (SELECT %s) in ALTER POLICY %s ON %s ...", names[0], p.name, p.table.name)
+		if p.table.distributed {
+			fix = fmt.Sprintf("compare the tenant column with the call itself, %s = %s, and nothing else with it (Citus refuses sub-selects in the policies of distributed tables): tenantseal.protect_table writes that form",
+				p.table.tenantCol, names[0])
+		}
 		out = append(out, Finding{Object: p.object(),
 			Message: fmt.Sprintf("calls %s outside a sub-select: it verifies the signed tenant context once per row instead of once per statement",
 				strings.Join(names, ", ")),
-			Fix: fmt.Sprintf("write each call as (SELECT %s) in ALTER POLICY %s ON %s ...", names[0], p.name, p.table.name)})
+			Fix: fix})
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/token"
+	"github.com/tenantseal/tenantseal/lint"
 	"github.com/tenantseal/tenantseal/tenants"
 )
 
@@ -277,5 +278,49 @@ func TestOpenRefusesStatementLogging(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), c.workers[len(c.workers)-1].String()) {
 		t.Errorf("the error does not name the worker: %v", err)
+	}
+}
+
+// The linter accepts the Citus form of the policy on a distributed table, and still finds a verifier
+// called once per row there.
+func TestLint(t *testing.T) {
+	c := newCluster(t)
+	a := c.tenant(t, "Acme")
+	p := c.pool(t, nil)
+	c.notes(t, p, 1, a)
+	owner := c.ownerConn(t)
+	opts := lint.Options{Schemas: []string{"app"}, AppRole: c.res.Roles.App, OwnerRole: c.res.Roles.Owner}
+	findings, err := lint.Run(testContext(t), owner, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findings) != 0 {
+		t.Errorf("distribute_table's policies: %d findings, want none: %v", len(findings), findings)
+	}
+	for _, sql := range []string{
+		"CREATE TABLE app.loose (tenant_id uuid NOT NULL, id bigint NOT NULL, PRIMARY KEY (tenant_id, id))",
+		"SELECT create_distributed_table('app.loose', 'tenant_id', colocate_with => 'app.notes')",
+		"ALTER TABLE app.loose ENABLE ROW LEVEL SECURITY",
+		"ALTER TABLE app.loose FORCE ROW LEVEL SECURITY",
+		fmt.Sprintf("CREATE POLICY loose ON app.loose TO %s USING (tenant_id = tenantseal.current_tenant() AND tenantseal.current_tenant()::text <> '')", c.res.Roles.App),
+	} {
+		if _, err := owner.Exec(testContext(t), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if findings, err = lint.Run(testContext(t), owner, opts); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range findings {
+		if f.Rule == "TS006" && strings.Contains(f.Object, "app.loose") {
+			found = true
+			if strings.Contains(f.Fix, "(SELECT") {
+				t.Errorf("TS006 on a distributed table tells to write a sub-select, which Citus refuses: %s", f.Fix)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("a verifier called per row beside the tenant comparison on a distributed table: no TS006 in %v", findings)
 	}
 }
