@@ -37,11 +37,53 @@ var setters = []struct {
 	}},
 }
 
+// citusSetter is how a Citus coordinator's session hands a token to the workers too.
+var citusSetter = struct {
+	name string
+	sql  func(tok string) (string, []any)
+}{"SET LOCAL propagated to the Citus workers", func(tok string) (string, []any) {
+	return "SET LOCAL citus.propagate_set_commands TO local; SET LOCAL tenantseal.context = '" + strings.ReplaceAll(tok, "'", "''") + "'", nil
+}}
+
+// setters are the ways the suite puts a bad token into a session of this database.
+func (s *suite) setters() []struct {
+	name string
+	sql  func(tok string) (string, []any)
+} {
+	if s.cat.citus {
+		return append(slices.Clone(setters), citusSetter)
+	}
+	return setters
+}
+
+// enterContext sets tok as the tenant context of tx, the way the database's application does: by
+// set_config, or on a Citus coordinator by SET LOCAL, which reaches the workers.
+func (s *suite) enterContext(ctx context.Context, tx pgx.Tx, tok string) error {
+	sql, args := setters[0].sql(tok)
+	if s.cat.citus {
+		sql, args = citusSetter.sql(tok)
+	}
+	_, err := tx.Exec(ctx, sql, args...)
+	return err
+}
+
+// replicaRole sets session_replication_role to replica in the superuser's tx, which writes the ground
+// truth back without firing triggers or checking foreign keys; on a Citus coordinator on the workers too,
+// where the shards' foreign keys are.
+func (s *suite) replicaRole(ctx context.Context, tx pgx.Tx) error {
+	sql := "SET LOCAL session_replication_role = replica"
+	if s.cat != nil && s.cat.citus {
+		sql = "SET LOCAL citus.propagate_set_commands TO local; " + sql
+	}
+	_, err := tx.Exec(ctx, sql)
+	return err
+}
+
 // tokenCase runs the attacks of caseWithToken under every token that make returns.
 func tokenCase(make func(ctx context.Context, s *suite, atk int, r *rec) []badToken) func(context.Context, *suite, *table, int, *rec) {
 	return func(ctx context.Context, s *suite, t *table, atk int, r *rec) {
 		for _, bt := range make(ctx, s, atk, r) {
-			for _, set := range setters {
+			for _, set := range s.setters() {
 				s.underToken(ctx, t, atk, r, bt.name+" via "+set.name, func(tx pgx.Tx) error {
 					sql, args := set.sql(bt.tok)
 					_, err := tx.Exec(ctx, sql, args...)
@@ -127,13 +169,41 @@ func caseNoContext(ctx context.Context, s *suite, t *table, atk int, r *rec) {
 
 func caseReset(ctx context.Context, s *suite, t *table, atk int, r *rec) {
 	for _, reset := range []string{"RESET tenantseal.context", "RESET ALL", "SET tenantseal.context TO DEFAULT", "SET LOCAL tenantseal.context TO DEFAULT"} {
+		if s.cat.citus && reset == "SET tenantseal.context TO DEFAULT" {
+			s.sessionSetOnCitus(ctx, t, atk, r, reset)
+			continue
+		}
 		s.underToken(ctx, t, atk, r, reset+" after a valid context", func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", s.token(atk)); err != nil {
+			if err := s.enterContext(ctx, tx, s.token(atk)); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, reset)
 			return err
 		})
+	}
+}
+
+// sessionSetOnCitus: Citus sends SET LOCAL, RESET and RESET ALL to the workers, not a session-level
+// SET, so after one the workers keep the transaction's context until it ends. That context is the
+// attacker's own: no other tenant's row may show, and the own rows that do are noted.
+func (s *suite) sessionSetOnCitus(ctx context.Context, t *table, atk int, r *rec, reset string) {
+	err := s.as(ctx, s.token(atk), false, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, reset); err != nil {
+			return err
+		}
+		got, err := strs(ctx, tx, rowText(t))
+		if err != nil {
+			return err
+		}
+		f := s.foreignIn(strings.Join(got, "\n"), atk)
+		r.expect(len(f) == 0, "%s after a valid context: read rows of %v", reset, f)
+		if len(got) > 0 {
+			r.notef("on Citus a session-level %s does not reach the workers, which keep the transaction's own context until it ends: %d own rows read (use RESET or SET LOCAL)", reset, len(got))
+		}
+		return nil
+	})
+	if err != nil && !refused(err) {
+		r.errorf("%s after a valid context: %v", reset, err)
 	}
 }
 
@@ -295,7 +365,7 @@ func caseInactiveTenant(ctx context.Context, s *suite, t *table, atk int, r *rec
 			return
 		}
 		s.underToken(ctx, t, v, r, fmt.Sprintf("a valid token of T%d, %s", v, status), func(tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", tok)
+			err := s.enterContext(ctx, tx, tok)
 			return err
 		})
 		if _, err := s.super.Exec(ctx, "UPDATE tenantseal.tenants SET status = 'active' WHERE id = $1", s.tenants[v]); err != nil {
@@ -376,7 +446,7 @@ func (s *suite) inTx(ctx context.Context, begin, tok string, fn func(pgx.Tx) err
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", tok); err != nil {
+	if err := s.enterContext(ctx, tx, tok); err != nil {
 		return err
 	}
 	return fn(tx)

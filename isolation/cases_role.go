@@ -91,7 +91,7 @@ func caseOtherRoles(ctx context.Context, s *suite, atk int, emit func(string) *r
 	}
 	_ = s.as(ctx, s.token(atk), false, func(tx pgx.Tx) error {
 		var ok bool
-		err := tx.QueryRow(ctx, "SELECT pg_cancel_backend($1)", pid).Scan(&ok)
+		err := tx.QueryRow(ctx, "SELECT pg_cancel_backend($1::integer)", pid).Scan(&ok)
 		r.expect(refused(err) || err == nil && !ok, "the app role cancelled a superuser's statement (%v)", err)
 		return nil
 	})

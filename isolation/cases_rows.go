@@ -803,6 +803,12 @@ func caseCopyTo(ctx context.Context, s *suite, t *table, atk int, r *rec) {
 			}
 			f := s.foreignIn(b.String(), atk)
 			r.expect(len(f) == 0, "%s returned rows of %v", sql, f)
+			if s.cat.citus && b.Len() == 0 && !strings.HasPrefix(sql, "COPY (") {
+				// Citus copies a table out without the transaction's SET LOCAL context: it reads nothing,
+				// not even the own rows (COPY (SELECT ...) has the context).
+				r.notRun = append(r.notRun, sql+": Citus runs it without the tenant context, and it returns no row")
+				return nil
+			}
 			r.control(strings.Count(b.String(), "\n") == own, "%s returned %d lines, want the own %d", sql, strings.Count(b.String(), "\n"), own)
 			return nil
 		})
@@ -883,7 +889,7 @@ func casePreparedReuse(ctx context.Context, s *suite, t *table, atk int, r *rec)
 		ti := (atk + i) % len(s.tenants)
 		for _, sql := range []string{name, "EXECUTE " + name + "_sql"} {
 			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, "SELECT set_config('tenantseal.context', $1, true)", s.token(ti)); err != nil {
+				if err := s.enterContext(ctx, tx, s.token(ti)); err != nil {
 					return err
 				}
 				got, err := strs(ctx, tx, sql)

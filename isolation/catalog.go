@@ -250,6 +250,9 @@ type catalog struct {
 	// tenantKeys is true when tenantseal.tenants has a key column (migration 21): tenants are
 	// registered by key, and the id is their handle.
 	tenantKeys bool
+	// citus: the database is a Citus coordinator, whose workers take the tenant context from SET LOCAL
+	// (see package db's Citus mode).
+	citus bool
 }
 
 // hasRegistry reports whether qname (schema.name) is one of the discovered registries.
@@ -274,6 +277,15 @@ func discover(ctx context.Context, super *pgx.Conn, appRole string, cfg *Config,
 		return nil, fmt.Errorf("isolation: read catalog: %w", err)
 	}
 	cat.tenantKeys = keyType
+	var citusFn bool
+	if err := super.QueryRow(ctx, "SELECT to_regprocedure('tenantseal.citus_node_role()') IS NOT NULL").Scan(&citusFn); err != nil {
+		return nil, fmt.Errorf("isolation: read catalog: %w", err)
+	}
+	if citusFn {
+		if err := super.QueryRow(ctx, "SELECT coalesce(tenantseal.citus_node_role() = 'coordinator', false)").Scan(&cat.citus); err != nil {
+			return nil, fmt.Errorf("isolation: read catalog: %w", err)
+		}
+	}
 	if keyType {
 		if err := super.QueryRow(ctx, "SELECT coalesce((SELECT tenant_key_type FROM tenantseal.settings LIMIT 1), 'uuid')").Scan(&cat.keyType); err != nil {
 			return nil, fmt.Errorf("isolation: read the tenant key type: %w", err)

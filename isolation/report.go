@@ -36,7 +36,8 @@ type Result struct {
 	Errors []string `json:"errors,omitempty"`
 	Notes  []string `json:"notes,omitempty"`
 	// NotRun lists the checks that did not run because they write as the app role and the app role's
-	// connection is a hot standby ([Report.Standby]); they run against the primary.
+	// connection is a hot standby ([Report.Standby]; they run against the primary), or because Citus
+	// does not run the statement ([Report.Citus]).
 	NotRun []string `json:"not_run,omitempty"`
 }
 
@@ -63,7 +64,10 @@ type Report struct {
 	Short         bool     `json:"short"`
 	// Standby is set when AppDSN names a hot standby: the app role's reads ran there, and its writes,
 	// which a standby refuses (SQLSTATE 25006), did not run (see [Result.NotRun]).
-	Standby  bool          `json:"standby,omitempty"`
+	Standby bool `json:"standby,omitempty"`
+	// Citus is set when the database is a Citus coordinator: the attacks ran against its distributed
+	// tables, and those made of statements Citus does not run (SQLSTATE 0A000) are listed as not run.
+	Citus    bool          `json:"citus,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
 	Tables   []TableInfo   `json:"tables"`
 	// Skipped lists the tables excluded by configuration, with the reasons given.
@@ -136,6 +140,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Standby {
 		b.WriteString(", app role on a hot standby (its writes not run: run the suite against the primary for them)")
 	}
+	if r.Citus {
+		b.WriteString(", Citus coordinator (statements Citus does not run are not run)")
+	}
 	b.WriteString("\n\n")
 	var tables []string
 	isTable := map[string]bool{}
@@ -183,8 +190,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, e := range res.Errors {
 			fmt.Fprintf(&b, "\nERROR %s on %s: %s", res.Case, res.Target, e)
 		}
+		why := "writes on a hot standby"
+		if r.Citus {
+			why = "not run by Citus"
+		}
 		for _, e := range res.NotRun {
-			fmt.Fprintf(&b, "\nNOT RUN %s on %s (writes on a hot standby): %s", res.Case, res.Target, e)
+			fmt.Fprintf(&b, "\nNOT RUN %s on %s (%s): %s", res.Case, res.Target, why, e)
 		}
 	}
 	for _, sk := range r.Skipped {

@@ -748,7 +748,7 @@ func (s *suite) tenantIndex(id string) int {
 func (s *suite) restore(ctx context.Context, which map[int]bool) error {
 	all := s.cat.all()
 	return pgx.BeginFunc(ctx, s.super, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+		if err := s.replicaRole(ctx, tx); err != nil {
 			return err
 		}
 		for i := range which {
@@ -789,7 +789,7 @@ func (s *suite) restore(ctx context.Context, which map[int]bool) error {
 // of every seeded row with real ciphertexts of fresh markers.
 func (s *suite) setupKeys(ctx context.Context) error {
 	err := pgx.BeginFunc(ctx, s.super, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+		if err := s.replicaRole(ctx, tx); err != nil {
 			return err
 		}
 		for _, tenant := range s.tenants {

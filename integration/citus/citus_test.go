@@ -13,7 +13,9 @@ import (
 
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/internal/dsn"
 	"github.com/tenantseal/tenantseal/internal/token"
+	"github.com/tenantseal/tenantseal/isolation"
 	"github.com/tenantseal/tenantseal/lint"
 	"github.com/tenantseal/tenantseal/tenants"
 )
@@ -323,4 +325,40 @@ func TestLint(t *testing.T) {
 	if !found {
 		t.Errorf("a verifier called per row beside the tenant comparison on a distributed table: no TS006 in %v", findings)
 	}
+}
+
+// The isolation suite, as the app role, against distributed tables: a tenant table, one with a
+// composite foreign key to it, and a reference table of global rows.
+func TestIsolationSuite(t *testing.T) {
+	c := newCluster(t)
+	a := c.tenant(t, "Acme")
+	p := c.pool(t, nil)
+	c.notes(t, p, 1, a)
+	owner := c.ownerConn(t)
+	for _, sql := range []string{
+		"CREATE TABLE app.comments (tenant_id uuid NOT NULL, id bigint NOT NULL, note_id bigint NOT NULL, body text NOT NULL, PRIMARY KEY (tenant_id, id), FOREIGN KEY (tenant_id, note_id) REFERENCES app.notes (tenant_id, id))",
+		"SELECT tenantseal.distribute_table('app.comments', colocate_with => 'app.notes')",
+		"CREATE TABLE app.plans (id bigint PRIMARY KEY, name text NOT NULL)",
+		"SELECT create_reference_table('app.plans')",
+		fmt.Sprintf("GRANT SELECT ON app.plans TO %s", c.res.Roles.App),
+	} {
+		if _, err := owner.Exec(testContext(t), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	super, err := dsn.WithDatabase(c.super, c.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := isolation.Check(testContext(t), isolation.Config{SuperDSN: super, AppDSN: c.res.AppDSN, ContextKey: c.res.ContextKey,
+		AllowPlaintextLoopback: true, Short: true, Schemas: []string{"app"}, AcceptGlobal: []string{"app.plans"}})
+	if err != nil {
+		t.Fatalf("the isolation suite could not run: %v", err)
+	}
+	var b strings.Builder
+	rep.WriteText(&b)
+	if !rep.OK() {
+		t.Errorf("the isolation suite on Citus:\n%s", b.String())
+	}
+	t.Logf("%s", b.String())
 }
