@@ -146,6 +146,17 @@ func TestRouting(t *testing.T) {
 	if !onceBefore.MatchString(routed) {
 		t.Errorf("point read: the policy is not a one-time filter before the index scan on the worker:\n%s", routed)
 	}
+	// The statements of the repositories (repo/statements.go): each names the tenant first.
+	for _, sql := range []string{
+		"SELECT count(*) FROM app.notes WHERE tenant_id = $1",
+		"SELECT id, body FROM app.notes WHERE tenant_id = $1 AND id > 5 ORDER BY tenant_id, id LIMIT 50",
+		"UPDATE app.notes SET body = 'x' WHERE tenant_id = $1 AND id = 4",
+		"DELETE FROM app.notes WHERE tenant_id = $1 AND id = 4",
+	} {
+		if got := plan(sql, a); !strings.Contains(got, "Task Count: 1\n") {
+			t.Errorf("%s is not one task:\n%s", sql, got)
+		}
+	}
 	fanned := plan("SELECT body FROM app.notes WHERE id = $1", 3)
 	asIndexCond := regexp.MustCompile(`Index Cond: \(\(notes\.tenant_id = tenantseal\.(c_)?current_tenant\(\)\) AND`)
 	if strings.Contains(fanned, "Task Count: 1\n") || !asIndexCond.MatchString(fanned) {
