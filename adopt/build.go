@@ -88,10 +88,108 @@ func (b *builder) build() {
 				Down:   []string{fmt.Sprintf("SELECT tenantseal.release_registry(%s::regclass)", literal(t.ident()))}})
 		}
 	}
-	for _, t := range b.protected() {
+	if b.d.Citus {
+		b.citus()
+	}
+	for _, t := range b.distributionOrder(b.protected()) {
 		b.protect(t)
 	}
 	b.grants()
+}
+
+// citus adds what a Citus coordinator needs besides protect's distribute_table: the global tables as
+// reference tables, the tenant tables' foreign keys to them dropped before and made again after (Citus
+// would otherwise make the tenant tables Citus local tables, which it then refuses to distribute with
+// their foreign keys), and, first in the down file, every table back on the coordinator.
+func (b *builder) citus() {
+	const sequential = "SET LOCAL citus.multi_shard_modify_mode TO sequential"
+	b.add(Change{Kind: KindReferenceTable, Table: strings.Join(b.d.Schemas, ", "),
+		Reason: "Citus: the file's operations on distributed tables one connection after another, as a transaction that goes on to change their tables needs",
+		Up:     []string{sequential}})
+	var back []string
+	unforce := []string{sequential}
+	global := map[uint32]bool{}
+	for _, t := range b.cat.tables {
+		if b.role[t] == roleGlobal {
+			global[t.oid] = true
+		}
+	}
+	for _, t := range b.distributionOrder(b.protected()) {
+		if slices.Contains(b.already, t) {
+			continue
+		}
+		for _, c := range t.cons {
+			if c.kind != 'f' || !global[c.ref] {
+				continue
+			}
+			drop := fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", t.ident(), ident(c.name))
+			add := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", t.ident(), ident(c.name), c.def)
+			b.add(Change{Kind: KindReferenceTable, Table: t.qualified(),
+				Reason: fmt.Sprintf("Citus: foreign key %s to a global table, dropped while the tables are distributed and made again after", c.name),
+				Up:     []string{drop}, Down: []string{add}})
+			b.add(Change{Kind: KindReferenceKey, Table: t.qualified(),
+				Reason: fmt.Sprintf("Citus: foreign key %s again, from the distributed table to the reference table (before the policies: Citus deadlocks on a key checked under them in the transaction that made them)", c.name),
+				Up:     []string{add}, Down: []string{drop}})
+		}
+		// Statistics first: Citus copies the targets to the shards and changes them no more.
+		reg := literal(t.ident()) + "::regclass"
+		b.add(Change{Kind: KindDistribute, Table: t.qualified(),
+			Reason: fmt.Sprintf("tenant table on Citus: no column statistics, then sharded by %s, colocated with the other tenant tables (after the tables its foreign keys reference); protect_table then writes its policies in the Citus form", b.tc[t]),
+			Up:     []string{"SELECT tenantseal.hide_statistics(" + reg + ")", fmt.Sprintf("SELECT create_distributed_table(%s, %s)", reg, literal(b.tc[t]))}})
+		back = append(back, literal(t.ident()))
+		unforce = append(unforce, fmt.Sprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", t.ident()))
+	}
+	for _, t := range b.cat.tables {
+		if b.role[t] != roleGlobal {
+			continue
+		}
+		b.add(Change{Kind: KindReferenceTable, Table: t.qualified(),
+			Reason: "global table on Citus: a reference table, copied to every node, that the tenant tables' foreign keys may reference",
+			Up:     []string{"SELECT create_reference_table(" + literal(t.ident()) + "::regclass)"}})
+		back = append(back, literal(t.ident()))
+	}
+	if len(back) == 0 {
+		return
+	}
+	// Row-level security not forced meanwhile, so that the owner, who runs the file, copies every row
+	// back (forced, with no policy of its own, it would copy none); the protect changes' undoing, later
+	// in the file, drops the policies and restores what was there before.
+	undo := append(unforce, "DO $$\nDECLARE\n    t regclass;\nBEGIN\n    FOREACH t IN ARRAY ARRAY["+strings.Join(back, ", ")+"]::regclass[] LOOP\n"+
+		"        IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = t) THEN\n"+
+		"            PERFORM undistribute_table(t, cascade_via_foreign_keys => true);\n        END IF;\n    END LOOP;\nEND $$")
+	b.add(Change{Kind: KindUndistribute, Table: strings.Join(b.d.Schemas, ", "),
+		Reason: "Citus: the tables adopt distributed, back on the coordinator as plain tables, with every row", Down: undo})
+}
+
+// distributionOrder returns ts with every table after the tables of ts that its foreign keys reference:
+// Citus distributes a table only after those (a cycle keeps the catalog's order among its tables).
+func (b *builder) distributionOrder(ts []*table) []*table {
+	if !b.d.Citus {
+		return ts
+	}
+	in := map[uint32]*table{}
+	for _, t := range ts {
+		in[t.oid] = t
+	}
+	seen := map[*table]bool{}
+	var out []*table
+	var visit func(t *table)
+	visit = func(t *table) {
+		if seen[t] {
+			return
+		}
+		seen[t] = true
+		for _, c := range t.cons {
+			if p := in[c.ref]; c.kind == 'f' && p != nil && p != t {
+				visit(p)
+			}
+		}
+		out = append(out, t)
+	}
+	for _, t := range ts {
+		visit(t)
+	}
+	return out
 }
 
 func (b *builder) add(c Change) { b.changes = append(b.changes, c) }

@@ -34,6 +34,10 @@ type Declaration struct {
 	// with a duplicate-key error, whether another tenant has an id a tenant inserts: lint reports it
 	// (TS008). By default the primary key becomes (tenant, id).
 	KeepPrimaryKeys bool `json:"keep_primary_keys,omitempty"`
+	// Citus says the database is the coordinator of a Citus cluster: each tenant table is distributed by
+	// its tenant column (tenantseal.distribute_table, colocated with the others, every table after the
+	// tables its foreign keys reference) and each global table becomes a reference table, on every node.
+	Citus bool `json:"citus,omitempty"`
 }
 
 // Registry is the application's table of tenants: one row per tenant, keyed by the tenant id.
@@ -118,6 +122,7 @@ func (d Declaration) normalized() (Declaration, error) {
 		n.Exclude = append(n.Exclude, q(t))
 	}
 	n.KeepPrimaryKeys = d.KeepPrimaryKeys
+	n.Citus = d.Citus
 	return n, nil
 }
 

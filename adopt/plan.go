@@ -25,12 +25,16 @@ const (
 	KindPairForeignKey    Kind = "pair-foreign-key"    // a foreign key that pairs the tenant columns
 	KindLookupIndex       Kind = "lookup-index"        // an index for foreign key lookups, led by the tenant column
 	KindAdoptRegistry     Kind = "adopt-registry"      // register the application's tenants with tenantseal
+	KindReferenceTable    Kind = "reference-table"     // Citus: a global table copied to every node
+	KindDistribute        Kind = "distribute"          // Citus: a tenant table sharded by its tenant column
 	KindProtectTable      Kind = "protect-table"       // forced row-level security, policies, DML grants
+	KindReferenceKey      Kind = "reference-key"       // Citus: a foreign key to a reference table, made again once both are distributed
 	KindGrant             Kind = "grant"               // what the app role needs besides
+	KindUndistribute      Kind = "undistribute"        // Citus, down file only: the tables back on the coordinator first
 )
 
 var kindOrder = []Kind{KindWidenTenantColumn, KindAddTenantColumn, KindSetNotNull, KindDropForeignKey, KindTenantKey, KindTenantIndex,
-	KindPairForeignKey, KindLookupIndex, KindAdoptRegistry, KindProtectTable, KindGrant}
+	KindPairForeignKey, KindLookupIndex, KindAdoptRegistry, KindReferenceTable, KindDistribute, KindReferenceKey, KindProtectTable, KindGrant, KindUndistribute}
 
 // Change is one step of a [Plan]: statements for the up file, the statements that undo them for the
 // down file, and why.
@@ -139,6 +143,10 @@ func Generate(ctx context.Context, conn Conn, opts Options) (*Plan, error) {
 	}
 	if err := b.checkData(ctx, tx); err != nil {
 		return nil, fmt.Errorf("adopt: check the data: %w", err)
+	}
+	if d.Citus && d.Registry != nil {
+		b.refusals = append(b.refusals, Refusal{Table: d.Registry.Table,
+			Reason: "Citus: an adopted registry registers its rows by a trigger, which Citus does not run on a distributed table; create the tenants with tenantseal (tenantseal tenants create --id) instead"})
 	}
 	if len(b.refusals) > 0 {
 		return nil, &RefusalError{Refusals: b.refusals}

@@ -2,11 +2,15 @@ package citus_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/adopt"
 	"github.com/tenantseal/tenantseal/keys"
 	"github.com/tenantseal/tenantseal/keys/pgstore"
 	"github.com/tenantseal/tenantseal/repo"
@@ -119,5 +123,95 @@ func TestRepository(t *testing.T) {
 	}
 	if n, err := contacts.Count(asB); err != nil || n != 1 {
 		t.Errorf("Count as Globex: %d (%v), want 1", n, err)
+	}
+}
+
+// adopt with Citus writes a migration that makes the global table a reference table and distributes
+// the tenant tables, parents first, by their tenant columns; the result is isolated and routed.
+func TestAdopt(t *testing.T) {
+	c := newCluster(t)
+	ctx := testContext(t)
+	a, b := c.tenant(t, "Acme"), c.tenant(t, "Globex")
+	owner := c.ownerConn(t)
+	for _, sql := range []string{
+		"CREATE SCHEMA shop",
+		"CREATE TABLE shop.plans (id bigint PRIMARY KEY, name text NOT NULL)",
+		"INSERT INTO shop.plans VALUES (1, 'free'), (2, 'pro')",
+		// The child first in the catalog: adopt must distribute the parent before it.
+		"CREATE TABLE shop.customers (tenant_id uuid NOT NULL, id bigint NOT NULL, plan_id bigint NOT NULL REFERENCES shop.plans, name text NOT NULL, PRIMARY KEY (tenant_id, id))",
+		"CREATE TABLE shop.accounts (tenant_id uuid NOT NULL, id bigint NOT NULL, PRIMARY KEY (tenant_id, id))",
+		"ALTER TABLE shop.customers ADD COLUMN account_id bigint",
+		"ALTER TABLE shop.customers ADD FOREIGN KEY (tenant_id, account_id) REFERENCES shop.accounts (tenant_id, id)",
+	} {
+		if _, err := owner.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	tx, err := owner.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := adopt.Generate(ctx, tx, adopt.Options{Declaration: adopt.Declaration{Schemas: []string{"shop"}, Global: []string{"shop.plans"}, Citus: true}})
+	_ = tx.Rollback(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := plan.UpSQL()
+	ref := strings.Index(up, "create_reference_table('\"shop\".\"plans\"'")
+	parent := strings.Index(up, "create_distributed_table('\"shop\".\"accounts\"'")
+	child := strings.Index(up, "create_distributed_table('\"shop\".\"customers\"'")
+	if ref < 0 || parent < 0 || child < 0 || !(ref < parent && parent < child) {
+		t.Fatalf("the up file does not make plans a reference table, then distribute accounts, then customers:\n%s", up)
+	}
+	// As psql -1 -f runs the file: one statement after another, in one transaction. (Citus sends some
+	// DDL to the workers as the text it was given, which must then be one statement.)
+	apply := func(file string, stmts func(adopt.Change) []string, order func([]adopt.Change) []adopt.Change) {
+		t.Helper()
+		err := pgx.BeginFunc(ctx, owner, func(tx pgx.Tx) error {
+			for _, ch := range order(plan.Changes) {
+				for _, sql := range stmts(ch) {
+					if _, err := tx.Exec(ctx, sql); err != nil {
+						return fmt.Errorf("%s: %w", sql, err)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("apply the %s file: %v", file, err)
+		}
+	}
+	apply("up", func(ch adopt.Change) []string { return ch.Up }, func(cs []adopt.Change) []adopt.Change { return cs })
+	var kinds []string
+	rows, err := owner.Query(ctx, "SELECT logicalrelid::text || ' ' || partmethod::text FROM pg_dist_partition WHERE logicalrelid::text LIKE 'shop.%' ORDER BY 1")
+	if err == nil {
+		kinds, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil || strings.Join(kinds, ", ") != "shop.accounts h, shop.customers h, shop.plans n" {
+		t.Errorf("distribution after adopt: %v (%v), want accounts and customers hash-distributed, plans a reference table", kinds, err)
+	}
+	p := c.pool(t, nil)
+	for i, id := range []tenantseal.TenantID{a, b} {
+		if _, err := p.Exec(as(t, id), "INSERT INTO shop.accounts VALUES ($1, 1)", id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Exec(as(t, id), "INSERT INTO shop.customers (tenant_id, id, plan_id, name, account_id) VALUES ($1, 1, $2, 'c', 1)", id, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := p.QueryRow(as(t, a), "SELECT count(*) FROM shop.customers c JOIN shop.plans pl ON pl.id = c.plan_id").Scan(&n); err != nil || n != 1 {
+		t.Errorf("Acme's customers joined with the plans: %d (%v), want 1", n, err)
+	}
+	if _, err := p.Exec(as(t, a), "INSERT INTO shop.customers (tenant_id, id, plan_id, name, account_id) VALUES ($1, 2, 1, 'x', 1)", b); err == nil {
+		t.Error("Acme inserted a customer of Globex")
+	}
+	apply("down", func(ch adopt.Change) []string { return ch.Down }, func(cs []adopt.Change) []adopt.Change {
+		r := slices.Clone(cs)
+		slices.Reverse(r)
+		return r
+	})
+	if err := owner.QueryRow(ctx, "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'shop.%'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("after the down file: %d distributed tables of shop (%v), want 0", n, err)
 	}
 }

@@ -19,7 +19,7 @@ DROP FUNCTION tenantseal.node_state_rows(text);
 DROP FUNCTION tenantseal.send_node_state(text, jsonb, jsonb, boolean);
 DROP FUNCTION tenantseal.apply_node_state(text, jsonb, jsonb, boolean);
 DROP FUNCTION tenantseal.node_state_key(text);
-DROP FUNCTION tenantseal.distribute_table(regclass, text);
+DROP FUNCTION tenantseal.distribute_table(regclass, name, text);
 
 CREATE OR REPLACE FUNCTION tenantseal.tenant_condition(tbl regclass, col name) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -61,5 +61,6 @@ BEGIN
     END LOOP;
 END $$;
 
+DROP FUNCTION tenantseal.citus_sharded(regclass);
 DROP FUNCTION tenantseal.is_distributed(regclass);
 DROP FUNCTION tenantseal.citus_node_role();

@@ -53,6 +53,21 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION tenantseal.is_distributed(regclass) FROM PUBLIC;
 
+-- citus_sharded: whether tbl is a hash-distributed or reference table of Citus (not a Citus local
+-- table, which Citus makes of a table that a foreign key ties to a reference table).
+CREATE FUNCTION tenantseal.citus_sharded(tbl regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d boolean;
+BEGIN
+    IF NOT tenantseal.is_distributed(tbl) THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT partmethod = ''h'' OR repmodel = ''t'' FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1' INTO d USING tbl;
+    RETURN d;
+END $$;
+REVOKE EXECUTE ON FUNCTION tenantseal.citus_sharded(regclass) FROM PUBLIC;
+
 -- tenant_condition as migration 21 made it, with the Citus form on distributed tables.
 CREATE OR REPLACE FUNCTION tenantseal.tenant_condition(tbl regclass, col name) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -96,7 +111,7 @@ DECLARE
     col name;
 BEGIN
     FOR col IN SELECT attname FROM pg_attribute WHERE attrelid = tbl AND attnum > 0 AND NOT attisdropped AND attstattarget <> 0 ORDER BY attnum LOOP
-        IF tenantseal.is_distributed(tbl) THEN
+        IF tenantseal.citus_sharded(tbl) THEN
             RAISE EXCEPTION 'tenantseal: %.% collects column statistics, and Citus cannot change that on a distributed table', tbl, quote_ident(col)
                 USING ERRCODE = '0A000', HINT = 'distribute tenant tables with tenantseal.distribute_table, which hides them first, or pass hide_statistics => false to protect_table';
         END IF;
@@ -104,15 +119,15 @@ BEGIN
     END LOOP;
 END $$;
 
--- distribute_table shards tbl across the Citus workers by its tenant column (the one protect_table
--- recorded, else the deployment's), colocated with colocate_with ('default': with the other tables of
+-- distribute_table shards tbl across the Citus workers by its tenant column (tenant_column, else the one
+-- protect_table recorded, else the deployment's), colocated with colocate_with ('default': with the other tables of
 -- that column type and shard count), and protects it in the Citus form. While Citus distributes it the
 -- table stays under forced row-level security with no policy for the app role: it admits nothing.
-CREATE FUNCTION tenantseal.distribute_table(tbl regclass, colocate_with text DEFAULT 'default') RETURNS void
+CREATE FUNCTION tenantseal.distribute_table(tbl regclass, tenant_column name DEFAULT NULL, colocate_with text DEFAULT 'default') RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET client_min_messages = warning AS $$
 DECLARE
     n text := (SELECT relname FROM pg_class WHERE oid = tbl);
-    col name := coalesce((SELECT t.tenant_column FROM tenantseal.tenant_tables t WHERE t.relid = tbl),
+    col name := coalesce(tenant_column, (SELECT t.tenant_column FROM tenantseal.tenant_tables t WHERE t.relid = tbl),
                          (SELECT s.tenant_column FROM tenantseal.settings s));
     cmd text;
 BEGIN
@@ -120,7 +135,9 @@ BEGIN
         RAISE EXCEPTION 'tenantseal: distribute_table runs on a Citus coordinator (this database has %)',
             coalesce('a Citus ' || tenantseal.citus_node_role(), 'no citus extension') USING ERRCODE = '0A000';
     END IF;
-    IF tenantseal.is_distributed(tbl) THEN
+    -- A Citus local table (one Citus made of a table a foreign key ties to a reference table) may be
+    -- distributed; a distributed or reference table is one already.
+    IF tenantseal.citus_sharded(tbl) THEN
         RAISE EXCEPTION 'tenantseal: % is distributed already', tbl USING ERRCODE = '42P07';
     END IF;
     PERFORM tenantseal.tenant_condition(tbl, col); -- refuses a missing, nullable or mistyped column first
@@ -133,7 +150,7 @@ BEGIN
     EXECUTE 'SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3)' USING tbl, col::text, colocate_with;
     PERFORM tenantseal.protect_table(tbl, tenant_column => col);
 END $$;
-REVOKE EXECUTE ON FUNCTION tenantseal.distribute_table(regclass, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenantseal.distribute_table(regclass, name, text) FROM PUBLIC;
 
 -- node_state_key is the primary key column of one of the verifier's tables, NULL for any other name.
 CREATE FUNCTION tenantseal.node_state_key(tbl text) RETURNS name
