@@ -3,6 +3,7 @@ package citus_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/db"
+	"github.com/tenantseal/tenantseal/internal/cli"
 	"github.com/tenantseal/tenantseal/internal/dsn"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/internal/token"
 	"github.com/tenantseal/tenantseal/isolation"
 	"github.com/tenantseal/tenantseal/lint"
@@ -63,6 +66,14 @@ func TestDistributedTableIsolation(t *testing.T) {
 	p := c.pool(t, nil)
 	if !p.Citus() {
 		t.Fatal("the pool on the coordinator is not in Citus mode")
+	}
+	if v := os.Getenv(pgtest.VerifierEnv); v != "" && string(p.Verifier()) != v {
+		t.Fatalf("the coordinator runs the %s verifier, want %s", p.Verifier(), v)
+	}
+	for i, v := range c.workerValues(t, "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'c_current_tenant') AND pg_get_functiondef('tenantseal.current_tenant()'::regprocedure) ~ 'c_current_tenant' THEN 'c' ELSE 'plpgsql' END") {
+		if v != string(p.Verifier()) {
+			t.Errorf("worker %s runs the %s verifier, the coordinator %s", c.workers[i], v, p.Verifier())
+		}
 	}
 	c.notes(t, p, 40, a, b)
 
@@ -372,4 +383,29 @@ func TestIsolationSuite(t *testing.T) {
 		t.Errorf("the isolation suite on Citus:\n%s", b.String())
 	}
 	t.Logf("%s", b.String())
+}
+
+// tenantseal citus check finds a worker whose verifier tables differ, and citus sync brings it back.
+func TestCitusCommand(t *testing.T) {
+	c := newCluster(t)
+	c.tenant(t, "Acme")
+	t.Setenv(tenantseal.EnvAllowPlaintextLoopback, "1")
+	run := func(args ...string) (int, string) {
+		var out, errs strings.Builder
+		code := cli.Run(append(args, "--dsn", c.res.OwnerDSN), strings.NewReader(""), &out, &errs)
+		return code, out.String() + errs.String()
+	}
+	if code, out := run("citus", "check"); code != 0 || strings.Count(out, "in step") != len(c.workers)+1 {
+		t.Fatalf("citus check after bootstrap: exit %d\n%s", code, out)
+	}
+	c.node(t, c.workers[0], c.name, "UPDATE tenantseal.tenants SET status = 'suspended'")
+	if code, out := run("citus", "check"); code != 1 || !strings.Contains(out, c.workers[0].String()+"  DIFFERS") {
+		t.Errorf("citus check with a worker changed behind the coordinator: exit %d\n%s", code, out)
+	}
+	if code, out := run("citus", "sync"); code != 0 {
+		t.Fatalf("citus sync: exit %d\n%s", code, out)
+	}
+	if code, out := run("citus", "check"); code != 0 {
+		t.Errorf("citus check after sync: exit %d\n%s", code, out)
+	}
 }

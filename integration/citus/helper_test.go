@@ -15,6 +15,7 @@ import (
 	"github.com/tenantseal/tenantseal/bootstrap"
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/dsn"
+	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/tenants"
 )
 
@@ -71,6 +72,10 @@ func newCluster(t *testing.T) *cluster {
 			}
 		})
 		c.node(t, n, c.name, "CREATE EXTENSION citus")
+		if v := os.Getenv(pgtest.VerifierEnv); v != "" {
+			// As make test's second pass: the migrations of every node select this verifier.
+			c.node(t, n, "postgres", fmt.Sprintf("ALTER DATABASE %s SET tenantseal.verifier = '%s'", c.name, v))
+		}
 	}
 	c.node(t, coordinator, c.name, fmt.Sprintf("SELECT citus_set_coordinator_host('%s', %d)", coordinator.Host, coordinator.Port))
 	for _, w := range workers {

@@ -41,6 +41,7 @@ func commands() []command {
 		contextKeyCommand,
 		lintCommand,
 		isolationCheckCommand,
+		citusCommand,
 		evidenceCommand,
 		benchCommand,
 		demoCommand,
