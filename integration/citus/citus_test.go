@@ -24,7 +24,7 @@ import (
 )
 
 // notes distributes app.notes by tenant and gives each tenant rows 1..n through the app role.
-func (c *cluster) notes(t *testing.T, p *db.Pool, n int, ids ...tenantseal.TenantID) {
+func (c *cluster) notes(t testing.TB, p *db.Pool, n int, ids ...tenantseal.TenantID) {
 	t.Helper()
 	owner := c.ownerConn(t)
 	for _, sql := range []string{
@@ -50,7 +50,7 @@ func (c *cluster) notes(t *testing.T, p *db.Pool, n int, ids ...tenantseal.Tenan
 	}
 }
 
-func count(t *testing.T, p *db.Pool, id tenantseal.TenantID, sql string, args ...any) (int, error) {
+func count(t testing.TB, p *db.Pool, id tenantseal.TenantID, sql string, args ...any) (int, error) {
 	t.Helper()
 	var n int
 	err := p.QueryRow(as(t, id), sql, args...).Scan(&n)

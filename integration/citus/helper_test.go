@@ -25,9 +25,10 @@ type cluster struct {
 	name    string
 	workers []bootstrap.Node
 	res     *bootstrap.Result
+	owner   *pgx.Conn
 }
 
-func testContext(t *testing.T) context.Context {
+func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
@@ -35,7 +36,11 @@ func testContext(t *testing.T) context.Context {
 
 // newCluster makes a database of the test's own on every node of the cluster TENANTSEAL_CITUS_DSN
 // names, with the citus extension and the same workers, and bootstraps tenantseal there.
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster { t.Helper(); return newDatabase(t, true) }
+
+// newDatabase is newCluster, or with citus false a database on the coordinator's server alone, without
+// the extension: one PostgreSQL server, for a comparison on the same machine.
+func newDatabase(t testing.TB, citus bool) *cluster {
 	t.Helper()
 	raw := os.Getenv("TENANTSEAL_CITUS_DSN")
 	if raw == "" {
@@ -61,7 +66,13 @@ func newCluster(t *testing.T) *cluster {
 	if p := s.Get(dsn.Port); p != "" {
 		fmt.Sscan(p, &coordinator.Port)
 	}
-	for _, n := range append([]bootstrap.Node{coordinator}, workers...) {
+	nodes := []bootstrap.Node{coordinator}
+	if citus {
+		nodes = append(nodes, workers...)
+	} else {
+		c.workers = nil
+	}
+	for _, n := range nodes {
 		c.node(t, n, "postgres", "CREATE DATABASE "+c.name)
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -71,15 +82,19 @@ func newCluster(t *testing.T) *cluster {
 				c.exec(ctx, n, "postgres", fmt.Sprintf("DROP ROLE IF EXISTS %s_%s", c.name, r))
 			}
 		})
-		c.node(t, n, c.name, "CREATE EXTENSION citus")
+		if citus {
+			c.node(t, n, c.name, "CREATE EXTENSION citus")
+		}
 		if v := os.Getenv(pgtest.VerifierEnv); v != "" {
 			// As make test's second pass: the migrations of every node select this verifier.
 			c.node(t, n, "postgres", fmt.Sprintf("ALTER DATABASE %s SET tenantseal.verifier = '%s'", c.name, v))
 		}
 	}
-	c.node(t, coordinator, c.name, fmt.Sprintf("SELECT citus_set_coordinator_host('%s', %d)", coordinator.Host, coordinator.Port))
-	for _, w := range workers {
-		c.node(t, coordinator, c.name, fmt.Sprintf("SELECT citus_add_node('%s', %d)", w.Host, w.Port))
+	if citus {
+		c.node(t, coordinator, c.name, fmt.Sprintf("SELECT citus_set_coordinator_host('%s', %d)", coordinator.Host, coordinator.Port))
+		for _, w := range workers {
+			c.node(t, coordinator, c.name, fmt.Sprintf("SELECT citus_add_node('%s', %d)", w.Host, w.Port))
+		}
 	}
 	c.res, err = bootstrap.RunCluster(ctx, c.super, bootstrap.Options{Database: c.name, RolePrefix: c.name})
 	if err != nil {
@@ -107,27 +122,41 @@ func (c *cluster) exec(ctx context.Context, n bootstrap.Node, database, sql stri
 }
 
 // node runs sql as the superuser on node n's database.
-func (c *cluster) node(t *testing.T, n bootstrap.Node, database, sql string) {
+func (c *cluster) node(t testing.TB, n bootstrap.Node, database, sql string) {
 	t.Helper()
 	if err := c.exec(testContext(t), n, database, sql); err != nil {
 		t.Fatalf("%s on %s: %v", sql, n, err)
 	}
 }
 
-// ownerConn connects as the owner role to the coordinator.
-func (c *cluster) ownerConn(t *testing.T) *pgx.Conn {
+// superIn is the superuser's connection string to the test's database on the coordinator.
+func (c *cluster) superIn(t testing.TB) string {
 	t.Helper()
+	d, err := dsn.WithDatabase(c.super, c.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// ownerConn is a connection as the owner role to the coordinator, one for the test.
+func (c *cluster) ownerConn(t testing.TB) *pgx.Conn {
+	t.Helper()
+	if c.owner != nil {
+		return c.owner
+	}
 	conn, err := pgx.Connect(testContext(t), c.res.OwnerDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
+	c.owner = conn
 	return conn
 }
 
 // workerQuery runs sql as the superuser on every worker's copy of the database and returns the first
 // column of its one row, by worker.
-func (c *cluster) workerValues(t *testing.T, sql string) []string {
+func (c *cluster) workerValues(t testing.TB, sql string) []string {
 	t.Helper()
 	var out []string
 	for _, w := range c.workers {
@@ -149,7 +178,7 @@ func (c *cluster) workerValues(t *testing.T, sql string) []string {
 }
 
 // pool opens the app role's pool on the coordinator.
-func (c *cluster) pool(t *testing.T, mod func(*db.Config)) *db.Pool {
+func (c *cluster) pool(t testing.TB, mod func(*db.Config)) *db.Pool {
 	t.Helper()
 	cfg, err := db.ParseConfig(c.res.AppDSN)
 	if err != nil {
@@ -170,7 +199,7 @@ func (c *cluster) pool(t *testing.T, mod func(*db.Config)) *db.Pool {
 }
 
 // tenant creates a tenant without keysets.
-func (c *cluster) tenant(t *testing.T, name string) tenantseal.TenantID {
+func (c *cluster) tenant(t testing.TB, name string) tenantseal.TenantID {
 	t.Helper()
 	tn, err := tenants.Create(testContext(t), c.ownerConn(t), name, nil)
 	if err != nil {
@@ -179,7 +208,7 @@ func (c *cluster) tenant(t *testing.T, name string) tenantseal.TenantID {
 	return tn.ID
 }
 
-func as(t *testing.T, id tenantseal.TenantID) context.Context {
+func as(t testing.TB, id tenantseal.TenantID) context.Context {
 	return tenantseal.WithPrincipal(testContext(t), tenantseal.Principal{Tenant: id, Subject: "user-" + id.String()[:8]})
 }
 
