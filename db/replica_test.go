@@ -388,3 +388,84 @@ func TestParseLSN(t *testing.T) {
 		}
 	}
 }
+
+// Two standbys share the reads, in turn; when one dies the other takes them all, and the primary none.
+func TestReplicaRoundRobin(t *testing.T) {
+	rs := pgtest.SharedReplicaSet(t)
+	d := rs.NewDatabase(t)
+	ctx := testContext(t)
+	first, err := rs.StartReplica(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := rs.StartReplica(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mustConfig(t, d, d.AppDSN)
+	for _, s := range []*pgtest.Server{first, second} {
+		r, err := db.ParseReplica(s.On(d.AppDSN))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Replicas = append(cfg.Replicas, r)
+	}
+	cfg.ReplicaCheckInterval = 50 * time.Millisecond
+	p := mustOpen(t, cfg)
+	a := mustTenant(t, d, "a")
+	actx := db.ReadFromReplica(as(ctx, a, "alice"))
+	mustInsertCustomer(t, as(ctx, a, "alice"), p, "a1")
+	for _, s := range []*pgtest.Server{first, second} {
+		if err := rs.WaitReplayed(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUsable := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			usable := 0
+			for _, st := range p.Replicas() {
+				if st.Usable {
+					usable++
+				}
+			}
+			if usable == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d usable replicas after 30 s, want %d: %+v", usable, n, p.Replicas())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// served reads n times and counts the servers, by the address they listen on.
+	served := func(n int) map[string]int {
+		t.Helper()
+		seen := map[string]int{}
+		for range n {
+			var standby bool
+			var addr string
+			var names []string
+			if err := p.QueryRow(actx, "SELECT pg_is_in_recovery(), host(inet_server_addr()), array_agg(display_name) FROM customers").Scan(&standby, &addr, &names); err != nil {
+				t.Fatal(err)
+			}
+			if !standby || !cmp.Equal(names, []string{"a1"}) {
+				t.Fatalf("a read on the replicas: standby=%v %v, want a standby with [a1]", standby, names)
+			}
+			seen[addr]++
+		}
+		return seen
+	}
+	waitUsable(2)
+	if seen := served(20); len(seen) != 2 {
+		t.Errorf("20 reads with two usable standbys ran on %v, want both", seen)
+	}
+	if err := second.StopContainer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUsable(1)
+	if seen := served(10); len(seen) != 1 {
+		t.Errorf("10 reads after one standby died ran on %v, want the other one alone", seen)
+	}
+}
