@@ -31,8 +31,6 @@ import (
 const CitusTokenTTL = 10 * time.Second
 
 const (
-	citusBegin     = "BEGIN"
-	citusCommit    = "COMMIT"
 	citusPropagate = "SET LOCAL citus.propagate_set_commands TO local"
 	citusContext   = "SET LOCAL " + ContextSetting + " TO '"
 )
@@ -116,7 +114,7 @@ func citusStatement(tok any) string {
 // framing reports whether sql is one of the statements the pool adds around each statement.
 func framing(sql string) bool {
 	switch sql {
-	case setContext, resetSession, beginReadOnly, citusBegin, citusCommit, citusPropagate:
+	case setContext, resetSession, beginReadOnly, beginBlock, commitBlock, citusPropagate:
 		return true
 	}
 	return strings.HasPrefix(sql, citusContext)

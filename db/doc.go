@@ -62,4 +62,14 @@
 // not used: the work runs on the primary, or fails with [ErrNoReplica] under Config.ReplicaNoFallback.
 // [Pool.Replicas] shows each standby's lag and state. The tenant context verifies on a standby as on the
 // primary, and the verifiers write nothing there.
+//
+// # Citus
+//
+// On the coordinator of a Citus cluster (migrated node by node, as bootstrap.RunCluster does), Open
+// finds the Citus mode by itself ([Pool.Citus]): the context goes to the workers, where the policies of
+// distributed tables run, as SET LOCAL in a transaction block, still in one round trip. Its token is
+// then statement text, which the app role's sessions can read while it is sent: tokens live
+// [CitusTokenTTL] unless Config.TokenTTL says otherwise, and Open refuses a cluster that logs every
+// statement ([ErrStatementLogging]). Name the tenant in every statement (tenant_id = $n), or Citus sends
+// it to every shard. See citus.go and the README's "Scaling out".
 package db

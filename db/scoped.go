@@ -143,7 +143,7 @@ func (p *Pool) sendOn(ctx context.Context, pool *pgxpool.Pool, tok any, elevated
 	case elevated:
 		c.queue(beginReadOnly, nil)
 	case block:
-		c.queue(citusBegin, nil)
+		c.queue(beginBlock, nil)
 	}
 	if p.citus {
 		c.queue(citusPropagate, nil)
@@ -155,7 +155,7 @@ func (p *Pool) sendOn(ctx context.Context, pool *pgxpool.Pool, tok any, elevated
 	before := len(c.batch.QueuedQueries)
 	c.queue(sql, args)
 	if block {
-		c.queue(citusCommit, nil)
+		c.queue(commitBlock, nil)
 	}
 	c.queue(resetSession, nil)
 	c.scoped = scoped{p: p, c: conn, br: conn.SendBatch(ctx, &c.batch)}
@@ -168,7 +168,12 @@ func (p *Pool) sendOn(ctx context.Context, pool *pgxpool.Pool, tok any, elevated
 	return c, nil
 }
 
-const beginReadOnly = "BEGIN READ ONLY"
+// The transaction block around a statement under an elevation (read-only) or in Citus mode.
+const (
+	beginReadOnly = "BEGIN READ ONLY"
+	beginBlock    = "BEGIN"
+	commitBlock   = "COMMIT"
+)
 
 // close reads the rest of the batch and returns the connection to the pool, to be swept first when
 // anything failed or the statement (tag) was not one of those that change nothing in the session
