@@ -18,6 +18,7 @@ import (
 	"github.com/tenantseal/tenantseal/internal/dsn"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 	"github.com/tenantseal/tenantseal/internal/token"
+	"github.com/tenantseal/tenantseal/internal/uuid"
 	"github.com/tenantseal/tenantseal/isolation"
 	"github.com/tenantseal/tenantseal/lint"
 	"github.com/tenantseal/tenantseal/tenants"
@@ -407,5 +408,32 @@ func TestCitusCommand(t *testing.T) {
 	}
 	if code, out := run("citus", "check"); code != 0 {
 		t.Errorf("citus check after sync: exit %d\n%s", code, out)
+	}
+}
+
+// A change made with session_replication_role = replica (as the isolation suite's clean-up and logical
+// replication make them) still reaches the workers.
+func TestReplicaRoleChangesReachWorkers(t *testing.T) {
+	c := newCluster(t)
+	a := c.tenant(t, "Acme")
+	super, err := pgx.Connect(testContext(t), c.superIn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer super.Close(testContext(t))
+	err = pgx.BeginFunc(testContext(t), super, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(testContext(t), "SET LOCAL session_replication_role = replica"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(testContext(t), "UPDATE tenantseal.tenants SET status = 'suspended' WHERE id = $1", a.Handle())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range c.workerValues(t, fmt.Sprintf("SELECT status FROM tenantseal.tenants WHERE id = '%s'", uuid.Format(a.Handle()))) {
+		if st != "suspended" {
+			t.Errorf("worker %s: the tenant suspended under the replica role is %s there", c.workers[i], st)
+		}
 	}
 }

@@ -321,5 +321,8 @@ BEGIN
         EXECUTE format('CREATE TRIGGER push_node_state_delete AFTER DELETE ON tenantseal.%I REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tenantseal.push_node_state()', t);
         -- TRUNCATE would empty the coordinator's table without telling the workers.
         EXECUTE format('CREATE TRIGGER push_node_state_truncate BEFORE TRUNCATE ON tenantseal.%I FOR EACH STATEMENT EXECUTE FUNCTION tenantseal.refuse_truncate()', t);
+        -- ALWAYS, so that session_replication_role = replica does not keep a change from the workers.
+        EXECUTE format('ALTER TABLE tenantseal.%I ENABLE ALWAYS TRIGGER push_node_state_insert, ENABLE ALWAYS TRIGGER push_node_state_update, '
+                       'ENABLE ALWAYS TRIGGER push_node_state_delete, ENABLE ALWAYS TRIGGER push_node_state_truncate', t);
     END LOOP;
 END $$;
