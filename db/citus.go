@@ -62,6 +62,15 @@ func citusNode(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	if role != "coordinator" {
 		return false, errors.New("db: the database is a Citus worker: connect the application to the coordinator")
 	}
+	// citus.log_remote_commands logs every command the coordinator sends the workers, the context's
+	// SET LOCAL among them.
+	var remote string
+	if err := pool.QueryRow(ctx, "SELECT current_setting('citus.log_remote_commands')").Scan(&remote); err != nil {
+		return false, fmt.Errorf("db: check the Citus coordinator's logging: %w", err)
+	}
+	if remote == "on" {
+		return false, fmt.Errorf("%w: the coordinator has citus.log_remote_commands on, which logs the commands it sends the workers", ErrStatementLogging)
+	}
 	rows, err := pool.Query(ctx, `SELECT 'coordinator', true, current_setting('log_statement') || ' ' || current_setting('log_min_duration_statement')
 		UNION ALL SELECT nodename || ':' || nodeport, success, result FROM pg_catalog.run_command_on_workers(
 			$$SELECT current_setting('log_statement') || ' ' || current_setting('log_min_duration_statement')$$)`)

@@ -304,6 +304,26 @@ func TestOpenRefusesStatementLogging(t *testing.T) {
 	if !strings.Contains(err.Error(), c.workers[len(c.workers)-1].String()) {
 		t.Errorf("the error does not name the worker: %v", err)
 	}
+	c.node(t, c.workers[len(c.workers)-1], "postgres", fmt.Sprintf("ALTER DATABASE %s RESET log_min_duration_statement", c.name))
+
+	// The coordinator logging the commands it sends the workers is refused too, and the push of the
+	// verifier's tables with it.
+	c.node(t, c.coordinator, "postgres", fmt.Sprintf("ALTER DATABASE %s SET citus.log_remote_commands = on", c.name))
+	p, err = db.Open(testContext(t), cfg)
+	if err == nil {
+		p.Close()
+	}
+	if !errors.Is(err, db.ErrStatementLogging) || !strings.Contains(err.Error(), "citus.log_remote_commands") {
+		t.Errorf("Open with the coordinator logging its remote commands: %v, want ErrStatementLogging naming the setting", err)
+	}
+	owner, err := pgx.Connect(testContext(t), c.res.OwnerDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close(testContext(t))
+	if _, err := tenants.Create(testContext(t), owner, "Logged", nil); err == nil || !strings.Contains(err.Error(), "log_remote_commands") {
+		t.Errorf("a new tenant pushed to the workers while the coordinator logs its remote commands: %v, want a refusal naming the setting", err)
+	}
 }
 
 // The linter accepts the Citus form of the policy on a distributed table, and still finds a verifier

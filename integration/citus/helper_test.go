@@ -26,6 +26,8 @@ type cluster struct {
 	workers []bootstrap.Node
 	res     *bootstrap.Result
 	owner   *pgx.Conn
+	// coordinator is the node TENANTSEAL_CITUS_DSN names.
+	coordinator bootstrap.Node
 }
 
 func testContext(t testing.TB) context.Context {
@@ -66,6 +68,7 @@ func newDatabase(t testing.TB, citus bool) *cluster {
 	if p := s.Get(dsn.Port); p != "" {
 		fmt.Sscan(p, &coordinator.Port)
 	}
+	c.coordinator = coordinator
 	nodes := []bootstrap.Node{coordinator}
 	if citus {
 		nodes = append(nodes, workers...)

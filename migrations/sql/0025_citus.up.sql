@@ -202,6 +202,10 @@ DECLARE
     r record;
     n integer := 0;
 BEGIN
+    IF current_setting('citus.log_remote_commands') = 'on' THEN
+        RAISE EXCEPTION 'tenantseal: citus.log_remote_commands is on: the change of tenantseal.% would be written to the coordinator''s log', tbl
+            USING ERRCODE = '55000', HINT = 'SET citus.log_remote_commands = off';
+    END IF;
     FOR r IN SELECT * FROM pg_catalog.run_command_on_workers(
             $q$SELECT current_setting('log_statement') || ' ' || current_setting('log_min_duration_statement')$q$) LOOP
         IF NOT r.success THEN
