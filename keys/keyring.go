@@ -355,7 +355,9 @@ func (k *Keyring) Encrypt(ctx context.Context, f Field, plaintext []byte) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	ct, err := t.aead.Encrypt(plaintext, associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row))
+	ad := associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row)
+	ct, err := t.aead.Encrypt(plaintext, *ad)
+	release(ad)
 	if err != nil {
 		return nil, fmt.Errorf("keys: encrypt %s.%s: %w", f.Table, f.Column, err)
 	}
@@ -393,7 +395,9 @@ func (k *Keyring) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]by
 		}
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrUnknownKey, detail: fmt.Sprintf(": key %d", id)})
 	}
-	pt, err := t.aead.Decrypt(ciphertext, associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row))
+	ad := associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row)
+	pt, err := t.aead.Decrypt(ciphertext, *ad)
+	release(ad)
 	if err != nil {
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrTampered})
 	}
@@ -463,7 +467,9 @@ func blindIndex(set *prf.Set, id uint32, tenant tenantseal.TenantID, f Field, va
 	if !ok {
 		return nil, fmt.Errorf("%w: PRF key %d", ErrUnknownKey, id)
 	}
-	out, err := p.ComputePRF(associatedData(bidxDomain, tenant, f.Table, f.Column, value), 16)
+	ad := associatedData(bidxDomain, tenant, f.Table, f.Column, value)
+	out, err := p.ComputePRF(*ad, 16)
+	release(ad)
 	if err != nil {
 		return nil, fmt.Errorf("keys: blind index %s.%s: %w", f.Table, f.Column, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"reflect"
 
-	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/keys"
 )
 
@@ -61,71 +60,25 @@ func plaintext(f field, fv reflect.Value) (pt []byte, null bool) {
 	}
 }
 
-// dests returns scan destinations for one row of the select list into v, and the slots that receive
-// its ciphertexts.
-func (t *Table[T]) dests(v *T) ([]any, [][]byte) {
-	rv := reflect.ValueOf(v).Elem()
-	cts := make([][]byte, len(t.s.fields))
-	dest := make([]any, len(t.s.fields))
-	for i, f := range t.s.fields {
-		if f.encrypted {
-			dest[i] = &cts[i]
-		} else {
-			dest[i] = rv.Field(f.index).Addr().Interface()
-		}
-	}
-	return dest, cts
-}
-
-// decrypt fills rv's encrypted fields from cts, each bound to the row's own tenant and key.
-func (t *Table[T]) decrypt(ctx context.Context, rv reflect.Value, cts [][]byte) error {
-	tenant := rv.Field(t.s.tenantField().index).Interface().(tenantseal.TenantID)
-	row := t.idOf(rv).String()
-	for i, f := range t.s.fields {
-		if !f.encrypted {
-			continue
-		}
-		fv := rv.Field(f.index)
-		if cts[i] == nil {
-			fv.SetZero()
-			continue
-		}
-		pt, err := t.kr.Decrypt(ctx, keys.Field{Table: t.s.table, Column: f.column, Row: row, Tenant: tenant}, cts[i])
-		if err != nil {
-			return err
-		}
-		switch f.kind {
-		case encString:
-			fv.SetString(string(pt))
-		case encBytes:
-			fv.SetBytes(pt)
-		default:
-			s := string(pt)
-			fv.Set(reflect.ValueOf(&s))
-		}
-	}
-	return nil
-}
-
 // collectRows runs a query of the select list and decrypts every row; a row whose encrypted field does
 // not decrypt for it (a *keys.FieldError) does not fail the others: that row's error is at its index in
 // unreadable, nil for the others. The rows are read to the end before anything is decrypted: a keyring
 // miss needs a connection, and this one must be free by then (a pool whose every connection waits on a
 // keyring load would otherwise never make progress).
-func (t *Table[T]) collectRows(ctx context.Context, op, sql string, args ...any) (out []T, unreadable []error, err error) {
+// hint is how many rows the query is expected to return.
+func (t *Table[T]) collectRows(ctx context.Context, op string, hint int, sql string, args ...any) (out []T, unreadable []error, err error) {
 	rows, err := t.q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, nil, t.dbErr(op, err)
 	}
-	var cts [][][]byte
+	out = make([]T, 0, min(hint, maxRowsHint))
+	r := t.newReader(hint, nil)
 	for rows.Next() {
-		out = append(out, *new(T))
-		dest, ct := t.dests(&out[len(out)-1])
-		if err := rows.Scan(dest...); err != nil {
+		if err := r.scan(rows); err != nil {
 			rows.Close()
 			return nil, nil, t.dbErr(op, err)
 		}
-		cts = append(cts, ct)
+		out = append(out, r.row)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -134,7 +87,7 @@ func (t *Table[T]) collectRows(ctx context.Context, op, sql string, args ...any)
 	unreadable = make([]error, len(out))
 	var fe *keys.FieldError
 	for i := range out {
-		err := t.decrypt(ctx, reflect.ValueOf(&out[i]).Elem(), cts[i])
+		err := r.decrypt(ctx, t.kr, &out[i], r.rowSpans(i))
 		switch {
 		case errors.As(err, &fe):
 			unreadable[i] = err

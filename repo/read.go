@@ -32,17 +32,18 @@ func (t *Table[T]) Get(ctx context.Context, id ID) (T, error) {
 	if err != nil {
 		return v, err
 	}
-	dest, cts := t.dests(&v)
-	err = t.q.QueryRow(ctx, t.st.get, tenant, key).Scan(dest...)
+	r := t.newReader(1, nil)
+	err = r.scan(t.q.QueryRow(ctx, t.st.get, tenant, key))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return *new(T), t.notFound(ctx, "get", id)
+		return v, t.notFound(ctx, "get", id)
 	case err != nil:
-		return *new(T), t.dbErr("get", err)
+		return v, t.dbErr("get", err)
 	}
-	if err := t.decrypt(ctx, reflect.ValueOf(&v).Elem(), cts); err != nil {
-		return *new(T), err
+	if err := r.decrypt(ctx, t.kr, &r.row, r.rowSpans(0)); err != nil {
+		return v, err
 	}
+	v = r.row
 	return v, nil
 }
 
@@ -133,7 +134,7 @@ func (t *Table[T]) List(ctx context.Context, opts ListOptions, conds ...Cond) (P
 	}
 	args = append(args, limit+1)
 	sb.WriteString(t.st.orderBy + " LIMIT " + placeholder(len(args)))
-	rows, unreadable, err := t.collectRows(ctx, "list", sb.String(), args...)
+	rows, unreadable, err := t.collectRows(ctx, "list", limit+1, sb.String(), args...)
 	if err != nil {
 		return page, err
 	}
@@ -191,7 +192,7 @@ func (t *Table[T]) FindBy(ctx context.Context, column, value string) ([]T, error
 	if err != nil {
 		return nil, err
 	}
-	rows, unreadable, err := t.collectRows(ctx, "find in", sql, tenant, idx)
+	rows, unreadable, err := t.collectRows(ctx, "find in", 1, sql, tenant, idx)
 	if err != nil {
 		return nil, err
 	}
