@@ -346,7 +346,8 @@ func build(ah, ph *keyset.Handle) (*tenantKeys, error) {
 	return t, nil
 }
 
-// Encrypt encrypts plaintext for field f under the primary key of the Principal's tenant (from ctx).
+// Encrypt encrypts plaintext for field f under the primary key of the Principal's tenant (from ctx). It
+// neither changes nor keeps plaintext.
 func (k *Keyring) Encrypt(ctx context.Context, f Field, plaintext []byte) ([]byte, error) {
 	if len(plaintext) > k.max {
 		return nil, fmt.Errorf("%w: encrypt %s.%s: %d bytes, limit %d", ErrFieldTooLarge, f.Table, f.Column, len(plaintext), k.max)

@@ -4,61 +4,71 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"unsafe"
 
 	"github.com/tenantseal/tenantseal/keys"
 )
 
-// writeArgs returns the values that args bind for the row rv: encrypted fields encrypted and bound to
-// their table, column and row, blind indexes computed from the plaintext.
-func (t *Table[T]) writeArgs(ctx context.Context, rv reflect.Value, args []arg) ([]any, error) {
-	row := t.idOf(rv).String()
-	out := make([]any, 0, len(args))
+// writeArgs appends to dst the values that args bind for the row v: encrypted fields encrypted and
+// bound to their table, column and row, blind indexes computed from the plaintext.
+func (t *Table[T]) writeArgs(ctx context.Context, dst []any, v *T, args []arg) ([]any, error) {
+	p := unsafe.Pointer(v)
+	rv := reflect.ValueOf(v).Elem()
+	var row string // the row key, made at the first ciphertext
+	var keyBuf []byte
 	for _, a := range args {
 		f := t.s.fields[a.field]
-		fv := rv.Field(f.index)
 		if !f.encrypted {
-			out = append(out, fv.Interface())
+			dst = append(dst, rv.Field(f.index).Interface())
 			continue
 		}
-		pt, null := plaintext(f, fv)
+		pt, null := f.plaintext(p)
 		switch {
 		case null:
-			out = append(out, nil)
+			dst = append(dst, nil)
 		case a.blindIndex:
 			norm, _ := keys.NormalizerByName(f.normalizer) // checked by New
-			bidx, err := t.kr.BlindIndex(ctx, keys.Field{Table: t.s.table, Column: f.column}, string(pt), norm)
+			bidx, err := t.kr.BlindIndex(ctx, keys.Field{Table: t.s.table, Column: f.column}, plaintextString(pt), norm)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, bidx)
+			dst = append(dst, bidx)
 		default:
+			if row == "" {
+				row = rowKey(&keyBuf, t.keyOf(v))
+			}
 			ct, err := t.kr.Encrypt(ctx, keys.Field{Table: t.s.table, Column: f.column, Row: row}, pt)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, ct)
+			dst = append(dst, ct)
 		}
 	}
-	return out, nil
+	return dst, nil
 }
 
-// plaintext returns an encrypted field's value as bytes, or null for a nil pointer or slice.
-func plaintext(f field, fv reflect.Value) (pt []byte, null bool) {
+// plaintext returns an encrypted field of the row v as bytes, or null for a nil pointer or slice. The
+// bytes of a string field are the string's own: they are only read (Keyring.Encrypt does not change
+// its plaintext).
+func (f field) plaintext(v unsafe.Pointer) (pt []byte, null bool) {
+	fp := unsafe.Add(v, f.offset)
 	switch f.kind {
 	case encString:
-		return []byte(fv.String()), false
+		return stringBytes(*(*string)(fp)), false
 	case encBytes:
-		if fv.IsNil() {
-			return nil, true
-		}
-		return fv.Bytes(), false
+		b := *(*[]byte)(fp)
+		return b, b == nil
 	default: // encStringPtr
-		if fv.IsNil() {
+		sp := *(**string)(fp)
+		if sp == nil {
 			return nil, true
 		}
-		return []byte(fv.Elem().String()), false
+		return stringBytes(*sp), false
 	}
 }
+
+// stringBytes returns the bytes of s, not to be changed.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // collectRows runs a query of the select list and decrypts every row; a row whose encrypted field does
 // not decrypt for it (a *keys.FieldError) does not fail the others: that row's error is at its index in

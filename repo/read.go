@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 
@@ -140,13 +140,13 @@ func (t *Table[T]) List(ctx context.Context, opts ListOptions, conds ...Cond) (P
 	}
 	if len(rows) > limit {
 		rows, unreadable = rows[:limit], unreadable[:limit]
-		page.Next = t.s.encodeCursor(t.idOf(reflect.ValueOf(&rows[limit-1]).Elem()))
+		page.Next = t.s.encodeCursor(t.keyOf(&rows[limit-1]))
 	}
 	// One unreadable row does not cost the caller the page: it is named, and the others come back.
 	page.Items = rows[:0]
 	for i := range rows {
 		if unreadable[i] != nil {
-			page.Unreadable = append(page.Unreadable, Unreadable{ID: t.idOf(reflect.ValueOf(&rows[i]).Elem()), Err: unreadable[i]})
+			page.Unreadable = append(page.Unreadable, Unreadable{ID: t.keyOf(&rows[i]), Err: unreadable[i]})
 			continue
 		}
 		page.Items = append(page.Items, rows[i])
@@ -199,14 +199,14 @@ func (t *Table[T]) FindBy(ctx context.Context, column, value string) ([]T, error
 	want := norm(value)
 	out := rows[:0]
 	var bad []Unreadable
-	for i, r := range rows {
+	for i := range rows {
 		if unreadable[i] != nil {
-			bad = append(bad, Unreadable{ID: t.idOf(reflect.ValueOf(&r).Elem()), Err: unreadable[i]})
+			bad = append(bad, Unreadable{ID: t.keyOf(&rows[i]), Err: unreadable[i]})
 			continue
 		}
-		pt, null := plaintext(f, reflect.ValueOf(&r).Elem().Field(f.index))
-		if !null && norm(string(pt)) == want {
-			out = append(out, r)
+		pt, null := f.plaintext(unsafe.Pointer(&rows[i]))
+		if !null && norm(plaintextString(pt)) == want {
+			out = append(out, rows[i])
 		}
 	}
 	if len(bad) > 0 {
