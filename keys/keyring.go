@@ -133,9 +133,10 @@ type tenantKeys struct {
 	aeadPrimary uint32
 	aeadEnabled map[uint32]bool
 	prf         *prf.Set
-	version     int64         // Wrapped.Version
-	cacheBound  time.Duration // Wrapped.CacheBound
-	shredded    bool          // Wrapped.Shredded
+	hmacs       map[uint32]*hmacPRF // prf's HMAC keys, computed without Tink's per-call keying
+	version     int64               // Wrapped.Version
+	cacheBound  time.Duration       // Wrapped.CacheBound
+	shredded    bool                // Wrapped.Shredded
 }
 
 // NewKeyring returns a Keyring.
@@ -337,7 +338,7 @@ func build(ah, ph *keyset.Handle) (*tenantKeys, error) {
 		return nil, fmt.Errorf("keys: build PRF: %w", err)
 	}
 	info := ah.KeysetInfo()
-	t := &tenantKeys{aead: a, aeadPrimary: info.GetPrimaryKeyId(), aeadEnabled: map[uint32]bool{}, prf: p}
+	t := &tenantKeys{aead: a, aeadPrimary: info.GetPrimaryKeyId(), aeadEnabled: map[uint32]bool{}, prf: p, hmacs: hmacPRFs(ph)}
 	for _, ki := range info.GetKeyInfo() {
 		if ki.GetStatus() == tinkpb.KeyStatusType_ENABLED {
 			t.aeadEnabled[ki.GetKeyId()] = true
@@ -431,7 +432,7 @@ func (k *Keyring) BlindIndex(ctx context.Context, f Field, value string, norm No
 	if err != nil {
 		return nil, err
 	}
-	return blindIndex(t.prf, t.prf.PrimaryID, tenant, f, value, norm)
+	return blindIndex(t, t.prf.PrimaryID, tenant, f, value, norm)
 }
 
 // BlindIndexes returns the value's blind index under every enabled PRF key, the primary first: a lookup
@@ -442,7 +443,7 @@ func (k *Keyring) BlindIndexes(ctx context.Context, f Field, value string, norm 
 		return nil, err
 	}
 	out := make([][]byte, 0, len(t.prf.PRFs))
-	first, err := blindIndex(t.prf, t.prf.PrimaryID, tenant, f, value, norm)
+	first, err := blindIndex(t, t.prf.PrimaryID, tenant, f, value, norm)
 	if err != nil {
 		return nil, err
 	}
@@ -451,7 +452,7 @@ func (k *Keyring) BlindIndexes(ctx context.Context, f Field, value string, norm 
 		if id == t.prf.PrimaryID {
 			continue
 		}
-		b, err := blindIndex(t.prf, id, tenant, f, value, norm)
+		b, err := blindIndex(t, id, tenant, f, value, norm)
 		if err != nil {
 			return nil, err
 		}
@@ -460,17 +461,24 @@ func (k *Keyring) BlindIndexes(ctx context.Context, f Field, value string, norm 
 	return out, nil
 }
 
-func blindIndex(set *prf.Set, id uint32, tenant tenantseal.TenantID, f Field, value string, norm Normalizer) ([]byte, error) {
+func blindIndex(t *tenantKeys, id uint32, tenant tenantseal.TenantID, f Field, value string, norm Normalizer) ([]byte, error) {
 	if norm != nil {
 		value = norm(value)
 	}
-	p, ok := set.PRFs[id]
+	p, ok := t.prf.PRFs[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: PRF key %d", ErrUnknownKey, id)
 	}
 	ad := associatedData(bidxDomain, tenant, f.Table, f.Column, value)
+	defer release(ad)
+	if h := t.hmacs[id]; h != nil {
+		// The key id, then the whole HMAC in the same allocation, cut to its first 16 bytes.
+		b := binary.BigEndian.AppendUint32(make([]byte, 0, 4+h.size), id)
+		b = h.appendPRF(b, *ad)
+		clear(b[BlindIndexSize:])
+		return b[:BlindIndexSize:BlindIndexSize], nil
+	}
 	out, err := p.ComputePRF(*ad, 16)
-	release(ad)
 	if err != nil {
 		return nil, fmt.Errorf("keys: blind index %s.%s: %w", f.Table, f.Column, err)
 	}
