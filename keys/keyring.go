@@ -371,6 +371,27 @@ func (k *Keyring) Encrypt(ctx context.Context, f Field, plaintext []byte) ([]byt
 // [ErrTampered]; one naming a key the tenant does not hold (or has retired) with [ErrUnknownKey]; a field
 // whose Tenant is another tenant's with [tenantseal.ErrTenantMismatch], before any key is used.
 func (k *Keyring) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]byte, error) {
+	d := k.Decrypter()
+	return d.Decrypt(ctx, f, ciphertext)
+}
+
+// Decrypter decrypts the fields of one read (the rows of a page, say) as [Keyring.Decrypt] does, but
+// looks the tenant's keys up once for all of them rather than once per field: again only for a
+// ciphertext naming a key they do not enable (which may load them anew) or for another tenant. It is
+// for one goroutine and one call: it keeps the keys it looked up for as long as it lives.
+type Decrypter struct {
+	k      *Keyring
+	tenant tenantseal.TenantID
+	keys   *tenantKeys // of tenant; nil before the first lookup
+}
+
+// Decrypter returns a [Decrypter] that uses the Keyring's keys.
+func (k *Keyring) Decrypter() Decrypter { return Decrypter{k: k} }
+
+// Decrypt decrypts ciphertext read from field f with the keys of the Principal's tenant (from ctx), as
+// [Keyring.Decrypt] does.
+func (d *Decrypter) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]byte, error) {
+	k := d.k
 	if len(ciphertext) > k.max+ciphertextOverhead {
 		return nil, fmt.Errorf("%w: decrypt %s.%s: ciphertext of %d bytes", ErrFieldTooLarge, f.Table, f.Column, len(ciphertext))
 	}
@@ -382,13 +403,18 @@ func (k *Keyring) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]by
 	if !ok || len(ciphertext) < ciphertextOverhead {
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, Reason: ErrTampered, detail: ": malformed ciphertext"})
 	}
-	t, err := k.keysWith(ctx, tenant, id)
-	if errors.Is(err, ErrShredded) {
-		// Not an attack: the shred destroyed the value, and this says which one.
-		return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrShredded, detail: ": the tenant's keysets were shredded"}
-	}
-	if err != nil {
-		return nil, err
+	t := d.keys
+	if t == nil || d.tenant != tenant || !t.aeadEnabled[id] {
+		d.keys = nil
+		t, err = k.keysWith(ctx, tenant, id)
+		if errors.Is(err, ErrShredded) {
+			// Not an attack: the shred destroyed the value, and this says which one.
+			return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrShredded, detail: ": the tenant's keysets were shredded"}
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.tenant, d.keys = tenant, t
 	}
 	if !t.aeadEnabled[id] {
 		if t.shredded {

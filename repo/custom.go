@@ -37,6 +37,6 @@ func (t *Table[T]) Dest(v *T) (dest []any, decrypt func(context.Context) error) 
 		for i, c := range r.slots {
 			spans[i] = c.span
 		}
-		return r.decrypt(t.keyCtx(ctx), t.kr, v, spans)
+		return r.decrypt(t.keyCtx(ctx), v, spans)
 	}
 }

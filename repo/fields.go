@@ -97,7 +97,7 @@ func (t *Table[T]) collectRows(ctx context.Context, op string, hint int, sql str
 	unreadable = make([]error, len(out))
 	var fe *keys.FieldError
 	for i := range out {
-		err := r.decrypt(ctx, t.kr, &out[i], r.rowSpans(i))
+		err := r.decrypt(ctx, &out[i], r.rowSpans(i))
 		switch {
 		case errors.As(err, &fe):
 			unreadable[i] = err

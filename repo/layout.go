@@ -78,6 +78,7 @@ type rowReader[T any] struct {
 	spans []ctSpan // of every row scanned, len(slots) per row
 	keys  []byte   // the rows' keys as text, see rowKey
 	strs  []string // the targets of *string fields, one allocation for all rows
+	dec   keys.Decrypter
 }
 
 // newReader returns a reader for about rows rows that scans into into, or its own row when into is
@@ -85,7 +86,7 @@ type rowReader[T any] struct {
 func (t *Table[T]) newReader(rows int, into *T) *rowReader[T] {
 	s := t.s
 	rows = min(rows, maxRowsHint)
-	r := &rowReader[T]{s: s, dest: make([]any, len(s.fields)), slots: make([]ctSlot, 0, s.encrypted)}
+	r := &rowReader[T]{s: s, dest: make([]any, len(s.fields)), slots: make([]ctSlot, 0, s.encrypted), dec: t.kr.Decrypter()}
 	if into == nil {
 		into = &r.row
 	}
@@ -127,7 +128,7 @@ func (r *rowReader[T]) rowSpans(n int) []ctSpan {
 
 // decrypt fills the encrypted fields of v from its ciphertexts (spans), each bound to the row's own
 // tenant and key.
-func (r *rowReader[T]) decrypt(ctx context.Context, kr *keys.Keyring, v *T, spans []ctSpan) error {
+func (r *rowReader[T]) decrypt(ctx context.Context, v *T, spans []ctSpan) error {
 	s := r.s
 	if s.encrypted == 0 {
 		return nil
@@ -154,7 +155,7 @@ func (r *rowReader[T]) decrypt(ctx context.Context, kr *keys.Keyring, v *T, span
 			}
 			continue
 		}
-		pt, err := kr.Decrypt(ctx, keys.Field{Table: s.table, Column: f.column, Row: row, Tenant: tenant}, r.cts[sp.start:sp.end:sp.end])
+		pt, err := r.dec.Decrypt(ctx, keys.Field{Table: s.table, Column: f.column, Row: row, Tenant: tenant}, r.cts[sp.start:sp.end:sp.end])
 		if err != nil {
 			return err
 		}

@@ -40,7 +40,7 @@ func (t *Table[T]) Get(ctx context.Context, id ID) (T, error) {
 	case err != nil:
 		return v, t.dbErr("get", err)
 	}
-	if err := r.decrypt(ctx, t.kr, &r.row, r.rowSpans(0)); err != nil {
+	if err := r.decrypt(ctx, &r.row, r.rowSpans(0)); err != nil {
 		return v, err
 	}
 	v = r.row
