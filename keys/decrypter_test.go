@@ -21,7 +21,9 @@ func TestDecrypterLooksKeysUpOnce(t *testing.T) {
 	fx := newFixture(t, 2, func(c *keys.Config) { c.Now = clock })
 	a, b := fx.ids[0], fx.ids[1]
 	ctxA, ctxB := as(t, a), as(t, b)
-	field := func(i int) keys.Field { return keys.Field{Table: "customers", Column: "notes", Row: fmt.Sprint("row-", i)} }
+	field := func(i int) keys.Field {
+		return keys.Field{Table: "customers", Column: "notes", Row: fmt.Sprint("row-", i)}
+	}
 	cts := make([][]byte, 5)
 	for i := range cts {
 		cts[i] = mustEncrypt(t, fx.kr, ctxA, field(i), fmt.Sprint("secret ", i))
