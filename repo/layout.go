@@ -79,6 +79,23 @@ type rowReader[T any] struct {
 	keys  []byte   // the rows' keys as text, see rowKey
 	strs  []string // the targets of *string fields, one allocation for all rows
 	dec   keys.Decrypter
+	// fixed backs the slices above in the reader's own allocation where they fit: for a Get, one
+	// allocation instead of six.
+	fixed struct {
+		dest  [16]any
+		slots [4]ctSlot
+		spans [4]ctSpan
+		cts   [192]byte
+		keys  [40]byte
+	}
+}
+
+// fixedOr returns fixed[:0:n] when n fits in it, else a new slice of capacity n.
+func fixedOr[E any](fixed []E, n int) []E {
+	if n <= len(fixed) {
+		return fixed[:0:n]
+	}
+	return make([]E, 0, n)
 }
 
 // newReader returns a reader for about rows rows that scans into into, or its own row when into is
@@ -86,7 +103,10 @@ type rowReader[T any] struct {
 func (t *Table[T]) newReader(rows int, into *T) *rowReader[T] {
 	s := t.s
 	rows = min(rows, maxRowsHint)
-	r := &rowReader[T]{s: s, dest: make([]any, len(s.fields)), slots: make([]ctSlot, 0, s.encrypted), dec: t.kr.Decrypter()}
+	r := &rowReader[T]{s: s, dec: t.kr.Decrypter()}
+	r.dest = fixedOr(r.fixed.dest[:], len(s.fields))[:len(s.fields)]
+	r.slots = fixedOr(r.fixed.slots[:], s.encrypted)
+	r.keys = r.fixed.keys[:0]
 	if into == nil {
 		into = &r.row
 	}
@@ -100,8 +120,8 @@ func (t *Table[T]) newReader(rows int, into *T) *rowReader[T] {
 		r.dest[i] = &r.slots[len(r.slots)-1]
 	}
 	if s.encrypted > 0 {
-		r.cts = make([]byte, 0, rows*s.encrypted*64)
-		r.spans = make([]ctSpan, 0, rows*s.encrypted)
+		r.cts = fixedOr(r.fixed.cts[:], rows*s.encrypted*64)
+		r.spans = fixedOr(r.fixed.spans[:], rows*s.encrypted)
 	}
 	return r
 }
