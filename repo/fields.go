@@ -74,8 +74,8 @@ func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), le
 // not decrypt for it (a *keys.FieldError) does not fail the others: that row's error is at its index in
 // unreadable, nil for the others. The rows are read to the end before anything is decrypted: a keyring
 // miss needs a connection, and this one must be free by then (a pool whose every connection waits on a
-// keyring load would otherwise never make progress).
-// hint is how many rows the query is expected to return.
+// keyring load would otherwise never make progress). hint is how many rows the query is expected to
+// return.
 func (t *Table[T]) collectRows(ctx context.Context, op string, hint int, sql string, args ...any) (out []T, unreadable []error, err error) {
 	rows, err := t.q.Query(ctx, sql, args...)
 	if err != nil {
