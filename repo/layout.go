@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"unsafe"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/keys"
 )
@@ -66,6 +68,60 @@ func (c *ctSlot) ScanBytes(v []byte) error {
 	return nil
 }
 
+// tenantSlot scans the tenant column. Every row of a query is of the Principal's tenant: a row whose
+// tenant column holds what the previous row's did takes that row's TenantID rather than formatting,
+// parsing or hashing its key again.
+type tenantSlot struct {
+	dst  *tenantseal.TenantID
+	have bool // last is the TenantID of u, s or n, whichever the column's type scans
+	last tenantseal.TenantID
+	u    [16]byte
+	s    string
+	n    int64
+}
+
+// ScanUUID implements pgtype.UUIDScanner.
+func (c *tenantSlot) ScanUUID(v pgtype.UUID) error {
+	if c.have && v.Valid && v.Bytes == c.u {
+		*c.dst = c.last
+		return nil
+	}
+	c.have = false
+	if err := c.dst.ScanUUID(v); err != nil {
+		return err
+	}
+	c.have, c.u, c.last = true, v.Bytes, *c.dst
+	return nil
+}
+
+// ScanText implements pgtype.TextScanner.
+func (c *tenantSlot) ScanText(v pgtype.Text) error {
+	if c.have && v.Valid && v.String == c.s {
+		*c.dst = c.last
+		return nil
+	}
+	c.have = false
+	if err := c.dst.ScanText(v); err != nil {
+		return err
+	}
+	c.have, c.s, c.last = true, v.String, *c.dst
+	return nil
+}
+
+// ScanInt64 implements pgtype.Int64Scanner.
+func (c *tenantSlot) ScanInt64(v pgtype.Int8) error {
+	if c.have && v.Valid && v.Int64 == c.n {
+		*c.dst = c.last
+		return nil
+	}
+	c.have = false
+	if err := c.dst.ScanInt64(v); err != nil {
+		return err
+	}
+	c.have, c.n, c.last = true, v.Int64, *c.dst
+	return nil
+}
+
 // rowReader scans rows of the select list: its destinations, made once per query, point into one
 // row (a scratch row zeroed before each scan, or the caller's for Dest), its encrypted columns into one
 // buffer of ciphertexts that the rows' decryption reads after the last row.
@@ -79,6 +135,7 @@ type rowReader[T any] struct {
 	keys  []byte   // the rows' keys as text, see rowKey
 	strs  []string // the targets of *string fields, one allocation for all rows
 	dec   keys.Decrypter
+	ten   tenantSlot
 	// fixed backs the slices above in the reader's own allocation where they fit: for a Get, one
 	// allocation instead of six.
 	fixed struct {
@@ -112,7 +169,12 @@ func (t *Table[T]) newReader(rows int, into *T) *rowReader[T] {
 	}
 	rv := reflect.ValueOf(into).Elem()
 	for i, f := range s.fields {
-		if !f.encrypted {
+		switch {
+		case i == s.tenant:
+			r.ten.dst = rv.Field(f.index).Addr().Interface().(*tenantseal.TenantID)
+			r.dest[i] = &r.ten
+			continue
+		case !f.encrypted:
 			r.dest[i] = rv.Field(f.index).Addr().Interface()
 			continue
 		}
