@@ -82,43 +82,31 @@ type tenantSlot struct {
 
 // ScanUUID implements pgtype.UUIDScanner.
 func (c *tenantSlot) ScanUUID(v pgtype.UUID) error {
-	if c.have && v.Valid && v.Bytes == c.u {
-		*c.dst = c.last
-		return nil
-	}
-	c.have = false
-	if err := c.dst.ScanUUID(v); err != nil {
-		return err
-	}
-	c.have, c.u, c.last = true, v.Bytes, *c.dst
-	return nil
+	return reuseTenant(c, &c.u, v.Bytes, v.Valid, func() error { return c.dst.ScanUUID(v) })
 }
 
 // ScanText implements pgtype.TextScanner.
 func (c *tenantSlot) ScanText(v pgtype.Text) error {
-	if c.have && v.Valid && v.String == c.s {
-		*c.dst = c.last
-		return nil
-	}
-	c.have = false
-	if err := c.dst.ScanText(v); err != nil {
-		return err
-	}
-	c.have, c.s, c.last = true, v.String, *c.dst
-	return nil
+	return reuseTenant(c, &c.s, v.String, v.Valid, func() error { return c.dst.ScanText(v) })
 }
 
 // ScanInt64 implements pgtype.Int64Scanner.
 func (c *tenantSlot) ScanInt64(v pgtype.Int8) error {
-	if c.have && v.Valid && v.Int64 == c.n {
+	return reuseTenant(c, &c.n, v.Int64, v.Valid, func() error { return c.dst.ScanInt64(v) })
+}
+
+// reuseTenant gives c's row the previous row's TenantID when the column holds raw, what it held there
+// (*last), and scans it with scan otherwise.
+func reuseTenant[V comparable](c *tenantSlot, last *V, raw V, valid bool, scan func() error) error {
+	if c.have && valid && raw == *last {
 		*c.dst = c.last
 		return nil
 	}
 	c.have = false
-	if err := c.dst.ScanInt64(v); err != nil {
+	if err := scan(); err != nil {
 		return err
 	}
-	c.have, c.n, c.last = true, v.Int64, *c.dst
+	c.have, *last, c.last = true, raw, *c.dst
 	return nil
 }
 
