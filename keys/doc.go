@@ -31,7 +31,8 @@
 // fails with [ErrTampered] as a [*FieldError], and the [tenantseal.Recorder] receives an event. A
 // [Field] whose Tenant (read from the row) is not the Principal's is refused with
 // [tenantseal.ErrTenantMismatch] before any key is used, and recorded. Opened keysets are cached,
-// bounded in entries and TTL; concurrent misses for one tenant open it once.
+// bounded in entries and TTL; concurrent misses for one tenant open it once. A read of many fields (a
+// page of rows) decrypts them with one [Decrypter], which looks the keys up once for all of them.
 //
 // # Blind indexes
 //

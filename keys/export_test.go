@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/prf"
 
 	"github.com/tenantseal/tenantseal"
 )
@@ -62,4 +64,26 @@ func protoBytes(msg []byte, num uint64) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// PRFs returns, for every enabled key of the PRF keyset h that the Keyring computes with its own
+// HMAC, the PRF of each of inputs in turn as the Keyring computes it and as Tink's prf.Set does, in
+// full length. One HMAC per key serves all the inputs, as its pool does in a Keyring.
+func PRFs(h *keyset.Handle, inputs [][]byte) (own, tink map[uint32][][]byte, err error) {
+	set, err := prf.NewPRFSet(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	own, tink = map[uint32][][]byte{}, map[uint32][][]byte{}
+	for id, hp := range hmacPRFs(h) {
+		for _, in := range inputs {
+			own[id] = append(own[id], hp.appendPRF(nil, in))
+			t, err := set.PRFs[id].ComputePRF(in, uint32(hp.size))
+			if err != nil {
+				return nil, nil, err
+			}
+			tink[id] = append(tink[id], t)
+		}
+	}
+	return own, tink, nil
 }

@@ -3,6 +3,7 @@ package keys
 import (
 	"encoding/binary"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/tenantseal/tenantseal"
@@ -21,17 +22,36 @@ type Field struct {
 	Tenant tenantseal.TenantID
 }
 
-// associatedData encodes tenant and field unambiguously: every part is length-prefixed.
-func associatedData(domain string, tenant tenantseal.TenantID, table, column, row string) []byte {
-	b := make([]byte, 0, len(domain)+16+len(table)+len(column)+len(row)+16)
-	b = append(b, domain...)
+// associatedData encodes tenant and field unambiguously, every part length-prefixed, into a buffer of
+// adBuffers: the caller hands it back with release once the primitive has used it (Tink's primitives
+// neither keep nor change their associated data).
+func associatedData(domain string, tenant tenantseal.TenantID, table, column, row string) *[]byte {
+	p := adBuffers.Get().(*[]byte)
+	b := append((*p)[:0], domain...)
 	h := tenant.Handle()
 	b = append(b, h[:]...)
-	for _, s := range []string{table, column, row} {
+	for _, s := range [...]string{table, column, row} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	return b
+	*p = b
+	return p
+}
+
+// adBuffers keep associated data for the call that builds it: one allocation per buffer, not one per
+// field. A blind index's carries the normalised value, so a buffer is cleared before it is reused.
+var adBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledAD is the largest buffer kept for reuse; larger ones (long blind-indexed values) go to the
+// garbage collector.
+const maxPooledAD = 1 << 10
+
+func release(p *[]byte) {
+	clear(*p)
+	if cap(*p) <= maxPooledAD {
+		*p = (*p)[:0]
+		adBuffers.Put(p)
+	}
 }
 
 const (

@@ -133,9 +133,10 @@ type tenantKeys struct {
 	aeadPrimary uint32
 	aeadEnabled map[uint32]bool
 	prf         *prf.Set
-	version     int64         // Wrapped.Version
-	cacheBound  time.Duration // Wrapped.CacheBound
-	shredded    bool          // Wrapped.Shredded
+	hmacs       map[uint32]*hmacPRF // prf's HMAC keys, computed without Tink's per-call keying
+	version     int64               // Wrapped.Version
+	cacheBound  time.Duration       // Wrapped.CacheBound
+	shredded    bool                // Wrapped.Shredded
 }
 
 // NewKeyring returns a Keyring.
@@ -337,7 +338,7 @@ func build(ah, ph *keyset.Handle) (*tenantKeys, error) {
 		return nil, fmt.Errorf("keys: build PRF: %w", err)
 	}
 	info := ah.KeysetInfo()
-	t := &tenantKeys{aead: a, aeadPrimary: info.GetPrimaryKeyId(), aeadEnabled: map[uint32]bool{}, prf: p}
+	t := &tenantKeys{aead: a, aeadPrimary: info.GetPrimaryKeyId(), aeadEnabled: map[uint32]bool{}, prf: p, hmacs: hmacPRFs(ph)}
 	for _, ki := range info.GetKeyInfo() {
 		if ki.GetStatus() == tinkpb.KeyStatusType_ENABLED {
 			t.aeadEnabled[ki.GetKeyId()] = true
@@ -346,7 +347,8 @@ func build(ah, ph *keyset.Handle) (*tenantKeys, error) {
 	return t, nil
 }
 
-// Encrypt encrypts plaintext for field f under the primary key of the Principal's tenant (from ctx).
+// Encrypt encrypts plaintext for field f under the primary key of the Principal's tenant (from ctx). It
+// neither changes nor keeps plaintext.
 func (k *Keyring) Encrypt(ctx context.Context, f Field, plaintext []byte) ([]byte, error) {
 	if len(plaintext) > k.max {
 		return nil, fmt.Errorf("%w: encrypt %s.%s: %d bytes, limit %d", ErrFieldTooLarge, f.Table, f.Column, len(plaintext), k.max)
@@ -355,7 +357,9 @@ func (k *Keyring) Encrypt(ctx context.Context, f Field, plaintext []byte) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	ct, err := t.aead.Encrypt(plaintext, associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row))
+	ad := associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row)
+	ct, err := t.aead.Encrypt(plaintext, *ad)
+	release(ad)
 	if err != nil {
 		return nil, fmt.Errorf("keys: encrypt %s.%s: %w", f.Table, f.Column, err)
 	}
@@ -367,6 +371,27 @@ func (k *Keyring) Encrypt(ctx context.Context, f Field, plaintext []byte) ([]byt
 // [ErrTampered]; one naming a key the tenant does not hold (or has retired) with [ErrUnknownKey]; a field
 // whose Tenant is another tenant's with [tenantseal.ErrTenantMismatch], before any key is used.
 func (k *Keyring) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]byte, error) {
+	d := k.Decrypter()
+	return d.Decrypt(ctx, f, ciphertext)
+}
+
+// Decrypter decrypts the fields of one read (the rows of a page, say) as [Keyring.Decrypt] does, but
+// looks the tenant's keys up once for all of them rather than once per field: again only for a
+// ciphertext naming a key they do not enable (which may load them anew) or for another tenant. It is
+// for one goroutine and one call: it keeps the keys it looked up for as long as it lives.
+type Decrypter struct {
+	k      *Keyring
+	tenant tenantseal.TenantID
+	keys   *tenantKeys // of tenant; nil before the first lookup
+}
+
+// Decrypter returns a [Decrypter] that uses the Keyring's keys.
+func (k *Keyring) Decrypter() Decrypter { return Decrypter{k: k} }
+
+// Decrypt decrypts ciphertext read from field f with the keys of the Principal's tenant (from ctx), as
+// [Keyring.Decrypt] does.
+func (d *Decrypter) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]byte, error) {
+	k := d.k
 	if len(ciphertext) > k.max+ciphertextOverhead {
 		return nil, fmt.Errorf("%w: decrypt %s.%s: ciphertext of %d bytes", ErrFieldTooLarge, f.Table, f.Column, len(ciphertext))
 	}
@@ -378,13 +403,18 @@ func (k *Keyring) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]by
 	if !ok || len(ciphertext) < ciphertextOverhead {
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, Reason: ErrTampered, detail: ": malformed ciphertext"})
 	}
-	t, err := k.keysWith(ctx, tenant, id)
-	if errors.Is(err, ErrShredded) {
-		// Not an attack: the shred destroyed the value, and this says which one.
-		return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrShredded, detail: ": the tenant's keysets were shredded"}
-	}
-	if err != nil {
-		return nil, err
+	t := d.keys
+	if t == nil || d.tenant != tenant || !t.aeadEnabled[id] {
+		d.keys = nil
+		t, err = k.keysWith(ctx, tenant, id)
+		if errors.Is(err, ErrShredded) {
+			// Not an attack: the shred destroyed the value, and this says which one.
+			return nil, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrShredded, detail: ": the tenant's keysets were shredded"}
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.tenant, d.keys = tenant, t
 	}
 	if !t.aeadEnabled[id] {
 		if t.shredded {
@@ -393,7 +423,9 @@ func (k *Keyring) Decrypt(ctx context.Context, f Field, ciphertext []byte) ([]by
 		}
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrUnknownKey, detail: fmt.Sprintf(": key %d", id)})
 	}
-	pt, err := t.aead.Decrypt(ciphertext, associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row))
+	ad := associatedData(fieldDomain, tenant, f.Table, f.Column, f.Row)
+	pt, err := t.aead.Decrypt(ciphertext, *ad)
+	release(ad)
 	if err != nil {
 		return nil, k.tampered(ctx, tenant, &FieldError{Table: f.Table, Column: f.Column, Row: f.Row, KeyID: id, Reason: ErrTampered})
 	}
@@ -426,7 +458,7 @@ func (k *Keyring) BlindIndex(ctx context.Context, f Field, value string, norm No
 	if err != nil {
 		return nil, err
 	}
-	return blindIndex(t.prf, t.prf.PrimaryID, tenant, f, value, norm)
+	return blindIndex(t, t.prf.PrimaryID, tenant, f, value, norm)
 }
 
 // BlindIndexes returns the value's blind index under every enabled PRF key, the primary first: a lookup
@@ -437,7 +469,7 @@ func (k *Keyring) BlindIndexes(ctx context.Context, f Field, value string, norm 
 		return nil, err
 	}
 	out := make([][]byte, 0, len(t.prf.PRFs))
-	first, err := blindIndex(t.prf, t.prf.PrimaryID, tenant, f, value, norm)
+	first, err := blindIndex(t, t.prf.PrimaryID, tenant, f, value, norm)
 	if err != nil {
 		return nil, err
 	}
@@ -446,7 +478,7 @@ func (k *Keyring) BlindIndexes(ctx context.Context, f Field, value string, norm 
 		if id == t.prf.PrimaryID {
 			continue
 		}
-		b, err := blindIndex(t.prf, id, tenant, f, value, norm)
+		b, err := blindIndex(t, id, tenant, f, value, norm)
 		if err != nil {
 			return nil, err
 		}
@@ -455,15 +487,24 @@ func (k *Keyring) BlindIndexes(ctx context.Context, f Field, value string, norm 
 	return out, nil
 }
 
-func blindIndex(set *prf.Set, id uint32, tenant tenantseal.TenantID, f Field, value string, norm Normalizer) ([]byte, error) {
+func blindIndex(t *tenantKeys, id uint32, tenant tenantseal.TenantID, f Field, value string, norm Normalizer) ([]byte, error) {
 	if norm != nil {
 		value = norm(value)
 	}
-	p, ok := set.PRFs[id]
+	p, ok := t.prf.PRFs[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: PRF key %d", ErrUnknownKey, id)
 	}
-	out, err := p.ComputePRF(associatedData(bidxDomain, tenant, f.Table, f.Column, value), 16)
+	ad := associatedData(bidxDomain, tenant, f.Table, f.Column, value)
+	defer release(ad)
+	if h := t.hmacs[id]; h != nil {
+		// The key id, then the whole HMAC in the same allocation, cut to its first 16 bytes.
+		b := binary.BigEndian.AppendUint32(make([]byte, 0, 4+h.size), id)
+		b = h.appendPRF(b, *ad)
+		clear(b[BlindIndexSize:])
+		return b[:BlindIndexSize:BlindIndexSize], nil
+	}
+	out, err := p.ComputePRF(*ad, 16)
 	if err != nil {
 		return nil, fmt.Errorf("keys: blind index %s.%s: %w", f.Table, f.Column, err)
 	}

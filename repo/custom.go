@@ -2,7 +2,6 @@ package repo
 
 import (
 	"context"
-	"reflect"
 	"strings"
 )
 
@@ -32,8 +31,12 @@ func (t *Table[T]) Columns(alias string) string {
 // ciphertext moved from another row fails with [ErrTampered]. Call decrypt after the rows are closed
 // (as List does): a keyring miss needs a connection, maybe this one.
 func (t *Table[T]) Dest(v *T) (dest []any, decrypt func(context.Context) error) {
-	dest, cts := t.dests(v)
-	return dest, func(ctx context.Context) error {
-		return t.decrypt(t.keyCtx(ctx), reflect.ValueOf(v).Elem(), cts)
+	r := t.newReader(1, v)
+	return r.dest, func(ctx context.Context) error {
+		spans := make([]ctSpan, len(r.slots))
+		for i, c := range r.slots {
+			spans[i] = c.span
+		}
+		return r.decrypt(t.keyCtx(ctx), v, spans)
 	}
 }

@@ -4,128 +4,91 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"unsafe"
 
-	"github.com/tenantseal/tenantseal"
 	"github.com/tenantseal/tenantseal/keys"
 )
 
-// writeArgs returns the values that args bind for the row rv: encrypted fields encrypted and bound to
-// their table, column and row, blind indexes computed from the plaintext.
-func (t *Table[T]) writeArgs(ctx context.Context, rv reflect.Value, args []arg) ([]any, error) {
-	row := t.idOf(rv).String()
-	out := make([]any, 0, len(args))
+// writeArgs appends to dst the values that args bind for the row v: encrypted fields encrypted and
+// bound to their table, column and row, blind indexes computed from the plaintext.
+func (t *Table[T]) writeArgs(ctx context.Context, dst []any, v *T, args []arg) ([]any, error) {
+	p := unsafe.Pointer(v)
+	rv := reflect.ValueOf(v).Elem()
+	var row string // the row key, made at the first ciphertext
+	var keyBuf []byte
 	for _, a := range args {
 		f := t.s.fields[a.field]
-		fv := rv.Field(f.index)
 		if !f.encrypted {
-			out = append(out, fv.Interface())
+			dst = append(dst, rv.Field(f.index).Interface())
 			continue
 		}
-		pt, null := plaintext(f, fv)
+		pt, null := f.plaintext(p)
 		switch {
 		case null:
-			out = append(out, nil)
+			dst = append(dst, nil)
 		case a.blindIndex:
 			norm, _ := keys.NormalizerByName(f.normalizer) // checked by New
-			bidx, err := t.kr.BlindIndex(ctx, keys.Field{Table: t.s.table, Column: f.column}, string(pt), norm)
+			bidx, err := t.kr.BlindIndex(ctx, keys.Field{Table: t.s.table, Column: f.column}, plaintextString(pt), norm)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, bidx)
+			dst = append(dst, bidx)
 		default:
+			if row == "" {
+				row = rowKey(&keyBuf, t.keyOf(v))
+			}
 			ct, err := t.kr.Encrypt(ctx, keys.Field{Table: t.s.table, Column: f.column, Row: row}, pt)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, ct)
+			dst = append(dst, ct)
 		}
 	}
-	return out, nil
+	return dst, nil
 }
 
-// plaintext returns an encrypted field's value as bytes, or null for a nil pointer or slice.
-func plaintext(f field, fv reflect.Value) (pt []byte, null bool) {
+// plaintext returns an encrypted field of the row v as bytes, or null for a nil pointer or slice. The
+// bytes of a string field are the string's own: they are only read (Keyring.Encrypt does not change
+// its plaintext).
+func (f field) plaintext(v unsafe.Pointer) (pt []byte, null bool) {
+	fp := unsafe.Add(v, f.offset)
 	switch f.kind {
 	case encString:
-		return []byte(fv.String()), false
+		return stringBytes(*(*string)(fp)), false
 	case encBytes:
-		if fv.IsNil() {
-			return nil, true
-		}
-		return fv.Bytes(), false
+		b := *(*[]byte)(fp)
+		return b, b == nil
 	default: // encStringPtr
-		if fv.IsNil() {
+		sp := *(**string)(fp)
+		if sp == nil {
 			return nil, true
 		}
-		return []byte(fv.Elem().String()), false
+		return stringBytes(*sp), false
 	}
 }
 
-// dests returns scan destinations for one row of the select list into v, and the slots that receive
-// its ciphertexts.
-func (t *Table[T]) dests(v *T) ([]any, [][]byte) {
-	rv := reflect.ValueOf(v).Elem()
-	cts := make([][]byte, len(t.s.fields))
-	dest := make([]any, len(t.s.fields))
-	for i, f := range t.s.fields {
-		if f.encrypted {
-			dest[i] = &cts[i]
-		} else {
-			dest[i] = rv.Field(f.index).Addr().Interface()
-		}
-	}
-	return dest, cts
-}
-
-// decrypt fills rv's encrypted fields from cts, each bound to the row's own tenant and key.
-func (t *Table[T]) decrypt(ctx context.Context, rv reflect.Value, cts [][]byte) error {
-	tenant := rv.Field(t.s.tenantField().index).Interface().(tenantseal.TenantID)
-	row := t.idOf(rv).String()
-	for i, f := range t.s.fields {
-		if !f.encrypted {
-			continue
-		}
-		fv := rv.Field(f.index)
-		if cts[i] == nil {
-			fv.SetZero()
-			continue
-		}
-		pt, err := t.kr.Decrypt(ctx, keys.Field{Table: t.s.table, Column: f.column, Row: row, Tenant: tenant}, cts[i])
-		if err != nil {
-			return err
-		}
-		switch f.kind {
-		case encString:
-			fv.SetString(string(pt))
-		case encBytes:
-			fv.SetBytes(pt)
-		default:
-			s := string(pt)
-			fv.Set(reflect.ValueOf(&s))
-		}
-	}
-	return nil
-}
+// stringBytes returns the bytes of s, not to be changed.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // collectRows runs a query of the select list and decrypts every row; a row whose encrypted field does
 // not decrypt for it (a *keys.FieldError) does not fail the others: that row's error is at its index in
 // unreadable, nil for the others. The rows are read to the end before anything is decrypted: a keyring
 // miss needs a connection, and this one must be free by then (a pool whose every connection waits on a
-// keyring load would otherwise never make progress).
-func (t *Table[T]) collectRows(ctx context.Context, op, sql string, args ...any) (out []T, unreadable []error, err error) {
+// keyring load would otherwise never make progress). hint is how many rows the query is expected to
+// return.
+func (t *Table[T]) collectRows(ctx context.Context, op string, hint int, sql string, args ...any) (out []T, unreadable []error, err error) {
 	rows, err := t.q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, nil, t.dbErr(op, err)
 	}
-	var cts [][][]byte
+	out = make([]T, 0, min(hint, maxRowsHint))
+	r := t.newReader(hint, nil)
 	for rows.Next() {
-		out = append(out, *new(T))
-		dest, ct := t.dests(&out[len(out)-1])
-		if err := rows.Scan(dest...); err != nil {
+		if err := r.scan(rows); err != nil {
 			rows.Close()
 			return nil, nil, t.dbErr(op, err)
 		}
-		cts = append(cts, ct)
+		out = append(out, r.row)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -134,7 +97,7 @@ func (t *Table[T]) collectRows(ctx context.Context, op, sql string, args ...any)
 	unreadable = make([]error, len(out))
 	var fe *keys.FieldError
 	for i := range out {
-		err := t.decrypt(ctx, reflect.ValueOf(&out[i]).Elem(), cts[i])
+		err := r.decrypt(ctx, &out[i], r.rowSpans(i))
 		switch {
 		case errors.As(err, &fe):
 			unreadable[i] = err

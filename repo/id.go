@@ -127,6 +127,17 @@ func (id ID) String() string {
 	return ""
 }
 
+// appendText appends what String returns to b.
+func (id ID) appendText(b []byte) []byte {
+	switch id.kind {
+	case uuidID:
+		return uuid.Append(b, id.u)
+	case intID:
+		return strconv.AppendInt(b, id.n, 10)
+	}
+	return append(b, id.s...)
+}
+
 // Equal reports whether id and other name the same key, as == does.
 func (id ID) Equal(other ID) bool { return id == other }
 

@@ -5,20 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"reflect"
 	"unicode/utf8"
 )
-
-// idOf returns the value of the pk field fv as an ID.
-func (s *schema) idOf(fv reflect.Value) ID {
-	switch s.key {
-	case keyInt64, keyInt32:
-		return IntID(fv.Int())
-	case keyText:
-		return TextID(fv.String())
-	}
-	return fv.Interface().(ID)
-}
 
 // keyArg returns what binds id to the pk column, or an error wrapping [ErrInvalidQuery] for an id of
 // another kind (or out of an integer column's range): no row can have it, and nothing is sent.

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 
@@ -32,17 +32,18 @@ func (t *Table[T]) Get(ctx context.Context, id ID) (T, error) {
 	if err != nil {
 		return v, err
 	}
-	dest, cts := t.dests(&v)
-	err = t.q.QueryRow(ctx, t.st.get, tenant, key).Scan(dest...)
+	r := t.newReader(1, nil)
+	err = r.scan(t.q.QueryRow(ctx, t.st.get, tenant, key))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return *new(T), t.notFound(ctx, "get", id)
+		return v, t.notFound(ctx, "get", id)
 	case err != nil:
-		return *new(T), t.dbErr("get", err)
+		return v, t.dbErr("get", err)
 	}
-	if err := t.decrypt(ctx, reflect.ValueOf(&v).Elem(), cts); err != nil {
-		return *new(T), err
+	if err := r.decrypt(ctx, &r.row, r.rowSpans(0)); err != nil {
+		return v, err
 	}
+	v = r.row
 	return v, nil
 }
 
@@ -133,19 +134,19 @@ func (t *Table[T]) List(ctx context.Context, opts ListOptions, conds ...Cond) (P
 	}
 	args = append(args, limit+1)
 	sb.WriteString(t.st.orderBy + " LIMIT " + placeholder(len(args)))
-	rows, unreadable, err := t.collectRows(ctx, "list", sb.String(), args...)
+	rows, unreadable, err := t.collectRows(ctx, "list", limit+1, sb.String(), args...)
 	if err != nil {
 		return page, err
 	}
 	if len(rows) > limit {
 		rows, unreadable = rows[:limit], unreadable[:limit]
-		page.Next = t.s.encodeCursor(t.idOf(reflect.ValueOf(&rows[limit-1]).Elem()))
+		page.Next = t.s.encodeCursor(t.keyOf(&rows[limit-1]))
 	}
 	// One unreadable row does not cost the caller the page: it is named, and the others come back.
 	page.Items = rows[:0]
 	for i := range rows {
 		if unreadable[i] != nil {
-			page.Unreadable = append(page.Unreadable, Unreadable{ID: t.idOf(reflect.ValueOf(&rows[i]).Elem()), Err: unreadable[i]})
+			page.Unreadable = append(page.Unreadable, Unreadable{ID: t.keyOf(&rows[i]), Err: unreadable[i]})
 			continue
 		}
 		page.Items = append(page.Items, rows[i])
@@ -191,21 +192,21 @@ func (t *Table[T]) FindBy(ctx context.Context, column, value string) ([]T, error
 	if err != nil {
 		return nil, err
 	}
-	rows, unreadable, err := t.collectRows(ctx, "find in", sql, tenant, idx)
+	rows, unreadable, err := t.collectRows(ctx, "find in", 1, sql, tenant, idx)
 	if err != nil {
 		return nil, err
 	}
 	want := norm(value)
 	out := rows[:0]
 	var bad []Unreadable
-	for i, r := range rows {
+	for i := range rows {
 		if unreadable[i] != nil {
-			bad = append(bad, Unreadable{ID: t.idOf(reflect.ValueOf(&r).Elem()), Err: unreadable[i]})
+			bad = append(bad, Unreadable{ID: t.keyOf(&rows[i]), Err: unreadable[i]})
 			continue
 		}
-		pt, null := plaintext(f, reflect.ValueOf(&r).Elem().Field(f.index))
-		if !null && norm(string(pt)) == want {
-			out = append(out, r)
+		pt, null := f.plaintext(unsafe.Pointer(&rows[i]))
+		if !null && norm(plaintextString(pt)) == want {
+			out = append(out, rows[i])
 		}
 	}
 	if len(bad) > 0 {

@@ -16,8 +16,9 @@ import (
 
 // field is one mapped struct field.
 type field struct {
-	index      int    // struct field index
-	name       string // Go name, for errors
+	index      int     // struct field index
+	offset     uintptr // the field's offset in the struct, for the accessors of layout.go
+	name       string  // Go name, for errors
 	column     string
 	ident      string // column, quoted for SQL
 	encrypted  bool
@@ -120,6 +121,8 @@ type schema struct {
 	version int // -1 without a version column
 	key     keyKind
 	gen     pkDefault
+	// encrypted counts the encrypted fields, stringPtrs those of them that are *string.
+	encrypted, stringPtrs int
 	// probe says whether the audit writer can tell another tenant's key from nobody's for this table
 	// (tenantseal.exists_elsewhere): it answers for the tables protect_table protected, by their row key
 	// column.
@@ -163,7 +166,7 @@ func parseSchema(t reflect.Type, rel db.Relation, prot protection, registry []pg
 			return nil, fmt.Errorf("repo: %s.%s: tagged field is not exported", t.Name(), sf.Name)
 		}
 		parts := strings.Split(tag, ",")
-		f := field{index: i, name: sf.Name, column: parts[0], ident: pgx.Identifier{parts[0]}.Sanitize(), normalizer: "exact"}
+		f := field{index: i, offset: sf.Offset, name: sf.Name, column: parts[0], ident: pgx.Identifier{parts[0]}.Sanitize(), normalizer: "exact"}
 		if f.column == "" {
 			return nil, tagError(t, sf, tag, "no column name")
 		}
@@ -254,6 +257,12 @@ func parseSchema(t reflect.Type, rel db.Relation, prot protection, registry []pg
 			}
 		} else if f.blindIndex != "" || f.normalizer != "exact" {
 			return nil, tagError(t, sf, tag, "bidx and normalize need encrypted")
+		}
+		if f.encrypted {
+			s.encrypted++
+			if f.kind == encStringPtr {
+				s.stringPtrs++
+			}
 		}
 		s.fields = append(s.fields, f)
 	}

@@ -22,6 +22,7 @@ type statements struct {
 	insertHead string // INSERT INTO ... (columns) VALUES
 	insertTail string // RETURNING the pk, then the readBack fields
 	insertArgs []arg  // what each inserted row binds, in column order
+	insertOne  string // the INSERT of one row
 	readBack   []int  // fields the database sets, read back by Insert and Update
 	// genInsert inserts one row whose key the database generates: every column but the pk and the
 	// encrypted ones (their ciphertexts are bound to the key, not known yet), binding genArgs, returning
@@ -116,6 +117,7 @@ func buildStatements(s *schema) *statements {
 	returning := strings.Join(append([]string{pk}, ret...), ", ")
 	st.insertHead = "INSERT INTO " + rel + " (" + strings.Join(insCols, ", ") + ") VALUES "
 	st.insertTail = " RETURNING " + returning
+	st.insertOne = st.insert(1, len(st.insertArgs))
 	if s.gen != noDefault {
 		vals := make([]string, len(genCols))
 		for j := range vals {
@@ -156,6 +158,9 @@ func buildStatements(s *schema) *statements {
 
 // insert returns the INSERT of rows rows of width values each, numbering placeholders from $1.
 func (st *statements) insert(rows, width int) string {
+	if rows == 1 && st.insertOne != "" {
+		return st.insertOne
+	}
 	var sb strings.Builder
 	sb.WriteString(st.insertHead)
 	n := 0

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -100,14 +101,14 @@ func (t *Table[T]) tenantOf(ctx context.Context, op string, v *T) (tenantseal.Te
 	if v == nil {
 		return tenant, errors.New("repo: nil row")
 	}
-	tf := reflect.ValueOf(v).Elem().Field(t.s.tenantField().index)
-	given := tf.Interface().(tenantseal.TenantID)
+	tf := t.s.tenantOfRow(unsafe.Pointer(v))
+	given := *tf
 	switch {
 	case given.IsZero():
-		tf.Set(reflect.ValueOf(tenant))
+		*tf = tenant
 	case given != tenant:
 		ev := tenantseal.Event{Kind: tenantseal.EventTenantMismatch, TargetTenant: given, Table: t.s.table, Operation: op}
-		if id := t.idOf(reflect.ValueOf(v).Elem()); !id.IsZero() {
+		if id := t.keyOf(v); !id.IsZero() {
 			ev.RowKey = id.String() // a new row may have no id yet
 		}
 		t.rec.Record(ctx, ev)
@@ -146,5 +147,5 @@ func (e *MismatchError) Error() string {
 // Unwrap makes errors.Is(err, ErrTenantMismatch) true.
 func (e *MismatchError) Unwrap() error { return ErrTenantMismatch }
 
-// idOf returns the key of the row rv as an ID.
-func (t *Table[T]) idOf(rv reflect.Value) ID { return t.s.idOf(rv.Field(t.s.pkField().index)) }
+// keyOf returns the key of the row v as an ID.
+func (t *Table[T]) keyOf(v *T) ID { return t.s.keyOfRow(unsafe.Pointer(v)) }

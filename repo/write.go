@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 
@@ -40,36 +41,51 @@ func (t *Table[T]) InsertMany(ctx context.Context, vs []*T) error {
 	if len(vs) == 0 {
 		return nil
 	}
-	var known, generated []reflect.Value
+	var known, generated []*T
 	for _, v := range vs {
 		if _, err := t.tenantOf(ctx, "insert", v); err != nil {
 			return err
 		}
-		rv := reflect.ValueOf(v).Elem()
-		gen, err := t.fillKey(rv)
+		gen, err := t.fillKey(v)
 		if err != nil {
 			return err
 		}
 		if gen {
-			generated = append(generated, rv)
+			generated = append(generated, v)
 		} else {
-			known = append(known, rv)
+			known = append(known, v)
 		}
 	}
 	width := len(t.st.insertArgs)
 	args := make([]any, 0, len(known)*width)
-	byID := make(map[ID]reflect.Value, len(known))
-	for _, rv := range known {
-		row, err := t.writeArgs(ctx, rv, t.st.insertArgs)
-		if err != nil {
+	for _, v := range known {
+		var err error
+		if args, err = t.writeArgs(ctx, args, v, t.st.insertArgs); err != nil {
 			return err
 		}
-		args = append(args, row...)
-		byID[t.idOf(rv)] = rv
+	}
+	inserted := func(id ID) (*T, error) {
+		if len(known) == 1 && t.keyOf(known[0]) == id {
+			return known[0], nil
+		}
+		return nil, fmt.Errorf("returned id %s was not inserted", id)
+	}
+	if len(known) > 1 {
+		byID := make(map[ID]*T, len(known))
+		for _, v := range known {
+			byID[t.keyOf(v)] = v
+		}
+		inserted = func(id ID) (*T, error) {
+			v, ok := byID[id]
+			if !ok {
+				return nil, fmt.Errorf("returned id %s was not inserted", id)
+			}
+			return v, nil
+		}
 	}
 	genArgs := make([][]any, len(generated))
-	for i, rv := range generated {
-		row, err := t.writeArgs(ctx, rv, t.st.genArgs)
+	for i, v := range generated {
+		row, err := t.writeArgs(ctx, make([]any, 0, len(t.st.genArgs)), v, t.st.genArgs)
 		if err != nil {
 			return err
 		}
@@ -83,13 +99,7 @@ func (t *Table[T]) InsertMany(ctx context.Context, vs []*T) error {
 			if err != nil {
 				return t.dbErr("insert into", err)
 			}
-			if err := t.readReturned(res, func(id ID) (reflect.Value, error) {
-				rv, ok := byID[id]
-				if !ok {
-					return rv, fmt.Errorf("returned id %s was not inserted", id)
-				}
-				return rv, nil
-			}); err != nil {
+			if err := t.readReturned(res, inserted); err != nil {
 				return t.dbErr("insert into", err)
 			}
 		}
@@ -106,21 +116,20 @@ func (t *Table[T]) InsertMany(ctx context.Context, vs []*T) error {
 	return run(ctx, t.q)
 }
 
-// fillKey gives rv a key when its pk is zero and says whether the database is to generate it instead.
+// fillKey gives v a key when its pk is zero and says whether the database is to generate it instead.
 // A key written where the database generates it always is refused.
-func (t *Table[T]) fillKey(rv reflect.Value) (generated bool, err error) {
+func (t *Table[T]) fillKey(v *T) (generated bool, err error) {
 	pk := t.s.pkField()
-	fv := rv.Field(pk.index)
-	switch zero := fv.IsZero(); {
+	switch zero := reflect.ValueOf(v).Elem().Field(pk.index).IsZero(); {
 	case t.s.gen == alwaysDefault && !zero:
-		return false, fmt.Errorf("repo: insert into %s: %s.%s is set, but %s is GENERATED ALWAYS: leave it zero", t.s.table, rv.Type().Name(), pk.name, pk.column)
+		return false, fmt.Errorf("repo: insert into %s: %s.%s is set, but %s is GENERATED ALWAYS: leave it zero", t.s.table, reflect.TypeFor[T]().Name(), pk.name, pk.column)
 	case !zero:
 		return false, nil
 	case t.s.key == keyUUID && t.s.gen != alwaysDefault:
-		fv.Set(reflect.ValueOf(NewID()))
+		*(*ID)(unsafe.Add(unsafe.Pointer(v), pk.offset)) = NewID()
 		return false, nil
 	case t.s.gen == noDefault:
-		return false, fmt.Errorf("repo: insert into %s: %s.%s is zero, and %s has no default to fill it", t.s.table, rv.Type().Name(), pk.name, pk.column)
+		return false, fmt.Errorf("repo: insert into %s: %s.%s is zero, and %s has no default to fill it", t.s.table, reflect.TypeFor[T]().Name(), pk.name, pk.column)
 	}
 	return true, nil
 }
@@ -134,14 +143,14 @@ func btoi(b bool) int {
 
 // insertGenerated inserts rows whose key the database generates, one statement each, sets their keys
 // and then writes their encrypted fields, bound to those keys (keyset loads on kctx).
-func (t *Table[T]) insertGenerated(ctx, kctx context.Context, q DBTX, rows []reflect.Value, args [][]any) error {
+func (t *Table[T]) insertGenerated(ctx, kctx context.Context, q DBTX, rows []*T, args [][]any) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	pk := t.s.pkField()
 	err := perRow(ctx, q, t.st.genInsert, args, func(i int, res pgx.Rows) error {
-		return t.readReturned(res, func(id ID) (reflect.Value, error) {
-			setKey(rows[i].Field(pk.index), id)
+		return t.readReturned(res, func(id ID) (*T, error) {
+			setKey(reflect.ValueOf(rows[i]).Elem().Field(pk.index), id)
 			return rows[i], nil
 		})
 	})
@@ -149,16 +158,16 @@ func (t *Table[T]) insertGenerated(ctx, kctx context.Context, q DBTX, rows []ref
 		return t.dbErr("insert into", err)
 	}
 	seals := make([][]any, len(rows))
-	for i, rv := range rows {
-		key, _ := t.s.keyArg(t.idOf(rv)) // the database's own key: of the table's kind
-		row, err := t.writeArgs(kctx, rv, t.st.sealArgs)
+	for i, v := range rows {
+		key, _ := t.s.keyArg(t.keyOf(v)) // the database's own key: of the table's kind
+		row, err := t.writeArgs(kctx, append(make([]any, 0, 2+len(t.st.sealArgs)), *t.s.tenantOfRow(unsafe.Pointer(v)), key), v, t.st.sealArgs)
 		if err != nil {
 			return err
 		}
-		seals[i] = append([]any{rv.Field(t.s.tenantField().index).Interface(), key}, row...)
+		seals[i] = row
 	}
 	err = perRow(ctx, q, t.st.seal, seals, func(i int, res pgx.Rows) error {
-		return t.readReturned(res, func(ID) (reflect.Value, error) { return rows[i], nil })
+		return t.readReturned(res, func(ID) (*T, error) { return rows[i], nil })
 	})
 	return t.dbErr("insert into", err)
 }
@@ -229,22 +238,29 @@ func perRow(ctx context.Context, q DBTX, sql string, args [][]any, read func(i i
 
 // readReturned reads what an INSERT or UPDATE returned (the pk, then the readBack fields) into the rows
 // that target names by their key: exactly one row for each returned one.
-func (t *Table[T]) readReturned(res pgx.Rows, target func(ID) (reflect.Value, error)) error {
-	var id ID
-	tmp := make([]reflect.Value, len(t.st.readBack))
-	dest := []any{&id}
-	for k, i := range t.st.readBack {
-		tmp[k] = reflect.New(reflect.TypeFor[T]().Field(t.s.fields[i].index).Type)
-		dest = append(dest, tmp[k].Interface())
+func (t *Table[T]) readReturned(res pgx.Rows, target func(ID) (*T, error)) error {
+	// One allocation holds the returned key and fields; its destinations are made once per statement.
+	ret := &struct {
+		id  ID
+		row T
+	}{}
+	rv := reflect.ValueOf(&ret.row).Elem()
+	dest := make([]any, 1, 1+len(t.st.readBack))
+	dest[0] = &ret.id
+	for _, i := range t.st.readBack {
+		dest = append(dest, rv.Field(t.s.fields[i].index).Addr().Interface())
 	}
 	_, err := pgx.ForEachRow(res, dest, func() error {
-		rv, err := target(id)
+		v, err := target(ret.id)
 		if err != nil {
 			return err
 		}
-		for k, i := range t.st.readBack {
-			rv.Field(t.s.fields[i].index).Set(tmp[k].Elem())
+		tv := reflect.ValueOf(v).Elem()
+		for _, i := range t.st.readBack {
+			f := t.s.fields[i]
+			tv.Field(f.index).Set(rv.Field(f.index))
 		}
+		ret.row = *new(T) // each row scans into zero values
 		return nil
 	})
 	return err
@@ -261,16 +277,15 @@ func (t *Table[T]) Update(ctx context.Context, v *T) error {
 		return err
 	}
 	rv := reflect.ValueOf(v).Elem()
-	id := t.idOf(rv)
+	id := t.keyOf(v)
 	if rv.Field(t.s.pkField().index).IsZero() {
 		return ErrNotFound
 	}
 	key, _ := t.s.keyArg(id) // the field's own key: of the table's kind
-	sets, err := t.writeArgs(ctx, rv, t.st.updateArgs)
+	args, err := t.writeArgs(ctx, append(make([]any, 0, 3+len(t.st.updateArgs)), tenant, key), v, t.st.updateArgs)
 	if err != nil {
 		return err
 	}
-	args := append([]any{tenant, key}, sets...)
 	if t.s.version >= 0 {
 		args = append(args, rv.Field(t.s.fields[t.s.version].index).Interface())
 	}

@@ -12,6 +12,14 @@ var ErrSyntax = errors.New("not a UUID in 8-4-4-4-12 form")
 // Format formats u in the canonical lower-case 8-4-4-4-12 form.
 func Format(u [16]byte) string {
 	var buf [36]byte
+	return string(Append(buf[:0], u))
+}
+
+// Append appends u to b in the canonical lower-case 8-4-4-4-12 form.
+func Append(b []byte, u [16]byte) []byte {
+	n := len(b)
+	b = append(b, make([]byte, 36)...)
+	buf := b[n:]
 	hex.Encode(buf[0:8], u[0:4])
 	buf[8] = '-'
 	hex.Encode(buf[9:13], u[4:6])
@@ -21,7 +29,7 @@ func Format(u [16]byte) string {
 	hex.Encode(buf[19:23], u[8:10])
 	buf[23] = '-'
 	hex.Encode(buf[24:], u[10:])
-	return string(buf[:])
+	return b
 }
 
 // Parse parses the canonical 8-4-4-4-12 form, upper or lower case.
