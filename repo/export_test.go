@@ -1,5 +1,11 @@
 package repo
 
+import (
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
 // WithDBTX returns a copy of t that runs its statements on q.
 func WithDBTX[T any](t *Table[T], q DBTX) *Table[T] {
 	c := *t
@@ -24,8 +30,10 @@ func DecodeCursor(k string, c string) (ID, error) {
 		return IntID(int64(v)), nil
 	case string:
 		return TextID(v), nil
+	case pgtype.UUID:
+		return IDFromUUID(v.Bytes), nil
 	}
-	return arg.(ID), nil
+	return ID{}, fmt.Errorf("a cursor bound as %T", arg)
 }
 
 // EncodeCursor is the cursor List returns after the row id of a table whose key is of kind k.

@@ -18,6 +18,12 @@ func (t *Table[T]) writeArgs(ctx context.Context, dst []any, v *T, args []arg) (
 	var keyBuf []byte
 	for _, a := range args {
 		f := t.s.fields[a.field]
+		if a.field == t.s.pk {
+			if key, err := t.s.keyArg(t.keyOf(v)); err == nil {
+				dst = append(dst, key)
+				continue
+			}
+		}
 		if !f.encrypted {
 			dst = append(dst, rv.Field(f.index).Interface())
 			continue

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // keyArg returns what binds id to the pk column, or an error wrapping [ErrInvalidQuery] for an id of
@@ -26,7 +28,23 @@ func (s *schema) keyArg(id ID) (any, error) {
 	case keyText:
 		return id.s, nil
 	}
-	return id, nil
+	// A uuid, not the ID: pgx encodes it also where the statement's parameter types are unknown
+	// (QueryExecModeExec, for pgbouncer), as text the server reads as the uuid column's.
+	return pgtype.UUID{Bytes: id.u, Valid: true}, nil
+}
+
+// uuidKey makes id, a key scanned from a uuid table, the uuid ID it is: where results come as text
+// (QueryExecModeExec), pgx scans a uuid into an ID as text.
+func (s *schema) uuidKey(id *ID) error {
+	if s.key != keyUUID || id.kind != textID {
+		return nil
+	}
+	u, err := ParseID(id.s)
+	if err != nil {
+		return fmt.Errorf("repo: a key of %s is not a uuid", s.table)
+	}
+	*id = u
+	return nil
 }
 
 // A cursor is the last key of a page: a uuid's 16 bytes, an integer's 8 bytes big-endian, or a 't'
@@ -60,7 +78,7 @@ func (s *schema) decodeCursor(c string) (any, error) {
 		}
 		id = IDFromUUID([16]byte(b))
 		if id.IsZero() {
-			return id, nil // the nil UUID, a key like any other here
+			return pgtype.UUID{Valid: true}, nil // the nil UUID, a key like any other here, bound as keyArg binds a uuid
 		}
 	case keyInt64, keyInt32:
 		if len(b) != 8 {

@@ -185,6 +185,11 @@ func (r *rowReader[T]) scan(row interface{ Scan(...any) error }) error {
 	if err := row.Scan(r.dest...); err != nil {
 		return err
 	}
+	if id, ok := r.dest[r.s.pk].(*ID); ok {
+		if err := r.s.uuidKey(id); err != nil {
+			return err
+		}
+	}
 	for _, c := range r.slots {
 		r.spans = append(r.spans, c.span)
 	}

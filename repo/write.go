@@ -251,6 +251,9 @@ func (t *Table[T]) readReturned(res pgx.Rows, target func(ID) (*T, error)) error
 		dest = append(dest, rv.Field(t.s.fields[i].index).Addr().Interface())
 	}
 	_, err := pgx.ForEachRow(res, dest, func() error {
+		if err := t.s.uuidKey(&ret.id); err != nil {
+			return err
+		}
 		v, err := target(ret.id)
 		if err != nil {
 			return err
