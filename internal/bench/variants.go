@@ -25,7 +25,7 @@ const (
 	pointPlain = "SELECT " + pointCols + " FROM customers_plain WHERE tenant_id = $1 AND id = $2"
 	pointRLS   = "SELECT " + pointCols + " FROM customers WHERE tenant_id = $1 AND id = $2"
 	pointKeyed = "SELECT " + pointCols + " FROM customers_keyed WHERE tenant_key = $1 AND id = $2"
-	listPlain  = "SELECT tenant_id, id, display_name, email, phone, notes, created_at, updated_at, version FROM customers_plain WHERE tenant_id = $1 ORDER BY tenant_id, id LIMIT 51"
+	listPlain  = "SELECT tenant_id, id, display_name, email, phone, notes, created_at, updated_at, version FROM customers_plain WHERE tenant_id = $1 ORDER BY tenant_id, id LIMIT $2"
 )
 
 type row struct {
@@ -200,7 +200,7 @@ func (ds *dataset) variants() []variant {
 			}
 			return func(ctx context.Context, rng *rand.Rand) error {
 				t, _ := ds.pick(rng)
-				rows, err := p.Query(ctx, listPlain, t)
+				rows, err := p.Query(ctx, listPlain, t, 51) // the limit bound, as the repository binds it
 				if err != nil {
 					return err
 				}
