@@ -90,6 +90,10 @@ func RunCluster(ctx context.Context, superDSN string, opts Options) (*Result, er
 		}
 		return Run(ctx, superDSN, opts)
 	}
+	if opts.ResetPasswords || len(opts.ResetRoles) > 0 {
+		// Run gives a reset role a new random password: the workers' would differ from the coordinator's.
+		return nil, errors.New("bootstrap: new passwords on a Citus cluster are not supported: set them on every node with ALTER ROLE ... PASSWORD, then write them to the secrets file")
+	}
 	// The roles on the coordinator first: their passwords, saved before they are set, serve on every node.
 	first := opts
 	first.SkipMigrate = true
@@ -108,7 +112,7 @@ func RunCluster(ctx context.Context, superDSN string, opts Options) (*Result, er
 			return nil, err
 		}
 		wopts := opts
-		wopts.Passwords, wopts.ResetPasswords, wopts.ResetRoles, wopts.Save = passwords, false, nil, nil
+		wopts.Passwords, wopts.Save = passwords, nil
 		wopts.noContextKey = true
 		// Citus creates a table's shards over several connections of one distributed transaction:
 		// DDL triggers chaining every shard into the worker's audit log would wait on each other
@@ -124,7 +128,7 @@ func RunCluster(ctx context.Context, superDSN string, opts Options) (*Result, er
 		res.Warnings = append(res.Warnings, prefixed("worker "+w.String()+": ", wr.Warnings)...)
 	}
 	last := opts
-	last.Passwords, last.ResetPasswords, last.ResetRoles = passwords, false, nil
+	last.Passwords = passwords
 	res, err = Run(ctx, superDSN, last)
 	if err != nil {
 		return nil, err

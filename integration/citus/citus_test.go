@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantseal/tenantseal"
+	"github.com/tenantseal/tenantseal/bootstrap"
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/cli"
 	"github.com/tenantseal/tenantseal/internal/dsn"
@@ -455,5 +456,36 @@ func TestReplicaRoleChangesReachWorkers(t *testing.T) {
 		if st != "suspended" {
 			t.Errorf("worker %s: the tenant suspended under the replica role is %s there", c.workers[i], st)
 		}
+	}
+}
+
+// Bootstrap again on the cluster changes nothing; new passwords there are refused before anything
+// changes, since each node would get its own.
+func TestBootstrapAgain(t *testing.T) {
+	c := newCluster(t)
+	opts := bootstrap.Options{Database: c.name, RolePrefix: c.name}
+	opts.Passwords = bootstrap.Passwords{}
+	for role, d := range map[string]string{c.res.Roles.Owner: c.res.OwnerDSN, c.res.Roles.App: c.res.AppDSN, c.res.Roles.Auditor: c.res.AuditorDSN, c.res.Roles.AuditWriter: c.res.AuditWriterDSN} {
+		s, err := dsn.Parse(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Passwords[role] = s.Get(dsn.Password)
+	}
+	opts.ContextKey = &c.res.ContextKey
+	res, err := bootstrap.RunCluster(testContext(t), c.super, opts)
+	if err != nil {
+		t.Fatalf("bootstrap again: %v", err)
+	}
+	if res.ContextKey.ID != c.res.ContextKey.ID || res.AppDSN != c.res.AppDSN {
+		t.Errorf("bootstrap again changed the key or the app's connection string")
+	}
+	opts.ResetPasswords = true
+	if _, err := bootstrap.RunCluster(testContext(t), c.super, opts); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("new passwords on the cluster: %v, want a refusal", err)
+	}
+	p := c.pool(t, nil)
+	if n, err := count(t, p, c.tenant(t, "Acme"), "SELECT count(*) FROM tenantseal.tenants"); err != nil || n != 1 {
+		t.Errorf("after the refused reset, the app role reads its tenant: %d (%v)", n, err)
 	}
 }
