@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -105,7 +106,7 @@ func RunCluster(ctx context.Context, superDSN string, opts Options) (*Result, er
 	if err != nil {
 		return nil, err
 	}
-	var actions []string
+	actions, warnings := res.Actions, res.Warnings
 	for _, w := range workers {
 		wdsn, err := NodeDSN(superDSN, w)
 		if err != nil {
@@ -125,7 +126,7 @@ func RunCluster(ctx context.Context, superDSN string, opts Options) (*Result, er
 		for _, a := range wr.Actions {
 			actions = append(actions, "worker "+w.String()+": "+a)
 		}
-		res.Warnings = append(res.Warnings, prefixed("worker "+w.String()+": ", wr.Warnings)...)
+		warnings = append(warnings, prefixed("worker "+w.String()+": ", wr.Warnings)...)
 	}
 	last := opts
 	last.Passwords = passwords
@@ -143,6 +144,11 @@ func RunCluster(ctx context.Context, superDSN string, opts Options) (*Result, er
 		return nil, fmt.Errorf("bootstrap: send the verifier's tables to the Citus workers: %w", err)
 	}
 	res.Actions = append(append(actions, res.Actions...), fmt.Sprintf("sent the verifier's keys, tenants and settings to %d Citus workers", n))
+	for _, w := range warnings {
+		if !slices.Contains(res.Warnings, w) {
+			res.Warnings = append(res.Warnings, w)
+		}
+	}
 	return res, nil
 }
 

@@ -463,6 +463,18 @@ func TestReplicaRoleChangesReachWorkers(t *testing.T) {
 // changes, since each node would get its own.
 func TestBootstrapAgain(t *testing.T) {
 	c := newCluster(t)
+	// What the first bootstrap did on every node is in its actions.
+	all := strings.Join(c.res.Actions, "\n")
+	for _, want := range []string{"created role " + c.res.Roles.App, "migrated from version 0 to", "created context signing key", "sent the verifier's keys, tenants and settings to"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("bootstrap's actions lack %q:\n%s", want, all)
+		}
+	}
+	for _, w := range c.workers {
+		if !strings.Contains(all, "worker "+w.String()+": migrated from version 0 to") {
+			t.Errorf("bootstrap's actions do not name worker %s's migrations:\n%s", w, all)
+		}
+	}
 	opts := bootstrap.Options{Database: c.name, RolePrefix: c.name}
 	opts.Passwords = bootstrap.Passwords{}
 	for role, d := range map[string]string{c.res.Roles.Owner: c.res.OwnerDSN, c.res.Roles.App: c.res.AppDSN, c.res.Roles.Auditor: c.res.AuditorDSN, c.res.Roles.AuditWriter: c.res.AuditWriterDSN} {
