@@ -12,7 +12,8 @@
 --     a worker did not take it. A key rotation, a new tenant, a suspension thus reach every worker first.
 --     sync_nodes() sends everything (after a worker is added); node_state_digest() lets a check compare.
 --     The rows travel in statement text, context keys' HMAC pads among them: the push refuses while any
---     worker logs every statement (log_statement = all, log_min_duration_statement = 0).
+--     worker logs every statement (log_statement = all, log_min_duration_statement = 0) or the
+--     coordinator logs the commands it sends (citus.log_remote_commands).
 --   * A policy on a distributed table cannot hold a sub-select ("Subqueries are not supported in policies
 --     on distributed tables"): tenant_condition compares the tenant column with the verifier's STABLE
 --     function directly there, which on the workers is still an index condition on the tenant column (or,
