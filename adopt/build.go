@@ -129,7 +129,7 @@ func (b *builder) citus() {
 				Up:     []string{drop}, Down: []string{add}})
 			b.add(Change{Kind: KindReferenceKey, Table: t.qualified(),
 				Reason: fmt.Sprintf("Citus: foreign key %s again, from the distributed table to the reference table (before the policies: Citus deadlocks on a key checked under them in the transaction that made them)", c.name),
-				Up:     []string{add}, Down: []string{drop}})
+				Up:     []string{citusDDL(add)}, Down: []string{citusDDL(drop)}})
 		}
 		// Statistics first: Citus copies the targets to the shards and changes them no more.
 		reg := literal(t.ident()) + "::regclass"
@@ -137,7 +137,7 @@ func (b *builder) citus() {
 			Reason: fmt.Sprintf("tenant table on Citus: no column statistics, then sharded by %s, colocated with the other tenant tables (after the tables its foreign keys reference); protect_table then writes its policies in the Citus form", b.tc[t]),
 			Up:     []string{"SELECT tenantseal.hide_statistics(" + reg + ")", fmt.Sprintf("SELECT create_distributed_table(%s, %s)", reg, literal(b.tc[t]))}})
 		back = append(back, literal(t.ident()))
-		unforce = append(unforce, fmt.Sprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", t.ident()))
+		unforce = append(unforce, citusDDL(fmt.Sprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", t.ident())))
 	}
 	for _, t := range b.cat.tables {
 		if b.role[t] != roleGlobal {
@@ -159,6 +159,14 @@ func (b *builder) citus() {
 		"            PERFORM undistribute_table(t, cascade_via_foreign_keys => true);\n        END IF;\n    END LOOP;\nEND $$")
 	b.add(Change{Kind: KindUndistribute, Table: strings.Join(b.d.Schemas, ", "),
 		Reason: "Citus: the tables adopt distributed, back on the coordinator as plain tables, with every row", Down: undo})
+}
+
+// citusDDL wraps stmt, DDL on a distributed table, in a DO block: Citus sends such DDL to the workers
+// as the text it was given, which in a file run as one string (golang-migrate's) is the whole file, and
+// the workers refuse that ("cannot insert multiple commands into a prepared statement"); inside the
+// block the text is the statement alone.
+func citusDDL(stmt string) string {
+	return "DO $tenantseal$ BEGIN EXECUTE " + literal(stmt) + "; END $tenantseal$"
 }
 
 // distributionOrder returns ts with every table after the tables of ts that its foreign keys reference:

@@ -2,9 +2,7 @@ package citus_test
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -163,25 +161,14 @@ func TestAdopt(t *testing.T) {
 	if ref < 0 || parent < 0 || child < 0 || !(ref < parent && parent < child) {
 		t.Fatalf("the up file does not make plans a reference table, then distribute accounts, then customers:\n%s", up)
 	}
-	// As psql -1 -f runs the file: one statement after another, in one transaction. (Citus sends some
-	// DDL to the workers as the text it was given, which must then be one statement.)
-	apply := func(file string, stmts func(adopt.Change) []string, order func([]adopt.Change) []adopt.Change) {
+	// As golang-migrate runs a file: the whole file as one string, in one implicit transaction.
+	apply := func(file, sql string) {
 		t.Helper()
-		err := pgx.BeginFunc(ctx, owner, func(tx pgx.Tx) error {
-			for _, ch := range order(plan.Changes) {
-				for _, sql := range stmts(ch) {
-					if _, err := tx.Exec(ctx, sql); err != nil {
-						return fmt.Errorf("%s: %w", sql, err)
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("apply the %s file: %v", file, err)
+		if _, err := owner.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
+			t.Fatalf("apply the %s file: %v\n%s", file, err, sql)
 		}
 	}
-	apply("up", func(ch adopt.Change) []string { return ch.Up }, func(cs []adopt.Change) []adopt.Change { return cs })
+	apply("up", up)
 	var kinds []string
 	rows, err := owner.Query(ctx, "SELECT logicalrelid::text || ' ' || partmethod::text FROM pg_dist_partition WHERE logicalrelid::text LIKE 'shop.%' ORDER BY 1")
 	if err == nil {
@@ -206,11 +193,16 @@ func TestAdopt(t *testing.T) {
 	if _, err := p.Exec(as(t, a), "INSERT INTO shop.customers (tenant_id, id, plan_id, name, account_id) VALUES ($1, 2, 1, 'x', 1)", b); err == nil {
 		t.Error("Acme inserted a customer of Globex")
 	}
-	apply("down", func(ch adopt.Change) []string { return ch.Down }, func(cs []adopt.Change) []adopt.Change {
-		r := slices.Clone(cs)
-		slices.Reverse(r)
-		return r
-	})
+	apply("down", plan.DownSQL())
+	super, err := pgx.Connect(ctx, c.superIn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer super.Close(ctx)
+	var kept int
+	if err := super.QueryRow(ctx, "SELECT (SELECT count(*) FROM shop.customers) + (SELECT count(*) FROM shop.accounts)").Scan(&kept); err != nil || kept != 4 {
+		t.Errorf("rows after the down file: %d (%v), want the 4 written (2 customers, 2 accounts)", kept, err)
+	}
 	if err := owner.QueryRow(ctx, "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'shop.%'").Scan(&n); err != nil || n != 0 {
 		t.Errorf("after the down file: %d distributed tables of shop (%v), want 0", n, err)
 	}

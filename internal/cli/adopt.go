@@ -38,7 +38,9 @@ The declaration (--declaration FILE, JSON) names what the catalog cannot tell:
 Flags override it: --schema, --tenant-column, --registry and --registry-name replace its values;
 --table-tenant-column, --global-table and --exclude add to them. One-column primary keys become (tenant,
 id): a duplicate id would tell a tenant that another has it. "keep_primary_keys": true keeps them, with
-(tenant, id) beside them for the foreign keys, and lint then reports each (TS008).
+(tenant, id) beside them for the foreign keys, and lint then reports each (TS008). On the coordinator
+of a Citus cluster, "citus": true also shards each tenant table by its tenant column, parents first,
+and makes each global table a reference table (see the README's "Scaling out").
 
 adopt refuses, writing nothing (exit status 2), what it cannot change safely: a nullable tenant column
 that holds NULL, a foreign key that existing rows would violate once it pairs the tenant columns (a row
