@@ -67,18 +67,6 @@ func (s *suite) enterContext(ctx context.Context, tx pgx.Tx, tok string) error {
 	return err
 }
 
-// replicaRole sets session_replication_role to replica in the superuser's tx, which writes the ground
-// truth back without firing triggers or checking foreign keys; on a Citus coordinator on the workers too,
-// where the shards' foreign keys are.
-func (s *suite) replicaRole(ctx context.Context, tx pgx.Tx) error {
-	sql := "SET LOCAL session_replication_role = replica"
-	if s.cat != nil && s.cat.citus {
-		sql = "SET LOCAL citus.propagate_set_commands TO local; " + sql
-	}
-	_, err := tx.Exec(ctx, sql)
-	return err
-}
-
 // tokenCase runs the attacks of caseWithToken under every token that make returns.
 func tokenCase(make func(ctx context.Context, s *suite, atk int, r *rec) []badToken) func(context.Context, *suite, *table, int, *rec) {
 	return func(ctx context.Context, s *suite, t *table, atk int, r *rec) {

@@ -743,6 +743,18 @@ func (s *suite) tenantIndex(id string) int {
 	return -1
 }
 
+// replicaRole sets session_replication_role to replica in the superuser's tx, which writes the ground
+// truth back without firing triggers or checking foreign keys; on a Citus coordinator on the workers too,
+// where the shards' foreign keys are.
+func (s *suite) replicaRole(ctx context.Context, tx pgx.Tx) error {
+	sql := "SET LOCAL session_replication_role = replica"
+	if s.cat != nil && s.cat.citus {
+		sql = "SET LOCAL citus.propagate_set_commands TO local; " + sql
+	}
+	_, err := tx.Exec(ctx, sql)
+	return err
+}
+
 // restore puts the snapshot back into the tables at the given indexes of s.cat.all() (-1: keysets),
 // with triggers and foreign key checks off for the session.
 func (s *suite) restore(ctx context.Context, which map[int]bool) error {

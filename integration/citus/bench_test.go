@@ -75,7 +75,6 @@ func BenchmarkPointRead(b *testing.B) {
 // app role, and app.notes_raw, the same rows without row-level security, which the app role reads.
 func (c *cluster) benchNotes(b *testing.B, p *db.Pool, rows int, ids []tenantseal.TenantID) {
 	b.Helper()
-	owner := c.ownerConn(b)
 	ddl := []string{
 		"CREATE SCHEMA app",
 		fmt.Sprintf("GRANT USAGE ON SCHEMA app TO %s", c.res.Roles.App),
@@ -89,11 +88,7 @@ func (c *cluster) benchNotes(b *testing.B, p *db.Pool, rows int, ids []tenantsea
 	} else {
 		ddl = append(ddl, "SELECT tenantseal.protect_table('app.notes')")
 	}
-	for _, sql := range ddl {
-		if _, err := owner.Exec(testContext(b), sql); err != nil {
-			b.Fatalf("%s: %v", sql, err)
-		}
-	}
+	c.ownerExec(b, ddl...)
 	values := make([]string, rows)
 	for i := range values {
 		values[i] = fmt.Sprintf("($1, %d, 'note %d of a tenant')", i+1, i+1)

@@ -28,17 +28,12 @@ import (
 // notes distributes app.notes by tenant and gives each tenant rows 1..n through the app role.
 func (c *cluster) notes(t testing.TB, p *db.Pool, n int, ids ...tenantseal.TenantID) {
 	t.Helper()
-	owner := c.ownerConn(t)
-	for _, sql := range []string{
+	c.ownerExec(t,
 		"CREATE SCHEMA app",
 		fmt.Sprintf("GRANT USAGE ON SCHEMA app TO %s", c.res.Roles.App),
 		"CREATE TABLE app.notes (tenant_id uuid NOT NULL, id bigint NOT NULL, body text NOT NULL, PRIMARY KEY (tenant_id, id))",
 		"SELECT tenantseal.distribute_table('app.notes')",
-	} {
-		if _, err := owner.Exec(testContext(t), sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
+	)
 	// A multi-row VALUES: Citus runs INSERT ... SELECT of rows the coordinator makes as COPY to the
 	// shards, which PostgreSQL refuses under row-level security.
 	values := make([]string, n)
@@ -343,17 +338,13 @@ func TestLint(t *testing.T) {
 	if len(findings) != 0 {
 		t.Errorf("distribute_table's policies: %d findings, want none: %v", len(findings), findings)
 	}
-	for _, sql := range []string{
+	c.ownerExec(t,
 		"CREATE TABLE app.loose (tenant_id uuid NOT NULL, id bigint NOT NULL, PRIMARY KEY (tenant_id, id))",
 		"SELECT create_distributed_table('app.loose', 'tenant_id', colocate_with => 'app.notes')",
 		"ALTER TABLE app.loose ENABLE ROW LEVEL SECURITY",
 		"ALTER TABLE app.loose FORCE ROW LEVEL SECURITY",
 		fmt.Sprintf("CREATE POLICY loose ON app.loose TO %s USING (tenant_id = tenantseal.current_tenant() AND tenantseal.current_tenant()::text <> '')", c.res.Roles.App),
-	} {
-		if _, err := owner.Exec(testContext(t), sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
+	)
 	if findings, err = lint.Run(testContext(t), owner, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -378,18 +369,13 @@ func TestIsolationSuite(t *testing.T) {
 	a := c.tenant(t, "Acme")
 	p := c.pool(t, nil)
 	c.notes(t, p, 1, a)
-	owner := c.ownerConn(t)
-	for _, sql := range []string{
+	c.ownerExec(t,
 		"CREATE TABLE app.comments (tenant_id uuid NOT NULL, id bigint NOT NULL, note_id bigint NOT NULL, body text NOT NULL, PRIMARY KEY (tenant_id, id), FOREIGN KEY (tenant_id, note_id) REFERENCES app.notes (tenant_id, id))",
 		"SELECT tenantseal.distribute_table('app.comments', colocate_with => 'app.notes')",
 		"CREATE TABLE app.plans (id bigint PRIMARY KEY, name text NOT NULL)",
 		"SELECT create_reference_table('app.plans')",
 		fmt.Sprintf("GRANT SELECT ON app.plans TO %s", c.res.Roles.App),
-	} {
-		if _, err := owner.Exec(testContext(t), sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
+	)
 	super, err := dsn.WithDatabase(c.super, c.name)
 	if err != nil {
 		t.Fatal(err)

@@ -142,6 +142,16 @@ func (c *cluster) superIn(t testing.TB) string {
 	return d
 }
 
+// ownerExec runs each statement as the owner role on the coordinator, and fails t at the first error.
+func (c *cluster) ownerExec(t testing.TB, sqls ...string) {
+	t.Helper()
+	for _, sql := range sqls {
+		if _, err := c.ownerConn(t).Exec(testContext(t), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+}
+
 // ownerConn is a connection as the owner role to the coordinator, one for the test.
 func (c *cluster) ownerConn(t testing.TB) *pgx.Conn {
 	t.Helper()

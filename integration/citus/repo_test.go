@@ -45,20 +45,15 @@ func TestRepository(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner := c.ownerConn(t)
-	for _, sql := range []string{
+	c.ownerExec(t,
 		"CREATE SCHEMA app",
-		"GRANT USAGE ON SCHEMA app TO " + c.res.Roles.App,
+		"GRANT USAGE ON SCHEMA app TO "+c.res.Roles.App,
 		`CREATE TABLE app.contacts (tenant_id uuid NOT NULL, id uuid NOT NULL, name text NOT NULL, email bytea NOT NULL,
 			email_bidx bytea, version bigint NOT NULL DEFAULT 1, PRIMARY KEY (tenant_id, id))`,
 		"CREATE INDEX contacts_email ON app.contacts (tenant_id, email_bidx)",
 		"SELECT tenantseal.distribute_table('app.contacts')",
 		"INSERT INTO tenantseal.encrypted_columns VALUES ('app.contacts', 'email', 'email_bidx', 'email')",
-	} {
-		if _, err := owner.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
+	)
 	p := c.pool(t, nil)
 	kr, err := keys.NewKeyring(keys.Config{KEK: kek, Loader: pgstore.Loader(p)})
 	if err != nil {
@@ -131,7 +126,7 @@ func TestAdopt(t *testing.T) {
 	ctx := testContext(t)
 	a, b := c.tenant(t, "Acme"), c.tenant(t, "Globex")
 	owner := c.ownerConn(t)
-	for _, sql := range []string{
+	c.ownerExec(t,
 		"CREATE SCHEMA shop",
 		"CREATE TABLE shop.plans (id bigint PRIMARY KEY, name text NOT NULL)",
 		"INSERT INTO shop.plans VALUES (1, 'free'), (2, 'pro')",
@@ -140,11 +135,7 @@ func TestAdopt(t *testing.T) {
 		"CREATE TABLE shop.accounts (tenant_id uuid NOT NULL, id bigint NOT NULL, PRIMARY KEY (tenant_id, id))",
 		"ALTER TABLE shop.customers ADD COLUMN account_id bigint",
 		"ALTER TABLE shop.customers ADD FOREIGN KEY (tenant_id, account_id) REFERENCES shop.accounts (tenant_id, id)",
-	} {
-		if _, err := owner.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
+	)
 	tx, err := owner.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)

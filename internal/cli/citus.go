@@ -44,11 +44,7 @@ func runCitus(ctx context.Context, s *session, args []string) error {
 	case len(pos) > 1:
 		return usageErrorf("citus %s: unexpected argument %q", pos[0], pos[1])
 	}
-	dsn, err := conn.ownerDSN()
-	if err != nil {
-		return err
-	}
-	c, err := pgx.Connect(ctx, dsn)
+	c, err := ownerConnect(ctx, conn, "citus "+pos[0])
 	if err != nil {
 		return err
 	}
