@@ -98,6 +98,11 @@ func (rs *ReplicaSet) preparePrimary(ctx context.Context) error {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// The standbys use no replication slot: without WAL kept back, a standby whose stream broke off
+	// while a checkpoint recycled the segments it still needs could never catch up again.
+	if _, err := conn.Exec(ctx, "ALTER SYSTEM SET wal_keep_size = '1GB'"); err != nil {
+		return fmt.Errorf("pgtest: keep WAL for the standbys: %w", err)
+	}
 	if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
 		return fmt.Errorf("pgtest: reload the primary's configuration: %w", err)
 	}
