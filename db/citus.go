@@ -123,7 +123,7 @@ func citusStatement(tok any) string {
 // framing reports whether sql is one of the statements the pool adds around each statement.
 func framing(sql string) bool {
 	switch sql {
-	case setContext, resetSession, beginReadOnly, beginBlock, commitBlock, citusPropagate:
+	case setContext, enterContext, resetSession, beginReadOnly, beginBlock, commitBlock, citusPropagate:
 		return true
 	}
 	return strings.HasPrefix(sql, citusContext)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tenantseal/tenantseal"
@@ -35,6 +36,11 @@ type Pool struct {
 	replicas *replicas
 	// citus: the database is a Citus coordinator (see citus.go), as found at Open.
 	citus bool
+	// direct: scoped statements take the direct send path (direct.go). enter: the database has
+	// tenantseal.c_enter, which sets the context and undoes the session's settings at commit, so the
+	// batch needs no RESET ALL of its own (verifier.go).
+	direct bool
+	enter  atomic.Bool
 }
 
 type tokenKey struct {
@@ -70,6 +76,10 @@ func Open(ctx context.Context, cfg *Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The direct send path (direct.go) where pgx's batch would only add bookkeeping: the default exec
+	// mode, and no tracer of the application's own to show the batch to.
+	direct := c.PoolConfig.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement &&
+		c.PoolConfig.ConnConfig.Tracer == nil
 	c.PoolConfig = m.instrument(c.PoolConfig)
 	p := &Pool{cfg: c, base: context.WithoutCancel(ctx), metrics: m}
 	pool, err := pgxpool.NewWithConfig(ctx, p.cfg.PoolConfig)
@@ -94,6 +104,13 @@ func Open(ctx context.Context, cfg *Config) (*Pool, error) {
 		pool.Close()
 		return nil, err
 	}
+	p.direct = direct && !p.citus
+	enter, err := canEnter(ctx, pool, p.verifier)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	p.enter.Store(enter)
 	if p.citus {
 		if len(c.Replicas) > 0 {
 			pool.Close()

@@ -93,9 +93,14 @@ func (p *Pool) begin(ctx context.Context, pool *pgxpool.Pool, opts pgx.TxOptions
 type scoped struct {
 	p      *Pool
 	c      *pgxpool.Conn
-	br     pgx.BatchResults
+	br     pgx.BatchResults          // pgx's path
+	mrr    *pgconn.MultiResultReader // the direct path (direct.go)
 	closed bool
 	err    error
+	// The direct path counts the statement in the pool's metrics itself, once, when its result is in
+	// (pgx's path counts through the tracer).
+	sql    string
+	traced bool
 }
 
 // call is everything one scoped statement needs on the client, in one allocation: the batch and its
@@ -108,6 +113,10 @@ type call struct {
 	queued [6]pgx.QueuedQuery // BEGIN [READ ONLY], [Citus' propagation], context, statement, COMMIT, reset
 	ptrs   [6]*pgx.QueuedQuery
 	tok    [1]any
+	// The direct path's batch, the statement's encoded arguments and the token's.
+	pb       pgconn.Batch
+	eqb      pgx.ExtendedQueryBuilder
+	tokParam [1][]byte
 }
 
 func (c *call) queue(sql string, args []any) {
@@ -136,6 +145,16 @@ func (p *Pool) sendOn(ctx context.Context, pool *pgxpool.Pool, tok any, elevated
 		return nil, err
 	}
 	c := &call{}
+	enter := p.enter.Load() && !p.citus
+	if p.direct && !elevated && directArgs(args) {
+		c.scoped = scoped{p: p, c: conn, sql: sql}
+		if err := p.sendDirect(ctx, c, enter, tok, sql, args); err != nil {
+			c.trace(ctx, err)
+			c.close(pgconn.CommandTag{})
+			return nil, p.recordFailure(ctx, sql, err)
+		}
+		return c, nil
+	}
 	c.batch.QueuedQueries = c.ptrs[:0]
 	// In Citus mode the context is a SET LOCAL, which needs a transaction block (see citus.go).
 	block := elevated || p.citus
@@ -145,10 +164,14 @@ func (p *Pool) sendOn(ctx context.Context, pool *pgxpool.Pool, tok any, elevated
 	case block:
 		c.queue(beginBlock, nil)
 	}
-	if p.citus {
+	switch {
+	case p.citus:
 		c.queue(citusPropagate, nil)
 		c.queue(citusStatement(tok), nil)
-	} else {
+	case enter:
+		c.tok[0] = tok
+		c.queue(enterContext, c.tok[:])
+	default:
 		c.tok[0] = tok
 		c.queue(setContext, c.tok[:])
 	}
@@ -157,7 +180,9 @@ func (p *Pool) sendOn(ctx context.Context, pool *pgxpool.Pool, tok any, elevated
 	if block {
 		c.queue(commitBlock, nil)
 	}
-	c.queue(resetSession, nil)
+	if !enter {
+		c.queue(resetSession, nil)
+	}
 	c.scoped = scoped{p: p, c: conn, br: conn.SendBatch(ctx, &c.batch)}
 	for range before {
 		if _, err := c.br.Exec(); err != nil {
@@ -183,7 +208,12 @@ func (s *scoped) close(tag pgconn.CommandTag) error {
 		return s.err
 	}
 	s.closed = true
-	s.err = s.br.Close()
+	switch {
+	case s.mrr != nil:
+		s.err = s.mrr.Close()
+	case s.br != nil:
+		s.err = s.br.Close()
+	}
 	dml := tag.Select() || tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE")
 	s.p.release(s.c, s.err != nil || !dml)
 	return s.err
@@ -200,7 +230,15 @@ func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	tag, err := s.br.Exec()
+	var tag pgconn.CommandTag
+	if s.mrr != nil {
+		if err = nextDirect(&s.scoped); err == nil {
+			tag, err = s.mrr.ResultReader().Close()
+		}
+		s.trace(ctx, err)
+	} else {
+		tag, err = s.br.Exec()
+	}
 	if cerr := s.close(tag); err == nil {
 		err = cerr
 	}
@@ -232,7 +270,16 @@ func (p *Pool) queryCall(ctx context.Context, tok any, elevated bool, sql string
 	if err != nil {
 		return nil, err
 	}
-	rows, err := c.br.Query()
+	var rows pgx.Rows
+	if c.mrr != nil {
+		if err = nextDirect(&c.scoped); err == nil {
+			rows = pgx.RowsFromResultReader(c.c.Conn().TypeMap(), c.mrr.ResultReader())
+		} else {
+			c.trace(ctx, err)
+		}
+	} else {
+		rows, err = c.br.Query()
+	}
 	if err != nil {
 		c.close(pgconn.CommandTag{})
 		return nil, p.recordFailure(ctx, sql, err)
@@ -275,6 +322,9 @@ func (r *batchRows) Close() {
 	}
 	r.closed = true
 	r.Rows.Close()
+	if r.s.mrr != nil {
+		r.s.trace(r.ctx, r.Rows.Err())
+	}
 	r.closeErr = r.s.close(r.Rows.CommandTag())
 }
 

@@ -19,8 +19,7 @@ import (
 //     for the session is undone when it succeeds, and rolled back with it when it fails;
 //   - a connection whose batch failed, whose statement was no SELECT, INSERT, UPDATE, DELETE or MERGE
 //     (PREPARE, DECLARE, LISTEN, DO ...), that ran a transaction of Pool.Tx, or that was last swept more
-//     than sweepEvery ago is swept before it returns to the pool (off the request's path): RESET ALL, CLOSE ALL, UNLISTEN *, pg_advisory_unlock_all(), and DEALLOCATE of
-//     every statement prepared with SQL. A connection the sweep fails on is closed. What a SELECT can
+//     than sweepEvery ago is swept before it returns to the pool (off the request's path): RESET ALL, CLOSE ALL, UNLISTEN *, pg_advisory_unlock_all(), and DEALLOCATE ALL. A connection the sweep fails on is closed. What a SELECT can
 //     take for the session besides settings (pg_advisory_lock) lives until the next sweep, at most
 //     sweepEvery on a connection in use.
 //
@@ -32,10 +31,8 @@ import (
 // resetSession ends every batch.
 const resetSession = "RESET ALL"
 
-// sweepSession undoes what a session holds beyond settings, and lists the statements prepared with SQL
-// (pgx prepares through the protocol: from_sql is false for its own).
-const sweepSession = "RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); " +
-	"SELECT name FROM pg_prepared_statements WHERE from_sql"
+// sweepSession undoes what a session holds beyond settings and prepared statements.
+const sweepSession = "RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()"
 
 // sweepEvery bounds how long state beyond settings can outlive the request that made it on a connection
 // whose batches all succeeded.
@@ -74,16 +71,16 @@ func (p *Pool) release(c *pgxpool.Conn, dirty bool) {
 	}()
 }
 
+// sweep runs sweepSession, then deallocates every prepared statement (those prepared with SQL, and the
+// connection's own, which a DISCARD or DEALLOCATE of the statement may have taken from under its caches)
+// and empties the caches of pgx and of the direct path (direct.go) with them.
 func sweep(ctx context.Context, c *pgx.Conn) error {
-	results, err := c.PgConn().Exec(ctx, sweepSession).ReadAll()
-	if err != nil {
+	if _, err := c.PgConn().Exec(ctx, sweepSession).ReadAll(); err != nil {
 		return fmt.Errorf("db: sweep session: %w", err)
 	}
-	last := results[len(results)-1]
-	for _, row := range last.Rows {
-		if _, err := c.Exec(ctx, "DEALLOCATE "+pgx.Identifier{string(row[0])}.Sanitize()); err != nil {
-			return fmt.Errorf("db: sweep session: %w", err)
-		}
+	forgetPrepared(c)
+	if err := c.DeallocateAll(ctx); err != nil {
+		return fmt.Errorf("db: sweep session: %w", err)
 	}
 	return nil
 }

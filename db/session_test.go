@@ -35,6 +35,11 @@ func TestSessionChangesDoNotOutliveTheRequest(t *testing.T) {
 		sum := sha256.Sum256([]byte(victimSQL))
 		return "stmtcache_" + hex.EncodeToString(sum[:24])
 	}
+	// The name the direct path (pgx's Conn.Prepare) prepares it under.
+	directName := func() string {
+		sum := sha256.Sum256([]byte(victimSQL))
+		return "stmt_" + hex.EncodeToString(sum[:24])
+	}
 	var tokenA string
 	if err := p.QueryRow(ctxA, "SELECT current_setting('tenantseal.context')").Scan(&tokenA); err != nil {
 		t.Fatal(err)
@@ -66,6 +71,15 @@ func TestSessionChangesDoNotOutliveTheRequest(t *testing.T) {
 		{"pgx's statement name taken", func() error {
 			_, err := p.Exec(ctxA, fmt.Sprintf("PREPARE %s AS SELECT 1", pgx.Identifier{cacheName()}.Sanitize()))
 			return err
+		}},
+		{"the direct path's statement name taken", func() error {
+			_, err := p.Exec(ctxA, fmt.Sprintf("PREPARE %s AS SELECT 1", pgx.Identifier{directName()}.Sanitize()))
+			return err
+		}},
+		{"every prepared statement deallocated", func() error {
+			// Its own batch may fail: the statements after it in the batch are gone too.
+			_, _ = p.Exec(ctxA, "DEALLOCATE ALL")
+			return nil
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,3 +45,23 @@ func loadVerifier(ctx context.Context, pool *pgxpool.Pool) (Verifier, error) {
 	}
 	return "", fmt.Errorf("db: the database runs an unknown verifier %q", v)
 }
+
+// enterContext is the context statement where the database has tenantseal.c_enter (the C verifier's
+// extension from version 1.2): it sets the context transaction-locally, as setContext does, and undoes
+// every setting the transaction's statements made for the session when the transaction commits, as a
+// RESET ALL after them would (see the package's pooled sessions). The batch is then the context and the
+// statement: one statement less for the server to run. It returns one row of no value.
+const enterContext = "SELECT tenantseal.c_enter($1)"
+
+// canEnter reports whether the pool's role may call tenantseal.c_enter, with the C verifier selected.
+func canEnter(ctx context.Context, pool *pgxpool.Pool, v Verifier) (bool, error) {
+	if v != VerifierC {
+		return false, nil
+	}
+	var ok bool
+	err := pool.QueryRow(ctx, "SELECT coalesce(has_function_privilege(to_regprocedure('tenantseal.c_enter(text)'), 'EXECUTE'), false)").Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("db: ask whether the database has tenantseal.c_enter: %w", err)
+	}
+	return ok, nil
+}
