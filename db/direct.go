@@ -30,8 +30,13 @@ const directStatementsKey = "tenantseal.direct"
 // they are all deallocated and prepared again as they are used (pgx's own default bound is 512).
 const directStatementsMax = 512
 
+// directStatements is a connection's state for the direct path: its prepared statements, and the
+// builder of the statement's arguments, whose buffers serve every batch on the connection (its values
+// are copied into the batch as it is built; its result formats are read by the batch's results, which
+// are all read before the connection goes back to the pool).
 type directStatements struct {
 	bySQL map[string]*pgconn.StatementDescription
+	eqb   pgx.ExtendedQueryBuilder
 }
 
 // directArgs reports whether args can be bound by the direct path: none of pgx's query options.
@@ -124,12 +129,13 @@ func (p *Pool) sendDirect(ctx context.Context, c *call, enter bool, tok any, sql
 			return err
 		}
 	}
-	if err := c.eqb.Build(conn.TypeMap(), sd, args); err != nil {
+	eqb := &ds.eqb
+	if err := eqb.Build(conn.TypeMap(), sd, args); err != nil {
 		return err
 	}
 	c.tokParam[0] = tokenParam(tok)
 	c.pb.ExecStatement(ctxSD, c.tokParam[:], nil, nil)
-	c.pb.ExecStatement(sd, c.eqb.ParamValues, c.eqb.ParamFormats, c.eqb.ResultFormats)
+	c.pb.ExecStatement(sd, eqb.ParamValues, eqb.ParamFormats, eqb.ResultFormats)
 	if resetSD != nil {
 		c.pb.ExecStatement(resetSD, nil, nil, nil)
 	}

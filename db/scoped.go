@@ -113,9 +113,8 @@ type call struct {
 	queued [6]pgx.QueuedQuery // BEGIN [READ ONLY], [Citus' propagation], context, statement, COMMIT, reset
 	ptrs   [6]*pgx.QueuedQuery
 	tok    [1]any
-	// The direct path's batch, the statement's encoded arguments and the token's.
+	// The direct path's batch and the token as its parameter.
 	pb       pgconn.Batch
-	eqb      pgx.ExtendedQueryBuilder
 	tokParam [1][]byte
 }
 
