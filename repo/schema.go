@@ -18,6 +18,7 @@ import (
 type field struct {
 	index      int     // struct field index
 	offset     uintptr // the field's offset in the struct, for the accessors of layout.go
+	typ        reflect.Type
 	name       string  // Go name, for errors
 	column     string
 	ident      string // column, quoted for SQL
@@ -166,7 +167,7 @@ func parseSchema(t reflect.Type, rel db.Relation, prot protection, registry []pg
 			return nil, fmt.Errorf("repo: %s.%s: tagged field is not exported", t.Name(), sf.Name)
 		}
 		parts := strings.Split(tag, ",")
-		f := field{index: i, offset: sf.Offset, name: sf.Name, column: parts[0], ident: pgx.Identifier{parts[0]}.Sanitize(), normalizer: "exact"}
+		f := field{index: i, offset: sf.Offset, typ: sf.Type, name: sf.Name, column: parts[0], ident: pgx.Identifier{parts[0]}.Sanitize(), normalizer: "exact"}
 		if f.column == "" {
 			return nil, tagError(t, sf, tag, "no column name")
 		}
