@@ -5,9 +5,10 @@
 -- RESET ALL), and still leaves nothing of the session's settings to the next user of the connection.
 --
 --   * An installed tenantseal_verify is updated to 1.2 where the server has it. A self-hosted server
---     whose build is older keeps what it has, with a WARNING: scoped statements then go without
---     c_enter (make install in ext/tenantseal_verify, then migrate down to 25 and up again, or run
---     ALTER EXTENSION tenantseal_verify UPDATE and SELECT tenantseal.select_verifier() as the owner).
+--     whose build is older keeps what it has, with a WARNING, and has no c_enter (make install in
+--     ext/tenantseal_verify, then migrate down to 25 and up again; or, as the owner, ALTER EXTENSION
+--     tenantseal_verify UPDATE and SELECT tenantseal.select_verifier(), which grants it when it
+--     selects the C verifier).
 --   * The app role may EXECUTE c_enter wherever it may execute the other C functions: granted here,
 --     whichever verifier is selected, and by select_verifier whenever it selects the C one. It gives
 --     the app role nothing it could not do already: RESET ALL and set_config are everyone's.
@@ -101,10 +102,10 @@ BEGIN
             BEGIN
                 ALTER EXTENSION tenantseal_verify UPDATE TO '1.2';
             EXCEPTION WHEN OTHERS THEN
-                RAISE WARNING 'tenantseal: tenantseal_verify could not be updated to 1.2 (%): scoped statements go without tenantseal.c_enter()', SQLERRM;
+                RAISE WARNING 'tenantseal: tenantseal_verify could not be updated to 1.2 (%): tenantseal.c_enter() is not available', SQLERRM;
             END;
         ELSE
-            RAISE WARNING 'tenantseal: the server''s tenantseal_verify has no version 1.2 (make install in ext/tenantseal_verify): scoped statements go without tenantseal.c_enter()';
+            RAISE WARNING 'tenantseal: the server''s tenantseal_verify has no version 1.2 (make install in ext/tenantseal_verify): tenantseal.c_enter() is not available';
         END IF;
     END IF;
     -- As migration 20 does for the others: granted now, whichever verifier is selected.
