@@ -195,7 +195,8 @@ DROP FUNCTION tenantseal.current_tenant_key();
 DROP FUNCTION tenantseal.plpgsql_current_tenant_key();
 DO $$
 BEGIN
-    IF (SELECT extversion FROM pg_extension WHERE extname = 'tenantseal_verify') = '1.1' THEN
+    -- 1.2 too: migration 20 installs the server's default version, which may be later than 1.1.
+    IF (SELECT extversion FROM pg_extension WHERE extname = 'tenantseal_verify') IN ('1.1', '1.2') THEN
         ALTER EXTENSION tenantseal_verify UPDATE TO '1.0';
     END IF;
 END $$;
