@@ -11,7 +11,8 @@ import (
 )
 
 // The direct send path is taken where pgx's batch would only add bookkeeping, and not where the
-// configuration asks for something that only pgx's batch does.
+// configuration asks for something that only pgx's batch does; either sets the context with c_enter
+// where the database has it.
 func TestDirectPathWhereItApplies(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDatabase(t)
@@ -28,6 +29,10 @@ func TestDirectPathWhereItApplies(t *testing.T) {
 			p := d.Pool(t, tc.cfg)
 			if got := db.Direct(p); got != tc.direct {
 				t.Fatalf("direct path: got %v, want %v", got, tc.direct)
+			}
+			// The context is set with c_enter wherever the C verifier runs (the local image's has it).
+			if got, want := db.Enter(p), p.Verifier() == db.VerifierC; got != want {
+				t.Fatalf("c_enter with the %s verifier: got %v, want %v", p.Verifier(), got, want)
 			}
 			ctx := as(testContext(t), mustTenant(t, d, "direct "+tc.name), "alice")
 			var n int

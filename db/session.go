@@ -15,8 +15,10 @@ import (
 // settings (session-level advisory locks, WITH HOLD cursors, LISTEN, SQL-level PREPARE). The pool undoes
 // all of it before a connection is reused:
 //
-//   - every batch of one statement ends with RESET ALL, in the same round trip: what the statement set
-//     for the session is undone when it succeeds, and rolled back with it when it fails;
+//   - every batch of one statement ends with RESET ALL, in the same round trip, or, with the C
+//     verifier's tenantseal.c_enter (extension 1.2), sets its context with c_enter, which does the
+//     same when the transaction commits: what the statement set for the session is undone when it
+//     succeeds, and rolled back with it when it fails;
 //   - a connection whose batch failed, whose statement was no SELECT, INSERT, UPDATE, DELETE or MERGE
 //     (PREPARE, DECLARE, LISTEN, DO ...), that ran a transaction of Pool.Tx, or that was last swept more
 //     than sweepEvery ago is swept before it returns to the pool (off the request's path): RESET ALL, CLOSE ALL, UNLISTEN *, pg_advisory_unlock_all(), and DEALLOCATE ALL. A connection the sweep fails on is closed. What a SELECT can
@@ -28,7 +30,7 @@ import (
 // in an AfterConnect hook that runs SET. Role-level settings are the app role's own to change, and
 // PostgreSQL lets it: the pool reports such changes (see Config.RoleCheckInterval).
 
-// resetSession ends every batch.
+// resetSession ends every batch whose context is not set with c_enter (enterContext).
 const resetSession = "RESET ALL"
 
 // sweepSession undoes what a session holds beyond settings and prepared statements.

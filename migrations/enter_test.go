@@ -52,14 +52,12 @@ func scanEnterState(r pgx.Row) (enterState, error) {
 	return s, err
 }
 
-// dirty leaves on conn, at session level, what a statement of a previous user could have set with
-// set_config(..., false) or SET: each would change what the next statement sees or may do. sessionTok
-// becomes the session's own tenant context.
-func dirty(t *testing.T, conn *pgx.Conn, sessionTok string) {
-	t.Helper()
-	for _, stmt := range []string{
-		// The verifier's library loaded, as in any session that ran a scoped statement: c_enter then
-		// runs within the statement_timeout below even on a busy machine.
+// dirtyStatements set at session level, with set_config(..., false) or SET, what a statement could set
+// for the session: each would change what the next statement on the connection sees or may do.
+// sessionTok becomes the session's own tenant context.
+func dirtyStatements(sessionTok string) []string {
+	return []string{
+		// The verifier's library loaded, as in any session that ran a scoped statement.
 		"SELECT tenantseal.current_tenant()",
 		"SELECT set_config('search_path', 'pg_temp', false)",
 		"SELECT set_config('row_security', 'off', false)",
@@ -68,7 +66,13 @@ func dirty(t *testing.T, conn *pgx.Conn, sessionTok string) {
 		"SET application_name = 'previous user'",
 		fmt.Sprintf("SET tenantseal.context = '%s'", sessionTok), // a token is hex, digits, dots and [a-z]
 		"SET default_transaction_read_only = on",
-	} {
+	}
+}
+
+// dirty runs dirtyStatements on conn, each in a transaction of its own.
+func dirty(t *testing.T, conn *pgx.Conn, sessionTok string) {
+	t.Helper()
+	for _, stmt := range dirtyStatements(sessionTok) {
 		mustRun(t, conn, stmt)
 	}
 }
@@ -109,9 +113,9 @@ func enter(t *testing.T, conn *pgx.Conn, tok any, queries ...string) pgx.BatchRe
 	return br
 }
 
-// TestEnterResetsTheSession: c_enter(token) leaves none of the session-level settings of a previous
-// statement on the connection in force, sets the context for its transaction only, and does exactly
-// what RESET ALL followed by set_config('tenantseal.context', token, true) does.
+// TestEnterResetsTheSession: what the statements after c_enter(token) set for the session is undone when
+// their transaction commits, exactly as a RESET ALL after them would; the context is the token's in the
+// transaction and gone after it.
 func TestEnterResetsTheSession(t *testing.T) {
 	t.Parallel()
 	f := newCFixture(t)
@@ -126,25 +130,32 @@ func TestEnterResetsTheSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := mustExecConn(t, f.d.AppDSN)
-	dirty(t, conn, old)
-	if _, err := scanEnterState(conn.QueryRow(ctx, enterProbe)); sqlState(err) != "57014" {
+	// Without c_enter the same statements leave the session dirty: the probe times out.
+	control := mustExecConn(t, f.d.AppDSN)
+	dirty(t, control, old)
+	if _, err := scanEnterState(control.QueryRow(ctx, enterProbe)); sqlState(err) != "57014" {
 		t.Fatalf("the probe on the dirty session: got %v, want a statement timeout (57014): dirty sets nothing", err)
 	}
 
-	br := enter(t, conn, tok, enterProbe)
-	got, err := scanEnterState(br.QueryRow())
-	if cerr := br.Close(); err == nil {
-		err = cerr
+	conn := mustExecConn(t, f.d.AppDSN)
+	stmts := dirtyStatements(old)
+	br := enter(t, conn, tok, append([]string{"SELECT current_setting('tenantseal.context')"}, stmts...)...)
+	var inTx string
+	if err := br.QueryRow().Scan(&inTx); err != nil {
+		br.Close()
+		t.Fatal(err)
 	}
-	if err != nil {
-		t.Fatalf("the probe after c_enter: %v", err)
+	for _, stmt := range stmts {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			t.Fatalf("%s after c_enter: %v", stmt, err)
+		}
 	}
-	// RESET ALL leaves the transaction's characteristics as they were: it began read-only.
-	want := fresh
-	want.ReadOnly, want.Context = "on", tok
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("in the transaction of c_enter (-want +got):\n%s", names.redact(diff))
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if inTx != tok {
+		t.Errorf("the context in the transaction of c_enter: got %s, want the token given", names.redact(inTx))
 	}
 
 	after, err := scanEnterState(conn.QueryRow(ctx, enterProbe))
@@ -155,16 +166,15 @@ func TestEnterResetsTheSession(t *testing.T) {
 		t.Errorf("after the transaction of c_enter, want a fresh session's settings (-fresh +after):\n%s", names.redact(diff))
 	}
 
-	t.Run("as RESET ALL and set_config", func(t *testing.T) {
-		// Every setting the session can see, read in the transaction and in the next one, on two
-		// sessions left alike: one entered with c_enter, one with RESET ALL and set_config.
-		// pg_settings leaves out placeholders such as tenantseal.context: read it by name.
+	t.Run("as set_config and RESET ALL", func(t *testing.T) {
+		// Every setting the session can see, read in the transaction (after the statements) and in the
+		// next one, on two sessions: one entered with c_enter, one with set_config and RESET ALL after
+		// the statements. pg_settings leaves out placeholders such as tenantseal.context: read it by name.
 		const settings = `SELECT name || ' = ' || coalesce(setting, '<null>') || ' (' || source || ')' FROM pg_settings
 		                  UNION ALL SELECT 'tenantseal.context = ' || coalesce(current_setting('tenantseal.context', true), '<null>')
 		                  ORDER BY 1`
-		read := func(br pgx.BatchResults) []string {
+		collect := func(rows pgx.Rows, err error) []string {
 			t.Helper()
-			rows, err := br.Query()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,47 +182,45 @@ func TestEnterResetsTheSession(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			return lines
+		}
+		// run sends b, skips the results before the settings, reads them, and closes the batch.
+		run := func(c *pgx.Conn, b *pgx.Batch) []string {
+			t.Helper()
+			br := c.SendBatch(ctx, b)
+			defer br.Close()
+			for range len(stmts) + 1 {
+				if _, err := br.Exec(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lines := collect(br.Query())
 			if err := br.Close(); err != nil {
 				t.Fatal(err)
 			}
 			return lines
 		}
-		next := func(c *pgx.Conn) []string {
-			t.Helper()
-			rows, err := c.Query(ctx, settings)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				t.Fatal(err)
-			}
-			return lines
+		entered, reset := mustExecConn(t, f.d.AppDSN), mustExecConn(t, f.d.AppDSN)
+		eb, rb := &pgx.Batch{}, &pgx.Batch{}
+		eb.Queue("SELECT tenantseal.c_enter($1)", tok)
+		rb.Queue("SELECT set_config('tenantseal.context', $1, true)", tok)
+		for _, stmt := range stmts {
+			eb.Queue(stmt)
+			rb.Queue(stmt)
 		}
-		sessions := map[string]*pgx.Conn{"c_enter": mustExecConn(t, f.d.AppDSN), "RESET ALL": mustExecConn(t, f.d.AppDSN)}
-		for _, c := range sessions {
-			dirty(t, c, old)
-		}
-		inEnter := read(enter(t, sessions["c_enter"], tok, settings))
-		ref := &pgx.Batch{}
-		ref.Queue("RESET ALL")
-		ref.Queue("SELECT set_config('tenantseal.context', $1, true)", tok)
-		ref.Queue(settings)
-		rb := sessions["RESET ALL"].SendBatch(ctx, ref)
-		for range 2 {
-			if _, err := rb.Exec(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		inReset := read(rb)
-		if !slices.Contains(inEnter, "tenantseal.context = "+tok) {
-			t.Errorf("c_enter's transaction has no tenantseal.context = <token> among %d settings", len(inEnter))
-		}
+		eb.Queue(settings)
+		rb.Queue(settings)
+		rb.Queue("RESET ALL")
+		inEnter, inReset := run(entered, eb), run(reset, rb)
 		if diff := cmp.Diff(inReset, inEnter); diff != "" {
-			t.Errorf("settings in the transaction (-RESET ALL and set_config +c_enter):\n%s", names.redact(diff))
+			t.Errorf("settings in the transaction (-set_config and RESET ALL +c_enter):\n%s", names.redact(diff))
 		}
-		if diff := cmp.Diff(next(sessions["RESET ALL"]), next(sessions["c_enter"])); diff != "" {
-			t.Errorf("settings in the next transaction (-RESET ALL and set_config +c_enter):\n%s", names.redact(diff))
+		nextEnter, nextReset := collect(entered.Query(ctx, settings)), collect(reset.Query(ctx, settings))
+		if !slices.Contains(nextEnter, "tenantseal.context = ") && !slices.Contains(nextEnter, "tenantseal.context = <null>") {
+			t.Errorf("the next transaction after c_enter has a tenantseal.context: %s", names.redact(strings.Join(nextEnter, "; ")))
+		}
+		if diff := cmp.Diff(nextReset, nextEnter); diff != "" {
+			t.Errorf("settings in the next transaction (-set_config and RESET ALL +c_enter):\n%s", names.redact(diff))
 		}
 	})
 }
@@ -231,7 +239,7 @@ func TestEnterScopesTheTransaction(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		tok     any                 // c_enter's argument
-		session tenantseal.TenantID // whose token the session holds at session level
+		session tenantseal.TenantID // whose token the previous user set at session level
 		want    []string            // tenants of the rows visible, and current_tenant()
 	}{
 		{"active tenant", tokOf(f.active), f.other, []string{f.active.String()}},
@@ -241,8 +249,13 @@ func TestEnterScopesTheTransaction(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conn := mustExecConn(t, f.d.AppDSN)
-			dirty(t, conn, tokOf(tc.session))
-			// Read with row_security off, as dirty left it, this query fails instead of showing rows.
+			// The previous user of the connection entered with its own token and set everything of
+			// dirtyStatements for the session: its commit undoes it. Read with row_security off, as it
+			// set it, the query below would fail instead of showing rows.
+			prev := enter(t, conn, tokOf(tc.session), dirtyStatements(tokOf(tc.session))...)
+			if err := prev.Close(); err != nil {
+				t.Fatalf("the previous user's batch: %v", err)
+			}
 			br := enter(t, conn, tc.tok,
 				"SELECT coalesce(array_agg(tenant_id::text ORDER BY tenant_id), '{}') FROM public.customers",
 				"SELECT tenantseal.current_tenant()::text")

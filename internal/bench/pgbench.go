@@ -53,9 +53,16 @@ var (
 	scriptUnsigned script = func(p pair) string {
 		return pipeline(setContextLit("u1."+p.tenant), fmt.Sprintf(pointRLSLit, p.tenant, p.customer))
 	}
-	// scriptLibrary is what db.Pool sends for a point read: the context, the statement, RESET ALL.
+	// scriptLibrary is what db.Pool sends for a point read where the database has no
+	// tenantseal.c_enter (the plpgsql verifier, or an extension older than 1.2): the context, the
+	// statement, RESET ALL.
 	scriptLibrary script = func(p pair) string {
 		return pipeline(setContextLit(p.token), fmt.Sprintf(pointRLSLit, p.tenant, p.customer), "RESET ALL;\n")
+	}
+	// scriptEnter is what db.Pool sends for a point read with the C verifier: tenantseal.c_enter (the
+	// context, and the session's settings reset at commit) and the statement.
+	scriptEnter script = func(p pair) string {
+		return pipeline(fmt.Sprintf("SELECT tenantseal.c_enter('%s');\n", p.token), fmt.Sprintf(pointRLSLit, p.tenant, p.customer))
 	}
 )
 
@@ -74,7 +81,8 @@ func (ds *dataset) pgbenchVariants() []pgbenchVariant {
 		{ID: 102, Name: "set_config + read, no RLS (the batch alone)", script: scriptBatch},
 		{ID: 104, Name: "unsigned context, C verifier", verifier: verifierC, script: scriptUnsigned},
 		{ID: 105, Name: "signed context, C verifier", verifier: verifierC, script: scriptSigned},
-		{ID: 106, Name: "signed context, C verifier, + RESET ALL (db.Pool's batch)", verifier: verifierC, script: scriptLibrary},
+		{ID: 106, Name: "signed context, C verifier, + RESET ALL (db.Pool's batch without c_enter)", verifier: verifierC, script: scriptLibrary},
+		{ID: 107, Name: "signed context, C verifier, c_enter instead of set_config and RESET ALL (db.Pool's batch)", verifier: verifierC, script: scriptEnter},
 		{ID: 115, Name: "signed context, plpgsql verifier", verifier: verifierPLpgSQL, script: scriptSigned},
 	}
 }

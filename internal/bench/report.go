@@ -103,6 +103,8 @@ func label(id int) string {
 		return "9b"
 	case 106:
 		return "S5r"
+	case 107:
+		return "S5e"
 	case 115:
 		return "S5p"
 	case 125:

@@ -38,8 +38,11 @@ func targets(rep *Report, cfg Config) []Target {
 				if p, ok := pgR(105, c); ok {
 					why = append(why, fmt.Sprintf("server-side alone the same read runs at %.2f of the raw read (pgbench 105)", p.Ratio))
 				}
-				if p6, ok := pgR(106, c); ok && hasIn(105, 106) {
-					why = append(why, fmt.Sprintf("the RESET ALL that db.Pool sends in every batch adds %s instructions per transaction (pgbench 106 at %.2f)", k(in[106]-in[105]), p6.Ratio))
+				if p7, ok := pgR(107, c); ok {
+					why = append(why, fmt.Sprintf("db.Pool's batch server-side (c_enter and the read) runs at %.2f (pgbench 107)", p7.Ratio))
+				}
+				if hasIn(105, 106, 107) {
+					why = append(why, fmt.Sprintf("c_enter costs %s instructions per transaction over set_config, where set_config and a RESET ALL statement cost %s (pgbench 106)", signedK(k, in[107]-in[105]), k(in[106]-in[105])))
 				}
 				if b, ok := goR(1, c); ok {
 					why = append(why, fmt.Sprintf("db.Pool allocates %.0f times per read against %.0f for raw pgx, in a client that shares the 2 CPUs with the server", r.AllocsPerOp, b.AllocsPerOp))
@@ -163,4 +166,12 @@ func flatReason(rep *Report, in map[int]int64, k func(int64) string, n int) stri
 		why = append(why, fmt.Sprintf("db.Pool signs a token for nearly every read at %d tenants (%.0f allocations per read against %.0f)", n, big.AllocsPerOp, small.AllocsPerOp))
 	}
 	return strings.Join(why, "; ")
+}
+
+// signedK is k for a difference that may be negative.
+func signedK(k func(int64) string, n int64) string {
+	if n < 0 {
+		return "-" + k(-n)
+	}
+	return "+" + k(n)
 }

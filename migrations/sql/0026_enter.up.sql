@@ -1,8 +1,9 @@
 -- The tenant context of a scoped statement in one call: tenantseal.c_enter(token) (tenantseal_verify
--- 1.2) does what RESET ALL does and then sets tenantseal.context to the token for the transaction, as
--- set_config('tenantseal.context', token, true) after RESET ALL would. A pooled statement is then two
--- protocol statements, c_enter and the application's, instead of three (set_config, the statement,
--- RESET ALL), and still leaves nothing of the session's settings to the next user of the connection.
+-- 1.2) sets tenantseal.context to the token for the transaction, as set_config('tenantseal.context',
+-- token, true) does, and does what RESET ALL does when the transaction commits. A pooled statement is
+-- then two protocol statements, c_enter and the application's, instead of three (set_config, the
+-- statement, RESET ALL), and still leaves nothing of the session's settings to the next user of the
+-- connection.
 --
 --   * An installed tenantseal_verify is updated to 1.2 where the server has it. A self-hosted server
 --     whose build is older keeps what it has, with a WARNING, and has no c_enter (make install in
