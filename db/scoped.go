@@ -148,6 +148,7 @@ func (p *Pool) sendOn(ctx context.Context, pool *pgxpool.Pool, tok any, elevated
 	if p.direct && !elevated && directArgs(args) {
 		c.scoped = scoped{p: p, c: conn, sql: sql}
 		if err := p.sendDirect(ctx, c, enter, tok, sql, args); err != nil {
+			p.enterGone(err)
 			c.trace(ctx, err)
 			c.close(pgconn.CommandTag{})
 			return nil, p.recordFailure(ctx, sql, err)
@@ -185,6 +186,7 @@ func (p *Pool) sendOn(ctx context.Context, pool *pgxpool.Pool, tok any, elevated
 	c.scoped = scoped{p: p, c: conn, br: conn.SendBatch(ctx, &c.batch)}
 	for range before {
 		if _, err := c.br.Exec(); err != nil {
+			p.enterGone(err)
 			c.close(pgconn.CommandTag{})
 			return nil, p.recordFailure(ctx, sql, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -64,4 +65,19 @@ func canEnter(ctx context.Context, pool *pgxpool.Pool, v Verifier) (bool, error)
 		return false, fmt.Errorf("db: ask whether the database has tenantseal.c_enter: %w", err)
 	}
 	return ok, nil
+}
+
+// enterGone stops the pool's use of c_enter when err says the database no longer lets it call it (the
+// extension dropped or taken back to an older version, the grant revoked, while the pool was open): the
+// statement that found out fails, the ones after it send set_config and RESET ALL.
+func (p *Pool) enterGone(err error) {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return
+	}
+	gone := pg.Code == "42883" && strings.Contains(pg.Message, "tenantseal.c_enter(")
+	denied := pg.Code == "42501" && pg.Message == "permission denied for function c_enter"
+	if gone || denied {
+		p.enter.Store(false)
+	}
 }

@@ -3,6 +3,8 @@ package db_test
 import (
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantseal/tenantseal/db"
 	"github.com/tenantseal/tenantseal/internal/pgtest"
 )
@@ -29,4 +31,46 @@ func TestOpenReportsVerifier(t *testing.T) {
 			t.Errorf("got %q, want %q", got, db.VerifierPLpgSQL)
 		}
 	})
+}
+
+// A pool that loses c_enter while it is open (its grant revoked, the extension taken back to an older
+// version) fails the statement that finds out, and sends set_config and RESET ALL from then on, on both
+// send paths.
+func TestEnterGoneWhileOpen(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		cfg  func(*db.Config)
+	}{
+		{"direct", func(*db.Config) {}},
+		{"pgx's batch", func(c *db.Config) { c.PoolConfig.ConnConfig.Tracer = &pgtest.Statements{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := pgtest.NewDatabase(t)
+			d.UseVerifier(t, db.VerifierC)
+			p := d.Pool(t, tc.cfg)
+			if !db.Enter(p) {
+				t.Fatal("the pool does not use c_enter with the C verifier")
+			}
+			ctx := as(testContext(t), mustTenant(t, d, "a"), "alice")
+			if _, err := p.Exec(ctx, "INSERT INTO customers (display_name) VALUES ('a1')"); err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, mustConn(t, d.OwnerDSN), "REVOKE EXECUTE ON FUNCTION tenantseal.c_enter(text) FROM "+pgx.Identifier{d.Roles.App}.Sanitize())
+			failed := 0
+			for range 3 {
+				var n int
+				if err := p.QueryRow(ctx, "SELECT count(*) FROM customers").Scan(&n); err != nil {
+					failed++
+					t.Logf("after the revoke: %v", err)
+				} else if n != 1 {
+					t.Errorf("after the revoke: %d customers visible, want 1", n)
+				}
+			}
+			if failed > 1 || db.Enter(p) {
+				t.Errorf("after the revoke: %d of 3 reads failed and c_enter in use %v; want at most the first, and not", failed, db.Enter(p))
+			}
+		})
+	}
 }
