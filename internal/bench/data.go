@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tenantseal/tenantseal/keys/pgstore"
 
@@ -32,8 +33,9 @@ type dataset struct {
 	// hasC: the migrations installed the C verifier; verifier: the one the database runs now.
 	hasC     bool
 	verifier string
-	plain    bool // customers_plain exists
-	keyed    bool // customers_keyed exists
+	plain    bool         // customers_plain exists
+	keyed    bool         // customers_keyed exists
+	next     atomic.Int64 // the next tenant of pick without a random source
 }
 
 // newKEK returns an in-memory KEK: the bench database is thrown away with its keys.

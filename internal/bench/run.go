@@ -318,8 +318,8 @@ func flatness(ctx context.Context, cfg *Config, superDSN, exe, tmp string, rep *
 			return err
 		}
 		for k, v := range []variant{
-			{Name: "signed point read (db.Pool)" + s.ds.cName(), before: s.ds.before(verifierC), setup: s.ds.signedRead(s.ds.res.AppDSN, 0, false)},
-			{Name: "raw point read (pgx)", setup: s.ds.baseline(s.ds.res.AppDSN, 0)},
+			{Name: "signed point read (db.Pool)" + s.ds.cName(), before: s.ds.before(verifierC), setup: s.ds.primed(s.ds.signedRead(s.ds.res.AppDSN, 0, false))},
+			{Name: "raw point read (pgx)", setup: s.ds.primed(s.ds.baseline(s.ds.res.AppDSN, 0))},
 		} {
 			v.ID, v.Name = flatBase+10*k+i, fmt.Sprintf("%s, %d tenants", v.Name, s.n)
 			steps = append(steps, step{id: v.ID, name: v.Name, run: func(ctx context.Context) (Measurement, error) { return run1(ctx, v, clients, *cfg) }})
