@@ -309,8 +309,19 @@ func TestVerifiersFollowChangesAtOnce(t *testing.T) {
 
 			mustRun(t, owner, "UPDATE tenantseal.tenants SET status = 'suspended' WHERE id = $1", f.active)
 			expect("tenant suspended", tok, "suspended tenant")
+			// A token the verifier has not seen, of a tenant whose status it has (the C verifier's
+			// tenant cache): the status is read again after the change.
+			fresh := func(subject string) string {
+				return sign(t, f.key, token.Claims{Tenant: f.active.Handle(), Subject: subject, Expires: soon})
+			}
+			expect("tenant suspended, a new token", fresh("bob"), "suspended tenant")
 			mustRun(t, owner, "UPDATE tenantseal.tenants SET status = 'active' WHERE id = $1", f.active)
 			expect("tenant active again", tok, a)
+			expect("tenant active again, a new token", fresh("carol"), a)
+			mustRun(t, owner, "UPDATE tenantseal.tenants SET status = 'deleted' WHERE id = $1", f.active)
+			expect("tenant deleted, a new token", fresh("dave"), "deleted tenant")
+			mustRun(t, owner, "UPDATE tenantseal.tenants SET status = 'active' WHERE id = $1", f.active)
+			expect("tenant active once more, a new token", fresh("erin"), a)
 
 			rotated := addKey(t, owner, "rotated", "NULL")
 			byRotated := sign(t, rotated, token.Claims{Tenant: f.active.Handle(), Expires: soon})
@@ -363,6 +374,7 @@ func TestCVerifierCannotBeSteered(t *testing.T) {
 			{"silence the invalidating trigger", "ALTER TABLE tenantseal.context_keys DISABLE TRIGGER verifier_invalidate"},
 			{"silence every trigger", "SET session_replication_role = replica"},
 			{"shrink the cache for itself", "ALTER ROLE CURRENT_USER SET tenantseal_verify.token_cache_size = 0"},
+			{"shrink the tenant cache for itself", "ALTER ROLE CURRENT_USER SET tenantseal_verify.tenant_cache_size = 0"},
 			{"load the library itself", "LOAD 'tenantseal_verify'"},
 			{"read the cache's counters", "SELECT * FROM tenantseal.c_verifier_stats()"},
 			{"call the plpgsql verifier directly", "SELECT tenantseal.plpgsql_current_tenant()"},
@@ -395,6 +407,7 @@ func TestCVerifierCannotBeSteered(t *testing.T) {
 		}
 		for _, stmt := range []string{
 			"SET tenantseal_verify.token_cache_size = 0",
+			"SET tenantseal_verify.tenant_cache_size = 0",
 			"SET tenantseal_verify.cache_owner = 'me'",
 		} {
 			if _, err := app.Exec(ctx, stmt); err == nil {

@@ -5,6 +5,7 @@
 
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -20,6 +21,11 @@ static uint64 seed;
 
 static TsKeyEntry keys[TS_KEY_CACHE];
 static int	next_key;
+
+static MemoryContext tenants_cxt;
+static HTAB *tenants;
+static int	tenants_max;
+static uint64 tenants_gen;
 
 void
 ts_cache_configure(int want)
@@ -148,4 +154,66 @@ void
 ts_keys_forget(void)
 {
 	explicit_bzero(keys, sizeof(keys));
+}
+
+/*
+ * ts_tenants_configure makes the tenant cache hold at most want entries of generation gen: it is emptied
+ * when gen is not the generation of its entries, or want changed.
+ */
+void
+ts_tenants_configure(int want, uint64 gen)
+{
+	HASHCTL		ctl;
+
+	if (tenants_cxt != NULL && gen == tenants_gen && want == tenants_max)
+		return;
+	if (tenants_cxt == NULL)
+		tenants_cxt = AllocSetContextCreate(TopMemoryContext, "tenantseal_verify tenant cache", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(tenants_cxt);
+	tenants = NULL;
+	tenants_max = want;
+	tenants_gen = gen;
+	if (want <= 0)
+		return;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(pg_uuid_t);
+	ctl.entrysize = sizeof(TsTenantEntry);
+	ctl.hcxt = tenants_cxt;
+	tenants = hash_create("tenantseal_verify tenants", Min(want, 1024), &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+const TsTenantEntry *
+ts_tenants_find(const pg_uuid_t *id)
+{
+	if (tenants == NULL)
+		return NULL;
+	return hash_search(tenants, id, HASH_FIND, NULL);
+}
+
+/* ts_tenants_put stores what was read of tenant id, emptying the cache first when it is full. */
+void
+ts_tenants_put(const pg_uuid_t *id, bool active, const char *key, int keylen)
+{
+	TsTenantEntry *e;
+	bool		found;
+
+	if (tenants == NULL)
+		return;
+	if (hash_get_num_entries(tenants) >= tenants_max)
+	{
+		int			want = tenants_max;
+
+		tenants_max = -1;		/* forces the reset */
+		ts_tenants_configure(want, tenants_gen);
+	}
+	e = hash_search(tenants, id, HASH_ENTER, &found);
+	e->active = active;
+	e->keylen = -1;
+	e->key = NULL;
+	if (keylen >= 0)
+	{
+		e->key = MemoryContextAlloc(tenants_cxt, Max(keylen, 1));
+		memcpy(e->key, key, keylen);
+		e->keylen = keylen;
+	}
 }

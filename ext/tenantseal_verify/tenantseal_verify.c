@@ -60,6 +60,7 @@ PG_FUNCTION_INFO_V1(ts_stats);
 #define UNIX_TO_PG_SECS ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
 
 static int	token_cache_size = 1024;
+static int	tenant_cache_size = 131072;
 
 /* Moves on at every invalidation of the tables the verifier reads. */
 static uint64 generation = 1;
@@ -77,6 +78,7 @@ static struct
 	int64		hits;
 	int64		verified;
 	int64		delegated;
+	int64		tenant_hits;	/* a token verified here whose tenant's status was cached */
 } stats;
 
 typedef enum
@@ -99,6 +101,10 @@ _PG_init(void)
 							"Verified tenant context tokens each backend keeps (0: none).",
 							"Entries are dropped at any change of the signing keys, the tenants or the settings, and are never used past the token's expiry or the key's not_after.",
 							&token_cache_size, 1024, 0, 1 << 20, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("tenantseal_verify.tenant_cache_size",
+							"Tenants whose status (and key) each backend keeps, for the tokens it verifies (0: none).",
+							"About 64 bytes each, taken as tenants are seen; emptied at any change of the signing keys, the tenants or the settings, and when full.",
+							&tenant_cache_size, 131072, 0, 1 << 22, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("tenantseal_verify");
 	CacheRegisterRelcacheCallback(relcache_changed, (Datum) 0);
 }
@@ -195,9 +201,48 @@ admit(const TsEntry *e, TsEntry *out)
 	return TS_ACCEPT;
 }
 
+
+/*
+ * latest registers, at its first use in a verification, the snapshot that every read of the
+ * verification takes: the latest committed state. A change committed before it is read here, one
+ * committed after it invalidates what is cached from it (invalidations are sent once a commit is
+ * visible).
+ */
+static Snapshot
+latest(Snapshot *snap)
+{
+	if (*snap == NULL)
+		*snap = RegisterSnapshot(GetLatestSnapshot());
+	return *snap;
+}
+
+/*
+ * tenant_active reports whether tenant id is active, and puts its key into e: from the tenant cache,
+ * or read and then cached where the store is cacheable.
+ */
+static bool
+tenant_active(const pg_uuid_t *id, Snapshot *snap, bool cacheable, TsEntry *e)
+{
+	const TsTenantEntry *te = cacheable ? ts_tenants_find(id) : NULL;
+	bool		active;
+
+	if (te != NULL)
+	{
+		stats.tenant_hits++;
+		e->keylen = te->keylen;
+		if (te->keylen > 0)
+			memcpy(e->key, te->key, te->keylen);
+		return te->active;
+	}
+	active = ts_store_tenant_active(&store, latest(snap), id, e);
+	if (cacheable)
+		ts_tenants_put(id, active, e->key, e->keylen);
+	return active;
+}
+
 /* key returns the signing key kid, from the cache or the table, or NULL when there is none. */
 static const TsKeyEntry *
-key(const char *kid, int kidlen, uint64 gen, Snapshot snap, bool cacheable)
+key(const char *kid, int kidlen, uint64 gen, Snapshot *snap, bool cacheable)
 {
 	TsKeyEntry *k = cacheable ? ts_keys_find(kid, kidlen, gen) : NULL;
 
@@ -206,7 +251,7 @@ key(const char *kid, int kidlen, uint64 gen, Snapshot snap, bool cacheable)
 	k = ts_keys_victim();
 	memcpy(k->kid, kid, kidlen);
 	k->kidlen = kidlen;
-	if (!ts_store_key(&store, snap, k))
+	if (!ts_store_key(&store, latest(snap), k))
 	{
 		explicit_bzero(k, sizeof(*k));
 		return NULL;
@@ -239,6 +284,7 @@ verify(const char *tok, int len, TsEntry *out)
 	if (!store.usable || len > TS_TOKEN_MAX)
 		return TS_DELEGATE;
 	ts_cache_configure(token_cache_size);
+	ts_tenants_configure(store.cacheable ? tenant_cache_size : 0, gen);
 	cacheable = store.cacheable && ts_cache_capacity() > 0;
 	keys_cacheable = store.cacheable;
 
@@ -256,24 +302,21 @@ verify(const char *tok, int len, TsEntry *out)
 	if (!ts_parse(tok, len, &t))
 		return TS_DELEGATE;
 
-	/*
-	 * The latest committed state: a change committed before this snapshot is read here, one committed
-	 * after it invalidates what is cached from it (invalidations are sent once a commit is visible).
-	 */
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	/* Every read below takes one snapshot, the latest committed state (see latest). */
+	snap = NULL;
 	val.valid_until = DT_NOEND;
 	if (t.is_unsigned)
 	{
 		if (unsigned_gen != gen || !keys_cacheable)
 		{
-			allow_unsigned = ts_store_allow_unsigned(&store, snap);
+			allow_unsigned = ts_store_allow_unsigned(&store, latest(&snap));
 			unsigned_gen = keys_cacheable ? gen : 0;
 		}
 		ok = allow_unsigned;
 	}
 	else
 	{
-		const TsKeyEntry *k = key(t.kid, t.kidlen, gen, snap, keys_cacheable);
+		const TsKeyEntry *k = key(t.kid, t.kidlen, gen, &snap, keys_cacheable);
 
 		if (k != NULL && ts_mac_verify(&k->mac, tok, &t))
 		{
@@ -281,8 +324,9 @@ verify(const char *tok, int len, TsEntry *out)
 			ok = true;
 		}
 	}
-	ok = ok && ts_store_tenant_active(&store, snap, &t.tenant, &val);
-	UnregisterSnapshot(snap);
+	ok = ok && tenant_active(&t.tenant, &snap, keys_cacheable, &val);
+	if (snap != NULL)
+		UnregisterSnapshot(snap);
 	if (!ok)
 		return TS_DELEGATE;
 
