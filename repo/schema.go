@@ -19,7 +19,7 @@ type field struct {
 	index      int     // struct field index
 	offset     uintptr // the field's offset in the struct, for the accessors of layout.go
 	typ        reflect.Type
-	name       string  // Go name, for errors
+	name       string // Go name, for errors
 	column     string
 	ident      string // column, quoted for SQL
 	encrypted  bool
