@@ -68,14 +68,19 @@ func canEnter(ctx context.Context, pool *pgxpool.Pool, v Verifier) (bool, error)
 }
 
 // enterGone stops the pool's use of c_enter when err says the database no longer lets it call it (the
-// extension dropped or taken back to an older version, the grant revoked, while the pool was open): the
+// extension dropped or taken back to an older version, the grant revoked, while the pool was open; a
+// standby whose server has an older build of the extension than the primary's catalog names): the
 // statement that found out fails, the ones after it send set_config and RESET ALL.
 func (p *Pool) enterGone(err error) {
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) {
 		return
 	}
-	gone := pg.Code == "42883" && strings.Contains(pg.Message, "tenantseal.c_enter(")
+	// (text) where the connection had prepared the call, (unknown) where it prepares it now: a call
+	// that names a type of its own, (integer) say, fails the same way while c_enter(text) exists.
+	gone := pg.Code == "42883" && (pg.Message == "function tenantseal.c_enter(text) does not exist" ||
+		pg.Message == "function tenantseal.c_enter(unknown) does not exist" ||
+		strings.HasPrefix(pg.Message, `could not find function "ts_enter" in file`))
 	denied := pg.Code == "42501" && pg.Message == "permission denied for function c_enter"
 	if gone || denied {
 		p.enter.Store(false)
