@@ -19,8 +19,9 @@ import (
 // Pool.direct is set at Open. The path is not taken for an elevation (its batch is a transaction block),
 // in Citus mode, in the other exec modes (pgbouncer's), with a tracer of the application's own in
 // ConnConfig.Tracer (it expects to see every batch), or for a statement whose first argument is one of
-// pgx's query options (pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID, a
-// pgx.QueryRewriter such as pgx.NamedArgs): pgx.Batch serves those.
+// pgx's query options: pgx's batch takes those as it always has (it rewrites a pgx.QueryRewriter such as
+// pgx.NamedArgs, and refuses the others, pgx.QueryExecMode, pgx.QueryResultFormats and
+// pgx.QueryResultFormatsByOID, as arguments of a batched query).
 
 // directStatementsKey keys, in the connection's CustomData, the statements of the direct path that the
 // connection has prepared (a *directStatements).
