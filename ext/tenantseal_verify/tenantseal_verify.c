@@ -201,7 +201,6 @@ admit(const TsEntry *e, TsEntry *out)
 	return TS_ACCEPT;
 }
 
-
 /*
  * latest registers, at its first use in a verification, the snapshot that every read of the
  * verification takes: the latest committed state. A change committed before it is read here, one
