@@ -21,9 +21,10 @@ import (
 //     succeeds, and rolled back with it when it fails;
 //   - a connection whose batch failed, whose statement was no SELECT, INSERT, UPDATE, DELETE or MERGE
 //     (PREPARE, DECLARE, LISTEN, DO ...), that ran a transaction of Pool.Tx, or that was last swept more
-//     than sweepEvery ago is swept before it returns to the pool (off the request's path): RESET ALL, CLOSE ALL, UNLISTEN *, pg_advisory_unlock_all(), and DEALLOCATE ALL. A connection the sweep fails on is closed. What a SELECT can
-//     take for the session besides settings (pg_advisory_lock) lives until the next sweep, at most
-//     sweepEvery on a connection in use.
+//     than sweepEvery ago is swept before it returns to the pool (off the request's path): RESET ALL,
+//     CLOSE ALL, UNLISTEN *, pg_advisory_unlock_all(), and DEALLOCATE ALL. A connection the sweep fails
+//     on is closed. What a SELECT can take for the session besides settings (pg_advisory_lock) lives
+//     until the next sweep, at most sweepEvery on a connection in use.
 //
 // RESET ALL returns every setting to the session's default: the connection string's (RuntimeParams),
 // then the role's and the database's. Settings an application wants for every session belong there, not
