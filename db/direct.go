@@ -89,18 +89,16 @@ func forgetPrepared(conn *pgx.Conn) {
 }
 
 // tokenParam is the token as a text parameter: a view of the string's bytes (pgconn copies them into
-// the message), or nil (SQL NULL) for no token at all.
+// the message), or nil (SQL NULL) for anything but a string.
 func tokenParam(tok any) []byte {
-	switch t := tok.(type) {
-	case string:
-		if t == "" {
-			return []byte{}
-		}
-		return unsafe.Slice(unsafe.StringData(t), len(t))
-	case nil:
+	t, ok := tok.(string)
+	switch {
+	case !ok:
 		return nil
+	case t == "":
+		return []byte{}
 	}
-	return nil
+	return unsafe.Slice(unsafe.StringData(t), len(t))
 }
 
 // sendDirect sends c's batch (the context, sql with args, and the reset where the verifier does not
