@@ -27,7 +27,7 @@ type Config struct {
 	Rounds int
 	// Duration of one measurement. Default 2 s.
 	Duration time.Duration
-	// Warmup before each measurement. Default 300 ms.
+	// Warmup before each measurement, after the priming (see dataset.prime). Default 100 ms.
 	Warmup time.Duration
 	// Flat, when set, also measures the signed point read at 100 and at FlatTenants tenants with
 	// FlatRows customers each.
@@ -62,7 +62,7 @@ func (c *Config) defaults() {
 		c.Duration = 2 * time.Second
 	}
 	if c.Warmup == 0 {
-		c.Warmup = 300 * time.Millisecond
+		c.Warmup = 100 * time.Millisecond
 	}
 	if c.FlatTenants == 0 {
 		c.FlatTenants = 100_000

@@ -52,7 +52,7 @@ func Markdown(rep *Report) string {
 		b.WriteString("\n")
 	}
 	if len(rep.Flat) > 0 {
-		b.WriteString("## Flat in tenant count (8 clients)\n\nIn steady state: each Go variant keeps one pool for all rounds, and before each measurement every\ntenant is read once on it (each tenant's token signed and cached by db.Pool, its rows read).\n\n| dataset | ops/s | ratio to 100 tenants | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|\n")
+		b.WriteString("## Flat in tenant count (8 clients)\n\nIn steady state: each Go variant keeps one pool for all rounds, on which every tenant is read once\nbefore the first measurement, and before each one for the signed read (each tenant's token signed\nand cached by db.Pool).\n\n| dataset | ops/s | ratio to 100 tenants | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|\n")
 		for _, r := range rep.Flat {
 			fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.0f | %.0f |\n", r.Name, r.Throughput, r.Ratio, r.P50us, r.P99us)
 		}

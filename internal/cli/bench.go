@@ -57,7 +57,7 @@ func runBench(ctx context.Context, s *session, args []string) error {
 	clients := f.String("clients", "1,8", "comma-separated client counts (the targets are at 1 and 8; on a machine of 2 CPUs 64 measures the queue)")
 	rounds := f.Int("rounds", 3, "interleaved rounds; the report takes medians")
 	duration := f.Duration("duration", 2*time.Second, "length of one measurement")
-	warmup := f.Duration("warmup", 300*time.Millisecond, "warm-up before each measurement")
+	warmup := f.Duration("warmup", 100*time.Millisecond, "warm-up before each measurement (the Go variants first do one operation per tenant)")
 	flat := f.Bool("flat", true, "also measure the signed read at 100 and at --flat-tenants tenants")
 	flatTenants := f.Int("flat-tenants", 100_000, "tenants of the large flatness dataset")
 	flatRows := f.Int("flat-rows", 5, "customers per tenant in the flatness datasets")
