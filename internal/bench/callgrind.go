@@ -33,10 +33,11 @@ type Instructions struct {
 }
 
 // Transactions per callgrind run: the count is the difference of two runs, which cancels connecting
-// and preparing the statements. The runs draw from 16 (tenant, customer) pairs, each of which the
-// short run has missed with a probability of (15/16)^50 = 0.04: the tokens the long run sees first
-// (0.6 on average, 10k instructions each over 200 transactions) add about 0.03 % to the count.
-const cgShort, cgLong = 50, 250
+// and preparing the statements. Not fewer: with runs of 50 and 250 the raw read came out at 62.6k
+// instructions against 71.7k with these (which repeat within 0.1 % from run to run), the others 2-4 %
+// higher, presumably because what a session does on a timer rather than per transaction (its
+// statistics reports, at most once a second) then falls unevenly into the two runs.
+const cgShort, cgLong = 100, 400
 
 // measureInstructions counts the instructions per transaction of the server-only variants, on a small
 // dataset (100 tenants x 5 customers) of its own server.
