@@ -22,7 +22,9 @@
 //
 // A failing migration returns a [*MigrationError] naming its file, the failing statement and its line.
 // A file without transaction control statements runs as one transaction: nothing of it stays applied and
-// the version is set back, so migrating again after a fix completes. Any other file that fails part-way
+// the version is set back, so migrating again after a fix completes; one the server rolled back to
+// resolve a deadlock or a serialization conflict with another session (an audit writer reading the
+// tables a revert drops, say) is run again, up to four times, before its error is returned. Any other file that fails part-way
 // leaves the database dirty: the next run returns a [*DirtyError] naming the version and the
 // `tenantseal migrate force` command that clears it after repair.
 //

@@ -234,7 +234,7 @@ func (mg *Migrator) revert(ctx context.Context, target uint, run func() error) e
 			}
 		}
 	}
-	if err := mg.run(ctx, run); err != nil {
+	if err := mg.run(ctx, target, run); err != nil {
 		return err
 	}
 	if !announced {

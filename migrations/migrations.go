@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 	"github.com/golang-migrate/migrate/v4/database"
@@ -81,7 +82,9 @@ type MigrationError struct {
 	// Statement is the failing statement, "" when it cannot be told.
 	Statement string
 	// RolledBack reports that nothing of the file was applied, and that the database is not left dirty:
-	// the file runs as one transaction. Fix it (or what it conflicts with) and migrate again.
+	// the file runs as one transaction. Fix it (or what it conflicts with) and migrate again. A file
+	// the server rolled back to resolve a deadlock or a serialization conflict with another session
+	// has already been run again a few times before this is returned.
 	RolledBack bool
 	Err        error
 }
@@ -106,6 +109,8 @@ func (e *MigrationError) Error() string {
 		fmt.Fprintf(&b, ": %s", excerpt(e.Statement, 160))
 	}
 	switch {
+	case e.RolledBack && conflict(e.Err):
+		b.WriteString("; nothing of it was applied: it conflicted with another session, again each time it was run: migrate again when the database is quieter")
 	case e.RolledBack:
 		b.WriteString("; nothing of it was applied: fix it and migrate again")
 	case e.File != "":
@@ -260,8 +265,51 @@ func (mg *Migrator) Close() error {
 	return errors.Join(srcErr, dbErr, connErr)
 }
 
-// run runs f, asking golang-migrate to stop after the current migration when ctx is done.
-func (mg *Migrator) run(ctx context.Context, f func() error) error {
+// Retries of a migration file that lost a deadlock or a serialization conflict with another session
+// (the audit writer's security watch reading the audit tables while a revert drops them, say): the
+// server rolled the file back whole, so running it again is the change the caller asked for, not a
+// repair. Other failures are the file's, and are returned at once.
+const (
+	conflictRetries = 4
+	conflictBackoff = 200 * time.Millisecond
+)
+
+// conflict reports whether err is the server cancelling a transaction to resolve a conflict between
+// sessions, which running it again can get past.
+func conflict(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001") // deadlock_detected, serialization_failure
+}
+
+// run runs f, which migrates to target, asking golang-migrate to stop after the current migration when
+// ctx is done. A file rolled back whole by a conflict with another session is run again, up to
+// conflictRetries times, after a pause: migrating on toward target from the version it left.
+func (mg *Migrator) run(ctx context.Context, target uint, f func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := mg.run1(ctx, f)
+		var me *MigrationError
+		if attempt > conflictRetries || !errors.As(err, &me) || !me.RolledBack || !conflict(me.Err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * conflictBackoff):
+		}
+		f = mg.toward(target)
+	}
+}
+
+// toward migrates from the current version to target, up or down.
+func (mg *Migrator) toward(target uint) func() error {
+	if target == 0 {
+		return mg.m.Down
+	}
+	return func() error { return mg.m.Migrate(target) }
+}
+
+// run1 runs f once (see run).
+func (mg *Migrator) run1(ctx context.Context, f func() error) error {
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -338,9 +386,10 @@ func (mg *Migrator) migrationError(ctx context.Context, failed database.Error) e
 	if version == 0 || !atomic(body) {
 		return e
 	}
-	if e.Statement == "" {
+	if e.Statement == "" && !conflict(e.Err) {
 		// The server named no position (an error raised inside a function or DO block): run the statements
-		// again one by one in a transaction that is rolled back, until one fails.
+		// again one by one in a transaction that is rolled back, until one fails. Not for a conflict with
+		// another session, which is no statement's fault and which the run again would only repeat.
 		_ = mg.owner(ctx, func(c *pgx.Conn) error {
 			tx, err := c.Begin(ctx)
 			if err != nil {
@@ -382,15 +431,26 @@ func (mg *Migrator) before(v uint) uint {
 }
 
 // Up applies every pending migration.
-func (mg *Migrator) Up(ctx context.Context) error { return mg.forward(ctx, "up", mg.m.Up) }
+func (mg *Migrator) Up(ctx context.Context) error {
+	return mg.forward(ctx, "up", mg.last(), mg.m.Up)
+}
 
-// forward runs a change that reverts nothing and records it.
-func (mg *Migrator) forward(ctx context.Context, op string, f func() error) error {
+// last is the highest version of the set.
+func (mg *Migrator) last() uint {
+	l := list(mg.files, 0)
+	if len(l) == 0 {
+		return 0
+	}
+	return l[len(l)-1].Version
+}
+
+// forward runs f, a change to target that reverts nothing, and records it.
+func (mg *Migrator) forward(ctx context.Context, op string, target uint, f func() error) error {
 	before, _, err := mg.Version()
 	if err != nil {
 		return err
 	}
-	if err := mg.run(ctx, f); err != nil {
+	if err := mg.run(ctx, target, f); err != nil {
 		return err
 	}
 	mg.recorded(ctx, before, op)
@@ -433,7 +493,18 @@ func (mg *Migrator) Steps(ctx context.Context, n int) error {
 	if n < 0 {
 		return mg.Down(ctx, -n)
 	}
-	return mg.forward(ctx, "up", func() error { return mg.m.Steps(n) })
+	cur, _, err := mg.Version()
+	if err != nil {
+		return err
+	}
+	// The version n migrations up (or the last, where there are fewer).
+	target, left := cur, n
+	for _, m := range list(mg.files, cur) {
+		if !m.Applied && left > 0 {
+			target, left = m.Version, left-1
+		}
+	}
+	return mg.forward(ctx, "up", target, func() error { return mg.m.Steps(n) })
 }
 
 // Goto migrates up or down to version v; 0 reverts every migration.
@@ -449,7 +520,7 @@ func (mg *Migrator) Goto(ctx context.Context, v uint) error {
 		return err
 	}
 	if v >= cur {
-		return mg.forward(ctx, "up", func() error { return mg.m.Migrate(v) })
+		return mg.forward(ctx, "up", v, func() error { return mg.m.Migrate(v) })
 	}
 	return mg.revert(ctx, v, func() error { return mg.m.Migrate(v) })
 }
@@ -468,7 +539,7 @@ func (mg *Migrator) Force(ctx context.Context, v int) error {
 			return fmt.Errorf("migrations: no migration with version %d", v)
 		}
 	}
-	return mg.forward(ctx, "force", func() error { return mg.m.Force(v) })
+	return mg.forward(ctx, "force", uint(max(v, 0)), func() error { return mg.m.Force(v) })
 }
 
 // Version returns the applied version (0 when none) and whether it is dirty.
