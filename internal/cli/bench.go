@@ -41,9 +41,9 @@ interleaved round after round at each client count:
 
 The C verifier is the extension tenantseal_verify; on a server without it every variant runs the plpgsql
 verifier, and the report says so. The same reads also run server-only, sent by pgbench (--pgbench; S1 raw,
-S2 set_config and raw, S4 unsigned, S5 signed, S5r signed with RESET ALL, S5e signed with c_enter as db.Pool sends it, S5p signed on the
-plpgsql verifier), and, on a second server under valgrind's callgrind ('make bench' starts one when
-valgrind is installed), their instructions per transaction.
+S2 set_config and raw, S4 unsigned, S5 signed, S5r signed with RESET ALL, S5e signed with c_enter as
+db.Pool sends it, S5p signed on the plpgsql verifier), and, on a second server under valgrind's callgrind
+('make bench' starts one when valgrind is installed), their instructions per transaction.
 
 With --flat it also measures variant 5 at 100 tenants and at --flat-tenants tenants with the same rows per
 tenant, and pgbench's raw and signed reads on both. It writes results.json, results.md and chart.svg to
